@@ -1,0 +1,3 @@
+"""Wattline: energy telemetry you can trust and bill on."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,62 @@
+"""Settings from the environment (prefix ``WATTLINE_``), with an embedded default.
+
+With nothing set, Wattline keeps two SQLite files in ``WATTLINE_DATA_DIR``
+(default ``./wattline-data``): ``main.db`` (registry) and ``telemetry.db``.
+Set ``WATTLINE_MAIN_URL`` / ``WATTLINE_TELEMETRY_URL`` to SQLAlchemy URLs to use
+PostgreSQL instead (``postgresql+psycopg://...``).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WATTLINE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("wattline-data"))
+    main_url: str | None = None
+    telemetry_url: str | None = None
+    # base64 of 32 bytes; encrypts vendor credentials (AES-256-GCM). If unset, the
+    # embedded default keeps a generated key in data_dir/secret.key (mode 0600).
+    secret_key: str | None = Field(default=None, repr=False)
+    cron_secret: str | None = Field(default=None, repr=False)
+    log_level: str = "INFO"
+
+    @property
+    def main_database_url(self) -> str:
+        return self.main_url or f"sqlite:///{(self.data_dir / 'main.db').resolve()}"
+
+    @property
+    def telemetry_database_url(self) -> str:
+        return self.telemetry_url or f"sqlite:///{(self.data_dir / 'telemetry.db').resolve()}"
+
+    def ensure_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    @cached_property
+    def encryption_key(self) -> bytes:
+        """The 32-byte credential key: from the environment, else the data-dir key file."""
+        if self.secret_key:
+            key = base64.b64decode(self.secret_key)
+            if len(key) != 32:
+                raise ValueError("WATTLINE_SECRET_KEY must be base64 of exactly 32 bytes")
+            return key
+        self.ensure_data_dir()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(base64.b64encode(secrets.token_bytes(32)).decode())
+        return base64.b64decode(path.read_text().strip())
+
+
+def get_settings() -> Settings:
+    return Settings()

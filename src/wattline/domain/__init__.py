@@ -1,0 +1,1 @@
+"""Pure domain types and unit conversions. No I/O lives here."""

@@ -1,0 +1,262 @@
+"""Bucket arithmetic: ledger entries -> 5-minute buckets -> every coarser period.
+
+Everything is built from 5-minute buckets, the finest period. A ledger delta is
+split over the 5-minute buckets it overlaps in proportion to time (rule 2), with a
+telescoping rounding so the pieces sum to the delta exactly; coarser buckets are
+sums of their 5-minute children. So hour, local day, month and year totals agree
+with each other and with the ledger to the milliwatt-hour. Local days start at
+local midnight, which is a multiple of 15 minutes in UTC in every current zone.
+
+A bucket table is a dict of equal-length numpy columns (see ``COLUMNS``), sorted
+by (series_id, start).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from wattline.domain import timeutil
+
+BASE_S = 300
+FIXED_PERIODS = {"5min": 300, "15min": 900, "hour": 3600}
+CALENDAR_PERIODS = ("day", "month", "year")
+PERIODS = ("5min", "15min", "hour", "day", "month", "year")
+
+COLUMNS = (
+    "series_id", "start", "end", "energy", "ledger_count", "vmin", "vmax", "vsum",
+    "vcount", "vlast", "last_ts", "flags", "split_start", "split_end",
+)
+
+Buckets = dict[str, np.ndarray]
+
+
+def empty() -> Buckets:
+    return {c: np.zeros(0, _dtype(c)) for c in COLUMNS}
+
+
+def _dtype(col: str):
+    if col in ("vmin", "vmax", "vsum", "vlast"):
+        return np.float64
+    if col in ("split_start", "split_end"):
+        return np.bool_
+    return np.int64
+
+
+def _group_starts(*keys: np.ndarray) -> np.ndarray:
+    """Indices where a run of equal (key...) tuples starts, for sorted keys."""
+    n = len(keys[0])
+    if n == 0:
+        return np.zeros(0, np.int64)
+    change = np.zeros(n, bool)
+    change[0] = True
+    for k in keys:
+        change[1:] |= k[1:] != k[:-1]
+    return np.flatnonzero(change)
+
+
+def split_ledger(series_id, start_ts, end_ts, delta, flags):
+    """Pieces of each ledger entry per 5-minute bucket.
+
+    Returns (series_id, bucket_start, energy, flags, split_start, split_end) columns,
+    one row per (entry, bucket) overlap. ``split_start``: the entry began before the
+    bucket; ``split_end``: it ended after it.
+    """
+    s = np.asarray(start_ts, np.int64)
+    e = np.asarray(end_ts, np.int64)
+    first = (s // BASE_S) * BASE_S
+    last = ((e - 1) // BASE_S) * BASE_S  # bucket holding the entry's last second
+    count = np.maximum((last - first) // BASE_S + 1, 1)
+    idx = np.repeat(np.arange(len(s)), count)
+    offset = np.arange(len(idx)) - np.repeat(np.cumsum(count) - count, count)
+    b_start = first[idx] + offset * BASE_S
+    lo = np.maximum(s[idx], b_start)
+    hi = np.minimum(e[idx], b_start + BASE_S)
+    # cumulative overlap up to the end of each piece, telescoped: exact sum
+    span = (e - s)[idx].astype(np.float64)
+    cum_hi = (hi - s[idx]).astype(np.float64)
+    cum_lo = (lo - s[idx]).astype(np.float64)
+    d = np.asarray(delta, np.int64)[idx].astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac_hi = np.where(span > 0, cum_hi / span, 1.0)
+        frac_lo = np.where(span > 0, cum_lo / span, 0.0)
+    energy = (np.rint(d * frac_hi) - np.rint(d * frac_lo)).astype(np.int64)
+    split_start = s[idx] < b_start
+    split_end = e[idx] > b_start + BASE_S
+    return (
+        np.asarray(series_id, np.int64)[idx], b_start, energy,
+        np.asarray(flags, np.int64)[idx], split_start, split_end,
+    )
+
+
+def base_buckets(ledger_cols: dict, reading_cols: dict) -> Buckets:
+    """5-minute buckets from ledger entries and readings of many series.
+
+    ``ledger_cols``: series_id, start_ts, end_ts, delta, flags.
+    ``reading_cols``: series_id, ts, value.
+    """
+    sid, bst, en, fl, ss, se = split_ledger(
+        ledger_cols["series_id"], ledger_cols["start_ts"], ledger_cols["end_ts"],
+        ledger_cols["delta"], ledger_cols["flags"],
+    )
+    o = np.lexsort((bst, sid))
+    sid, bst, en, fl, ss, se = sid[o], bst[o], en[o], fl[o], ss[o], se[o]
+    g = _group_starts(sid, bst)
+    lg = pd.DataFrame({
+        "series_id": sid[g], "start": bst[g],
+        "energy": np.add.reduceat(en, g) if len(g) else en[:0],
+        "ledger_count": np.diff(np.append(g, len(sid))),
+        "flags": np.bitwise_or.reduceat(fl, g) if len(g) else fl[:0],
+        "split_start": np.logical_or.reduceat(ss, g) if len(g) else ss[:0],
+        "split_end": np.logical_or.reduceat(se, g) if len(g) else se[:0],
+    })
+    r_sid = np.asarray(reading_cols["series_id"], np.int64)
+    r_ts = np.asarray(reading_cols["ts"], np.int64)
+    r_v = np.asarray(reading_cols["value"], np.float64)
+    o = np.lexsort((r_ts, r_sid))
+    r_sid, r_ts, r_v = r_sid[o], r_ts[o], r_v[o]
+    r_start = (r_ts // BASE_S) * BASE_S
+    g = _group_starts(r_sid, r_start)
+    g_last = np.append(g[1:], len(r_sid)) - 1
+    rd = pd.DataFrame({
+        "series_id": r_sid[g], "start": r_start[g],
+        "vmin": np.minimum.reduceat(r_v, g) if len(g) else r_v[:0],
+        "vmax": np.maximum.reduceat(r_v, g) if len(g) else r_v[:0],
+        "vsum": np.add.reduceat(r_v, g) if len(g) else r_v[:0],
+        "vcount": np.diff(np.append(g, len(r_sid))),
+        "vlast": r_v[g_last], "last_ts": r_ts[g_last],
+    })
+    df = lg.merge(rd, on=["series_id", "start"], how="outer").sort_values(
+        ["series_id", "start"], kind="stable")
+    return _from_frame(df, BASE_S)
+
+
+def _from_frame(df: pd.DataFrame, width_s: int | None) -> Buckets:
+    n = len(df)
+    out: Buckets = {}
+    out["series_id"] = df["series_id"].to_numpy(np.int64)
+    out["start"] = df["start"].to_numpy(np.int64)
+    out["end"] = df["end"].to_numpy(np.int64) if width_s is None else out["start"] + width_s
+    out["energy"] = df["energy"].fillna(0).to_numpy(np.int64) if "energy" in df else np.zeros(n, np.int64)
+    out["ledger_count"] = df["ledger_count"].fillna(0).to_numpy(np.int64)
+    for c in ("vmin", "vmax", "vsum", "vlast"):
+        out[c] = df[c].to_numpy(np.float64)
+    out["vcount"] = df["vcount"].fillna(0).to_numpy(np.int64)
+    out["last_ts"] = df["last_ts"].fillna(-1).to_numpy(np.int64)
+    out["flags"] = df["flags"].fillna(0).to_numpy(np.int64)
+    out["split_start"] = df["split_start"].fillna(False).to_numpy(bool)
+    out["split_end"] = df["split_end"].fillna(False).to_numpy(bool)
+    return out
+
+
+def compose(children: Buckets, parent_start: np.ndarray, parent_end: np.ndarray) -> Buckets:
+    """Coarser buckets from children sorted by (series_id, start).
+
+    ``parent_start[i]`` / ``parent_end[i]`` is the parent bucket of child i.
+    """
+    n = len(children["series_id"])
+    if n == 0:
+        return empty()
+    sid = children["series_id"]
+    order = np.lexsort((children["start"], parent_start, sid))
+    ch = {k: v[order] for k, v in children.items()}
+    ps, pe = parent_start[order], parent_end[order]
+    g = _group_starts(ch["series_id"], ps)
+    g_end = np.append(g[1:], n) - 1
+    out: Buckets = {"series_id": ch["series_id"][g], "start": ps[g], "end": pe[g]}
+    out["energy"] = np.add.reduceat(ch["energy"], g)
+    out["ledger_count"] = np.add.reduceat(ch["ledger_count"], g)
+    out["vmin"] = np.fmin.reduceat(ch["vmin"], g)
+    out["vmax"] = np.fmax.reduceat(ch["vmax"], g)
+    out["vsum"] = np.add.reduceat(np.nan_to_num(ch["vsum"]), g)
+    out["vcount"] = np.add.reduceat(ch["vcount"], g)
+    has = ch["vcount"] > 0
+    last_idx = np.maximum.reduceat(np.where(has, np.arange(n), -1), g)
+    out["vlast"] = np.where(last_idx >= 0, ch["vlast"][np.maximum(last_idx, 0)], np.nan)
+    out["last_ts"] = np.where(last_idx >= 0, ch["last_ts"][np.maximum(last_idx, 0)], -1)
+    out["vsum"] = np.where(out["vcount"] > 0, out["vsum"], np.nan)
+    out["flags"] = np.bitwise_or.reduceat(ch["flags"], g)
+    # only a split at the parent's own boundary makes the parent estimated
+    out["split_start"] = ch["split_start"][g] & (ch["start"][g] == ps[g])
+    out["split_end"] = ch["split_end"][g_end] & (ch["end"][g_end] == pe[g_end])
+    return out
+
+
+def fixed_parents(starts: np.ndarray, width_s: int) -> tuple[np.ndarray, np.ndarray]:
+    ps = (starts // width_s) * width_s
+    return ps, ps + width_s
+
+
+def calendar_parents(
+    starts: np.ndarray, series_tz: dict[int, str], series_id: np.ndarray, period: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Local day / month / year bucket (start, end) of each child start, per series zone."""
+    ps = np.empty(len(starts), np.int64)
+    pe = np.empty(len(starts), np.int64)
+    tz_of = np.array([series_tz[int(s)] for s in series_id], dtype=object) if len(series_id) else np.zeros(0, object)
+    for tz in set(tz_of.tolist()):
+        mask = tz_of == tz
+        local = pd.to_datetime(starts[mask], unit="s", utc=True).tz_convert(tz)
+        keys = _calendar_keys(local, period)
+        bounds = {k: _bounds(k, tz, period) for k in set(keys)}
+        ps[mask] = [bounds[k][0] for k in keys]
+        pe[mask] = [bounds[k][1] for k in keys]
+    return ps, pe
+
+
+def _calendar_keys(local: pd.DatetimeIndex, period: str) -> list[tuple]:
+    y, m, d = local.year.to_numpy(), local.month.to_numpy(), local.day.to_numpy()
+    if period == "day":
+        return list(zip(y.tolist(), m.tolist(), d.tolist()))
+    if period == "month":
+        return list(zip(y.tolist(), m.tolist()))
+    return [(v,) for v in y.tolist()]
+
+
+def _bounds(key: tuple, tz: str, period: str) -> tuple[int, int]:
+    if period == "day":
+        return timeutil.day_bounds(date(*key), tz)
+    if period == "month":
+        return timeutil.month_bounds(key[0], key[1], tz)
+    return timeutil.year_bounds(key[0], tz)
+
+
+def bucket_range(period: str, start_ts: int, end_ts: int, tz: str) -> list[tuple[int, int]]:
+    """Every bucket of ``period`` whose start lies in [start_ts, end_ts), in zone ``tz``."""
+    out: list[tuple[int, int]] = []
+    if period in FIXED_PERIODS:
+        w = FIXED_PERIODS[period]
+        first = -(-start_ts // w) * w
+        return [(t, t + w) for t in range(first, end_ts, w)]
+    d = timeutil.local_date(start_ts, tz)
+    if period == "month":
+        key: tuple = (d.year, d.month)
+    elif period == "year":
+        key = (d.year,)
+    else:
+        key = (d.year, d.month, d.day)
+    b = _bounds(key, tz, period)
+    if b[0] < start_ts:
+        b = _bounds(_next_key(key, period), tz, period)
+        key = _next_key(key, period)
+    while b[0] < end_ts:
+        out.append(b)
+        key = _next_key(key, period)
+        b = _bounds(key, tz, period)
+    return out
+
+
+def _next_key(key: tuple, period: str) -> tuple:
+    if period == "day":
+        from datetime import timedelta
+        n = date(*key) + timedelta(days=1)
+        return (n.year, n.month, n.day)
+    if period == "month":
+        return (key[0] + 1, 1) if key[1] == 12 else (key[0], key[1] + 1)
+    return (key[0] + 1,)
+
+
+ParentFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]

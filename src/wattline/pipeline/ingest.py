@@ -1,0 +1,264 @@
+"""The one entry point every source uses: a ReadingBatch in, derived data out.
+
+    normalize (the source) -> validate -> store raw + readings -> ledger
+    -> 5-minute buckets -> 15 min, hour, local day, month, year -> summaries
+
+All writes of one batch happen in one telemetry transaction: a crash loses the
+batch as a whole or not at all, and rerunning it changes nothing (rule 5). Only
+the ledger entries and buckets a batch touches are re-derived.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import Connection, Engine
+
+from wattline.domain.readings import ReadingBatch
+from wattline.pipeline import aggregate, ledger as ledger_mod, rawstore, rollup
+from wattline.pipeline.series import SeriesCatalog, SeriesConfig
+from wattline.pipeline.validate import quarantine_reasons
+from wattline.store import bulk
+from wattline.store.tables import ledger, quarantined_readings, readings, series_info
+
+FOLLOW_LIMIT = 64  # readings after a late insert fetched per round to find convergence
+
+
+@dataclass
+class Quarantined:
+    series_id: int
+    ts: int
+    value: float
+    reason: str
+
+
+@dataclass
+class IngestResult:
+    readings_written: int = 0
+    duplicates_in_batch: int = 0
+    late_readings: int = 0  # older than the newest stored reading of their series
+    ledger_entries: int = 0
+    buckets_written: int = 0
+    quarantined: list[Quarantined] = field(default_factory=list)
+    touched_assets: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _SeriesWork:
+    """Per-series state of one batch."""
+
+    cfg: SeriesConfig
+    ts: np.ndarray
+    value: np.ndarray
+    stored_max: int | None = None
+    prev_ts: int | None = None
+    prev_value: float | None = None
+    prev_ref: int | None = None
+    lo: int = 0  # first instant whose buckets must be recomputed
+    hi: int = 0  # end (exclusive)
+
+
+class Pipeline:
+    def __init__(self, telemetry: Engine, main_reader: Engine):
+        self.telemetry = telemetry
+        self.main_reader = main_reader
+        self.catalog = SeriesCatalog(main_reader)
+        self._series_info_known: set[int] = set()
+
+    def ingest(
+        self, batch: ReadingBatch, *, refresh_summaries: bool = True, now: int | None = None
+    ) -> IngestResult:
+        result = IngestResult()
+        if len(batch) == 0:
+            return result
+        configs = self.catalog.get_many(np.unique(batch.series_id).tolist())
+        received = int(time.time()) if now is None else now
+        reasons = quarantine_reasons(batch, configs)
+        good = np.array([r is None for r in reasons], bool)
+        with self.telemetry.begin() as conn:
+            self._ensure_series_info(conn, configs)
+            raw_ids = rawstore.store(conn, batch.raw_payloads, batch.source, received)
+            link = np.array([raw_ids[i] if i >= 0 else -1 for i in batch.raw_index.tolist()], np.int64)
+            self._store_quarantine(conn, batch, reasons, link, received, result)
+            if good.any():
+                self._apply(conn, batch.take(good), link[good], configs, result)
+            if refresh_summaries and result.touched_assets:
+                rollup.refresh_summaries(conn, self.main_reader, result.touched_assets, now)
+        return result
+
+    # -- steps ---------------------------------------------------------------
+
+    def _ensure_series_info(self, conn: Connection, configs: dict[int, SeriesConfig]) -> None:
+        new = [c for sid, c in configs.items() if sid not in self._series_info_known]
+        if not new:
+            return
+        rows = [(c.series_id, c.asset_id, c.point_key, c.metric_type.value, c.timezone, c.vendor_plant_id)
+                for c in new]
+        bulk.upsert(conn, series_info,
+                    ("series_id", "asset_id", "point_key", "metric_type", "timezone", "vendor_plant_id"),
+                    rows, key=("series_id",))
+        self._series_info_known.update(c.series_id for c in new)
+
+    def _store_quarantine(self, conn, batch, reasons, link, received, result) -> None:
+        rows = {}
+        for i, reason in enumerate(reasons):
+            if reason is None:
+                continue
+            sid, ts, v = int(batch.series_id[i]), int(batch.ts[i]), float(batch.value[i])
+            rows[(sid, ts, reason)] = (sid, ts, reason, repr(v), int(link[i]) if link[i] != -1 else None, received)
+            result.quarantined.append(Quarantined(sid, ts, v, reason))
+        bulk.upsert(conn, quarantined_readings,
+                    ("series_id", "ts", "reason", "value_text", "raw_event_id", "received_at"),
+                    list(rows.values()), key=("series_id", "ts", "reason"))
+
+    def _apply(self, conn: Connection, batch: ReadingBatch, link: np.ndarray,
+               configs: dict[int, SeriesConfig], result: IngestResult) -> None:
+        # last occurrence of a (series, ts) in the batch wins, like an upsert
+        order = np.lexsort((np.arange(len(batch)), batch.ts, batch.series_id))
+        sid, ts, val, lk = batch.series_id[order], batch.ts[order], batch.value[order], link[order]
+        keep = np.ones(len(sid), bool)
+        keep[:-1] = (sid[1:] != sid[:-1]) | (ts[1:] != ts[:-1])
+        result.duplicates_in_batch = int((~keep).sum())
+        sid, ts, val, lk = sid[keep], ts[keep], val[keep], lk[keep]
+
+        starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
+        ends = np.r_[starts[1:], len(sid)]
+        work = {
+            int(sid[a]): _SeriesWork(configs[int(sid[a])], ts[a:b], val[a:b])
+            for a, b in zip(starts, ends)
+        }
+        self._load_neighbours(conn, work)
+        result.late_readings = int(sum(
+            int((w.ts < w.stored_max).sum()) for w in work.values() if w.stored_max is not None))
+
+        bulk.upsert(conn, readings, ("series_id", "ts", "value", "raw_event_id"),
+                    list(zip(sid.tolist(), ts.tolist(), val.tolist(),
+                             [None if x == -1 else x for x in lk.tolist()])),
+                    key=("series_id", "ts"))
+        result.readings_written = len(sid)
+
+        entries = self._derive_ledger(conn, work)
+        result.ledger_entries = sum(len(e[1]) for e in entries)
+        rows = []
+        for s, lr in entries:
+            method = int(work[s].cfg.rules.method)
+            rows.extend(zip([s] * len(lr), lr.end_ts.tolist(), lr.start_ts.tolist(), lr.delta.tolist(),
+                            [method] * len(lr), lr.confidence.tolist(), lr.flags.tolist(),
+                            [None if r < 0 else r for r in lr.ref.tolist()]))
+        bulk.upsert(conn, ledger, ("series_id", "end_ts", "start_ts", "delta_milli_wh", "method",
+                                   "confidence", "flags", "ref_milli_wh"), rows, key=("series_id", "end_ts"))
+
+        ranges = {s: (w.lo, w.hi) for s, w in work.items()}
+        tz = {s: w.cfg.timezone for s, w in work.items()}
+        result.buckets_written = aggregate.recompute(conn, ranges, tz)
+        result.touched_assets.update(w.cfg.asset_id for w in work.values())
+
+    def _load_neighbours(self, conn: Connection, work: dict[int, _SeriesWork]) -> None:
+        """Newest stored reading of each series and the stored reading just before
+        the batch's first (with its counter high-water mark)."""
+        cte = bulk.values_cte("t", ("series_id", "tmin"), [(s, w.ts[0]) for s, w in work.items()])
+        q = f"""
+            WITH {cte}
+            SELECT t.series_id,
+                   (SELECT MAX(r.ts) FROM readings r WHERE r.series_id = t.series_id) AS stored_max,
+                   (SELECT MAX(r.ts) FROM readings r WHERE r.series_id = t.series_id AND r.ts < t.tmin)
+            FROM t
+        """
+        prev_keys = []
+        for s, stored_max, prev_ts in conn.exec_driver_sql(q):
+            w = work[s]
+            w.stored_max, w.prev_ts = stored_max, prev_ts
+            if prev_ts is not None:
+                prev_keys.append((s, prev_ts))
+        if not prev_keys:
+            return
+        cte = bulk.values_cte("p", ("series_id", "ts"), prev_keys)
+        q = f"""
+            WITH {cte}
+            SELECT r.series_id, r.value, l.ref_milli_wh FROM p
+            JOIN readings r ON r.series_id = p.series_id AND r.ts = p.ts
+            LEFT JOIN ledger l ON l.series_id = p.series_id AND l.end_ts = p.ts
+        """
+        for s, value, ref in conn.exec_driver_sql(q):
+            work[s].prev_value = value
+            work[s].prev_ref = ref if ref is not None else None
+
+    def _derive_ledger(self, conn: Connection, work: dict[int, _SeriesWork]):
+        """Ledger entries to (re)write per series; also sets each series' bucket range."""
+        out = []
+        overlap = {s for s, w in work.items() if w.stored_max is not None and w.stored_max >= w.ts[0]}
+        if overlap:
+            self._merge_stored_window(conn, {s: work[s] for s in overlap})
+        for s, w in work.items():
+            rules = w.cfg.rules
+            w.lo, w.hi = int(w.ts[0]), int(w.ts[-1]) + 1
+            if rules is None:
+                continue
+            prev_ref = w.prev_ref
+            if w.prev_ts is not None and prev_ref is None and rules.method.name == "COUNTER":
+                # the previous reading opened the series: its value is the mark
+                prev_ref = int(ledger_mod.kwh_to_milli(np.array([w.prev_value]))[0])
+            lr = ledger_mod.derive(w.ts, w.value, rules, w.prev_ts, w.prev_value, prev_ref)
+            if s in overlap:
+                lr = self._extend_to_convergence(conn, s, w, lr, rules, prev_ref)
+            if len(lr):
+                w.lo = min(w.lo, int(lr.start_ts.min()))
+                w.hi = max(w.hi, int(lr.end_ts.max()))
+            out.append((s, lr))
+        return out
+
+    def _merge_stored_window(self, conn: Connection, work: dict[int, _SeriesWork]) -> None:
+        """For late data: the window becomes every stored reading in [tmin, tmax]
+        (already upserted with the batch's values)."""
+        cte = bulk.values_cte("t", ("series_id", "tmin", "tmax"),
+                              [(s, w.ts[0], w.ts[-1]) for s, w in work.items()])
+        q = f"""
+            WITH {cte}
+            SELECT r.series_id, r.ts, r.value FROM t
+            JOIN readings r ON r.series_id = t.series_id AND r.ts >= t.tmin AND r.ts <= t.tmax
+            ORDER BY r.series_id, r.ts
+        """
+        rows = conn.exec_driver_sql(q).fetchall()
+        by: dict[int, list] = {}
+        for s, t, v in rows:
+            by.setdefault(s, []).append((t, v))
+        for s, w in work.items():
+            pts = by.get(s, [])
+            if pts:
+                w.ts = np.array([p[0] for p in pts], np.int64)
+                w.value = np.array([p[1] for p in pts], np.float64)
+
+    def _extend_to_convergence(self, conn, s, w, lr, rules, prev_ref):
+        """Re-derive stored entries after the window until one comes out unchanged."""
+        limit = FOLLOW_LIMIT
+        while True:
+            q = f"""
+                SELECT r.ts, r.value, l.start_ts, l.delta_milli_wh, l.flags, l.ref_milli_wh
+                FROM readings r LEFT JOIN ledger l ON l.series_id = r.series_id AND l.end_ts = r.ts
+                WHERE r.series_id = {int(s)} AND r.ts > {int(w.ts[-1])}
+                ORDER BY r.ts LIMIT {int(limit)}
+            """
+            follow = conn.exec_driver_sql(q).fetchall()
+            if not follow:
+                return lr
+            f_ts = np.array([f[0] for f in follow], np.int64)
+            f_v = np.array([f[1] for f in follow], np.float64)
+            all_lr = ledger_mod.derive(np.r_[w.ts, f_ts], np.r_[w.value, f_v], rules,
+                                       w.prev_ts, w.prev_value, prev_ref)
+            n_window = len(all_lr) - len(follow)
+            for j, f in enumerate(follow):
+                k = n_window + j
+                stored = (f[2], f[3], f[4], -1 if f[5] is None else f[5])
+                new = (int(all_lr.start_ts[k]), int(all_lr.delta[k]), int(all_lr.flags[k]), int(all_lr.ref[k]))
+                if stored == new:
+                    return _slice(all_lr, k)
+            if len(follow) < limit:
+                return all_lr
+            limit *= 4
+
+
+def _slice(lr: ledger_mod.LedgerRows, n: int) -> ledger_mod.LedgerRows:
+    return ledger_mod.LedgerRows(lr.start_ts[:n], lr.end_ts[:n], lr.delta[:n], lr.flags[:n],
+                                 lr.confidence[:n], lr.ref[:n])

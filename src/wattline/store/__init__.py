@@ -1,0 +1,1 @@
+"""Tables, engines, migrations, bulk writers and queries for the two databases."""

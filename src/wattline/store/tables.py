@@ -1,0 +1,302 @@
+"""Table definitions of both databases (SQLAlchemy Core).
+
+``main_metadata`` is the registry; ``telemetry_metadata`` holds everything measured
+or derived. Timestamps of measured data are integer UTC epoch seconds (``ts``,
+``start_ts`` ...): compact, fast to compare and the same on SQLite and PostgreSQL;
+the seed-named view ``telemetry_15m`` presents them as timestamps. Energy in the
+ledger and aggregates is an integer count of milliwatt-hours (``*_milli_wh``) so
+that hourly, daily, monthly and ledger sums regroup exactly, with no float drift.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+
+main_metadata = MetaData()
+telemetry_metadata = MetaData()
+
+# ---------------------------------------------------------------- main (registry)
+
+organizations = Table(
+    "organizations",
+    main_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("auto_sync_enabled", Boolean, nullable=False, server_default="1"),
+    Column("sync_interval_minutes", Integer, nullable=False, server_default="1440"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+vendor_accounts = Table(
+    "vendor_accounts",
+    main_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    Column("vendor_type", String(40), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("base_url", String(500), nullable=True),
+    # AES-256-GCM: 12-byte nonce || ciphertext+tag, never logged or returned
+    Column("credentials_encrypted", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("organization_id", "name", name="uq_vendor_accounts_org_name"),
+)
+
+assets = Table(
+    "assets",
+    main_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("kind", String(20), nullable=False),  # plant | system | site | device | meter
+    Column("timezone", String(64), nullable=False),
+    Column("vendor_account_id", Integer, ForeignKey("vendor_accounts.id"), nullable=True),
+    Column("vendor_type", String(40), nullable=True),
+    Column("vendor_plant_id", String(100), nullable=True),
+    Column("start_operating_time", BigInteger, nullable=True),  # epoch s
+    Column("capacity_kw", Float, nullable=True),
+    Column("latitude", Float, nullable=True),
+    Column("longitude", Float, nullable=True),
+    Column("attributes", JSON, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index("ix_assets_vendor", assets.c.vendor_type, assets.c.vendor_plant_id)
+
+points = Table(
+    "points",
+    main_metadata,
+    # the point id is the series id used in every telemetry table
+    Column("id", Integer, primary_key=True),
+    Column("asset_id", Integer, ForeignKey("assets.id"), nullable=False),
+    Column("key", String(80), nullable=False),
+    Column("metric_type", String(20), nullable=False),
+    Column("unit", String(16), nullable=False),  # canonical unit of metric_type
+    Column("vendor_field", String(120), nullable=True),
+    Column("transform", String(120), nullable=True),
+    # a counter value below reset_ratio * previous is a reset; above it, noise
+    Column("reset_ratio", Float, nullable=False, server_default="0.9"),
+    Column("wrap_kwh", Float, nullable=True),  # fixed-width counters wrap at this value
+    Column("expected_interval_s", Integer, nullable=False, server_default="900"),
+    Column("plausible_min", Float, nullable=True),
+    Column("plausible_max", Float, nullable=True),
+    UniqueConstraint("asset_id", "key", name="uq_points_asset_key"),
+)
+
+groups = Table(
+    "groups",
+    main_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    Column("kind", String(20), nullable=False),  # work_order | composite | classroom
+    Column("name", String(200), nullable=False),
+    UniqueConstraint("organization_id", "kind", "name", name="uq_groups_org_kind_name"),
+)
+
+group_members = Table(
+    "group_members",
+    main_metadata,
+    Column("group_id", Integer, ForeignKey("groups.id"), primary_key=True),
+    Column("asset_id", Integer, ForeignKey("assets.id"), primary_key=True),
+)
+Index("ix_group_members_asset", group_members.c.asset_id)
+
+# ---------------------------------------------------------------- telemetry
+
+# Copy of the registry facts the telemetry side needs for its own views and roll-ups
+# (seed 000: the telemetry database duplicates rather than reaching across).
+series_info = Table(
+    "series_info",
+    telemetry_metadata,
+    Column("series_id", Integer, primary_key=True),
+    Column("asset_id", Integer, nullable=False),
+    Column("point_key", String(80), nullable=False),
+    Column("metric_type", String(20), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("vendor_plant_id", String(100), nullable=True),
+)
+Index("ix_series_info_asset", series_info.c.asset_id, series_info.c.point_key)
+
+raw_events = Table(
+    "raw_events",
+    telemetry_metadata,
+    # first 8 bytes of the sha256 of the canonical JSON, as a signed int64
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("source", String(80), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("payload", Text, nullable=False),  # exactly as it arrived, JSON text
+)
+
+readings = Table(
+    "readings",
+    telemetry_metadata,
+    Column("series_id", Integer, primary_key=True, autoincrement=False),
+    Column("ts", BigInteger, primary_key=True, autoincrement=False),
+    Column("value", Float, nullable=False),
+    Column("raw_event_id", BigInteger, nullable=True),
+)
+
+quarantined_readings = Table(
+    "quarantined_readings",
+    telemetry_metadata,
+    Column("series_id", Integer, primary_key=True, autoincrement=False),
+    Column("ts", BigInteger, primary_key=True, autoincrement=False),
+    Column("reason", String(200), primary_key=True),
+    Column("value_text", String(64), nullable=False),  # repr: NaN/inf survive
+    Column("raw_event_id", BigInteger, nullable=True),
+    Column("received_at", BigInteger, nullable=False),
+)
+
+ledger = Table(
+    "ledger",
+    telemetry_metadata,
+    Column("series_id", Integer, primary_key=True, autoincrement=False),
+    Column("end_ts", BigInteger, primary_key=True, autoincrement=False),
+    Column("start_ts", BigInteger, nullable=False),
+    Column("delta_milli_wh", BigInteger, nullable=False),  # >= 0 for counters
+    Column("method", SmallInteger, nullable=False),  # see pipeline.quality.Method
+    Column("confidence", Float, nullable=False),
+    Column("flags", Integer, nullable=False),  # pipeline.quality.Flag bits
+    # counter high-water mark after this entry (milli-Wh): lets a late reading
+    # re-derive only the entries it touches
+    Column("ref_milli_wh", BigInteger, nullable=True),
+)
+
+aggregates = Table(
+    "aggregates",
+    telemetry_metadata,
+    Column("series_id", Integer, primary_key=True, autoincrement=False),
+    Column("period", String(8), primary_key=True),  # 5min 15min hour day month year
+    Column("bucket_start", BigInteger, primary_key=True, autoincrement=False),
+    Column("bucket_end", BigInteger, nullable=False),
+    Column("energy_milli_wh", BigInteger, nullable=True),
+    Column("value_min", Float, nullable=True),
+    Column("value_max", Float, nullable=True),
+    Column("value_sum", Float, nullable=True),
+    Column("value_count", Integer, nullable=False, server_default="0"),
+    Column("value_last", Float, nullable=True),
+    Column("last_ts", BigInteger, nullable=True),
+    Column("ledger_count", Integer, nullable=False, server_default="0"),
+    Column("flags", Integer, nullable=False, server_default="0"),
+    # a ledger delta crossing the bucket's start / end was split by time
+    Column("split_start", Boolean, nullable=False, server_default="0"),
+    Column("split_end", Boolean, nullable=False, server_default="0"),
+)
+
+plant_aggregates = Table(
+    "plant_aggregates",
+    telemetry_metadata,
+    Column("plant_id", Integer, primary_key=True, autoincrement=False),
+    Column("vendor_plant_id", Text, nullable=False),
+    Column("daily_energy_kwh", Numeric(10, 3, asdecimal=False), nullable=False),
+    Column("monthly_energy_mwh", Numeric(10, 3, asdecimal=False), nullable=False),
+    Column("yearly_energy_mwh", Numeric(10, 3, asdecimal=False), nullable=False),
+    Column("total_energy_mwh", Numeric(10, 3, asdecimal=False), nullable=False),
+    Column("current_power_kw", Numeric(10, 3, asdecimal=False), nullable=True),
+    Column("last_update_time", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("quality_flags", Integer, nullable=False, server_default="0"),
+)
+Index("idx_plant_aggregates_vendor_plant_id", plant_aggregates.c.vendor_plant_id)
+Index("idx_plant_aggregates_last_update", plant_aggregates.c.last_update_time)
+
+work_order_aggregates = Table(
+    "work_order_aggregates",
+    telemetry_metadata,
+    Column("work_order_id", Integer, primary_key=True, autoincrement=False),
+    Column("daily_energy_kwh", Numeric(10, 3, asdecimal=False), nullable=False),
+    Column("monthly_energy_mwh", Numeric(10, 3, asdecimal=False), nullable=False),
+    Column("yearly_energy_mwh", Numeric(10, 3, asdecimal=False), nullable=False),
+    Column("total_energy_mwh", Numeric(10, 3, asdecimal=False), nullable=False),
+    Column("current_power_kw", Numeric(10, 3, asdecimal=False), nullable=True),
+    Column("last_update_time", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("quality_flags", Integer, nullable=False, server_default="0"),
+)
+Index("idx_work_order_aggregates_last_update", work_order_aggregates.c.last_update_time)
+
+vendor_sync_logs = Table(
+    "vendor_sync_logs",
+    telemetry_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("vendor_id", Integer, nullable=True),
+    Column("plant_id", Integer, nullable=True),
+    Column("sync_type", Text, nullable=False),  # telemetry | plant | alert | job
+    Column("status", Text, nullable=False),  # success | error | partial
+    Column("error_message", Text, nullable=True),
+    Column("records_processed", Integer, nullable=False, server_default="0"),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+    Column("metadata", JSON, nullable=True),
+)
+Index("ix_vendor_sync_logs_plant", vendor_sync_logs.c.plant_id, vendor_sync_logs.c.started_at)
+
+# ---------------------------------------------------------------- security (main)
+
+users = Table(
+    "users",
+    main_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(120), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),  # argon2id
+    Column("role", String(20), nullable=False),  # superadmin | admin | user | viewer
+    Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    main_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(120), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),  # never the token
+    Column("role", String(20), nullable=False),
+    Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# ---------------------------------------------------------------- jobs (telemetry)
+
+jobs = Table(
+    "jobs",
+    telemetry_metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("params", JSON, nullable=True),
+    Column("status", String(20), nullable=False),  # queued | running | succeeded | failed
+    Column("progress", JSON, nullable=True),
+    Column("result", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+backfill_checkpoints = Table(
+    "backfill_checkpoints",
+    telemetry_metadata,
+    Column("plant_id", Integer, primary_key=True, autoincrement=False),
+    Column("last_ts", BigInteger, nullable=True),  # last stored reading ts (epoch s)
+    Column("target_end_ts", BigInteger, nullable=True),
+    Column("chunks_done", Integer, nullable=False, server_default="0"),
+    Column("records", Integer, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -1,0 +1,104 @@
+"""Shared fixtures: fresh database pairs on SQLite and PostgreSQL.
+
+With CI=true a test whose service is unreachable fails instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from wattline.pipeline import Pipeline
+from wattline.store.engines import open_databases
+from wattline.store.migrate import upgrade_all
+
+PG_ADMIN_URL = os.environ.get("WATTLINE_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def service_missing(what: str, exc: Exception):
+    msg = f"{what} unreachable: {exc}"
+    if IN_CI:
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+class PgDatabases:
+    """Creates throw-away databases on the local PostgreSQL server."""
+
+    def __init__(self):
+        self.admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        self.created: list[str] = []
+
+    def url(self, name: str) -> str:
+        base = PG_ADMIN_URL.rsplit("/", 1)[0]
+        return f"{base}/{name}"
+
+    def create(self, template: str | None = None) -> str:
+        name = f"wl_{uuid.uuid4().hex[:12]}"
+        with self.admin.connect() as c:
+            c.execute(text(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else "")))
+        self.created.append(name)
+        return name
+
+    def drop_all(self) -> None:
+        with self.admin.connect() as c:
+            for name in self.created:
+                c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_templates():
+    """A migrated (main, telemetry) pair used as CREATE DATABASE templates."""
+    try:
+        pg = PgDatabases()
+        with pg.admin.connect() as c:
+            c.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001
+        service_missing("PostgreSQL", exc)
+    main, tel = pg.create(), pg.create()
+    dbs = open_databases(pg.url(main), pg.url(tel))
+    upgrade_all(dbs.main, dbs.telemetry)
+    dbs.dispose()
+    yield pg, main, tel
+    pg.drop_all()
+
+
+def make_sqlite(tmp_path: Path):
+    dbs = open_databases(f"sqlite:///{tmp_path / 'main.db'}", f"sqlite:///{tmp_path / 'telemetry.db'}")
+    upgrade_all(dbs.main, dbs.telemetry)
+    return dbs
+
+
+def make_pg(pg_templates):
+    pg, main_t, tel_t = pg_templates
+    main, tel = pg.create(main_t), pg.create(tel_t)
+    return open_databases(pg.url(main), pg.url(tel))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def dbs(request, tmp_path):
+    """Fresh, migrated database pair on each backend."""
+    if request.param == "sqlite":
+        d = make_sqlite(tmp_path)
+    else:
+        d = make_pg(request.getfixturevalue("pg_templates"))
+    yield d
+    d.dispose()
+
+
+@pytest.fixture
+def sqlite_dbs(tmp_path):
+    d = make_sqlite(tmp_path)
+    yield d
+    d.dispose()
+
+
+@pytest.fixture
+def pipeline(dbs):
+    return Pipeline(dbs.telemetry, dbs.main_reader)
