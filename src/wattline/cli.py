@@ -1,0 +1,190 @@
+"""The ``wattline`` command."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from wattline.domain import timeutil
+
+app = typer.Typer(help="Wattline: energy telemetry you can trust and bill on.", no_args_is_help=True)
+db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
+assets_app = typer.Typer(help="Assets: plants, systems, sites, devices, meters.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(assets_app, name="assets")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _ctx():
+    from wattline.context import open_context
+
+    return open_context()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the migrations of both databases."""
+    from wattline.config import get_settings
+    from wattline.store.engines import make_engine
+    from wattline.store.migrate import upgrade_all
+
+    s = get_settings()
+    s.ensure_data_dir()
+    main, tel = make_engine(s.main_database_url), make_engine(s.telemetry_database_url)
+    upgrade_all(main, tel)
+    console.print("main and telemetry databases are up to date")
+
+
+@assets_app.command("add")
+def assets_add(
+    name: str,
+    kind: str = typer.Option(..., help="plant | system | site | device | meter"),
+    timezone: str = typer.Option(..., help="IANA timezone, e.g. Europe/Berlin"),
+    vendor: Optional[str] = typer.Option(None, help="vendor type, e.g. solarman, sungrow"),
+    vendor_id: Optional[str] = typer.Option(None, "--vendor-id", help="the vendor's plant id"),
+    asset_id: Optional[int] = typer.Option(None, "--id", help="explicit asset id"),
+) -> None:
+    """Register an asset."""
+    from wattline.store import registry
+
+    ctx = _ctx()
+    try:
+        with ctx.dbs.main.begin() as conn:
+            new_id = registry.add_asset(conn, name, kind, timezone, asset_id=asset_id,
+                                        vendor_type=vendor, vendor_plant_id=vendor_id)
+    except registry.RegistryError as exc:
+        _fail(str(exc))
+    console.print(f"asset {name!r} added with id {new_id}")
+
+
+@assets_app.command("list")
+def assets_list() -> None:
+    """List assets."""
+    from sqlalchemy import select
+
+    from wattline.store.tables import assets
+
+    ctx = _ctx()
+    table = Table("id", "name", "kind", "timezone", "vendor", "vendor id")
+    with ctx.dbs.main.connect() as conn:
+        for r in conn.execute(select(assets).order_by(assets.c.id)).mappings():
+            table.add_row(str(r["id"]), r["name"], r["kind"], r["timezone"], r["vendor_type"] or "",
+                          r["vendor_plant_id"] or "")
+    console.print(table)
+
+
+@app.command("import")
+def import_cmd(file: Path = typer.Argument(..., exists=False)) -> None:
+    """Import readings from a CSV file: asset,point,ts,value,unit[,type]."""
+    from wattline.sources.csv_import import CsvFormatError, import_csv
+
+    if not file.is_file():
+        _fail(f"no such file: {file}")
+    ctx = _ctx()
+    try:
+        report = import_csv(ctx, file)
+    except CsvFormatError as exc:
+        _fail(str(exc))
+    for e in report.rejected:
+        err.print(f"line {e.line}: {e.reason}")
+    for p in report.points_created:
+        console.print(f"created point {p}")
+    console.print(f"{report.rows} rows read, {report.written} written, {len(report.rejected)} rejected")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("energy")
+def energy_cmd(
+    asset: str = typer.Option(...),
+    point: str = typer.Option(...),
+    period: str = typer.Option(..., help="5min | 15min | hour | day | month | year"),
+    from_: str = typer.Option(..., "--from", help="ISO-8601 with offset"),
+    to: str = typer.Option(..., "--to", help="ISO-8601 with offset (exclusive)"),
+    fmt: str = typer.Option("table", "--format", help="table | json | csv"),
+) -> None:
+    """Energy per bucket in kWh over [from, to), with quality flags and the total."""
+    from wattline.pipeline.buckets import PERIODS
+    from wattline.store import queries, registry
+
+    if period not in PERIODS:
+        _fail(f"--period must be one of {', '.join(PERIODS)}")
+    if fmt not in ("table", "json", "csv"):
+        _fail("--format must be table, json or csv")
+    try:
+        start, end = timeutil.parse_instant(from_), timeutil.parse_instant(to)
+    except ValueError as exc:
+        _fail(str(exc))
+    if end <= start:
+        _fail("--to must be after --from")
+    ctx = _ctx()
+    with ctx.dbs.main.connect() as conn:
+        a = registry.asset_by_name(conn, asset)
+        if a is None:
+            _fail(f"unknown asset {asset!r}")
+        p = registry.point(conn, a["id"], point)
+        if p is None:
+            _fail(f"asset {asset!r} has no point {point!r}")
+    if p["metric_type"] not in ("counter", "interval_energy", "power"):
+        _fail(f"point {point!r} is a {p['metric_type']} series: energy needs counter, interval_energy or power")
+    tz = a["timezone"]
+    rows = queries.energy_buckets(ctx.dbs.telemetry, p["id"], period, start, end, tz)
+    report = queries.energy_report(asset, point, period, tz, rows)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    elif fmt == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(["start", "end", "energy_kwh", "quality"])
+        for b in report["buckets"]:
+            w.writerow([b["start"], b["end"], b["energy_kwh"], ";".join(b["quality"])])
+        w.writerow(["total", "", report["total_kwh"], ""])
+    else:
+        t = Table("start", "end", "energy kWh", "quality", title=f"{asset} / {point} ({tz})")
+        for b in report["buckets"]:
+            t.add_row(b["start"], b["end"], f"{b['energy_kwh']:.3f}", ", ".join(b["quality"]))
+        t.add_row("total", "", f"{report['total_kwh']:.3f}", "")
+        console.print(t)
+
+
+@app.command("serve")
+def serve_cmd(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+) -> None:
+    """Start the API (applies migrations first)."""
+    import uvicorn
+
+    from wattline import logs
+    from wattline.api.app import create_app
+
+    logs.configure()
+    uvicorn.run(create_app(), host=host, port=port, log_config=None)
+
+
+def _mount_optional() -> None:
+    """Sub-commands that live in their own modules."""
+    try:
+        from wattline.cli_vendors import vendors_app
+    except ImportError:  # pragma: no cover - during partial installs
+        return
+    app.add_typer(vendors_app, name="vendors")
+
+
+_mount_optional()
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,35 @@
+"""What a running Wattline process holds: settings, database handles, the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wattline.config import Settings, get_settings
+from wattline.pipeline import Pipeline
+from wattline.store.engines import Databases, open_databases
+from wattline.store.migrate import upgrade_all
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    dbs: Databases
+    pipeline: Pipeline
+
+    def close(self) -> None:
+        self.dbs.dispose()
+
+
+def open_context(settings: Settings | None = None, *, migrate: bool = True) -> AppContext:
+    settings = settings or get_settings()
+    settings.ensure_data_dir()
+    if migrate:
+        # the read-only handle needs the SQLite file to exist: migrate first
+        from wattline.store.engines import make_engine
+
+        main, tel = make_engine(settings.main_database_url), make_engine(settings.telemetry_database_url)
+        upgrade_all(main, tel)
+        main.dispose()
+        tel.dispose()
+    dbs = open_databases(settings.main_database_url, settings.telemetry_database_url)
+    return AppContext(settings, dbs, Pipeline(dbs.telemetry, dbs.main_reader))

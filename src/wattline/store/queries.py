@@ -1,0 +1,70 @@
+"""Read models shared by the CLI and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+
+from wattline.domain import timeutil
+from wattline.pipeline import buckets as B
+from wattline.pipeline.quality import Flag, flag_names
+from wattline.store.tables import aggregates
+
+
+@dataclass
+class EnergyBucket:
+    start: int
+    end: int
+    energy_milli_wh: int
+    flags: int
+
+    @property
+    def energy_kwh(self) -> float:
+        return self.energy_milli_wh / 1e6
+
+    @property
+    def quality(self) -> list[str]:
+        return flag_names(self.flags)
+
+
+def energy_buckets(telemetry: Engine, series_id: int, period: str, start_ts: int, end_ts: int,
+                   tz: str) -> list[EnergyBucket]:
+    """Every ``period`` bucket starting in [start_ts, end_ts) with its energy and
+    quality; a bucket with no stored data has 0 energy and the ``no_data`` flag."""
+    if period not in B.PERIODS:
+        raise ValueError(f"period must be one of {', '.join(B.PERIODS)}")
+    wanted = B.bucket_range(period, start_ts, end_ts, tz)
+    with telemetry.connect() as conn:
+        rows = conn.execute(
+            select(aggregates.c.bucket_start, aggregates.c.energy_milli_wh, aggregates.c.flags,
+                   aggregates.c.split_start, aggregates.c.split_end, aggregates.c.ledger_count)
+            .where(aggregates.c.series_id == series_id, aggregates.c.period == period,
+                   aggregates.c.bucket_start >= start_ts, aggregates.c.bucket_start < end_ts)
+        ).all()
+    stored = {r[0]: r for r in rows}
+    out = []
+    for s, e in wanted:
+        r = stored.get(s)
+        if r is None or not r[5]:
+            out.append(EnergyBucket(s, e, 0, int(Flag.NO_DATA)))
+            continue
+        flags = r[2] | (Flag.ESTIMATED if (r[3] or r[4]) else 0)
+        out.append(EnergyBucket(s, e, r[1] or 0, int(flags)))
+    return out
+
+
+def energy_report(asset: str, point: str, period: str, tz: str, buckets: list[EnergyBucket]) -> dict:
+    """The JSON shape of ``wattline energy --format json``."""
+    return {
+        "asset": asset,
+        "point": point,
+        "period": period,
+        "timezone": tz,
+        "buckets": [
+            {"start": timeutil.iso(b.start, tz), "end": timeutil.iso(b.end, tz),
+             "energy_kwh": b.energy_kwh, "quality": b.quality}
+            for b in buckets
+        ],
+        "total_kwh": sum(b.energy_milli_wh for b in buckets) / 1e6,
+    }
