@@ -154,6 +154,10 @@ class RateLimiter:
         with self._lock:
             self._blocked_until = max(self._blocked_until, ts)
 
+    def block_for(self, seconds: float) -> None:
+        """Hold every caller for ``seconds`` from now (by the limiter's clock)."""
+        self.block_until(self._clock() + max(float(seconds), 0.0))
+
     def set_usage(self, calls_today: int, calls_this_month: int) -> None:
         """Seed the quota counters (e.g. from today's vendor_sync_logs after a restart)."""
         with self._lock:

@@ -1,0 +1,56 @@
+"""Small helpers shared by tests."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from wattline.domain.metrics import MetricType
+from wattline.domain.readings import ReadingBatch
+from wattline.store import registry
+
+_counter = itertools.count(1)
+
+
+def new_series(dbs, metric=MetricType.COUNTER, tz="UTC", kind="meter", **point_kw) -> int:
+    """A fresh asset with one point; returns the series id."""
+    with dbs.main.begin() as conn:
+        aid = registry.add_asset(conn, f"asset-{next(_counter)}-{np.random.randint(1e9)}", kind, tz)
+        return registry.ensure_points(conn, aid, [registry.PointSpec("energy", metric, **point_kw)])["energy"]
+
+
+def batch(series_id: int, ts, values) -> ReadingBatch:
+    ts = np.asarray(ts, np.int64)
+    return ReadingBatch(np.full(len(ts), series_id), ts, np.asarray(values, float), np.full(len(ts), -1), [], "test")
+
+
+def ledger_rows(dbs, series_id: int):
+    with dbs.telemetry.connect() as c:
+        return c.exec_driver_sql(
+            "SELECT end_ts, start_ts, delta_milli_wh, method, flags, ref_milli_wh FROM ledger "
+            f"WHERE series_id = {int(series_id)} ORDER BY end_ts").fetchall()
+
+
+def aggregate_rows(dbs, series_id: int):
+    with dbs.telemetry.connect() as c:
+        rows = c.exec_driver_sql(
+            "SELECT period, bucket_start, bucket_end, energy_milli_wh, value_min, value_max, value_count, "
+            "value_last, last_ts, ledger_count, flags, split_start, split_end FROM aggregates "
+            f"WHERE series_id = {int(series_id)} ORDER BY period, bucket_start").fetchall()
+    # PostgreSQL returns BIGINT sums as int and booleans as bool; normalise for comparison
+    return [tuple(bool(v) if i >= 11 else (int(v) if i == 3 and v is not None else v) for i, v in enumerate(r))
+            for r in rows]
+
+
+def energy_by_period(dbs, series_id: int) -> dict[str, int]:
+    with dbs.telemetry.connect() as c:
+        return {p: int(s or 0) for p, s in c.exec_driver_sql(
+            "SELECT period, SUM(energy_milli_wh) FROM aggregates "
+            f"WHERE series_id = {int(series_id)} GROUP BY period")}
+
+
+def ledger_total(dbs, series_id: int) -> int:
+    with dbs.telemetry.connect() as c:
+        return int(c.exec_driver_sql(
+            f"SELECT COALESCE(SUM(delta_milli_wh), 0) FROM ledger WHERE series_id = {int(series_id)}").scalar())

@@ -1,0 +1,101 @@
+"""The CLI as a user runs it: a fresh data directory, real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def run(tmp_path):
+    env = {**os.environ, "WATTLINE_DATA_DIR": str(tmp_path / "data")}
+    env.pop("WATTLINE_MAIN_URL", None)
+    env.pop("WATTLINE_TELEMETRY_URL", None)
+
+    def _run(*args, check=True):
+        p = subprocess.run([sys.executable, "-m", "wattline.cli", *args], env=env, capture_output=True,
+                           text=True, timeout=120)
+        if check and p.returncode != 0:
+            raise AssertionError(f"wattline {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
+        return p
+
+    return _run
+
+
+CSV = """asset,point,ts,value,unit,type
+roof,import,2024-03-30T23:00:00Z,1000,kWh
+roof,import,2024-03-31T12:00:00+02:00,1500,Wh
+roof,import,2024-03-31T12:00:00+02:00,1.5,kWh,counter
+roof,import,1711922400,1.5,MWh
+roof,import,yesterday,3,kWh
+roof,import,2024-04-02T00:00:00Z,x,kWh
+garage,import,2024-04-02T00:00:00Z,1,kWh
+roof,import,2024-04-02T00:00:00Z,1,kW,counter
+roof,import,2024-04-03T00:00:00,5,kWh
+roof,pv,2024-03-31T12:00:00+02:00,2000,W
+roof,soc,2024-03-31T12:00:00+02:00,55,%
+"""
+
+
+def test_import_reports_bad_rows_writes_good_ones_and_energy_reads_them(run, tmp_path):
+    run("assets", "add", "roof", "--kind", "meter", "--timezone", "Europe/Berlin")
+    f = tmp_path / "readings.csv"
+    f.write_text(CSV)
+    p = run("import", str(f), check=False)
+    assert p.returncode == 1
+    bad_lines = sorted(int(l.split(":")[0].split()[1]) for l in p.stderr.splitlines() if l.startswith("line "))
+    assert bad_lines == [6, 7, 8, 9, 10]
+    assert "unknown asset 'garage'" in p.stderr and "no UTC offset" in p.stderr
+    assert "11 rows read, 6 written, 5 rejected" in p.stdout
+
+    out = run("energy", "--asset", "roof", "--point", "import", "--period", "day",
+              "--from", "2024-03-31T00:00:00+01:00", "--to", "2024-04-02T00:00:00+02:00", "--format", "json")
+    report = json.loads(out.stdout)
+    assert report["timezone"] == "Europe/Berlin" and report["period"] == "day"
+    # 1000 kWh at local midnight, 1.5 kWh (a reset) at noon, 1500 kWh at the next midnight:
+    # 1.5 kWh after the reset + 1498.5 kWh until midnight, nothing on April 1st
+    assert [b["energy_kwh"] for b in report["buckets"]] == [1500.0, 0.0]
+    assert "reset" in report["buckets"][0]["quality"]
+    assert report["buckets"][1]["quality"] == ["no_data"]
+    assert report["total_kwh"] == 1500.0
+    # the day ends at the next local midnight, 23 hours later (DST)
+    assert report["buckets"][0]["start"] == "2024-03-31T00:00:00+01:00"
+    assert report["buckets"][0]["end"] == "2024-04-01T00:00:00+02:00"
+
+    csv_out = run("energy", "--asset", "roof", "--point", "import", "--period", "month",
+                  "--from", "2024-03-01T00:00:00+01:00", "--to", "2024-05-01T00:00:00+02:00", "--format", "csv")
+    lines = csv_out.stdout.strip().splitlines()
+    assert lines[0] == "start,end,energy_kwh,quality"
+    assert lines[1].split(",")[2] == "1500.0" and lines[2].split(",")[2] == "0.0"
+    assert lines[-1].startswith("total,,1500.0")
+
+
+def test_import_twice_changes_nothing(run, tmp_path):
+    run("assets", "add", "m", "--kind", "meter", "--timezone", "UTC")
+    f = tmp_path / "r.csv"
+    f.write_text("asset,point,ts,value,unit\n" + "".join(
+        f"m,e,{1700000000 + i * 900},{i * 0.25},kWh\n" for i in range(200)))
+    run("import", str(f))
+    args = ("energy", "--asset", "m", "--point", "e", "--period", "hour", "--from", "2023-11-14T00:00:00Z",
+            "--to", "2023-11-17T00:00:00Z", "--format", "json")
+    first = run(*args).stdout
+    run("import", str(f))
+    assert run(*args).stdout == first
+    assert json.loads(first)["total_kwh"] == 199 * 0.25
+
+
+def test_clear_errors_for_bad_arguments(run, tmp_path):
+    p = run("assets", "add", "x", "--kind", "spaceship", "--timezone", "UTC", check=False)
+    assert p.returncode == 2 and "asset kind must be one of" in p.stderr
+    p = run("assets", "add", "x", "--kind", "meter", "--timezone", "Mars/Olympus", check=False)
+    assert p.returncode == 2 and "unknown IANA timezone" in p.stderr
+    p = run("import", str(tmp_path / "missing.csv"), check=False)
+    assert p.returncode == 2 and "no such file" in p.stderr
+    p = run("energy", "--asset", "x", "--point", "e", "--period", "week", "--from", "2024-01-01T00:00:00Z",
+            "--to", "2024-01-02T00:00:00Z", check=False)
+    assert p.returncode == 2 and "--period must be one of" in p.stderr

@@ -1,0 +1,54 @@
+"""The two databases: migrations, the read-only registry handle, credentials at rest."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from wattline.store.migrate import upgrade_all
+
+
+def test_pipeline_handle_on_main_cannot_write(dbs):
+    with pytest.raises((sa_exc.OperationalError, sa_exc.InternalError, sa_exc.DBAPIError)):
+        with dbs.main_reader.begin() as conn:
+            conn.execute(sa.text("INSERT INTO organizations (name) VALUES ('intruder')"))
+    with dbs.main.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM organizations WHERE name = 'intruder'")).scalar() == 0
+    with dbs.main_reader.connect() as conn:  # but it can read
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM organizations")).scalar() >= 0
+
+
+def test_migrations_are_idempotent_and_create_the_seed_tables(dbs):
+    upgrade_all(dbs.main, dbs.telemetry)
+    tel = sa.inspect(dbs.telemetry)
+    assert {"readings", "raw_events", "ledger", "aggregates", "plant_aggregates", "work_order_aggregates",
+            "vendor_sync_logs", "quarantined_readings"} <= set(tel.get_table_names())
+    assert "telemetry_15m" in tel.get_view_names()
+    cols = [c["name"] for c in tel.get_columns("telemetry_15m")]
+    assert cols == ["ts", "plant_id", "vendor_plant_id", "total_energy_mwh", "power_kw", "raw"]
+    main = sa.inspect(dbs.main)
+    assert {"organizations", "vendor_accounts", "assets", "points", "groups", "group_members"} <= set(
+        main.get_table_names())
+
+
+def test_raw_payloads_are_kept_verbatim_and_deduplicated(dbs, pipeline):
+    import numpy as np
+
+    from helpers import new_series
+    from wattline.domain.readings import ReadingBatch
+
+    sid = new_series(dbs)
+    raw = [{"lastUpdateTime": 1763468017.0, "generationUploadTotalOffset": 50000.5}, '{"b": 1,  "a": 2}']
+    b = ReadingBatch(np.array([sid, sid]), np.array([1000 * 900, 1001 * 900]), np.array([1.0, 2.0]),
+                     np.array([0, 1]), raw, "test")
+    pipeline.ingest(b)
+    pipeline.ingest(b)
+    with dbs.telemetry.connect() as c:
+        payloads = sorted(r[0] for r in c.exec_driver_sql("SELECT payload FROM raw_events"))
+        links = c.exec_driver_sql(
+            f"SELECT COUNT(*) FROM readings r JOIN raw_events e ON e.id = r.raw_event_id WHERE r.series_id={sid}"
+        ).scalar()
+    assert payloads == sorted(['{"b": 1,  "a": 2}',
+                               '{"generationUploadTotalOffset":50000.5,"lastUpdateTime":1763468017.0}'])
+    assert links == 2

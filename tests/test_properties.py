@@ -1,0 +1,125 @@
+"""Ledger and aggregate invariants (hypothesis), on SQLite and PostgreSQL.
+
+Every example registers fresh series, so one database pair serves all examples.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import aggregate_rows, batch, energy_by_period, ledger_rows, ledger_total, new_series
+from wattline.pipeline.buckets import PERIODS
+
+# Europe/Berlin's spring-forward night, so many examples cross a 23-hour day
+T0 = int(datetime(2024, 3, 30, 20, tzinfo=timezone.utc).timestamp())
+TZ = "Europe/Berlin"
+
+PROPS = settings(max_examples=30, deadline=None,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@st.composite
+def counter_series(draw):
+    """Readings of a cumulative counter: steps of 1..120 min, increments, dips and resets."""
+    n = draw(st.integers(2, 60))
+    steps = draw(st.lists(st.integers(1, 120), min_size=n, max_size=n))
+    ts = T0 + np.cumsum(np.array(steps) * 60)
+    values, v = [], draw(st.floats(0, 5000))
+    for _ in range(n):
+        kind = draw(st.sampled_from(["up", "up", "up", "flat", "dip", "reset"]))
+        if kind == "up":
+            v += draw(st.floats(0.001, 50))
+        elif kind == "dip":
+            v = v * draw(st.floats(0.95, 0.999))
+        elif kind == "reset":
+            v = draw(st.floats(0, 2))
+        values.append(round(v, 3))
+    return ts.tolist(), values
+
+
+@st.composite
+def arrival(draw, n):
+    """A permutation of n readings cut into chunks."""
+    order = draw(st.permutations(list(range(n))))
+    cuts = sorted(draw(st.lists(st.integers(1, max(1, n - 1)), max_size=5, unique=True)))
+    bounds = [0] + [c for c in cuts if c < n] + [n]
+    return [order[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def _ingest_in(pipeline, sid, ts, values, chunks):
+    for chunk in chunks:
+        pipeline.ingest(batch(sid, [ts[i] for i in chunk], [values[i] for i in chunk]), refresh_summaries=False)
+
+
+@PROPS
+@given(data=st.data(), series=counter_series())
+def test_any_order_and_chunking_gives_the_same_ledger_and_aggregates(dbs, pipeline, data, series):
+    ts, values = series
+    in_order, shuffled = new_series(dbs, tz=TZ), new_series(dbs, tz=TZ)
+    _ingest_in(pipeline, in_order, ts, values, [list(range(len(ts)))])
+    _ingest_in(pipeline, shuffled, ts, values, data.draw(arrival(len(ts))))
+    assert ledger_rows(dbs, shuffled) == ledger_rows(dbs, in_order)
+    assert aggregate_rows(dbs, shuffled) == aggregate_rows(dbs, in_order)
+
+
+@PROPS
+@given(series=counter_series())
+def test_ingesting_twice_changes_nothing(dbs, pipeline, series):
+    ts, values = series
+    sid = new_series(dbs, tz=TZ)
+    _ingest_in(pipeline, sid, ts, values, [list(range(len(ts)))])
+    ledger, aggs = ledger_rows(dbs, sid), aggregate_rows(dbs, sid)
+    result = pipeline.ingest(batch(sid, ts, values))
+    assert result.late_readings == len(ts) - 1  # all but the newest are older than it
+    assert ledger_rows(dbs, sid) == ledger and aggregate_rows(dbs, sid) == aggs
+
+
+@PROPS
+@given(series=counter_series())
+def test_every_period_sums_to_the_ledger_total_exactly(dbs, pipeline, series):
+    ts, values = series
+    sid = new_series(dbs, tz=TZ)
+    _ingest_in(pipeline, sid, ts, values, [list(range(len(ts)))])
+    total = ledger_total(dbs, sid)
+    sums = energy_by_period(dbs, sid)
+    assert {p: sums.get(p, 0) for p in PERIODS} == {p: total for p in PERIODS}
+
+
+@PROPS
+@given(series=counter_series())
+def test_a_reset_never_yields_a_negative_delta_or_a_spike(dbs, pipeline, series):
+    ts, values = series
+    sid = new_series(dbs, tz=TZ)
+    _ingest_in(pipeline, sid, ts, values, [list(range(len(ts)))])
+    deltas = [r[2] for r in ledger_rows(dbs, sid)]
+    assert all(d >= 0 for d in deltas)
+    # no entry can exceed the largest rise between two readings or a post-reset value
+    biggest = max([round(b * 1e6) - round(a * 1e6) for a, b in zip(values, values[1:])] +
+                  [round(v * 1e6) for v in values])
+    assert max(deltas) <= biggest
+
+
+def _day_total(dbs, sid, day_start_local: str) -> tuple[int, int]:
+    from wattline.domain import timeutil
+    from wattline.store.queries import energy_buckets
+
+    start = timeutil.parse_instant(day_start_local)
+    days = energy_buckets(dbs.telemetry, sid, "day", start, start + 3600, TZ)
+    return days[0].end - days[0].start, days[0].energy_milli_wh
+
+
+def test_dst_days_total_correctly(dbs, pipeline):
+    """A meter rising exactly 1 kWh per hour: the spring day has 23 kWh, the autumn day 25."""
+    for day, hours in (("2024-03-31T00:00:00+01:00", 23), ("2024-10-27T00:00:00+02:00", 25)):
+        sid = new_series(dbs, tz=TZ)
+        from wattline.domain import timeutil
+        start = timeutil.parse_instant(day) - 86400
+        ts = np.arange(start, start + 3 * 86400, 900)
+        pipeline.ingest(batch(sid, ts, (ts - start) / 3600.0))
+        length, energy = _day_total(dbs, sid, day)
+        assert length == hours * 3600
+        assert energy == hours * 1_000_000
