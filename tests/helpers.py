@@ -44,10 +44,19 @@ def aggregate_rows(dbs, series_id: int):
 
 
 def energy_by_period(dbs, series_id: int) -> dict[str, int]:
+    """Total energy per period: the stored periods, plus 5-minute buckets computed on read."""
+    from wattline.pipeline.aggregate import base_for_range
+
     with dbs.telemetry.connect() as c:
-        return {p: int(s or 0) for p, s in c.exec_driver_sql(
+        out = {p: int(s or 0) for p, s in c.exec_driver_sql(
             "SELECT period, SUM(energy_milli_wh) FROM aggregates "
             f"WHERE series_id = {int(series_id)} GROUP BY period")}
+        lo, hi = c.exec_driver_sql(
+            f"SELECT MIN(start_ts), MAX(end_ts) FROM ledger WHERE series_id = {int(series_id)}").one()
+        if lo is not None:
+            five = base_for_range(c, {series_id: (lo // 300 * 300, -(-hi // 300) * 300)})
+            out["5min"] = int(five["energy"].sum())
+    return out
 
 
 def ledger_total(dbs, series_id: int) -> int:

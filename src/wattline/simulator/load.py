@@ -79,12 +79,9 @@ class LoadModel:
         self.cooling_kw_per_c = col([s.load.cooling_kw_per_c for s in sites])
         self.cooling_threshold_c = col([s.load.cooling_threshold_c for s in sites])
         self.noise_sd = col([s.load.noise_pct / 100.0 for s in sites])
-        # (S, 49): weekday hours 0..23, weekend hours 0..23, and a wrap column
-        tables = []
-        for s in sites:
-            wd, we = PROFILES[s.kind]
-            tables.append(list(wd) + list(we) + [wd[0]])
-        self._profile = np.array(tables, dtype=np.float64).reshape(len(sites), 49)
+        # (S, 48): weekday hours 0..23 then weekend hours 0..23
+        tables = [list(PROFILES[s.kind][0]) + list(PROFILES[s.kind][1]) for s in sites]
+        self._profile = np.array(tables, dtype=np.float64).reshape(len(sites), 48)
         self._day_keys = noise.stream_keys([s.seed for s in sites], _LOAD_DAY_STREAM)
 
     def power_kw(self, t: np.ndarray, offset_s: np.ndarray, temp_air_c: np.ndarray, jitter: np.ndarray) -> np.ndarray:
@@ -108,10 +105,11 @@ class LoadModel:
         weekend = np.mod(local_day + 3, 7) >= 5
         h0 = np.floor(hour)
         f = hour - h0
-        idx = h0.astype(np.int64) + np.where(weekend, 24, 0)
-        # weekend hour 23 blends into weekday hour 0: close enough, and no branch
-        lo = np.take_along_axis(self._profile, idx, axis=1)
-        hi = np.take_along_axis(self._profile, idx + 1, axis=1)
+        h0i = h0.astype(np.int64)
+        # after 23 h the next knot is hour 0 of the next day, which may be a weekend
+        weekend_next = np.where(h0i == 23, np.mod(local_day + 4, 7) >= 5, weekend)
+        lo = np.take_along_axis(self._profile, h0i + np.where(weekend, 24, 0), axis=1)
+        hi = np.take_along_axis(self._profile, np.mod(h0i + 1, 24) + np.where(weekend_next, 24, 0), axis=1)
         shape = lo + (hi - lo) * f
 
         first_day = int(local_day.min())

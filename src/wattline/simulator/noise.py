@@ -22,9 +22,8 @@ _GOLDEN = 0x9E3779B97F4A7C15
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN_U64 = np.uint64(_GOLDEN)
-_S30, _S27, _S31, _S11, _S16 = (np.uint64(s) for s in (30, 27, 31, 11, 16))
+_S30, _S27, _S31, _S11 = (np.uint64(s) for s in (30, 27, 31, 11))
 _TWO_M53 = 2.0**-53
-_TWO_M16 = 2.0**-16
 
 
 def _mix_int(x: int) -> int:
@@ -75,15 +74,17 @@ def normal(keys: np.ndarray, index: np.ndarray) -> np.ndarray:
     return ndtri(uniform(keys, index))
 
 
-def uniform4(keys: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Four independent 16-bit uniforms in (0, 1) from one hash per (key, index).
+def uniforms(keys: np.ndarray, index: np.ndarray, n: int = 4) -> tuple[np.ndarray, ...]:
+    """``n`` independent uniforms in (0, 1) from one hash per (key, index), 64 // n bits each.
 
-    For small per-reading jitter (voltages, frequency) where 16 bits are plenty and
-    one hash instead of four matters at ten million readings.
+    For small per-reading jitter (voltages, frequency, load noise) where 12-16 bits
+    are plenty and one hash instead of ``n`` matters at ten million readings.
     """
+    bits = 64 // n
+    mask, shift, scale = np.uint64((1 << bits) - 1), np.uint64(bits), 2.0**-bits
     h = hash64(keys, index)
     out = []
-    for _ in range(4):
-        out.append(((h & np.uint64(0xFFFF)).astype(np.float64) + 0.5) * _TWO_M16)
-        h = h >> _S16
+    for _ in range(n):
+        out.append(((h & mask).astype(np.float64) + 0.5) * scale)
+        h = h >> shift
     return tuple(out)

@@ -200,6 +200,16 @@ class _FallbackPlant:
         """Samples of local day ``i`` plus the next midnight (so the day integrates fully)."""
         return np.arange(self._midnights[i], self._midnights[i + 1] + 1, STEP_S, dtype=np.int64)
 
+    def _increments(self, ts: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Energy (kWh) of each step ``ts[k] -> ts[k+1]`` by the trapezoid rule.
+
+        Steps that begin before the plant started count nothing, so the counter
+        starts at its initial value on the first sample.
+        """
+        inc = (p[:-1] + p[1:]) * (0.5 * _STEP_H)
+        inc[ts[:-1] < self.profile.start_operating_ts] = 0.0
+        return inc
+
     def _ensure_days(self, n: int) -> None:
         """Extend the tables to cover days ``0..n-1`` (and midnight ``n``)."""
         with self._lock:
@@ -211,7 +221,7 @@ class _FallbackPlant:
             mids = np.asarray(self._midnights[have : n + 1], dtype=np.int64)
             ts = np.arange(mids[0], mids[-1] + 1, STEP_S, dtype=np.int64)
             p = clear_sky_power(ts, self.profile, self.seed)
-            inc = (p[:-1] + p[1:]) * (0.5 * _STEP_H)
+            inc = self._increments(ts, p)
             totals = np.add.reduceat(inc, (mids[:-1] - mids[0]) // STEP_S)
             self._day_total = np.concatenate([self._day_total, totals])
             self._day_start = np.concatenate([self._day_start, self._day_start[-1] + np.cumsum(totals)])
@@ -228,7 +238,7 @@ class _FallbackPlant:
         for i in range(d_first, d_last + 1):
             grid = self._grid(i)
             p = clear_sky_power(grid, self.profile, self.seed)
-            inc = (p[:-1] + p[1:]) * (0.5 * _STEP_H)
+            inc = self._increments(grid, p)
             today = np.concatenate([[0.0], np.cumsum(inc[:-1])])  # at each sample of day i
             # the day total was summed in another order: clamp so rounding can never
             # put a sample above the next midnight's counter
