@@ -18,8 +18,7 @@ from wattline.domain import timeutil
 from wattline.pipeline.quality import Flag
 from wattline.store import bulk
 from wattline.store.tables import (
-    aggregates, assets, group_members, groups, plant_aggregates, readings, series_info,
-    work_order_aggregates,
+    assets, group_members, groups, plant_aggregates, work_order_aggregates,
 )
 
 ENERGY_KEYS = ("energy_total", "power")  # preferred source of a plant's energy, in order
@@ -37,79 +36,104 @@ def refresh_summaries(conn: Connection, main_reader: Engine, asset_ids, now: int
         for g in orders:
             members[g] = [r[0] for r in mconn.execute(
                 select(group_members.c.asset_id).where(group_members.c.group_id == g))]
-    for p in plants:
-        refresh_plant(conn, p, as_of)
+    refresh_plants(conn, plants, as_of)
     for g in orders:
         refresh_work_order(conn, g, members[g])
 
 
-def _series(conn: Connection, plant_id: int) -> dict[str, tuple[int, str, str | None]]:
-    rows = conn.execute(
-        select(series_info.c.point_key, series_info.c.series_id, series_info.c.timezone,
-               series_info.c.vendor_plant_id).where(series_info.c.asset_id == plant_id)).all()
-    return {k: (s, tz, v) for k, s, tz, v in rows}
-
-
-def _latest(conn: Connection, series_id: int):
-    return conn.execute(
-        select(readings.c.ts, readings.c.value).where(readings.c.series_id == series_id)
-        .order_by(readings.c.ts.desc()).limit(1)).first()
-
-
-def _bucket(conn: Connection, series_id: int, period: str, start: int):
-    return conn.execute(
-        select(aggregates.c.energy_milli_wh, aggregates.c.flags, aggregates.c.split_start,
-               aggregates.c.split_end)
-        .where(aggregates.c.series_id == series_id, aggregates.c.period == period,
-               aggregates.c.bucket_start == start)).first()
-
-
-def refresh_plant(conn: Connection, plant_id: int, as_of: int) -> None:
-    series = _series(conn, plant_id)
-    key = next((k for k in ENERGY_KEYS if k in series), None)
-    if key is None:
+def refresh_plants(conn: Connection, plant_ids: list[int], as_of: int) -> None:
+    """Recompute ``plant_aggregates`` rows of many plants with a handful of queries."""
+    if not plant_ids:
         return
-    sid, tz, vendor_plant_id = series[key]
-    d = timeutil.local_date(as_of, tz)
-    starts = {
-        "day": timeutil.day_bounds(d, tz)[0],
-        "month": timeutil.month_bounds(d.year, d.month, tz)[0],
-        "year": timeutil.year_bounds(d.year, tz)[0],
-    }
-    energy, flags = {}, 0
-    for period, start in starts.items():
-        row = _bucket(conn, sid, period, start)
-        energy[period] = (row[0] or 0) if row else 0
-        if row:
-            flags |= row[1] | (Flag.ESTIMATED if (row[2] or row[3]) else 0)
-    last_ts = None
-    total_kwh = None
-    if "energy_total" in series:
-        latest = _latest(conn, series["energy_total"][0])
-        if latest:
-            last_ts, total_kwh = latest
-    power = None
-    if "power" in series:
-        latest_p = _latest(conn, series["power"][0])
-        if latest_p:
-            power = latest_p[1]
-            last_ts = max(last_ts or latest_p[0], latest_p[0])
-    if last_ts is None:
-        return
-    if total_kwh is None:  # no lifetime counter: the ledger's lifetime sum
-        total_kwh = (conn.exec_driver_sql(
-            f"SELECT COALESCE(SUM(delta_milli_wh), 0) FROM ledger WHERE series_id = {int(sid)}"
-        ).scalar() or 0) / 1e6
-    row = (
-        plant_id, vendor_plant_id or "",
-        round(energy["day"] / 1e6, 3), round(energy["month"] / 1e9, 3), round(energy["year"] / 1e9, 3),
-        round(total_kwh / 1000.0, 3), None if power is None else round(power, 3),
-        datetime.fromtimestamp(last_ts, timezone.utc), datetime.now(timezone.utc), int(flags),
-    )
+    ids = ", ".join(str(int(p)) for p in plant_ids)
+    info = conn.exec_driver_sql(
+        "SELECT asset_id, point_key, series_id, timezone, vendor_plant_id FROM series_info "
+        f"WHERE asset_id IN ({ids})").fetchall()
+    series: dict[int, dict[str, tuple[int, str, str | None]]] = {}
+    for aid, key, sid, tz, vid in info:
+        series.setdefault(aid, {})[key] = (sid, tz, vid)
+    latest = _latest_many(conn, [sid for s in series.values() for k, (sid, _, _) in s.items()
+                                 if k in ENERGY_KEYS])
+    wanted, plan = [], {}
+    for pid, pts in series.items():
+        key = next((k for k in ENERGY_KEYS if k in pts), None)
+        if key is None:
+            continue
+        sid, tz, _ = pts[key]
+        d = timeutil.local_date(as_of, tz)
+        starts = {
+            "day": timeutil.day_bounds(d, tz)[0],
+            "month": timeutil.month_bounds(d.year, d.month, tz)[0],
+            "year": timeutil.year_bounds(d.year, tz)[0],
+        }
+        plan[pid] = (key, starts)
+        wanted.extend((sid, period, start) for period, start in starts.items())
+    buckets = _buckets_many(conn, wanted)
+    rows = []
+    for pid, (key, starts) in plan.items():
+        pts = series[pid]
+        sid, _tz, vendor_plant_id = pts[key]
+        energy, flags = {}, 0
+        for period, start in starts.items():
+            b = buckets.get((sid, period, start))
+            energy[period] = (b[0] or 0) if b else 0
+            if b:
+                flags |= b[1] | (Flag.ESTIMATED if (b[2] or b[3]) else 0)
+        last_ts, total_kwh, power = None, None, None
+        if "energy_total" in pts and pts["energy_total"][0] in latest:
+            last_ts, total_kwh = latest[pts["energy_total"][0]]
+        if "power" in pts and pts["power"][0] in latest:
+            p_ts, power = latest[pts["power"][0]]
+            last_ts = max(last_ts or p_ts, p_ts)
+        if last_ts is None:
+            continue
+        if total_kwh is None:  # no lifetime counter: the ledger's lifetime sum
+            total_kwh = (conn.exec_driver_sql(
+                f"SELECT COALESCE(SUM(delta_milli_wh), 0) FROM ledger WHERE series_id = {int(sid)}"
+            ).scalar() or 0) / 1e6
+        rows.append((
+            pid, vendor_plant_id or "",
+            round(energy["day"] / 1e6, 3), round(energy["month"] / 1e9, 3), round(energy["year"] / 1e9, 3),
+            round(total_kwh / 1000.0, 3), None if power is None else round(power, 3),
+            datetime.fromtimestamp(last_ts, timezone.utc), datetime.now(timezone.utc), int(flags),
+        ))
     bulk.upsert(conn, plant_aggregates, (
         "plant_id", "vendor_plant_id", "daily_energy_kwh", "monthly_energy_mwh", "yearly_energy_mwh",
         "total_energy_mwh", "current_power_kw", "last_update_time", "updated_at", "quality_flags",
-    ), [row], key=("plant_id",))
+    ), rows, key=("plant_id",))
+
+
+def _latest_many(conn: Connection, series_ids: list[int]) -> dict[int, tuple[int, float]]:
+    """Newest (ts, value) of each series."""
+    if not series_ids:
+        return {}
+    cte = bulk.values_cte("s", ("series_id",), [(s,) for s in series_ids])
+    rows = conn.exec_driver_sql(f"""
+        WITH {cte}
+        SELECT r.series_id, r.ts, r.value FROM s
+        JOIN readings r ON r.series_id = s.series_id
+         AND r.ts = (SELECT MAX(r2.ts) FROM readings r2 WHERE r2.series_id = s.series_id)
+    """).fetchall()
+    return {sid: (ts, v) for sid, ts, v in rows}
+
+
+def _buckets_many(conn: Connection, wanted: list[tuple[int, str, int]]) -> dict[tuple, tuple]:
+    if not wanted:
+        return {}
+    codes = {p: i for i, p in enumerate(("day", "month", "year"))}
+    cte = bulk.values_cte("w", ("series_id", "pcode", "bucket_start"),
+                          [(s, codes[p], b) for s, p, b in wanted])
+    rows = conn.exec_driver_sql(f"""
+        WITH {cte}
+        SELECT a.series_id, a.period, a.bucket_start, a.energy_milli_wh, a.flags, a.split_start, a.split_end
+        FROM w JOIN aggregates a ON a.series_id = w.series_id AND a.bucket_start = w.bucket_start
+         AND a.period = CASE w.pcode WHEN 0 THEN 'day' WHEN 1 THEN 'month' ELSE 'year' END
+    """).fetchall()
+    return {(s, p, b): (e, f, ss, se) for s, p, b, e, f, ss, se in rows}
+
+
+def refresh_plant(conn: Connection, plant_id: int, as_of: int) -> None:
+    refresh_plants(conn, [plant_id], as_of)
 
 
 def refresh_work_order(conn: Connection, work_order_id: int, plant_ids: list[int]) -> None:

@@ -1,0 +1,40 @@
+"""The emulated vendor clouds as one FastAPI app: every vendor under its real paths."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+
+from . import solarman, sungrow
+from .config import CloudConfig
+from .state import CloudState
+
+VENDORS = ("solarman", "sungrow")
+
+
+def create_app(config: CloudConfig | None = None) -> FastAPI:
+    """A new app with its own state (tokens, faults, counters) at ``app.state.cloud``."""
+    config = config or CloudConfig()
+    app = FastAPI(
+        title="Wattline emulated vendor clouds",
+        description="Solarman and Sungrow iSolarCloud APIs on loopback, for tests and demos.",
+        version="1",
+    )
+    app.state.cloud = CloudState(config)
+    app.include_router(solarman.router, tags=["solarman"])
+    app.include_router(sungrow.router, tags=["sungrow"])
+
+    @app.get("/_emulator/health", tags=["emulator"])
+    async def health() -> dict:
+        return {"status": "ok", "vendors": list(VENDORS)}
+
+    @app.get("/_emulator/stats", tags=["emulator"])
+    async def stats(request: Request) -> dict:
+        """Call counters (by vendor, endpoint and status) and faults injected so far."""
+        state: CloudState = request.app.state.cloud
+        counts: dict[str, int] = {}
+        for c in state.stats.calls:
+            key = f"{c.vendor} {c.endpoint} {c.status}"
+            counts[key] = counts.get(key, 0) + 1
+        return {"calls": counts, "faults": dict(state.stats.faults())}
+
+    return app

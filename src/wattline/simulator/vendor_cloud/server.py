@@ -1,0 +1,97 @@
+"""Running the emulated clouds: in the foreground (CLI) or on a background thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from .app import create_app
+from .config import DEFAULT_HOST, DEFAULT_PORT, CloudConfig
+from .state import CloudState
+
+
+def serve(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    fault_rate: float = 0.0,
+    latency_ms: float = 0.0,
+    *,
+    seed: int = 0,
+    config: CloudConfig | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve both vendors on ``host:port`` until interrupted (``config`` overrides the rest)."""
+    if config is None:
+        config = CloudConfig(fault_rate=fault_rate, latency_ms=latency_ms, seed=seed)
+    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level)
+
+
+class BackgroundCloud:
+    """The emulated clouds served by uvicorn on a daemon thread.
+
+    ``port=0`` picks a free port. Use as a context manager, or ``start()``/``stop()``::
+
+        with BackgroundCloud(CloudConfig(fault_rate=0.2)) as cloud:
+            adapter = SolarmanAdapter(cloud.base_url, DEFAULT_CREDENTIALS["solarman"])
+            ...
+            cloud.state.stats.count("solarman", "history")
+    """
+
+    def __init__(self, config: CloudConfig | None = None, host: str = DEFAULT_HOST, port: int = 0) -> None:
+        self.config = config or CloudConfig()
+        self.app = create_app(self.config)
+        self.host = host
+        self._requested_port = port
+        self.port: int | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def state(self) -> CloudState:
+        return self.app.state.cloud
+
+    @property
+    def base_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("the cloud is not running")
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> "BackgroundCloud":
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self._requested_port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=1,  # "slow" faults must not hold shutdown long
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name=f"vendor-cloud-{self.port}", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the emulated vendor cloud did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self._server = self._thread = None
+
+    def __enter__(self) -> "BackgroundCloud":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
