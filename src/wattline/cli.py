@@ -57,16 +57,34 @@ def assets_add(
     vendor: Optional[str] = typer.Option(None, help="vendor type, e.g. solarman, sungrow"),
     vendor_id: Optional[str] = typer.Option(None, "--vendor-id", help="the vendor's plant id"),
     asset_id: Optional[int] = typer.Option(None, "--id", help="explicit asset id"),
+    start: Optional[str] = typer.Option(None, help="start of operation (ISO-8601), where a backfill begins"),
 ) -> None:
-    """Register an asset."""
+    """Register an asset. A plant with --vendor gets the points its vendor reports and
+    the organization's account of that vendor."""
+    from wattline import provision
+    from wattline.sources.vendors.errors import UnknownVendorError
     from wattline.store import registry
 
+    start_ts = None
+    if start:
+        try:
+            start_ts = timeutil.parse_instant(start)
+        except ValueError as exc:
+            _fail(f"--start: {exc}")
+    if vendor and not vendor_id:
+        _fail("--vendor needs --vendor-id")
     ctx = _ctx()
     try:
         with ctx.dbs.main.begin() as conn:
-            new_id = registry.add_asset(conn, name, kind, timezone, asset_id=asset_id,
-                                        vendor_type=vendor, vendor_plant_id=vendor_id)
-    except registry.RegistryError as exc:
+            if vendor:
+                if kind != "plant":
+                    _fail("only plants have vendors here: use --kind plant")
+                new_id = provision.add_vendor_plant(conn, name, vendor, vendor_id, timezone, asset_id=asset_id,
+                                                    start_operating_time=start_ts)
+            else:
+                new_id = registry.add_asset(conn, name, kind, timezone, asset_id=asset_id,
+                                            start_operating_time=start_ts)
+    except (registry.RegistryError, UnknownVendorError) as exc:
         _fail(str(exc))
     console.print(f"asset {name!r} added with id {new_id}")
 
@@ -175,6 +193,53 @@ def serve_cmd(
     uvicorn.run(create_app(), host=host, port=port, log_config=None)
 
 
+@app.command("backfill")
+def backfill_cmd(plant_id: int = typer.Argument(..., help="the plant's asset id")) -> None:
+    """Load a plant's history from its start (resumes where a previous run stopped)."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from wattline import logs
+    from wattline.jobs.backfill import backfill_plant
+    from wattline.jobs.plants import PlantNotFound, PlantNotSyncable
+
+    logs.configure("WARNING")
+    ctx = _ctx()
+    with Progress(TextColumn("[bold]plant {task.fields[plant]}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[records]} records {task.fields[note]}"), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task("backfill", total=None, plant=plant_id, records=0, note="")
+
+        def progress(p):
+            note = f"paused until {timeutil.iso(p.paused_until)} (quota)" if p.paused_until else ""
+            bar.update(task, total=p.total_chunks, completed=p.chunk, records=p.records, note=note)
+
+        try:
+            result = asyncio.run(backfill_plant(ctx, plant_id, on_progress=progress))
+        except (PlantNotFound, PlantNotSyncable, ValueError) as exc:
+            _fail(str(exc))
+    console.print_json(data=result.to_dict())
+    if not result.success:
+        raise typer.Exit(1)
+
+
+@app.command("sync-all")
+def sync_all_cmd() -> None:
+    """Run the daily sync now for every plant of organizations with auto sync."""
+    import asyncio
+
+    from wattline import logs
+    from wattline.jobs.sync import sync_all
+
+    logs.configure("WARNING")
+    ctx = _ctx()
+    result = asyncio.run(sync_all(ctx))
+    console.print_json(data=result.to_dict())
+    if not result.success:
+        raise typer.Exit(1)
+
+
 def _mount_optional() -> None:
     """Sub-commands that live in their own modules."""
     try:
@@ -182,6 +247,33 @@ def _mount_optional() -> None:
     except ImportError:  # pragma: no cover - during partial installs
         return
     app.add_typer(vendors_app, name="vendors")
+    vendors_app.command("add-account")(vendors_add_account)
+
+
+def vendors_add_account(
+    name: str,
+    vendor: str = typer.Option(..., help="vendor type, e.g. solarman, sungrow"),
+    base_url: Optional[str] = typer.Option(None, help="API base URL (default: the vendor's cloud)"),
+    credential: list[str] = typer.Option([], help="KEY=VALUE, repeatable (e.g. app_id=..., password=...)"),
+) -> None:
+    """Add a vendor account; its credentials are stored encrypted (AES-256-GCM)."""
+    from wattline import provision
+    from wattline.sources.vendors.errors import UnknownVendorError
+    from wattline.store import registry
+
+    creds = {}
+    for item in credential:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--credential must be KEY=VALUE, got a value without '=' for {key or '?'!r}")
+        creds[key] = value
+    ctx = _ctx()
+    try:
+        with ctx.dbs.main.begin() as conn:
+            aid = provision.add_vendor_account(conn, ctx.settings, vendor, name, creds, base_url=base_url)
+    except (registry.RegistryError, UnknownVendorError) as exc:
+        _fail(str(exc))
+    console.print(f"vendor account {name!r} added with id {aid} ({len(creds)} credential fields, encrypted)")
 
 
 _mount_optional()

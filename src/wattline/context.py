@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wattline.config import Settings, get_settings
 from wattline.pipeline import Pipeline
+from wattline.sources.vendors.ratelimit import RateLimiterRegistry
 from wattline.store.engines import Databases, open_databases
 from wattline.store.migrate import upgrade_all
 
@@ -15,6 +16,8 @@ class AppContext:
     settings: Settings
     dbs: Databases
     pipeline: Pipeline
+    # one rate limiter per vendor account, shared by backfill, sync and polling
+    limiters: RateLimiterRegistry = field(default_factory=RateLimiterRegistry)
 
     def close(self) -> None:
         self.dbs.dispose()

@@ -41,7 +41,7 @@ from wattline.simulator.inverter import InverterModel
 from wattline.simulator.load import LoadModel
 from wattline.simulator.sites import SiteSpec
 from wattline.simulator.solar import PVModel
-from wattline.simulator.weather import OfflineWeather
+from wattline.simulator.weather import HOUR_S, KnotInterpolator, OfflineWeather, hour_span
 
 _JITTER_STREAM = 30
 _SQRT6 = np.sqrt(6.0)
@@ -54,10 +54,13 @@ class MetricSpec:
     unit: str
     description: str
     battery: bool = False  # only meaningful for sites with a battery
+    # replay storage: powers, energies and SOC stay float64 (balances are checked
+    # to 1e-9); descriptive readings keep 7 significant digits, more than any sensor
+    dtype: str = "float64"
 
 
 def _m(key, mtype, unit, text, battery=False):
-    return MetricSpec(key, mtype, unit, text, battery)
+    return MetricSpec(key, mtype, unit, text, battery, "float64" if mtype in (MetricType.POWER, MetricType.COUNTER, MetricType.SOC) else "float32")
 
 
 P, C, T, V, A, S = MetricType.POWER, MetricType.COUNTER, MetricType.TEMPERATURE, MetricType.VOLTAGE, MetricType.CURRENT, MetricType.STATE
@@ -231,11 +234,14 @@ class Fleet:
         ts_end = np.asarray(ts_end, dtype=np.int64)
         dt = np.asarray(dt_s, dtype=np.float64)
         t_mid = ts_end - dt / 2.0
-        w = self.weather.at(t_mid)
+        first_hour, n_hours = hour_span(t_mid)
+        hourly = KnotInterpolator(first_hour, HOUR_S, t_mid)
+        w = self.weather.at(t_mid, hourly)
         pv = self.pv.output(t_mid, w)
-        offsets = clock.site_offsets_s(self.timezones, t_mid)
+        offsets = clock.hourly_offsets_s(self.timezones, first_hour, n_hours)
+        scheduled = hourly(self.load.scheduled_kw(first_hour, n_hours, offsets))
         u1, u2, u3, u4, u5 = noise.uniforms(self._jitter_keys, ts_end, 5)
-        load = self.load.power_kw(t_mid, offsets, w.temp_air_c, (u1 + u2 - 1.0) * _SQRT6)
+        load = self.load.power_kw(scheduled, w.temp_air_c, (u1 + u2 - 1.0) * _SQRT6)
 
         bat = self.battery.run(state.battery, pv.ac_power_kw - load, w.temp_air_c, dt, ts_end)
         grid = load - pv.ac_power_kw + bat.charge_kw - bat.discharge_kw

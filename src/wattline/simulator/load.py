@@ -84,38 +84,46 @@ class LoadModel:
         self._profile = np.array(tables, dtype=np.float64).reshape(len(sites), 48)
         self._day_keys = noise.stream_keys([s.seed for s in sites], _LOAD_DAY_STREAM)
 
-    def power_kw(self, t: np.ndarray, offset_s: np.ndarray, temp_air_c: np.ndarray, jitter: np.ndarray) -> np.ndarray:
-        """Load power (S, K) at epoch seconds ``t`` (K,). [kW]
+    def scheduled_kw(self, first_hour: int, count: int, offset_s: np.ndarray) -> np.ndarray:
+        """Load without weather and noise (S, count) at UTC hours ``first_hour ..``. [kW]
+
+        Evaluated on hourly knots and interpolated by the caller: for the whole-hour
+        zones that is exactly the hourly profile on the local clock; half-hour zones
+        get the same profile smoothed over the half hour.
 
         Parameters
         ----------
-        t : ndarray (K,)
-            Middle of each step, epoch seconds.
-        offset_s : ndarray (S, K)
-            Each site's UTC offset at ``t``. [s]
+        first_hour, count : int
+            UTC hours (epoch hours) of the knots.
+        offset_s : ndarray (S, count)
+            Each site's UTC offset at each knot. [s]
+        """
+        local = np.arange(first_hour, first_hour + count, dtype=np.int64)[None, :] * 3600 + offset_s
+        local_day = local // DAY_S
+        hour = (local - local_day * DAY_S) / 3600.0
+        # 1970-01-01 was a Thursday: weekday 0 = Monday
+        weekend = np.mod(local_day + 3, 7) >= 5
+        h0 = np.floor(hour).astype(np.int64)
+        f = hour - h0
+        # after 23 h the next knot is hour 0 of the next day, which may be a weekend
+        weekend_next = np.where(h0 == 23, np.mod(local_day + 4, 7) >= 5, weekend)
+        lo = np.take_along_axis(self._profile, h0 + np.where(weekend, 24, 0), axis=1)
+        hi = np.take_along_axis(self._profile, np.mod(h0 + 1, 24) + np.where(weekend_next, 24, 0), axis=1)
+        shape = lo + (hi - lo) * f
+        day_factor = 1.0 + _DAY_FACTOR_SD * noise.normal(self._day_keys, local_day)
+        return (self.base_kw + self.span_kw * shape) * day_factor
+
+    def power_kw(self, scheduled_kw: np.ndarray, temp_air_c: np.ndarray, jitter: np.ndarray) -> np.ndarray:
+        """Load power (S, K). [kW]
+
+        Parameters
+        ----------
+        scheduled_kw : ndarray (S, K)
+            :meth:`scheduled_kw` interpolated to the readings' times. [kW]
         temp_air_c : ndarray (S, K)
             Ambient temperature. [degC]
         jitter : ndarray (S, K)
             Zero-mean, unit-variance noise for this reading.
         """
-        local = t[None, :] + offset_s
-        local_day = np.floor(local / DAY_S)
-        hour = (local - local_day * DAY_S) / 3600.0
-        # 1970-01-01 was a Thursday: weekday 0 = Monday
-        weekend = np.mod(local_day + 3, 7) >= 5
-        h0 = np.floor(hour)
-        f = hour - h0
-        h0i = h0.astype(np.int64)
-        # after 23 h the next knot is hour 0 of the next day, which may be a weekend
-        weekend_next = np.where(h0i == 23, np.mod(local_day + 4, 7) >= 5, weekend)
-        lo = np.take_along_axis(self._profile, h0i + np.where(weekend, 24, 0), axis=1)
-        hi = np.take_along_axis(self._profile, np.mod(h0i + 1, 24) + np.where(weekend_next, 24, 0), axis=1)
-        shape = lo + (hi - lo) * f
-
-        first_day = int(local_day.min())
-        days = noise.normal(self._day_keys, np.arange(first_day, int(local_day.max()) + 1))
-        day_factor = 1.0 + _DAY_FACTOR_SD * np.take_along_axis(days, local_day.astype(np.int64) - first_day, axis=1)
-
         cooling = self.cooling_kw_per_c * np.maximum(temp_air_c - self.cooling_threshold_c, 0.0)
-        load = (self.base_kw + self.span_kw * shape) * day_factor * (1.0 + self.noise_sd * jitter) + cooling
-        return np.maximum(load, 0.0)
+        return np.maximum(scheduled_kw * (1.0 + self.noise_sd * jitter) + cooling, 0.0)

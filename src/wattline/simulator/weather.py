@@ -84,13 +84,32 @@ def _ar_filtered(keys: np.ndarray, first: int, count: int, weights: np.ndarray) 
     return out
 
 
+class KnotInterpolator:
+    """Linear interpolation from knots at ``(first + i) * period_s`` to times ``t`` (K,).
+
+    The positions are computed once and reused for every field on the same knots.
+    """
+
+    def __init__(self, first: int, period_s: int, t: np.ndarray):
+        pos = t / period_s
+        base = np.floor(pos)
+        self.f = pos - base
+        self.g = 1.0 - self.f
+        self.idx = base.astype(np.int64) - first
+        self.idx1 = self.idx + 1
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        return values[:, self.idx] * self.g + values[:, self.idx1] * self.f
+
+
 def _interp_knots(values: np.ndarray, first: int, period_s: int, t: np.ndarray) -> np.ndarray:
-    """Linear interpolation of knots at ``(first + i) * period_s`` to times ``t`` (K,)."""
-    pos = t / period_s
-    base = np.floor(pos)
-    f = pos - base
-    idx = base.astype(np.int64) - first
-    return values[:, idx] * (1.0 - f) + values[:, idx + 1] * f
+    return KnotInterpolator(first, period_s, t)(values)
+
+
+def hour_span(t: np.ndarray) -> tuple[int, int]:
+    """(first_hour, count) of the hourly knots needed to interpolate at times ``t``."""
+    first = int(np.floor(t.min() / HOUR_S))
+    return first, int(np.floor(t.max() / HOUR_S)) - first + 2
 
 
 def _daily_to_hours(daily: np.ndarray, first_day: int, hours_t: np.ndarray) -> np.ndarray:
@@ -152,21 +171,25 @@ class OfflineWeather:
 
         return {"cloud_fraction": cloud, "temp_air_c": temp, "wind_speed_ms": wind}
 
-    def at(self, t: np.ndarray) -> Weather:
-        """Weather at epoch seconds ``t`` (K,), for every site: arrays (S, K)."""
+    def at(self, t: np.ndarray, hourly: KnotInterpolator | None = None) -> Weather:
+        """Weather at epoch seconds ``t`` (K,), for every site: arrays (S, K).
+
+        ``hourly``: an interpolator for ``t`` on the knots of :func:`hour_span`, when
+        the caller already has one.
+        """
         t = np.asarray(t, dtype=np.float64)
         if t.size == 0:
             empty = np.zeros((len(self.latitude), 0))
             return Weather(empty, empty.copy(), empty.copy(), empty.copy())
-        first_hour = int(np.floor(t.min() / HOUR_S))
-        count = int(np.floor(t.max() / HOUR_S)) - first_hour + 2
+        first_hour, count = hour_span(t)
         knots = self.hourly(first_hour, count)
+        interp = hourly if hourly is not None else KnotInterpolator(first_hour, HOUR_S, t)
         first_slot = int(np.floor(t.min() / FLICKER_S))
         n_slots = int(np.floor(t.max() / FLICKER_S)) - first_slot + 2
         flicker = 2.0 * noise.uniform(self._keys[_FLICKER], np.arange(first_slot, first_slot + n_slots)) - 1.0
         return Weather(
-            cloud_fraction=_interp_knots(knots["cloud_fraction"], first_hour, HOUR_S, t),
-            temp_air_c=_interp_knots(knots["temp_air_c"], first_hour, HOUR_S, t),
-            wind_speed_ms=_interp_knots(knots["wind_speed_ms"], first_hour, HOUR_S, t),
+            cloud_fraction=interp(knots["cloud_fraction"]),
+            temp_air_c=interp(knots["temp_air_c"]),
+            wind_speed_ms=interp(knots["wind_speed_ms"]),
             clearness_jitter=_interp_knots(flicker, first_slot, FLICKER_S, t),
         )

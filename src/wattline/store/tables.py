@@ -300,3 +300,14 @@ backfill_checkpoints = Table(
     Column("records", Integer, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+# The last 31 days of each plant's 15-minute points, for charts (seed 000's
+# "31-day rolling window"; the daily sync deletes older rows, raw readings stay).
+telemetry_15m_recent = Table(
+    "telemetry_15m_recent",
+    telemetry_metadata,
+    Column("plant_id", Integer, primary_key=True, autoincrement=False),
+    Column("ts", BigInteger, primary_key=True, autoincrement=False),
+    Column("total_energy_mwh", Float, nullable=True),
+    Column("power_kw", Float, nullable=True),
+)

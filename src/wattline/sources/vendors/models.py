@@ -7,6 +7,7 @@ its point (energy kWh, power kW); timestamps are int UTC epoch seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ class PointSpec:
     def unit(self) -> str:
         return CANONICAL_UNIT[self.metric_type]
 
-    @property
+    @cached_property
     def factor(self) -> float:
         return to_canonical_factor(self.vendor_unit, self.metric_type)
 

@@ -12,6 +12,11 @@ class BadValue(ValueError):
 
 def to_number(value: Any, field: str) -> float:
     """``value`` as a finite float; numeric strings are accepted (vendors send both)."""
+    kind = type(value)
+    if kind is float or kind is int:  # fast path: the common case
+        if math.isfinite(value):
+            return float(value)
+        raise BadValue(f"{field} is not finite: {value!r}")
     if value is None:
         raise BadValue(f"{field} is null")
     if isinstance(value, bool):
@@ -20,7 +25,7 @@ def to_number(value: Any, field: str) -> float:
         number = float(value)
     elif isinstance(value, str):
         try:
-            number = float(value.strip())
+            number = float(value)  # float() ignores surrounding whitespace
         except ValueError:
             raise BadValue(f"{field} is not numeric: {value[:40]!r}") from None
     else:

@@ -70,6 +70,8 @@ POINTS = [
     PointSpec(ENERGY_TODAY, MetricType.COUNTER, "generationValue", "kWh", daily_reset=True),
 ]
 
+_MAPPING = [(p.key, p.vendor_field, p.factor) for p in POINTS]
+
 
 def parse_station_item(item: Any) -> VendorRecord:
     """One ``stationDataItems`` entry as a record; raises BadValue naming the bad field."""
@@ -81,7 +83,7 @@ def parse_station_item(item: Any) -> VendorRecord:
     ts = to_number(item[TIME_FIELD], TIME_FIELD)
     if ts < 0:
         raise BadValue(f"{TIME_FIELD} is negative: {item[TIME_FIELD]!r}")
-    values = {p.key: to_number(item[p.vendor_field], p.vendor_field) * p.factor for p in POINTS}
+    values = {key: to_number(item[field], field) * factor for key, field, factor in _MAPPING}
     return VendorRecord(ts=int(ts), values=values, raw=item)
 
 

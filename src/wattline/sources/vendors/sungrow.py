@@ -205,29 +205,28 @@ def parse_point_data(
     slot (no reading yet), counted but not a record.
     """
     series = _series_of(result_data, ps_key)
-    present = [p for p in points if p.vendor_field in series]
-    stamps = sorted({s for p in present for s in series[p.vendor_field]})
+    present = [(p.key, p.vendor_field, p.factor, series[p.vendor_field]) for p in points if p.vendor_field in series]
+    stamps = sorted({s for *_, column in present for s in column})
     records: list[VendorRecord] = []
     rejected: list[RejectedRecord] = []
     empty = 0
     for stamp in stamps:
         raw: dict[str, Any] = {"ps_key": ps_key, "time_stamp": stamp}
-        for p in present:
-            if stamp in series[p.vendor_field]:
-                raw[p.vendor_field] = series[p.vendor_field][stamp]
         problems: list[str] = []
         values: dict[str, float] = {}
         no_value: list[str] = []
-        for p in present:
-            if p.vendor_field not in raw:
-                problems.append(f"{p.vendor_field} is missing")
-            elif raw[p.vendor_field] == NO_VALUE:
-                no_value.append(p.vendor_field)
-            else:
-                try:
-                    values[p.key] = to_number(raw[p.vendor_field], p.vendor_field) * p.factor
-                except BadValue as exc:
-                    problems.append(str(exc))
+        for key, field, factor, column in present:
+            if stamp not in column:
+                problems.append(f"{field} is missing")
+                continue
+            value = raw[field] = column[stamp]
+            if value == NO_VALUE:
+                no_value.append(field)
+                continue
+            try:
+                values[key] = to_number(value, field) * factor
+            except BadValue as exc:
+                problems.append(str(exc))
         try:
             ts = parse_stamp(stamp, tz)
         except BadValue as exc:

@@ -1,0 +1,203 @@
+"""Backfill (seed 000 "One-Time Reload"): a plant's history from its start, resumable.
+
+The range from ``start_operating_time`` to now is fetched in chunks of 7 days (or
+the vendor's largest range per call, if smaller). After each chunk its readings
+are in the database and the checkpoint records how far fetching got, so a rerun
+after a crash or kill resumes at max(last stored reading + one interval,
+checkpoint) and never refetches a stored chunk, leaving no gap. A chunk whose
+retries are exhausted stops the run (status ``partial``) rather than skipping
+ahead, so the next run resumes exactly there. A used-up call quota pauses the run
+until the quota refreshes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Awaitable, Callable
+
+from sqlalchemy import select
+
+from wattline import logs
+from wattline.context import AppContext
+from wattline.domain import timeutil
+from wattline.jobs import synclog, window
+from wattline.jobs.fetching import VendorSession, fetch_window, last_stored_ts
+from wattline.jobs.plants import VendorPlantInfo, load_plant
+from wattline.pipeline import rollup
+from wattline.sources.vendors.errors import QuotaExhausted
+from wattline.sources.vendors.registry import get_adapter_class
+from wattline.store import bulk
+from wattline.store.tables import backfill_checkpoints, plant_aggregates
+
+log = logs.get("wattline.backfill")
+CHUNK_S = 7 * 86400
+
+
+@dataclass
+class BackfillProgress:
+    plant_id: int
+    chunk: int
+    total_chunks: int
+    records: int
+    fetched_until: int
+    paused_until: int | None = None
+
+
+@dataclass
+class BackfillResult:
+    success: bool
+    plantId: int
+    recordsSynced: int
+    chunksProcessed: int
+    duration: str
+    aggregates: dict
+    cumulative: dict = field(default_factory=dict)
+    resumedFrom: str | None = None
+    errors: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def format_duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h {m}m {s}s" if h else f"{m}m {s}s"
+
+
+def _checkpoint(ctx: AppContext, plant_id: int) -> int | None:
+    with ctx.dbs.telemetry.connect() as conn:
+        return conn.execute(select(backfill_checkpoints.c.last_ts)
+                            .where(backfill_checkpoints.c.plant_id == plant_id)).scalar()
+
+
+def _save_checkpoint(ctx: AppContext, plant_id: int, fetched_until: int, target: int, chunks: int,
+                     records: int) -> None:
+    with ctx.dbs.telemetry.begin() as conn:
+        bulk.upsert(conn, backfill_checkpoints,
+                    ("plant_id", "last_ts", "target_end_ts", "chunks_done", "records", "updated_at"),
+                    [(plant_id, fetched_until, target, chunks, records, datetime.now(timezone.utc))],
+                    key=("plant_id",))
+
+
+def resume_point(ctx: AppContext, plant: VendorPlantInfo, interval_s: int) -> int:
+    """Where fetching starts: the plant's start, or after what is already stored."""
+    start = plant.start_operating_time
+    if start is None:
+        raise ValueError(f"plant {plant.plant_id} has no start_operating_time to backfill from")
+    last = last_stored_ts(ctx, plant)
+    if last is not None:
+        start = max(start, last + interval_s)
+    cp = _checkpoint(ctx, plant.plant_id)
+    if cp is not None:
+        start = max(start, cp)
+    return int(start)
+
+
+async def backfill_plant(
+    ctx: AppContext, plant_id: int, *, now: int | None = None,
+    on_progress: Callable[[BackfillProgress], None] | None = None,
+    session: VendorSession | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.time,
+) -> BackfillResult:
+    t_start = clock()
+    end = int(now if now is not None else clock())
+    plant = load_plant(ctx.dbs.main_reader, plant_id)
+    cls = get_adapter_class(plant.vendor_type)
+    interval = cls.limits.interval_s
+    chunk_s = min(CHUNK_S, cls.limits.max_range_s)
+    first = plant.start_operating_time or end
+    begin = resume_point(ctx, plant, interval)
+    total = max(1, math.ceil((end - first) / chunk_s))
+    done = max(0, (begin - first) // chunk_s)
+    resumed = begin > first
+    if resumed:
+        log.info("backfill.resume", plant_id=plant_id, resume_from=timeutil.iso(begin))
+    records, errors = 0, []
+    own_session = session is None
+    session = session or VendorSession(ctx)
+    status = "success"
+    try:
+        cursor = begin
+        while cursor < end:
+            chunk_end = min(cursor + chunk_s, end)
+            wr = await fetch_window(ctx, session, plant, cursor, chunk_end, job="backfill")
+            records += wr.records
+            if isinstance(wr.error, QuotaExhausted):
+                # resume after the stored prefix once the quota refreshes
+                wait = max(0.0, wr.error.resets_at_ts - clock())
+                log.warning("backfill.paused", plant_id=plant_id, until=timeutil.iso(wr.error.resets_at_ts))
+                if on_progress:
+                    on_progress(BackfillProgress(plant_id, done, total, records, cursor, wr.error.resets_at_ts))
+                await sleep(wait)
+                cursor = max(cursor, (wr.last_ts + interval) if wr.last_ts else cursor)
+                continue
+            if wr.error is not None:
+                status = "partial"
+                errors.append({"vendor": plant.vendor_type, "plant": plant_id,
+                               "window": [timeutil.iso(cursor), timeutil.iso(chunk_end)], "error": str(wr.error)})
+                log.error("backfill.chunk_failed", plant_id=plant_id, error=str(wr.error),
+                          window_start=timeutil.iso(cursor))
+                break
+            done += 1
+            cursor = chunk_end
+            _save_checkpoint(ctx, plant_id, cursor, end, done, records)
+            log.info("backfill.progress", plant_id=plant_id, chunk=done, total_chunks=total,
+                     records=records, fetched_until=timeutil.iso(cursor))
+            if on_progress:
+                on_progress(BackfillProgress(plant_id, done, total, records, cursor))
+    finally:
+        if own_session:
+            await session.aclose()
+    aggregates, cumulative = finish_plant(ctx, plant, end)
+    duration = clock() - t_start
+    synclog.log_run(ctx.dbs.telemetry, sync_type="backfill", status=status, started_at=t_start,
+                    records=records, vendor_id=plant.vendor_account_id, plant_id=plant_id,
+                    error="; ".join(e["error"] for e in errors) or None,
+                    metadata={"chunks": done, "total_chunks": total, "resumed": resumed})
+    return BackfillResult(
+        success=status == "success", plantId=plant_id, recordsSynced=records, chunksProcessed=done,
+        duration=format_duration(duration), aggregates=aggregates, cumulative=cumulative,
+        resumedFrom=timeutil.iso(begin) if resumed else None, errors=errors,
+    )
+
+
+def finish_plant(ctx: AppContext, plant: VendorPlantInfo, now: int) -> tuple[dict, dict]:
+    """Plant and work-order summaries, the chart window and the seed's cumulative figures."""
+    with ctx.dbs.telemetry.begin() as conn:
+        rollup.refresh_summaries(conn, ctx.dbs.main_reader, {plant.plant_id}, now)
+        window.refresh(conn, [plant.plant_id], now)
+        row = conn.execute(select(plant_aggregates).where(
+            plant_aggregates.c.plant_id == plant.plant_id)).mappings().first()
+    aggregates = {} if row is None else {
+        k: (None if row[k] is None else float(row[k])) for k in (
+            "daily_energy_kwh", "monthly_energy_mwh", "yearly_energy_mwh", "total_energy_mwh",
+            "current_power_kw")}
+    return aggregates, cumulative_figures(ctx, plant, now)
+
+
+def cumulative_figures(ctx: AppContext, plant: VendorPlantInfo, now: int) -> dict:
+    """Energy from the plant's start to the end of last year, last month, yesterday (MWh)."""
+    sid = plant.series.get("energy_total") or plant.series.get("power")
+    if sid is None:
+        return {}
+    tz = plant.timezone
+    d = timeutil.local_date(now, tz)
+    bounds = {
+        "year_on_year_mwh": ("year", timeutil.year_bounds(d.year, tz)[0]),
+        "month_on_month_mwh": ("month", timeutil.month_bounds(d.year, d.month, tz)[0]),
+        "till_last_day_mwh": ("day", timeutil.day_bounds(d, tz)[0]),
+    }
+    out = {}
+    with ctx.dbs.telemetry.connect() as conn:
+        for name, (period, before) in bounds.items():
+            total = conn.exec_driver_sql(
+                "SELECT COALESCE(SUM(energy_milli_wh), 0) FROM aggregates "
+                f"WHERE series_id = {int(sid)} AND period = '{period}' AND bucket_start < {int(before)}"
+            ).scalar()
+            out[name] = round(int(total) / 1e9, 3)
+    return out

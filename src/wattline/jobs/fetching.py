@@ -1,0 +1,123 @@
+"""Fetch a plant's telemetry window from its vendor and put it through the pipeline.
+
+Shared by backfill, daily sync and polling. Every call is logged to
+``vendor_sync_logs``; rejected records are logged with their raw data; the good
+records of a window that failed halfway (``partial``, always a prefix in time) are
+kept, so a rerun resumes right after them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+
+from wattline.context import AppContext
+from wattline.domain.readings import ReadingBatch
+from wattline.jobs import synclog
+from wattline.jobs.plants import VendorPlantInfo
+from wattline.security.crypto import decrypt_credentials
+from wattline.sources.vendors.base import VendorAdapter, VendorError
+from wattline.sources.vendors.models import FetchResult, VendorRecord
+from wattline.sources.vendors.registry import get_adapter_class
+
+
+class VendorSession:
+    """Adapters for the plants of one job run; each vendor account's adapter shares
+    the account's rate limiter (held by the app context, so all jobs share it)."""
+
+    def __init__(self, ctx: AppContext, *, timeout_s: float = 10.0,
+                 retry_waits_s: tuple[float, ...] | None = None, max_connections: int = 32):
+        self.ctx = ctx
+        self.timeout_s = timeout_s
+        self.retry_waits_s = retry_waits_s
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s),
+                                         limits=httpx.Limits(max_connections=max_connections))
+        self._adapters: dict[int, VendorAdapter] = {}
+
+    def adapter_for(self, plant: VendorPlantInfo) -> VendorAdapter:
+        adapter = self._adapters.get(plant.vendor_account_id)
+        if adapter is None:
+            cls = get_adapter_class(plant.vendor_type)
+            creds = decrypt_credentials(self.ctx.settings.encryption_key, plant.credentials_encrypted)
+            limiter = self.ctx.limiters.get(f"account:{plant.vendor_account_id}", cls.limits)
+            kw = {"retry_waits_s": self.retry_waits_s} if self.retry_waits_s is not None else {}
+            adapter = cls(plant.base_url or cls.default_base_url, creds, client=self._client,
+                          timeout_s=self.timeout_s, limiter=limiter, **kw)
+            self._adapters[plant.vendor_account_id] = adapter
+        return adapter
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> "VendorSession":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+
+@dataclass
+class WindowResult:
+    records: int = 0
+    rejected: int = 0
+    calls: int = 0
+    last_ts: int | None = None
+    error: VendorError | None = None
+    readings: list = field(default_factory=list)
+
+
+def records_to_batch(plant: VendorPlantInfo, records: list[VendorRecord], source: str) -> ReadingBatch:
+    """Readings of every point the plant has, each linked to its record's raw payload."""
+    sid, ts, val, idx = [], [], [], []
+    for i, rec in enumerate(records):
+        for key, value in rec.values.items():
+            s = plant.series.get(key)
+            if s is None:
+                continue  # a vendor field the plant has no point for
+            sid.append(s)
+            ts.append(rec.ts)
+            val.append(value)
+            idx.append(i)
+    return ReadingBatch(np.array(sid, np.int64), np.array(ts, np.int64), np.array(val, np.float64),
+                        np.array(idx, np.int64), [r.raw for r in records], source)
+
+
+def store_fetch(ctx: AppContext, plant: VendorPlantInfo, fetched: FetchResult, job: str,
+                *, refresh_summaries: bool = False) -> WindowResult:
+    out = WindowResult(records=len(fetched.records), rejected=len(fetched.rejected), calls=len(fetched.calls))
+    if fetched.records:
+        ctx.pipeline.ingest(records_to_batch(plant, fetched.records, f"vendor:{plant.vendor_type}"),
+                            refresh_summaries=refresh_summaries)
+        out.last_ts = fetched.records[-1].ts
+    synclog.log_calls(ctx.dbs.telemetry, plant.vendor_account_id, plant.plant_id, fetched.calls, job)
+    synclog.log_rejected(ctx.dbs.telemetry, plant.vendor_account_id, plant.plant_id, fetched.rejected, job)
+    return out
+
+
+async def fetch_window(ctx: AppContext, session: VendorSession, plant: VendorPlantInfo, start_ts: int,
+                       end_ts: int, job: str) -> WindowResult:
+    """Fetch [start_ts, end_ts) and ingest it. A VendorError after retries is
+    returned in ``error`` (with the good prefix stored), not raised."""
+    adapter = session.adapter_for(plant)
+    try:
+        fetched = await adapter.fetch_telemetry(plant.vendor_plant_id, start_ts, end_ts, plant.timezone)
+    except VendorError as exc:
+        partial = exc.partial or FetchResult()
+        partial.calls = exc.calls or partial.calls
+        out = store_fetch(ctx, plant, partial, job)
+        out.error = exc
+        return out
+    return store_fetch(ctx, plant, fetched, job)
+
+
+def last_stored_ts(ctx: AppContext, plant: VendorPlantInfo) -> int | None:
+    """Newest stored reading of the plant's vendor series: where a resume starts."""
+    ids = [s for s in plant.series.values()]
+    if not ids:
+        return None
+    with ctx.dbs.telemetry.connect() as conn:
+        return conn.exec_driver_sql(
+            f"SELECT MAX(ts) FROM readings WHERE series_id IN ({', '.join(str(int(i)) for i in ids)})"
+        ).scalar()

@@ -1,0 +1,37 @@
+"""Timezone-aware schedules (APScheduler): the daily sync at 00:15 local time of each
+organization, and more often when its ``sync_interval_minutes`` asks for it."""
+
+from __future__ import annotations
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import select
+
+from wattline import logs
+from wattline.context import AppContext
+from wattline.jobs.sync import sync_all
+from wattline.store.tables import organizations
+
+log = logs.get("wattline.scheduler")
+
+
+def build_scheduler(ctx: AppContext) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    with ctx.dbs.main_reader.connect() as conn:
+        orgs = conn.execute(select(organizations.c.id, organizations.c.name, organizations.c.timezone,
+                                   organizations.c.sync_interval_minutes)
+                            .where(organizations.c.auto_sync_enabled.is_(True))).all()
+    for org_id, name, tz, interval in orgs:
+        async def run(org_id=org_id):
+            result = await sync_all(ctx, organization_ids={org_id}, only_due=True)
+            log.info("scheduler.sync_done", organization_id=org_id, plants=result.plantsSynced,
+                     errors=len(result.errors))
+
+        scheduler.add_job(run, CronTrigger(hour=0, minute=15, timezone=tz), id=f"daily-sync-{org_id}",
+                          name=f"daily sync {name}", coalesce=True, misfire_grace_time=3600)
+        if interval and interval < 1440:
+            scheduler.add_job(run, IntervalTrigger(minutes=interval), id=f"interval-sync-{org_id}",
+                              name=f"sync every {interval} min {name}", coalesce=True, max_instances=1)
+        log.info("scheduler.org", organization_id=org_id, timezone=tz, interval_minutes=interval)
+    return scheduler

@@ -1,0 +1,16 @@
+"""Who is making a request, whatever the way they proved it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+PrincipalKind = Literal["token", "user", "cron"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: PrincipalKind
+    name: str  # token name, username, or "cron"
+    role: str  # a roles.ROLES name, or "cron" for the scheduler's shared secret
+    organization_id: int | None = None
