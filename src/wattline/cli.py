@@ -190,7 +190,7 @@ def serve_cmd(
     from wattline.api.app import create_app
 
     logs.configure()
-    uvicorn.run(create_app(), host=host, port=port, log_config=None)
+    uvicorn.run(create_app(schedule=True), host=host, port=port, log_config=None)
 
 
 @app.command("backfill")
@@ -240,6 +240,41 @@ def sync_all_cmd() -> None:
         raise typer.Exit(1)
 
 
+@app.command("demo")
+def demo_cmd(
+    port: int = typer.Option(8000, help="port of the API and dashboard"),
+    since: str = typer.Option("2024-01-01", help="start of the plants' history (date or ISO time)"),
+    cloud_port: int = typer.Option(0, help="port of the emulated vendor clouds (0: any free port)"),
+    serve: bool = typer.Option(True, help="serve the API after the backfill"),
+) -> None:
+    """Set up work order 456 on the emulated vendor clouds, backfill it, serve the API."""
+    import asyncio
+
+    from wattline import demo, logs
+
+    logs.configure("WARNING")
+    try:
+        since_ts = timeutil.parse_instant(since if "T" in since else f"{since}T00:00:00Z")
+    except ValueError as exc:
+        _fail(f"--since: {exc}")
+    ctx = _ctx()
+    with demo.BackgroundCloud(demo.cloud_config(since_ts), port=cloud_port) as cloud:
+        console.print(f"emulated vendor clouds on {cloud.base_url}")
+        demo.set_up(ctx, cloud.base_url, since_ts)
+        asyncio.run(demo.backfill_all(ctx, console))
+        demo.print_summary(ctx, console)
+        if not serve:
+            return
+        import uvicorn
+
+        from wattline.api.app import create_app
+
+        console.print(f"API and dashboard on http://127.0.0.1:{port}/  (docs: /docs)")
+        console.print("sign in: create a user with  wattline users create admin --role superadmin")
+        logs.configure("INFO")
+        uvicorn.run(create_app(ctx, schedule=True), host="127.0.0.1", port=port, log_config=None)
+
+
 def _mount_optional() -> None:
     """Sub-commands that live in their own modules."""
     try:
@@ -248,6 +283,10 @@ def _mount_optional() -> None:
         return
     app.add_typer(vendors_app, name="vendors")
     vendors_app.command("add-account")(vendors_add_account)
+    from wattline.cli_security import tokens_app, users_app
+
+    app.add_typer(tokens_app, name="tokens")
+    app.add_typer(users_app, name="users")
 
 
 def vendors_add_account(

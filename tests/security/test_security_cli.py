@@ -22,7 +22,7 @@ def data_dir(tmp_path, monkeypatch):
     return tmp_path / "data"
 
 
-def _main_reader(data_dir):
+def _open(data_dir):
     ctx = open_context(Settings(data_dir=data_dir))
     return ctx
 
@@ -33,7 +33,7 @@ def test_tokens_create_and_list(data_dir):
     token = r.stdout.strip()
     assert token.startswith("wl_") and "\n" not in token
     assert "will not be shown again" in r.stderr
-    ctx = _main_reader(data_dir)
+    ctx = _open(data_dir)
     try:
         with ctx.dbs.main_reader.connect() as conn:
             p = lookup_token(conn, token)
@@ -54,7 +54,7 @@ def test_users_create_password_stdin(data_dir):
                       input="long enough pw\n")
     assert r.exit_code == 0, r.output
     assert "long enough pw" not in r.output
-    ctx = _main_reader(data_dir)
+    ctx = _open(data_dir)
     try:
         with ctx.dbs.main_reader.connect() as conn:
             assert authenticate(conn, "alice", "long enough pw").role == "admin"
@@ -74,7 +74,7 @@ def test_users_create_prompts_twice(data_dir):
     assert r.output.count("Password") >= 1 and "long enough pw" not in r.output  # hidden input
     r = runner.invoke(users_app, ["create", "dave", "--role", "viewer"], input="long enough pw\nmismatch!!\n")
     assert r.exit_code != 0  # confirmation never matched: aborted, no user
-    ctx = _main_reader(data_dir)
+    ctx = _open(data_dir)
     try:
         with ctx.dbs.main_reader.connect() as conn:
             assert authenticate(conn, "carol", "long enough pw") is not None

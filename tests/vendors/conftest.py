@@ -131,4 +131,4 @@ class FakeClock:
 def kit() -> SimpleNamespace:
     """This module's constants and helpers (``kit.NOW``, ``kit.run(...)``, ...)."""
     module = sys.modules[__name__]
-    return SimpleNamespace(**{k: getattr(module, k) for k in dir(module) if not k.startswith("_")})
+    return SimpleNamespace(**{k: getattr(module, k) for k in dir(module) if k.isidentifier() and not k.startswith("_")})

@@ -1,4 +1,4 @@
-"""FastAPI application factory."""
+"""FastAPI application factory: routers, errors, jobs and the sync schedule."""
 
 from __future__ import annotations
 
@@ -9,20 +9,39 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from wattline import __version__, logs
+from wattline.api.routes import jobs, plants, telemetry
 from wattline.context import AppContext, open_context
+from wattline.jobs.runner import JobRunner
+from wattline.security.errors import install_error_handlers
 
 log = logs.get("wattline.api")
 
 
-def create_app(ctx: AppContext | None = None) -> FastAPI:
+def create_app(ctx: AppContext | None = None, *, schedule: bool = False) -> FastAPI:
+    """The API. ``schedule=True`` (``wattline serve``) also runs the daily-sync schedule."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.ctx = ctx or open_context()  # applies migrations at start
-        log.info("api.started", version=__version__)
+        app.state.runner = JobRunner(app.state.ctx)
+        scheduler = None
+        if schedule:
+            from wattline.jobs.scheduler import build_scheduler
+
+            scheduler = build_scheduler(app.state.ctx)
+            scheduler.start()
+        log.info("api.started", version=__version__, schedule=schedule)
         yield
-        app.state.ctx.close()
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        if ctx is None:
+            app.state.ctx.close()
 
     app = FastAPI(title="Wattline", version=__version__, lifespan=lifespan)
+    install_error_handlers(app)
+    for r in (telemetry.router, plants.router, jobs.router):
+        app.include_router(r)
+    _mount_web(app)
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -40,3 +59,12 @@ def create_app(ctx: AppContext | None = None) -> FastAPI:
                             status_code=200 if ok else 503)
 
     return app
+
+
+def _mount_web(app: FastAPI) -> None:
+    """The dashboard, when its package is present."""
+    try:
+        from wattline.web.pages import mount
+    except ImportError:
+        return
+    mount(app)

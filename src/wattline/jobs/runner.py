@@ -21,8 +21,13 @@ class JobRunner:
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
         self._tasks: set[asyncio.Task] = set()
+        self._running: dict[tuple, str] = {}  # (kind, id) -> job id, to refuse duplicates
 
-    def submit(self, kind: str, params: dict, work: Callable[[Callable[[dict], None]], Awaitable[dict]]) -> str:
+    def running(self, kind: str, key_id: int) -> bool:
+        return (kind, key_id) in self._running
+
+    def submit(self, kind: str, params: dict, work: Callable[[Callable[[dict], None]], Awaitable[dict]],
+               *, key: tuple | None = None) -> str:
         """Start ``work(report_progress)``; returns the job id at once."""
         job_id = str(uuid.uuid4())
         now = datetime.now(timezone.utc)
@@ -32,6 +37,9 @@ class JobRunner:
         task = asyncio.get_running_loop().create_task(self._run(job_id, work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if key is not None:
+            self._running[key] = job_id
+            task.add_done_callback(lambda _t: self._running.pop(key, None))
         return job_id
 
     async def _run(self, job_id: str, work) -> None:

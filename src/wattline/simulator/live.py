@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from wattline.simulator.battery import BatteryState
 from wattline.simulator.engine import METRICS, Fleet, SiteState
 from wattline.simulator.sites import SiteSpec
 
@@ -89,8 +90,6 @@ class LiveSimulator:
     # -- state ---------------------------------------------------------------------
 
     def _fresh_state(self, index: int) -> SiteState:
-        from wattline.simulator.battery import BatteryState
-
         spec = self.sites[index].battery
         return SiteState(battery=BatteryState.initial(spec) if spec is not None else None)
 

@@ -240,7 +240,7 @@ def equator_facing_azimuth(latitude: float) -> float:
 # battery C-rate, cells in series, chance of a battery). Loads scale with the PV size
 # so that sites neither export everything nor import everything.
 _KIND_SIZES = {
-    SiteKind.RESIDENTIAL: dict(pv=(4.0, 12.0), base=0.06, peak=0.45, cool=0.03, batt=(0.8, 1.6), c_rate=0.5, cells=16, p_batt=0.85),
+    SiteKind.RESIDENTIAL: dict(pv=(4.0, 12.0), base=0.03, peak=0.22, cool=0.025, batt=(0.8, 1.6), c_rate=0.5, cells=16, p_batt=0.85),
     SiteKind.SMALL_COMMERCIAL: dict(pv=(30.0, 150.0), base=0.10, peak=0.60, cool=0.02, batt=(0.8, 2.0), c_rate=0.5, cells=128, p_batt=0.7),
     SiteKind.INDUSTRIAL: dict(pv=(250.0, 1500.0), base=0.35, peak=0.90, cool=0.01, batt=(0.5, 1.5), c_rate=0.5, cells=240, p_batt=0.6),
     SiteKind.UTILITY: dict(pv=(2000.0, 20000.0), base=0.002, peak=0.006, cool=0.0, batt=(1.0, 2.0), c_rate=0.5, cells=240, p_batt=0.3),
@@ -250,18 +250,18 @@ _KIND_SIZES = {
 _PLACES: list[tuple[str, float, float, str, float, float, ClimateSpec | None]] = [
     ("Sydney", -33.87, 151.21, "Australia/Sydney", 230, 50, ClimateSpec(0.45, -0.05, 18.5, 4.5, 4.0, 3.5)),
     ("Cape Town", -33.92, 18.42, "Africa/Johannesburg", 230, 50, ClimateSpec(0.38, 0.18, 17.0, 4.0, 5.0, 4.5)),
-    ("Oslo", 59.91, 10.75, "Europe/Oslo", 230, 50, ClimateSpec(0.68, 0.08, 6.5, 9.5, 4.0, 3.0)),
-    ("Singapore", 1.35, 103.82, "Asia/Singapore", 230, 50, ClimateSpec(0.65, 0.05, 27.5, 0.8, 3.5, 2.5)),
-    ("Phoenix", 33.45, -112.07, "America/Phoenix", 240, 60, ClimateSpec(0.16, 0.08, 24.5, 10.5, 7.5, 2.8)),
+    ("Oslo", 59.91, 10.75, "Europe/Oslo", 230, 50, ClimateSpec(0.62, 0.08, 6.5, 9.5, 4.0, 3.0)),
+    ("Singapore", 1.35, 103.82, "Asia/Singapore", 230, 50, ClimateSpec(0.55, 0.05, 27.5, 0.8, 3.5, 2.5)),
+    ("Phoenix", 33.45, -112.07, "America/Phoenix", 240, 60, ClimateSpec(0.12, 0.06, 24.5, 10.5, 7.5, 2.8)),
     ("Berlin", 52.52, 13.40, "Europe/Berlin", 230, 50, None),
-    ("Madrid", 40.42, -3.70, "Europe/Madrid", 230, 50, ClimateSpec(0.35, 0.15, 15.0, 9.5, 6.5, 2.5)),
+    ("Madrid", 40.42, -3.70, "Europe/Madrid", 230, 50, ClimateSpec(0.27, 0.15, 15.0, 9.5, 6.5, 2.5)),
     ("Sao Paulo", -23.55, -46.63, "America/Sao_Paulo", 220, 60, ClimateSpec(0.58, -0.12, 20.0, 3.0, 4.5, 2.5)),
     ("Buenos Aires", -34.60, -58.38, "America/Argentina/Buenos_Aires", 220, 50, None),
     ("Nairobi", -1.29, 36.82, "Africa/Nairobi", 240, 50, ClimateSpec(0.55, -0.05, 18.5, 1.5, 6.0, 3.0)),
     ("Delhi", 28.61, 77.21, "Asia/Kolkata", 230, 50, ClimateSpec(0.30, -0.20, 25.0, 9.0, 6.5, 2.5)),
     ("Tokyo", 35.68, 139.69, "Asia/Tokyo", 200, 50, None),
     ("Perth", -31.95, 115.86, "Australia/Perth", 230, 50, ClimateSpec(0.30, 0.20, 19.0, 5.5, 6.0, 4.0)),
-    ("Auckland", -36.85, 174.76, "Pacific/Auckland", 230, 50, ClimateSpec(0.60, 0.05, 15.5, 4.0, 3.5, 4.5)),
+    ("Auckland", -36.85, 174.76, "Pacific/Auckland", 230, 50, ClimateSpec(0.52, 0.05, 15.5, 4.0, 3.5, 4.5)),
     ("Lima", -12.05, -77.04, "America/Lima", 220, 60, ClimateSpec(0.62, 0.20, 19.5, 3.0, 3.0, 3.0)),
     ("Toronto", 43.65, -79.38, "America/Toronto", 240, 60, None),
     ("Dubai", 25.20, 55.27, "Asia/Dubai", 230, 50, ClimateSpec(0.12, 0.06, 28.0, 7.5, 5.5, 3.5)),

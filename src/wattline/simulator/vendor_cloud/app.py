@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 
 from . import solarman, sungrow
 from .config import CloudConfig
+from .history import warm
 from .state import CloudState
 
 VENDORS = ("solarman", "sungrow")
@@ -19,7 +20,11 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
         description="Solarman and Sungrow iSolarCloud APIs on loopback, for tests and demos.",
         version="1",
     )
-    app.state.cloud = CloudState(config)
+    app.state.cloud = state = CloudState(config)
+    if config.warm_plants:
+        for vendor in VENDORS:
+            for plant_id, profile in state.settings(vendor).plants.items():
+                warm(plant_id, state.plant(vendor, plant_id) or profile, state.now(), config.history_source)
     app.include_router(solarman.router, tags=["solarman"])
     app.include_router(sungrow.router, tags=["sungrow"])
 

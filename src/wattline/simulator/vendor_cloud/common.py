@@ -41,7 +41,7 @@ def server_error(code: int) -> Response:
 
 
 async def before_call(
-    state: CloudState, vendor: str, endpoint: str, rate_limited_body: dict | str
+    request: Request, vendor: str, endpoint: str, rate_limited_body: dict | str
 ) -> tuple[Response | None, str | None]:
     """Apply latency and an injected fault.
 
@@ -49,7 +49,9 @@ async def before_call(
     ``"slow"`` holds the call for ``slow_delay_s`` and then lets it proceed;
     ``"malformed"`` is returned for the data handler to apply.
     """
+    state = cloud(request)
     cfg = state.config
+    await request.body()  # read (and cache) it now: a held call's client may be gone later
     if cfg.latency_ms > 0:
         await asyncio.sleep(cfg.latency_ms / 1000.0)
     fault = state.faults.draw()

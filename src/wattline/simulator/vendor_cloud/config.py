@@ -26,6 +26,13 @@ uniformly from ``fault_kinds`` using a ``random.Random(seed)``:
   a non-numeric string, or null); on non-data calls this fault does nothing
 
 ``scripted_faults`` are used first, one per call, in order (deterministic tests).
+
+History: ``history_source="auto"`` serves the simulator's PV model
+(``wattline.simulator.plant.plant_history``) when it is importable, else a fast
+deterministic clear-sky curve; ``"simulator"`` / ``"clear_sky"`` force one. The
+simulator's model costs ~0.15 s of CPU the first time a plant is touched (it
+integrates the plant's whole life); ``warm_plants`` does that for the configured plants
+when the app is created, so first calls do not stall.
 ``latency_ms`` is added to every answer. ``rate_limit_per_minute`` makes the cloud
 itself answer 429 beyond that many calls per account per minute.
 """
@@ -118,6 +125,8 @@ class CloudConfig:
     slow_delay_s: float = 15.0
     latency_ms: float = 0.0
     rate_limit_per_minute: int | None = None
+    history_source: Literal["auto", "simulator", "clear_sky"] = "auto"
+    warm_plants: bool = True
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
@@ -129,3 +138,5 @@ class CloudConfig:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
         if self.unknown_plants not in ("default", "error"):
             raise ValueError("unknown_plants must be 'default' or 'error'")
+        if self.history_source not in ("auto", "simulator", "clear_sky"):
+            raise ValueError("history_source must be 'auto', 'simulator' or 'clear_sky'")

@@ -4,10 +4,15 @@
 900 s) of power (kW), the cumulative energy counter (kWh since the plant started,
 plus its initial value) and today's energy (kWh since local midnight).
 
-Source: the simulator's ``wattline.simulator.replay.plant_history`` when it is
-importable; otherwise a deterministic clear-sky-like curve (below). Either way the
-cumulative counter at an instant does not depend on the window asked for, so pages,
-windows and refetches always agree.
+Sources (``CloudConfig.history_source``):
+
+* ``"simulator"``: the simulator's PV model, ``wattline.simulator.plant.plant_history``
+  (weather, orientation, inverter). The default (``"auto"``) when it is importable.
+* ``"clear_sky"``: a deterministic clear-sky-like curve (below), about 20x cheaper;
+  for fleet benchmarks where the emulator's CPU would otherwise dominate.
+
+Either way the cumulative counter at an instant does not depend on the window asked
+for, so pages, windows and refetches always agree.
 
 The fallback curve: sun elevation from the NOAA declination / equation-of-time
 formulas at the plant's latitude and longitude, a Meinel air-mass attenuation, a
@@ -26,7 +31,8 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
-from typing import Callable
+from importlib import import_module
+from typing import Callable, Literal
 
 import numpy as np
 
@@ -59,10 +65,22 @@ class Series:
         return Series(self.ts[lo:hi], self.power_kw[lo:hi], self.energy_total_kwh[lo:hi], self.energy_today_kwh[lo:hi])
 
 
+HistorySource = Literal["auto", "simulator", "clear_sky"]
+
+
 def plant_series(
-    plant_id: str, profile: PlantProfile, from_ts: int, to_ts: int, now_ts: float | None = None
+    plant_id: str,
+    profile: PlantProfile,
+    from_ts: int,
+    to_ts: int,
+    now_ts: float | None = None,
+    source: HistorySource = "auto",
 ) -> Series:
-    """Samples with ``from_ts <= ts < to_ts``, from the plant's start up to ``now_ts`` (inclusive)."""
+    """Samples with ``from_ts <= ts < to_ts``, from the plant's start up to ``now_ts`` (inclusive).
+
+    ``source``: ``"simulator"`` = the simulator's PV model (``plant_history``),
+    ``"clear_sky"`` = the fast curve below, ``"auto"`` = the simulator when importable.
+    """
     lo = max(int(from_ts), int(profile.start_operating_ts))
     hi = int(to_ts)
     if now_ts is not None:
@@ -71,32 +89,37 @@ def plant_series(
     if first >= hi:
         return Series.empty()
     seed = profile.seed if profile.seed is not None else plant_seed(plant_id)
-    replay = _replay_source()
-    if replay is not None:
-        return _replayed(replay, seed, profile, first, hi)
+    simulator = simulator_source() if source in ("auto", "simulator") else None
+    if simulator is not None:
+        return _simulated(simulator, seed, profile, first, hi)
+    if source == "simulator":
+        raise RuntimeError("the simulator's plant_history is not importable")
     return _fallback_plant(profile, seed).series(first, hi)
 
 
-# -- the simulator's replay, when it exists ---------------------------------------------------
+# -- the simulator's PV model, when it exists ---------------------------------------------------
 
-_replay_lock = threading.Lock()
-_replay_fn: list[Callable | None] = []
-
-
-def _replay_source() -> Callable | None:
-    """``wattline.simulator.replay.plant_history`` if importable (looked up once)."""
-    with _replay_lock:
-        if not _replay_fn:
-            try:
-                from wattline.simulator.replay import plant_history  # type: ignore[import-not-found]
-            except ImportError:
-                plant_history = None
-            _replay_fn.append(plant_history)
-        return _replay_fn[0]
+_simulator_lock = threading.Lock()
+_simulator_fn: list[Callable | None] = []
 
 
-@lru_cache(maxsize=256)  # pages of one window ask for the same window again
-def _replayed(fn: Callable, seed: int, profile: PlantProfile, first: int, hi: int) -> Series:
+def simulator_source() -> Callable | None:
+    """``plant_history`` of the simulator if importable (looked up once per process)."""
+    with _simulator_lock:
+        if not _simulator_fn:
+            fn = None
+            for module in ("wattline.simulator.plant", "wattline.simulator.replay"):
+                try:
+                    fn = getattr(import_module(module), "plant_history")
+                    break
+                except (ImportError, AttributeError):
+                    continue
+            _simulator_fn.append(fn)
+        return _simulator_fn[0]
+
+
+@lru_cache(maxsize=256)  # the pages of one window ask for the same window again
+def _simulated(fn: Callable, seed: int, profile: PlantProfile, first: int, hi: int) -> Series:
     data = fn(
         seed=seed,
         latitude=profile.latitude,
@@ -116,6 +139,11 @@ def _replayed(fn: Callable, seed: int, profile: PlantProfile, first: int, hi: in
         np.asarray(data["energy_total_kwh"], dtype=np.float64)[keep] + profile.initial_energy_kwh,
         np.asarray(data["energy_today_kwh"], dtype=np.float64)[keep],
     )
+
+
+def warm(plant_id: str, profile: PlantProfile, now_ts: float, source: HistorySource = "auto") -> None:
+    """Build a plant's caches up to ``now_ts`` (so its first request answers quickly)."""
+    plant_series(plant_id, profile, int(now_ts) - STEP_S, int(now_ts) + 1, now_ts, source)
 
 
 # -- fallback: deterministic clear-sky-like PV ----------------------------------------------

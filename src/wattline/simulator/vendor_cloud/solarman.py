@@ -78,7 +78,7 @@ def _authorized(request: Request, state: CloudState) -> str | None:
 @router.post("/account/v1.0/token")
 async def token(request: Request) -> Response:
     state = cloud(request)
-    early, _ = await before_call(state, VENDOR, "token", _RATE_LIMITED)
+    early, _ = await before_call(request, VENDOR, "token", _RATE_LIMITED)
     if early is not None:
         return early
     body = await read_json(request)
@@ -149,7 +149,7 @@ def _corrupt(item_text: str, field: str, mode: str) -> str:
 @router.post("/station/v1.0/history")
 async def station_history(request: Request) -> Response:
     state = cloud(request)
-    early, fault = await before_call(state, VENDOR, "history", _RATE_LIMITED)
+    early, fault = await before_call(request, VENDOR, "history", _RATE_LIMITED)
     if early is not None:
         return early
     account = _authorized(request, state)
@@ -182,7 +182,7 @@ async def station_history(request: Request) -> Response:
     if profile is None:
         state.stats.add(CallRecord(VENDOR, "history", 200, fault, str(station)))
         return _error(CODE_STATION, "station not found")
-    series = plant_series(str(station), profile, start, end + 1, state.now())
+    series = plant_series(str(station), profile, start, end + 1, state.now(), state.config.history_source)
     total = len(series)
     chunk = series.slice((page - 1) * size, page * size)
     items = _format_items(station, chunk)
@@ -202,7 +202,7 @@ async def station_history(request: Request) -> Response:
 @router.post("/station/v1.0/list")
 async def station_list(request: Request) -> Response:
     state = cloud(request)
-    early, fault = await before_call(state, VENDOR, "list", _RATE_LIMITED)
+    early, fault = await before_call(request, VENDOR, "list", _RATE_LIMITED)
     if early is not None:
         return early
     account = _authorized(request, state)

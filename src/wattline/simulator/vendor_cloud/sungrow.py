@@ -87,7 +87,7 @@ def _authorized(state: CloudState, body: dict) -> tuple[str | None, JSONResponse
 @router.post("/v1/userService/login")
 async def login(request: Request) -> Response:
     state = cloud(request)
-    early, _ = await before_call(state, VENDOR, "login", "Too Many Requests")
+    early, _ = await before_call(request, VENDOR, "login", "Too Many Requests")
     if early is not None:
         return early
     body = await read_json(request) or {}
@@ -129,7 +129,7 @@ def _gmt_label(tz: str, ts: float) -> str:
 @router.post("/v1/powerStationService/getPsList")
 async def ps_list(request: Request) -> Response:
     state = cloud(request)
-    early, fault = await before_call(state, VENDOR, "getPsList", "Too Many Requests")
+    early, fault = await before_call(request, VENDOR, "getPsList", "Too Many Requests")
     if early is not None:
         return early
     body = await read_json(request) or {}
@@ -148,7 +148,7 @@ async def ps_list(request: Request) -> Response:
     plants = sorted(state.settings(VENDOR).plants.items())
     rows = []
     for plant_id, profile in plants[(page - 1) * size : page * size]:
-        latest = plant_series(plant_id, profile, int(now) - 900, int(now) + 1, now)
+        latest = plant_series(plant_id, profile, int(now) - 900, int(now) + 1, now, state.config.history_source)
         total_kwh = float(latest.energy_total_kwh[-1]) if len(latest) else profile.initial_energy_kwh
         power_w = float(latest.power_kw[-1]) * 1000 if len(latest) else 0.0
         today_kwh = float(latest.energy_today_kwh[-1]) if len(latest) else 0.0
@@ -208,7 +208,7 @@ def _corrupt(data: dict[str, dict], keys: list[str], state: CloudState) -> None:
 @router.post("/v1/commonService/queryMutiPointDataList")
 async def query_multi_point_data(request: Request) -> Response:
     state = cloud(request)
-    early, fault = await before_call(state, VENDOR, "queryMutiPointDataList", "Too Many Requests")
+    early, fault = await before_call(request, VENDOR, "queryMutiPointDataList", "Too Many Requests")
     if early is not None:
         return early
     body = await read_json(request) or {}
@@ -245,7 +245,7 @@ async def query_multi_point_data(request: Request) -> Response:
         lo = int(start_n.replace(tzinfo=z, fold=0).timestamp())
         hi = int(end_n.replace(tzinfo=z, fold=1).timestamp())
         grid = np.arange(-(-lo // step) * step, hi + 1, step, dtype=np.int64)
-        series = plant_series(plant_id, profile, int(grid[0]) if len(grid) else lo, hi + 1, state.now())
+        series = plant_series(plant_id, profile, int(grid[0]) if len(grid) else lo, hi + 1, state.now(), state.config.history_source)
         if step != 900:
             series = _every(series, step)
         pos = {int(t): i for i, t in enumerate(series.ts.tolist())}
