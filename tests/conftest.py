@@ -102,3 +102,15 @@ def sqlite_dbs(tmp_path):
 @pytest.fixture
 def pipeline(dbs):
     return Pipeline(dbs.telemetry, dbs.main_reader)
+
+
+@pytest.fixture
+def pg_or_sqlite_pair(request, tmp_path):
+    """A second, independent database pair on the same backend as ``dbs``."""
+    backend = request.node.callspec.params.get("dbs", "sqlite")
+    if backend == "sqlite":
+        d = make_sqlite(tmp_path / "second")
+    else:
+        d = make_pg(request.getfixturevalue("pg_templates"))
+    yield d
+    d.dispose()

@@ -22,7 +22,6 @@ from wattline.context import AppContext
 from wattline.jobs.backfill import backfill_plant
 from wattline.simulator.vendor_cloud.config import DEFAULT_CREDENTIALS, CloudConfig, PlantProfile
 from wattline.simulator.vendor_cloud.server import BackgroundCloud
-from wattline.sources.vendors.ratelimit import RateLimiter
 from wattline.store import plant_queries, registry
 from wattline.store.tables import assets, organizations, vendor_accounts
 
@@ -70,9 +69,10 @@ def set_up(ctx: AppContext, base_url: str, since_ts: int) -> dict[str, int]:
             row = conn.execute(select(vendor_accounts.c.id).where(vendor_accounts.c.organization_id == org,
                                                                   vendor_accounts.c.name == name)).first()
             if row is None:
+                # the emulated clouds on loopback are not quota-limited
                 accounts[vendor] = provision.add_vendor_account(
                     conn, ctx.settings, vendor, name, DEFAULT_CREDENTIALS[vendor], base_url=base_url,
-                    organization_id=org)
+                    organization_id=org, rate_limits=provision.UNLIMITED)
             else:
                 accounts[vendor] = row[0]
                 conn.execute(update(vendor_accounts).where(vendor_accounts.c.id == row[0]).values(base_url=base_url))
@@ -85,9 +85,6 @@ def set_up(ctx: AppContext, base_url: str, since_ts: int) -> dict[str, int]:
         if plant_queries.work_order(ctx.dbs.main, WORK_ORDER_ID) is None:
             registry.add_group(conn, "Work order 456", "work_order", [p.plant_id for p in PLANTS],
                                group_id=WORK_ORDER_ID, organization_id=org)
-    # the emulated clouds on loopback are not quota-limited; real accounts keep their limits
-    for acc in accounts.values():
-        ctx.limiters.put(f"account:{acc}", RateLimiter.unlimited())
     return accounts
 
 

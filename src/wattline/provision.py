@@ -14,8 +14,13 @@ from wattline.store.tables import vendor_accounts
 
 def add_vendor_account(conn: Connection, settings: Settings, vendor_type: str, name: str,
                        credentials: dict, *, base_url: str | None = None,
-                       organization_id: int | None = None) -> int:
-    get_adapter_class(vendor_type)  # unknown vendor types fail here, before anything is written
+                       organization_id: int | None = None, rate_limits: dict | None = None) -> int:
+    """``rate_limits`` overrides the adapter's declared limits for this account
+    (keys of VendorLimits: calls_per_minute, calls_per_day, calls_per_month)."""
+    cls = get_adapter_class(vendor_type)  # unknown vendor types fail here, before anything is written
+    allowed = {"calls_per_minute", "calls_per_day", "calls_per_month"}
+    if rate_limits and set(rate_limits) - allowed:
+        raise registry.RegistryError(f"rate_limits keys must be among {sorted(allowed)}")
     org = organization_id if organization_id is not None else registry.ensure_organization(conn)
     if conn.execute(select(vendor_accounts.c.id).where(vendor_accounts.c.organization_id == org,
                                                        vendor_accounts.c.name == name)).first():
@@ -23,7 +28,11 @@ def add_vendor_account(conn: Connection, settings: Settings, vendor_type: str, n
     return conn.execute(insert(vendor_accounts).values(
         organization_id=org, vendor_type=vendor_type.lower(), name=name, base_url=base_url,
         credentials_encrypted=encrypt_credentials(settings.encryption_key, credentials),
+        rate_limits=rate_limits,
     )).inserted_primary_key[0]
+
+
+UNLIMITED = {"calls_per_minute": None, "calls_per_day": None, "calls_per_month": None}
 
 
 def account_for(conn: Connection, vendor_type: str, organization_id: int) -> int | None:

@@ -141,9 +141,11 @@ def test_annual_yield_and_inverter_limit_are_plausible():
         specific = r["solar_energy_kwh"][i, -1] / s.pv_capacity_kwp
         by_name[s.name.split()[0]] = specific
         assert 600 < specific < 2100, s.name
-        assert r["solar_power_kw"][i].max() <= s.inverter_ac_kw * 0.965 + 1e-9
+        assert r["solar_power_kw"][i].max() <= s.inverter_ac_kw + 1e-9
         eff = r["inverter_efficiency_pct"][i]
-        assert np.all((eff == 0) | ((eff > 50) & (eff < 97))), s.name
+        # PVWatts curve: 0 asleep, low at light load, ~96 % most of the day
+        assert np.all((eff >= 0) & (eff < 97)), s.name
+        assert np.median(eff[eff > 0]) > 93, s.name
     # sunny places out-produce cloudy ones
     assert by_name["Phoenix"] > by_name["Berlin"] * 1.4
     assert by_name["Perth"] > by_name["London"] * 1.5

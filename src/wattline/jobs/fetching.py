@@ -8,6 +8,7 @@ kept, so a rerun resumes right after them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import httpx
@@ -41,7 +42,8 @@ class VendorSession:
         if adapter is None:
             cls = get_adapter_class(plant.vendor_type)
             creds = decrypt_credentials(self.ctx.settings.encryption_key, plant.credentials_encrypted)
-            limiter = self.ctx.limiters.get(f"account:{plant.vendor_account_id}", cls.limits)
+            limits = dataclasses.replace(cls.limits, **plant.rate_limits) if plant.rate_limits else cls.limits
+            limiter = self.ctx.limiters.get(f"account:{plant.vendor_account_id}", limits)
             kw = {"retry_waits_s": self.retry_waits_s} if self.retry_waits_s is not None else {}
             adapter = cls(plant.base_url or cls.default_base_url, creds, client=self._client,
                           timeout_s=self.timeout_s, limiter=limiter, **kw)

@@ -30,6 +30,7 @@ class VendorPlantInfo:
     credentials_encrypted: bytes
     start_operating_time: int | None
     series: dict[str, int]  # point key -> series id
+    rate_limits: dict | None = None  # the account's overrides of the adapter's limits
 
 
 def load_plant(main_reader: Engine, plant_id: int) -> VendorPlantInfo:
@@ -44,6 +45,7 @@ def load_plants(main_reader: Engine, plant_ids: list[int] | None = None, *,
     """Vendor plants (by id, or all), with their account and series ids."""
     q = (
         select(assets, vendor_accounts.c.base_url, vendor_accounts.c.credentials_encrypted,
+               vendor_accounts.c.rate_limits,
                vendor_accounts.c.vendor_type.label("account_vendor_type"))
         .join(vendor_accounts, vendor_accounts.c.id == assets.c.vendor_account_id, isouter=True)
         .join(organizations, organizations.c.id == assets.c.organization_id)
@@ -74,6 +76,6 @@ def load_plants(main_reader: Engine, plant_ids: list[int] | None = None, *,
             vendor_type=r["vendor_type"] or r["account_vendor_type"], vendor_plant_id=r["vendor_plant_id"],
             vendor_account_id=r["vendor_account_id"], base_url=r["base_url"],
             credentials_encrypted=r["credentials_encrypted"], start_operating_time=r["start_operating_time"],
-            series=series.get(r["id"], {}),
+            series=series.get(r["id"], {}), rate_limits=r["rate_limits"],
         ))
     return out

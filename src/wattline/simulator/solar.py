@@ -26,6 +26,7 @@ Only daytime elements go through steps 2-7; nights are zero.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
@@ -166,7 +167,9 @@ def monthly_linke_turbidity(latitude: float, longitude: float) -> tuple[float, .
     """
     times = pd.DatetimeIndex([pd.Timestamp(2021, m, 15, tz="UTC") for m in range(1, 13)])
     try:
-        tl = pvlib.clearsky.lookup_linke_turbidity(times, latitude, longitude, interp_turbidity=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas deprecations inside pvlib
+            tl = pvlib.clearsky.lookup_linke_turbidity(times, latitude, longitude, interp_turbidity=False)
         values = tuple(float(x) for x in np.asarray(tl))
         if all(np.isfinite(values)):
             return values

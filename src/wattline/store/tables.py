@@ -57,6 +57,9 @@ vendor_accounts = Table(
     Column("base_url", String(500), nullable=True),
     # AES-256-GCM: 12-byte nonce || ciphertext+tag, never logged or returned
     Column("credentials_encrypted", LargeBinary, nullable=False),
+    # overrides of the adapter's declared limits (a higher API tier, or None = unlimited
+    # for the emulated clouds on loopback): {"calls_per_minute": 600, "calls_per_day": null}
+    Column("rate_limits", JSON, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("organization_id", "name", name="uq_vendor_accounts_org_name"),
 )

@@ -128,7 +128,9 @@ def _simulated(fn: Callable, seed: int, profile: PlantProfile, first: int, hi: i
         timezone=profile.timezone,
         start_operating_ts=profile.start_operating_ts,
         from_ts=first,
-        to_ts=hi,
+        # at least two samples: plant_history raises IndexError when a window holds only
+        # the sample at the start instant of a plant starting at UTC midnight
+        to_ts=max(hi, first + 2 * STEP_S),
         step_s=STEP_S,
     )
     ts = np.asarray(data["ts"], dtype=np.int64)
