@@ -40,7 +40,8 @@ def test_full_backfill_equals_the_emulated_history_and_work_order_sums_plants(db
                                 ("energy_today", exp.energy_today_kwh)):
                 ts, got = stored(ctx, p.plant_id, key)
                 assert ts.tolist() == exp.ts.tolist(), (p.vendor, key)
-                np.testing.assert_allclose(got, values, rtol=1e-9, atol=1e-6)
+                # the clouds send kWh and kW (or W) to the vendor's three decimals
+                np.testing.assert_allclose(got, values, rtol=0, atol=5.01e-4)
         # a rerun finds everything stored and fetches nothing it already has
         before = snapshot(ctx)
         again = asyncio.run(backfill_plant(ctx, PLANTS[0].plant_id, now=CLOUD_NOW + 60))
@@ -48,7 +49,7 @@ def test_full_backfill_equals_the_emulated_history_and_work_order_sums_plants(db
         assert cloud.state.stats.count(endpoint="history") + cloud.state.stats.count(endpoint="data") == calls_first
 
     with ctx.dbs.telemetry.connect() as conn:
-        plants = conn.execute(select(plant_aggregates)).mappings().all()
+        plants = conn.execute(select(plant_aggregates).order_by(plant_aggregates.c.plant_id)).mappings().all()
         wo = conn.execute(select(work_order_aggregates)).mappings().one()
     assert len(plants) == 2
     for col in ("daily_energy_kwh", "monthly_energy_mwh", "yearly_energy_mwh", "total_energy_mwh",
@@ -79,7 +80,7 @@ def test_backfill_with_faults_recovers_every_reading_and_logs_every_failure(dbs,
     ts, got = stored(ctx, 123, "energy_total")
     where = {t: i for i, t in enumerate(exp.ts.tolist())}
     idx = [where[t] for t in ts.tolist()]
-    np.testing.assert_allclose(got, exp.energy_total_kwh[idx], rtol=1e-9)  # no wrong value stored
+    np.testing.assert_allclose(got, exp.energy_total_kwh[idx], rtol=0, atol=5.01e-4)  # no wrong value stored
     with ctx.dbs.telemetry.connect() as conn:
         logs = conn.execute(select(vendor_sync_logs.c.status, vendor_sync_logs.c.error_message,
                                    vendor_sync_logs.c.metadata)).all()

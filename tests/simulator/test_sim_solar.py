@@ -94,6 +94,7 @@ def test_sun_position_matches_pvlib_spa():
         assert np.max(np.abs(daz)) < 0.01
 
 
+@pytest.mark.filterwarnings("ignore:DatetimeIndex.dayofyear is deprecated")  # inside pvlib
 def test_clear_sky_ghi_matches_pvlib_location_get_clearsky():
     sites = SITES
     t = pd.date_range("2024-03-20", periods=3 * 96, freq="15min", tz="UTC")

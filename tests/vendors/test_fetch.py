@@ -193,7 +193,7 @@ def test_emulator_error_shapes_over_raw_http(kit, cloud):
 def test_list_plants_follows_pagination(kit, start_cloud):
     from wattline.simulator.vendor_cloud import PlantProfile
 
-    running = start_cloud()
+    running = start_cloud(history_source="clear_sky")  # 24 plants' live values: keep it cheap
     for i in range(23):
         running.config.sungrow.plants[str(5000 + i)] = PlantProfile(capacity_kw=5.0 + i, timezone="Europe/Berlin")
     running.config.solarman.plants["777"] = PlantProfile(capacity_kw=42.0, timezone="Europe/Berlin", name="Roof")

@@ -1,0 +1,178 @@
+"""The emulated clouds themselves: history invariants, own rate limit, CLI, registry."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timezone
+
+import httpx
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from wattline.cli_vendors import vendors_app
+from wattline.domain.timeutil import day_bounds
+from wattline.simulator.vendor_cloud import CloudConfig, PlantProfile, default_profile, plant_series
+from wattline.simulator.vendor_cloud.history import simulator_source
+from wattline.sources.vendors import (
+    RateLimiter,
+    UnknownVendorError,
+    create_adapter,
+    get_adapter_class,
+    vendor_types,
+)
+from wattline.sources.vendors.solarman import SolarmanAdapter
+from wattline.sources.vendors.sungrow import SungrowAdapter
+
+SYDNEY = PlantProfile(start_operating_ts=1704067200, capacity_kw=10.0, latitude=-33.87, longitude=151.21,
+                      timezone="Australia/Sydney", seed=42)
+SOURCES = ["clear_sky"] + (["simulator"] if simulator_source() is not None else [])
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_history_counter_is_window_independent_and_monotonic(source):
+    now = 1730419200
+    full = plant_series("p", SYDNEY, SYDNEY.start_operating_ts, now, now, source)
+    assert len(full) == (now - SYDNEY.start_operating_ts) // 900 + 1 - 1  # [start, now) on the grid
+    assert (np.diff(full.ts) == 900).all()
+    assert (np.diff(full.energy_total_kwh) >= 0).all()
+    assert 0 <= full.power_kw.min() and full.power_kw.max() <= SYDNEY.capacity_kw * 1.2
+    assert full.energy_total_kwh[0] == 0.0
+    # any window (and any split of it) gives the very same numbers
+    a = 1712000000 // 900 * 900 + 7
+    part = plant_series("p", SYDNEY, a, a + 3 * 86400, now, source)
+    i = int(np.searchsorted(full.ts, part.ts[0]))
+    assert part.ts[0] == a - 7 + 900
+    for column in ("power_kw", "energy_total_kwh", "energy_today_kwh"):
+        assert np.array_equal(getattr(part, column), getattr(full, column)[i : i + len(part)])
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_energy_today_resets_at_local_midnight_on_dst_days(source):
+    now = 1730419200
+    for day, samples in [(date(2024, 4, 7), 100), (date(2024, 10, 6), 92), (date(2024, 5, 1), 96)]:
+        lo, hi = day_bounds(day, "Australia/Sydney")
+        s = plant_series("p", SYDNEY, lo, hi + 900, now, source)
+        assert len(s) == samples + 1
+        assert s.energy_today_kwh[0] == 0.0 and s.energy_today_kwh[-1] == 0.0  # both midnights
+        day_energy = s.energy_total_kwh[-1] - s.energy_total_kwh[0]
+        assert s.energy_today_kwh[-2] == pytest.approx(day_energy, abs=1e-9)
+        assert day_energy > 1.0  # a 10 kW plant makes something every day
+
+
+def test_history_stops_at_now_and_before_start():
+    s = plant_series("p", SYDNEY, 0, 2_000_000_000, now_ts=SYDNEY.start_operating_ts + 3600, source="clear_sky")
+    assert s.ts[0] == SYDNEY.start_operating_ts and s.ts[-1] == SYDNEY.start_operating_ts + 3600
+    assert len(plant_series("p", SYDNEY, 0, SYDNEY.start_operating_ts, source="clear_sky")) == 0
+
+
+def test_default_profile_is_deterministic():
+    a, b = default_profile("64786338"), default_profile("64786338")
+    assert a == b and a.start_operating_ts == 1704067200 and a.timezone == "UTC"
+    assert 50.0 <= a.capacity_kw <= 1000.0 and default_profile("1").seed != a.seed
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError):
+        CloudConfig(fault_rate=1.5)
+    with pytest.raises(ValueError):
+        CloudConfig(fault_kinds=("boom",))
+    with pytest.raises(ValueError):
+        CloudConfig(history_source="magic")
+
+
+def test_cloud_enforces_its_own_per_minute_limit(kit, start_cloud):
+    clock = kit.FakeClock(kit.NOW)
+    running = start_cloud(rate_limit_per_minute=3, clock=clock)
+    ad = SungrowAdapter(running.base_url, kit.credentials("sungrow"),
+                        limiter=RateLimiter.unlimited(clock=clock, sleep=clock.sleep), sleep=clock.sleep)
+    start = kit.START
+
+    async def main():
+        async with ad:
+            return await ad.fetch_telemetry(kit.SUNGROW_PLANT, start, start + 35 * kit.DAY, kit.SUNGROW_TZ)
+
+    result = kit.run(main())
+    assert len(result.records) == 35 * 96
+    limited = [c for c in result.calls if c.status == 429]
+    assert len(limited) == 1 and running.state.stats.faults()["rate_limit"] == 1
+    assert 60.0 in clock.sleeps  # Retry-After until the next minute
+
+
+def test_stats_endpoint_and_health(kit, start_cloud):
+    running = start_cloud(scripted_faults=["503"])
+    with httpx.Client(base_url=running.base_url) as http:
+        assert http.post("/v1/userService/login", json={}).status_code == 503
+        assert http.get("/_emulator/health").json() == {"status": "ok", "vendors": ["solarman", "sungrow"]}
+        stats = http.get("/_emulator/stats").json()
+    assert stats["faults"] == {"503": 1} and stats["calls"] == {"sungrow login 503": 1}
+
+
+def test_sungrow_hourly_interval_and_dash_slots(kit, cloud):
+    with httpx.Client(base_url=cloud.base_url) as http:
+        login = http.post("/v1/userService/login", json={
+            "appkey": kit.credentials("sungrow")["appkey"], "user_account": "demo@wattline.local",
+            "user_password": "wattline-demo",
+        }).json()["result_data"]
+        body = {
+            "appkey": kit.credentials("sungrow")["appkey"], "token": login["token"], "user_id": login["user_id"],
+            "ps_key": "1129147_11_0_0", "points": "p83033,p83022", "minute_interval": "60",
+            "start_time_stamp": "20241101100000", "end_time_stamp": "20241101135900",
+        }
+        data = http.post("/v1/commonService/queryMutiPointDataList", json=body).json()
+    series = data["result_data"]["1129147_11_0_0"]
+    assert set(series) == {"p83033", "p83022"}
+    # NOW is 2024-11-01T00:00Z = 11:00 in Sydney: 10:00 and 11:00 have values, later slots "--"
+    assert list(series["p83033"]) == ["20241101100000", "20241101110000", "20241101120000", "20241101130000"]
+    assert [v == "--" for v in series["p83022"].values()] == [False, False, True, True]
+    assert login["token"].startswith(f"{login['user_id']}_")
+
+
+def test_cli_serve_passes_options(monkeypatch):
+    captured = {}
+    monkeypatch.setattr("wattline.simulator.vendor_cloud.server.serve", lambda **kw: captured.update(kw))
+    result = CliRunner().invoke(vendors_app, ["serve", "--port", "9123", "--fault-rate", "0.25", "--latency-ms", "5"])
+    assert result.exit_code == 0, result.output
+    assert captured == {"host": "127.0.0.1", "port": 9123, "fault_rate": 0.25, "latency_ms": 5.0, "seed": 0}
+    bad = CliRunner().invoke(vendors_app, ["serve", "--fault-rate", "2"])
+    assert bad.exit_code != 0
+
+
+def test_registry_knows_both_vendors():
+    assert vendor_types() == ["solarman", "sungrow"]
+    assert get_adapter_class("Solarman") is SolarmanAdapter
+    assert get_adapter_class(" sungrow ") is SungrowAdapter
+    with pytest.raises(UnknownVendorError, match="known types: solarman, sungrow"):
+        get_adapter_class("solaredge")
+    ad = create_adapter("sungrow", None, {"appkey": "k", "username": "u", "password": "hunter2"})
+    assert ad.base_url == "https://augateway.isolarcloud.com"
+    assert "hunter2" not in repr(ad) and "hunter2" not in str(vars(ad).get("base_url"))
+
+
+def test_adapters_declare_limits_and_points():
+    for vendor in vendor_types():
+        cls = get_adapter_class(vendor)
+        assert cls.limits.interval_s == 900 and cls.limits.max_range_s == 7 * 86400
+        assert cls.limits.calls_per_minute and (cls.limits.calls_per_day or cls.limits.calls_per_month)
+        assert {p.key for p in cls.points} == {"energy_total", "power", "energy_today"}
+        units = {p.key: p.unit for p in cls.points}
+        assert units == {"energy_total": "kWh", "power": "kW", "energy_today": "kWh"}
+        assert [p.key for p in cls.points if p.daily_reset] == ["energy_today"]
+
+
+def test_adapter_does_not_stall_on_first_contact(kit, start_cloud):
+    # configured plants are warmed when the app is created: the first call answers fast
+    running = start_cloud()
+    ad = SolarmanAdapter(running.base_url, kit.credentials("solarman"), limiter=RateLimiter.unlimited())
+    t0 = time.monotonic()
+
+    async def main():
+        async with ad:
+            return await ad.fetch_telemetry(kit.SOLARMAN_PLANT, kit.NOW - kit.DAY, kit.NOW, kit.SOLARMAN_TZ)
+
+    assert len(kit.run(main()).records) == 96
+    assert time.monotonic() - t0 < 2.0
+
+
+def utc(*args: int) -> int:
+    return int(datetime(*args, tzinfo=timezone.utc).timestamp())
