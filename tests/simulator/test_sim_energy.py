@@ -99,3 +99,28 @@ def test_load_follows_the_clock_and_the_heat(year):
             # compare like with like: afternoons only
             aft = (hours >= 13) & (hours < 17)
             assert load[hot & aft].mean() > load[mild & aft].mean(), s.name
+
+
+def test_offices_and_shops_quieten_at_weekends(year):
+    import pandas as pd
+
+    sites, r = year
+    checked = 0
+    for i, s in enumerate(sites):
+        if s.kind.value != "small_commercial":
+            continue
+        local = pd.to_datetime(r.ts - 1800, unit="s", utc=True).tz_convert(s.timezone)
+        midday = (local.hour >= 10) & (local.hour < 15)
+        weekend = local.dayofweek >= 5
+        load = r["load_power_kw"][i]
+        assert load[midday & ~weekend].mean() > 1.8 * load[midday & weekend].mean(), s.name
+        checked += 1
+    assert checked >= 1
+
+
+def test_tou_periods():
+    from wattline.simulator.load import tou_period
+
+    hours = np.array([3, 8, 18, 18, 21.5, 23])
+    weekend = np.array([False, False, False, True, False, False])
+    assert tou_period(hours, weekend).tolist() == [0, 1, 2, 1, 1, 0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timezone
+from datetime import date
 
 import httpx
 import numpy as np
@@ -95,7 +95,7 @@ def test_cloud_enforces_its_own_per_minute_limit(kit, start_cloud):
     result = kit.run(main())
     assert len(result.records) == 35 * 96
     limited = [c for c in result.calls if c.status == 429]
-    assert len(limited) == 1 and running.state.stats.faults()["rate_limit"] == 1
+    assert len(limited) == 1 and running.state.stats.errors()["rate_limit"] == 1
     assert 60.0 in clock.sleeps  # Retry-After until the next minute
 
 
@@ -172,7 +172,3 @@ def test_adapter_does_not_stall_on_first_contact(kit, start_cloud):
 
     assert len(kit.run(main()).records) == 96
     assert time.monotonic() - t0 < 2.0
-
-
-def utc(*args: int) -> int:
-    return int(datetime(*args, tzinfo=timezone.utc).timestamp())

@@ -12,6 +12,7 @@ from wattline.sources.vendors import (
     RateLimiter,
     VendorAuthError,
     VendorLimits,
+    VendorRateLimited,
     VendorRequestError,
     VendorUnavailable,
     get_adapter_class,
@@ -123,6 +124,17 @@ def test_429_also_pauses_the_shared_limiter(kit, start_cloud):
     assert limiter.usage()["blocked_for_s"] == 0.0
 
 
+def test_very_long_retry_after_is_raised_not_waited(kit, start_cloud):
+    running = start_cloud(scripted_faults=[None, "429"], retry_after_s=3600)
+    clock = kit.FakeClock(1_000_000.0)
+    ad = SolarmanAdapter(running.base_url, kit.credentials("solarman"),
+                         limiter=RateLimiter.unlimited(clock=clock, sleep=clock.sleep), sleep=clock.sleep)
+    with pytest.raises(VendorRateLimited) as exc:
+        fetch(kit, ad, "solarman", kit.START, kit.START + kit.DAY)
+    assert exc.value.retry_after_s == 3600.0 and clock.sleeps == []  # the caller pauses, not a worker
+    assert [c.status for c in exc.value.calls] == [200, 429]
+
+
 def test_timeout_is_retried(kit, start_cloud):
     running = start_cloud(scripted_faults=[None, "slow"], slow_delay_s=1.0)
     ad = get_adapter_class("sungrow")(
@@ -186,6 +198,7 @@ def test_bad_credentials_raise_auth_error_without_retrying(kit, cloud, vendor, c
     with pytest.raises(VendorAuthError):
         fetch(kit, ad, vendor, kit.START, kit.START + kit.DAY)
     assert cloud.state.stats.count(vendor, endpoint=None, status=200) == 2  # two logins, no data calls
+    assert cloud.state.stats.errors() == {"auth": 2}
 
 
 def test_missing_credentials_raise_auth_error(kit, cloud):
@@ -211,6 +224,7 @@ def test_expired_token_relogs_in_once(kit, start_cloud, vendor):
     assert len(first.records) == len(second.records) == 96
     login = "token" if vendor == "solarman" else "login"
     assert running.state.stats.count(vendor, login) == 2
+    assert running.state.stats.errors() == {"token": 1}
     refused = [c for c in second.calls if c.error]
     assert len(refused) == 1 and ("E00003" in refused[0].error or refused[0].status == 401)
     assert ad._token not in repr(second.calls)

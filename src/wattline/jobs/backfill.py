@@ -4,7 +4,8 @@ The range from ``start_operating_time`` to now is fetched in chunks of 7 days (o
 the vendor's largest range per call, if smaller). After each chunk its readings
 are in the database and the checkpoint records how far fetching got, so a rerun
 after a crash or kill resumes at max(last stored reading + one interval,
-checkpoint) and never refetches a stored chunk, leaving no gap. A chunk whose
+checkpoint) and never refetches a stored chunk, leaving no gap. Consecutive chunks
+are stored together, up to ``FLUSH_RECORDS`` records per pipeline batch. A chunk whose
 retries are exhausted stops the run (status ``partial``) rather than skipping
 ahead, so the next run resumes exactly there. A used-up call quota pauses the run
 until the quota refreshes.
@@ -25,7 +26,7 @@ from wattline import logs
 from wattline.context import AppContext
 from wattline.domain import timeutil
 from wattline.jobs import synclog, window
-from wattline.jobs.fetching import VendorSession, fetch_window, last_stored_ts
+from wattline.jobs.fetching import VendorSession, fetch_only, last_stored_ts, merge, store_fetch
 from wattline.jobs.plants import VendorPlantInfo, load_plant
 from wattline.pipeline import rollup
 from wattline.sources.vendors.errors import QuotaExhausted
@@ -35,6 +36,8 @@ from wattline.store.tables import backfill_checkpoints, plant_aggregates
 
 log = logs.get("wattline.backfill")
 CHUNK_S = 7 * 86400
+# fetched records stored per pipeline batch; a crash refetches at most these
+FLUSH_RECORDS = 5000
 
 
 @dataclass
@@ -121,31 +124,45 @@ async def backfill_plant(
     own_session = session is None
     session = session or VendorSession(ctx)
     status = "success"
+    pending: list = []  # fetched chunks not yet stored
+
+    def flush(until: int) -> None:
+        # one pipeline batch for several chunks: far cheaper than one per chunk
+        nonlocal pending
+        if pending:
+            store_fetch(ctx, plant, merge(pending), job="backfill")
+            pending = []
+        _save_checkpoint(ctx, plant_id, until, end, done, records)
+
     try:
         cursor = begin
         while cursor < end:
             chunk_end = min(cursor + chunk_s, end)
-            wr = await fetch_window(ctx, session, plant, cursor, chunk_end, job="backfill")
-            records += wr.records
-            if isinstance(wr.error, QuotaExhausted):
-                # resume after the stored prefix once the quota refreshes
-                wait = max(0.0, wr.error.resets_at_ts - clock())
-                log.warning("backfill.paused", plant_id=plant_id, until=timeutil.iso(wr.error.resets_at_ts))
+            fetched, error = await fetch_only(session, plant, cursor, chunk_end)
+            records += len(fetched.records)
+            pending.append(fetched)
+            if isinstance(error, QuotaExhausted):
+                flush(cursor)
+                # resume after the fetched prefix once the quota refreshes
+                log.warning("backfill.paused", plant_id=plant_id, until=timeutil.iso(error.resets_at_ts))
                 if on_progress:
-                    on_progress(BackfillProgress(plant_id, done, total, records, cursor, wr.error.resets_at_ts))
-                await sleep(wait)
-                cursor = max(cursor, (wr.last_ts + interval) if wr.last_ts else cursor)
+                    on_progress(BackfillProgress(plant_id, done, total, records, cursor, error.resets_at_ts))
+                await sleep(max(0.0, error.resets_at_ts - clock()))
+                if fetched.records:
+                    cursor = fetched.records[-1].ts + interval
                 continue
-            if wr.error is not None:
+            if error is not None:
+                flush(cursor)
                 status = "partial"
                 errors.append({"vendor": plant.vendor_type, "plant": plant_id,
-                               "window": [timeutil.iso(cursor), timeutil.iso(chunk_end)], "error": str(wr.error)})
-                log.error("backfill.chunk_failed", plant_id=plant_id, error=str(wr.error),
+                               "window": [timeutil.iso(cursor), timeutil.iso(chunk_end)], "error": str(error)})
+                log.error("backfill.chunk_failed", plant_id=plant_id, error=str(error),
                           window_start=timeutil.iso(cursor))
                 break
             done += 1
             cursor = chunk_end
-            _save_checkpoint(ctx, plant_id, cursor, end, done, records)
+            if sum(len(f.records) for f in pending) >= FLUSH_RECORDS or cursor >= end:
+                flush(cursor)
             log.info("backfill.progress", plant_id=plant_id, chunk=done, total_chunks=total,
                      records=records, fetched_until=timeutil.iso(cursor))
             if on_progress:

@@ -98,20 +98,36 @@ def store_fetch(ctx: AppContext, plant: VendorPlantInfo, fetched: FetchResult, j
     return out
 
 
-async def fetch_window(ctx: AppContext, session: VendorSession, plant: VendorPlantInfo, start_ts: int,
-                       end_ts: int, job: str) -> WindowResult:
-    """Fetch [start_ts, end_ts) and ingest it. A VendorError after retries is
-    returned in ``error`` (with the good prefix stored), not raised."""
+async def fetch_only(session: VendorSession, plant: VendorPlantInfo, start_ts: int,
+                     end_ts: int) -> tuple[FetchResult, VendorError | None]:
+    """Fetch [start_ts, end_ts). A VendorError after retries comes back beside the good
+    prefix fetched before it, not raised."""
     adapter = session.adapter_for(plant)
     try:
-        fetched = await adapter.fetch_telemetry(plant.vendor_plant_id, start_ts, end_ts, plant.timezone)
+        return await adapter.fetch_telemetry(plant.vendor_plant_id, start_ts, end_ts, plant.timezone), None
     except VendorError as exc:
         partial = exc.partial or FetchResult()
         partial.calls = exc.calls or partial.calls
-        out = store_fetch(ctx, plant, partial, job)
-        out.error = exc
-        return out
-    return store_fetch(ctx, plant, fetched, job)
+        return partial, exc
+
+
+def merge(results: list[FetchResult]) -> FetchResult:
+    """Consecutive windows' results as one (records stay in time order)."""
+    out = FetchResult()
+    for r in results:
+        out.records.extend(r.records)
+        out.rejected.extend(r.rejected)
+        out.calls.extend(r.calls)
+    return out
+
+
+async def fetch_window(ctx: AppContext, session: VendorSession, plant: VendorPlantInfo, start_ts: int,
+                       end_ts: int, job: str) -> WindowResult:
+    """Fetch [start_ts, end_ts) and ingest it (the good prefix, on an error)."""
+    fetched, error = await fetch_only(session, plant, start_ts, end_ts)
+    out = store_fetch(ctx, plant, fetched, job)
+    out.error = error
+    return out
 
 
 def last_stored_ts(ctx: AppContext, plant: VendorPlantInfo) -> int | None:

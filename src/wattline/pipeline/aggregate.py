@@ -85,8 +85,10 @@ def base_for_range(conn: Connection, rng: dict[int, tuple[int, int]]) -> B.Bucke
 def _cols(rows, names, dtypes) -> dict[str, np.ndarray]:
     if not rows:
         return {n: np.zeros(0, d) for n, d in zip(names, dtypes)}
-    cols = list(zip(*rows))
-    return {n: np.array(c, dtype=d) for n, c, d in zip(names, cols, dtypes)}
+    # one C-level conversion; every integer here (ids, epoch s, milli-Wh) is far below
+    # 2**53, so the float64 round trip is exact
+    arr = np.array(rows, dtype=np.float64)
+    return {n: arr[:, i].astype(d) for i, (n, d) in enumerate(zip(names, dtypes))}
 
 
 def _parents(kind: str, period: str, starts: np.ndarray, sids: np.ndarray, tz: dict[int, str]):

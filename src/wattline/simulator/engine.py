@@ -30,7 +30,7 @@ counter at ``ts`` includes the interval ending at ``ts``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -63,45 +63,46 @@ def _m(key, mtype, unit, text, battery=False):
     return MetricSpec(key, mtype, unit, text, battery, "float64" if mtype in (MetricType.POWER, MetricType.COUNTER, MetricType.SOC) else "float32")
 
 
-P, C, T, V, A, S = MetricType.POWER, MetricType.COUNTER, MetricType.TEMPERATURE, MetricType.VOLTAGE, MetricType.CURRENT, MetricType.STATE
+_P, _C, _T, _V, _A, _S = (MetricType.POWER, MetricType.COUNTER, MetricType.TEMPERATURE, MetricType.VOLTAGE,
+                          MetricType.CURRENT, MetricType.STATE)
 
 #: Every metric a simulated site reports, in output order.
 METRICS: dict[str, MetricSpec] = {
     m.key: m
     for m in [
-        _m("solar_power_kw", P, "kW", "PV inverter AC output"),
-        _m("pv_dc_power_kw", P, "kW", "PV array DC output"),
-        _m("load_power_kw", P, "kW", "site consumption"),
-        _m("grid_import_power_kw", P, "kW", "power bought from the grid"),
-        _m("grid_export_power_kw", P, "kW", "power sold to the grid"),
-        _m("battery_charge_power_kw", P, "kW", "AC power into the battery", True),
-        _m("battery_discharge_power_kw", P, "kW", "AC power out of the battery", True),
-        _m("battery_loss_power_kw", P, "kW", "battery conversion losses", True),
+        _m("solar_power_kw", _P, "kW", "PV inverter AC output"),
+        _m("pv_dc_power_kw", _P, "kW", "PV array DC output"),
+        _m("load_power_kw", _P, "kW", "site consumption"),
+        _m("grid_import_power_kw", _P, "kW", "power bought from the grid"),
+        _m("grid_export_power_kw", _P, "kW", "power sold to the grid"),
+        _m("battery_charge_power_kw", _P, "kW", "AC power into the battery", True),
+        _m("battery_discharge_power_kw", _P, "kW", "AC power out of the battery", True),
+        _m("battery_loss_power_kw", _P, "kW", "battery conversion losses", True),
         _m("battery_soc_pct", MetricType.SOC, "%", "battery state of charge", True),
-        _m("battery_voltage_v", V, "V", "battery pack voltage", True),
-        _m("battery_current_a", A, "A", "battery current, + charging", True),
-        _m("battery_temperature_c", T, "degC", "battery cell temperature", True),
-        _m("battery_health_pct", S, "%", "battery capacity relative to new", True),
-        _m("battery_cycles", S, "", "equivalent full cycles", True),
-        _m("pv_dc_voltage_v", V, "V", "PV string DC voltage"),
-        _m("pv_dc_current_a", A, "A", "PV DC current"),
-        _m("inverter_ac_voltage_v", V, "V", "AC voltage at the inverter"),
+        _m("battery_voltage_v", _V, "V", "battery pack voltage", True),
+        _m("battery_current_a", _A, "A", "battery current, + charging", True),
+        _m("battery_temperature_c", _T, "degC", "battery cell temperature", True),
+        _m("battery_health_pct", _S, "%", "battery capacity relative to new", True),
+        _m("battery_cycles", _S, "", "equivalent full cycles", True),
+        _m("pv_dc_voltage_v", _V, "V", "PV string DC voltage"),
+        _m("pv_dc_current_a", _A, "A", "PV DC current"),
+        _m("inverter_ac_voltage_v", _V, "V", "AC voltage at the inverter"),
         _m("grid_frequency_hz", MetricType.FREQUENCY, "Hz", "grid frequency"),
-        _m("inverter_temperature_c", T, "degC", "PV inverter temperature"),
-        _m("inverter_efficiency_pct", S, "%", "PV inverter AC/DC efficiency"),
-        _m("ambient_temperature_c", T, "degC", "air temperature"),
-        _m("cell_temperature_c", T, "degC", "PV cell temperature"),
-        _m("cloud_cover_pct", S, "%", "cloud cover"),
-        _m("wind_speed_ms", S, "m/s", "wind speed"),
-        _m("ghi_w_m2", S, "W/m2", "global horizontal irradiance"),
-        _m("poa_w_m2", S, "W/m2", "plane-of-array irradiance"),
-        _m("solar_energy_kwh", C, "kWh", "PV AC energy counter"),
-        _m("load_energy_kwh", C, "kWh", "consumption counter"),
-        _m("grid_import_energy_kwh", C, "kWh", "grid import counter"),
-        _m("grid_export_energy_kwh", C, "kWh", "grid export counter"),
-        _m("battery_charge_energy_kwh", C, "kWh", "battery AC charge counter", True),
-        _m("battery_discharge_energy_kwh", C, "kWh", "battery AC discharge counter", True),
-        _m("battery_loss_energy_kwh", C, "kWh", "battery loss counter", True),
+        _m("inverter_temperature_c", _T, "degC", "PV inverter temperature"),
+        _m("inverter_efficiency_pct", _S, "%", "PV inverter AC/DC efficiency"),
+        _m("ambient_temperature_c", _T, "degC", "air temperature"),
+        _m("cell_temperature_c", _T, "degC", "PV cell temperature"),
+        _m("cloud_cover_pct", _S, "%", "cloud cover"),
+        _m("wind_speed_ms", _S, "m/s", "wind speed"),
+        _m("ghi_w_m2", _S, "W/m2", "global horizontal irradiance"),
+        _m("poa_w_m2", _S, "W/m2", "plane-of-array irradiance"),
+        _m("solar_energy_kwh", _C, "kWh", "PV AC energy counter"),
+        _m("load_energy_kwh", _C, "kWh", "consumption counter"),
+        _m("grid_import_energy_kwh", _C, "kWh", "grid import counter"),
+        _m("grid_export_energy_kwh", _C, "kWh", "grid export counter"),
+        _m("battery_charge_energy_kwh", _C, "kWh", "battery AC charge counter", True),
+        _m("battery_discharge_energy_kwh", _C, "kWh", "battery AC discharge counter", True),
+        _m("battery_loss_energy_kwh", _C, "kWh", "battery loss counter", True),
     ]
 }
 
@@ -169,14 +170,17 @@ class Fleet:
     ----------
     sites : sequence of SiteSpec
         Site ids must be unique.
+    weather_factory : callable, optional
+        Builds the weather source from the sites (default :class:`OfflineWeather`;
+        live mode may pass :class:`~wattline.simulator.openmeteo.OpenMeteoWeather`).
     """
 
-    def __init__(self, sites: Sequence[SiteSpec]):
+    def __init__(self, sites: Sequence[SiteSpec], weather_factory: Callable[[Sequence[SiteSpec]], Any] | None = None):
         self.sites = tuple(sites)
         self.ids = [s.id for s in self.sites]
         if len(set(self.ids)) != len(self.ids):
             raise ValueError("site ids must be unique")
-        self.weather = OfflineWeather(self.sites)
+        self.weather = (weather_factory or OfflineWeather)(self.sites)
         self.pv = PVModel(self.sites)
         self.load = LoadModel(self.sites)
         self.battery = BatteryBank([s.battery for s in self.sites])

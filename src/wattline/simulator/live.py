@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -71,9 +71,13 @@ class LiveSimulator:
         Longest gap that is simulated; beyond it the site resumes ``max_catchup_s``
         before ``now_ts`` (the counters do not include the unsimulated time, as for
         a device that was switched off).
+    weather_factory : callable, optional
+        Weather source for a list of sites (default offline; e.g.
+        ``OpenMeteoWeather`` for real weather with offline fallback).
     """
 
-    def __init__(self, sites: Sequence[SiteSpec], interval_s: int = 300, max_catchup_s: int = 2 * 86400):
+    def __init__(self, sites: Sequence[SiteSpec], interval_s: int = 300, max_catchup_s: int = 2 * 86400,
+                 weather_factory: Callable[[Sequence[SiteSpec]], Any] | None = None):
         if interval_s <= 0:
             raise ValueError("interval_s must be > 0")
         self.sites = tuple(sites)
@@ -82,6 +86,7 @@ class LiveSimulator:
             raise ValueError("site ids must be unique")
         self.interval_s = int(interval_s)
         self.max_catchup_s = int(max(max_catchup_s, interval_s))
+        self._weather_factory = weather_factory
         self._fleets: dict[tuple[int, ...], Fleet] = {}
         self._states: dict[str, SiteState] = {}
         for i, site in enumerate(self.sites):
@@ -134,7 +139,7 @@ class LiveSimulator:
         key = tuple(members)
         fleet = self._fleets.get(key)
         if fleet is None:
-            fleet = Fleet([self.sites[i] for i in members])
+            fleet = Fleet([self.sites[i] for i in members], self._weather_factory)
             if len(self._fleets) > 64:  # groups come and go with failures; bound the cache
                 self._fleets.clear()
             self._fleets[key] = fleet

@@ -107,7 +107,7 @@ def ephemeris(t: np.ndarray) -> Ephemeris:
 
 @dataclass
 class SunPosition:
-    """Sun position over (sites, steps); night elements are NaN in angles.
+    """Sun position over (sites, steps).
 
     Attributes
     ----------
@@ -123,23 +123,17 @@ class SunPosition:
     azimuth_deg: np.ndarray
 
 
-def _position_parts(lat_deg, lon_deg, pressure_mbar, eph: Ephemeris, rows=None, cols=None):
-    """Sun angles; with ``rows``/``cols`` only at those (site, step) elements (1-D)."""
+def _position_parts(lat_deg, lon_deg, pressure_mbar, eph: Ephemeris):
+    """Sun angles (S, K) for sites (S,) from a site-independent ephemeris (K,)."""
     dec = np.radians(eph.declination_deg)
     sin_d, cos_d, tan_d = np.sin(dec), np.cos(dec), np.tan(dec)
-    lat = np.radians(lat_deg)
+    lat = np.radians(lat_deg)[:, None]
     sin_l, cos_l = np.sin(lat), np.cos(lat)
-    if rows is None:
-        h = np.radians(eph.greenwich_hour_angle_deg[None, :] + lon_deg[:, None])
-        sin_l, cos_l, p = sin_l[:, None], cos_l[:, None], pressure_mbar[:, None]
-    else:
-        h = np.radians(eph.greenwich_hour_angle_deg[cols] + lon_deg[rows])
-        sin_l, cos_l, p = sin_l[rows], cos_l[rows], pressure_mbar[rows]
-        sin_d, cos_d, tan_d = sin_d[cols], cos_d[cols], tan_d[cols]
+    h = np.radians(eph.greenwich_hour_angle_deg[None, :] + lon_deg[:, None])
     cos_h = np.cos(h)
     cos_z = np.clip(sin_l * sin_d + cos_l * cos_d * cos_h, -1.0, 1.0)
     e0 = np.degrees(np.arcsin(cos_z))
-    e = e0 + spa.atmospheric_refraction_correction(p, _REFRACTION_TEMP_C, e0, 0.5667)
+    e = e0 + spa.atmospheric_refraction_correction(pressure_mbar[:, None], _REFRACTION_TEMP_C, e0, 0.5667)
     gamma = np.degrees(np.arctan2(np.sin(h), cos_h * sin_l - tan_d * cos_l))
     return cos_z, 90.0 - e, 90.0 - e0, np.mod(gamma + 180.0, 360.0)
 

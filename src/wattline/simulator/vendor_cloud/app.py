@@ -34,12 +34,12 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
 
     @app.get("/_emulator/stats", tags=["emulator"])
     async def stats(request: Request) -> dict:
-        """Call counters (by vendor, endpoint and status) and faults injected so far."""
+        """Call counters (by vendor, endpoint and status), faults injected and refusals so far."""
         state: CloudState = request.app.state.cloud
         counts: dict[str, int] = {}
         for c in state.stats.calls:
             key = f"{c.vendor} {c.endpoint} {c.status}"
             counts[key] = counts.get(key, 0) + 1
-        return {"calls": counts, "faults": dict(state.stats.faults())}
+        return {"calls": counts, "faults": dict(state.stats.faults()), "errors": dict(state.stats.errors())}
 
     return app

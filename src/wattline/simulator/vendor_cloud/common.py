@@ -73,5 +73,5 @@ def account_limited(
     retry_after = state.minute_limiter.retry_after(f"{vendor}:{account}")
     if retry_after is None:
         return None
-    state.stats.add(CallRecord(vendor, endpoint, 429, "rate_limit"))
+    state.stats.add(CallRecord(vendor, endpoint, 429, error="rate_limit"))
     return too_many_requests(retry_after, rate_limited_body)

@@ -62,7 +62,11 @@ class Series:
         return cls(np.zeros(0, np.int64), z, z, z)
 
     def slice(self, lo: int, hi: int) -> "Series":
-        return Series(self.ts[lo:hi], self.power_kw[lo:hi], self.energy_total_kwh[lo:hi], self.energy_today_kwh[lo:hi])
+        return self.take(slice(lo, hi))
+
+    def take(self, index: slice | np.ndarray) -> "Series":
+        """The samples selected by a slice or boolean mask."""
+        return Series(self.ts[index], self.power_kw[index], self.energy_total_kwh[index], self.energy_today_kwh[index])
 
 
 HistorySource = Literal["auto", "simulator", "clear_sky"]
@@ -94,7 +98,7 @@ def plant_series(
         return _simulated(simulator, seed, profile, first, hi)
     if source == "simulator":
         raise RuntimeError("the simulator's plant_history is not importable")
-    return _fallback_plant(profile, seed).series(first, hi)
+    return _clear_sky(seed, profile, first, hi)
 
 
 # -- the simulator's PV model, when it exists ---------------------------------------------------
@@ -279,6 +283,11 @@ class _FallbackPlant:
         ts, power, total, today = (np.concatenate(c) for c in zip(*parts))
         # the first day may begin before the plant did: nothing generated yet
         return Series(ts, power, total, today)
+
+
+@lru_cache(maxsize=256)  # the pages of one window ask for the same window again
+def _clear_sky(seed: int, profile: PlantProfile, first: int, hi: int) -> Series:
+    return _fallback_plant(profile, seed).series(first, hi)
 
 
 _plants_lock = threading.Lock()

@@ -84,11 +84,11 @@ async def token(request: Request) -> Response:
     body = await read_json(request)
     app_id = request.query_params.get("appId")
     if body is None or not app_id:
-        state.stats.add(CallRecord(VENDOR, "token", 200))
+        state.stats.add(CallRecord(VENDOR, "token", 200, error="param"))
         return _error(CODE_PARAM, "invalid param")
     apps = [c for c in state.settings(VENDOR).credentials if str(c.get("app_id")) == app_id]
     if not apps or all(str(c.get("app_secret")) != str(body.get("appSecret")) for c in apps):
-        state.stats.add(CallRecord(VENDOR, "token", 200, fault="auth"))
+        state.stats.add(CallRecord(VENDOR, "token", 200, error="auth"))
         return _error(CODE_APP, "appId or appSecret is invalid")
     login = str(body.get("email") or body.get("username") or "")
     password = str(body.get("password") or "").lower()
@@ -113,7 +113,7 @@ async def token(request: Request) -> Response:
                     "uid": abs(hash(account)) % 10**8,
                 }
             )
-    state.stats.add(CallRecord(VENDOR, "token", 200, fault="auth"))
+    state.stats.add(CallRecord(VENDOR, "token", 200, error="auth"))
     return _error(CODE_LOGIN, "the account or password is incorrect")
 
 
@@ -154,7 +154,7 @@ async def station_history(request: Request) -> Response:
         return early
     account = _authorized(request, state)
     if account is None:
-        state.stats.add(CallRecord(VENDOR, "history", 401, fault))
+        state.stats.add(CallRecord(VENDOR, "history", 401, fault, error="token"))
         return _error(CODE_TOKEN, "auth invalid token", status=401)
     limited = account_limited(state, VENDOR, "history", account, _RATE_LIMITED)
     if limited is not None:
@@ -176,11 +176,11 @@ async def station_history(request: Request) -> Response:
     elif page < 1 or not 1 <= size <= settings.max_page_size:
         problem = f"page must be >= 1 and size within 1..{settings.max_page_size}"
     if problem:
-        state.stats.add(CallRecord(VENDOR, "history", 200, fault, str(station)))
+        state.stats.add(CallRecord(VENDOR, "history", 200, fault, str(station), error="param"))
         return _error(CODE_PARAM, problem)
     profile = state.plant(VENDOR, str(station))
     if profile is None:
-        state.stats.add(CallRecord(VENDOR, "history", 200, fault, str(station)))
+        state.stats.add(CallRecord(VENDOR, "history", 200, fault, str(station), error="plant"))
         return _error(CODE_STATION, "station not found")
     series = plant_series(str(station), profile, start, end + 1, state.now(), state.config.history_source)
     total = len(series)
@@ -207,12 +207,12 @@ async def station_list(request: Request) -> Response:
         return early
     account = _authorized(request, state)
     if account is None:
-        state.stats.add(CallRecord(VENDOR, "list", 401, fault))
+        state.stats.add(CallRecord(VENDOR, "list", 401, fault, error="token"))
         return _error(CODE_TOKEN, "auth invalid token", status=401)
     body = await read_json(request) or {}
     page, size = _int(body, "page") or 1, _int(body, "size") or 20
     if page < 1 or not 1 <= size <= 100:
-        state.stats.add(CallRecord(VENDOR, "list", 200, fault))
+        state.stats.add(CallRecord(VENDOR, "list", 200, fault, error="param"))
         return _error(CODE_PARAM, "page must be >= 1 and size within 1..100")
     plants = sorted(state.settings(VENDOR).plants.items())
     stations = []
@@ -230,6 +230,5 @@ async def station_list(request: Request) -> Response:
             }
         )
     state.stats.add(CallRecord(VENDOR, "list", 200, fault, records=len(stations)))
-    return JSONResponse(
-        {"code": None, "msg": None, "success": True, "requestId": _request_id(), "total": len(plants), "stationList": stations}
-    )
+    body = {"code": None, "msg": None, "success": True, "requestId": _request_id()}
+    return JSONResponse({**body, "total": len(plants), "stationList": stations})

@@ -60,6 +60,7 @@ class CallRecord:
     window: tuple[str, str] | None = None  # as the vendor received it
     page: int | None = None
     records: int = 0
+    error: str | None = None  # vendor-level refusal: "auth", "token", "param", "plant", "rate_limit"
 
 
 class CloudStats:
@@ -103,7 +104,12 @@ class CloudStats:
         )
 
     def faults(self) -> Counter:
+        """Injected faults so far, by kind."""
         return Counter(c.fault for c in self.calls if c.fault)
+
+    def errors(self) -> Counter:
+        """Vendor-level refusals so far (bad credentials, expired tokens, bad parameters)."""
+        return Counter(c.error for c in self.calls if c.error)
 
     def reset(self) -> None:
         with self._lock:

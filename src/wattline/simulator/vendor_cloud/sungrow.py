@@ -41,7 +41,7 @@ from fastapi.responses import JSONResponse, Response
 from wattline.domain.timeutil import zone
 
 from .common import account_limited, before_call, cloud, read_json
-from .history import Series, plant_series
+from .history import plant_series
 from .state import CallRecord, CloudState
 
 VENDOR = "sungrow"
@@ -74,14 +74,14 @@ def _user_id(account: str) -> str:
     return str(100000 + zlib.crc32(account.encode()) % 900000)
 
 
-def _authorized(state: CloudState, body: dict) -> tuple[str | None, JSONResponse | None]:
-    """(account, None) or (None, the vendor's error answer)."""
+def _authorized(state: CloudState, body: dict) -> tuple[str | None, JSONResponse | None, str | None]:
+    """(account, None, None) or (None, the vendor's error answer, "auth" / "token")."""
     if str(body.get("appkey")) not in _appkeys(state):
-        return None, _envelope("E00000", "er_invalid_appkey", None)
+        return None, _envelope("E00000", "er_invalid_appkey", None), "auth"
     account = state.tokens[VENDOR].account(str(body.get("token") or ""))
     if account is None:
-        return None, _token_invalid()
-    return account, None
+        return None, _token_invalid(), "token"
+    return account, None, None
 
 
 @router.post("/v1/userService/login")
@@ -92,7 +92,7 @@ async def login(request: Request) -> Response:
         return early
     body = await read_json(request) or {}
     if str(body.get("appkey")) not in _appkeys(state):
-        state.stats.add(CallRecord(VENDOR, "login", 200, fault="auth"))
+        state.stats.add(CallRecord(VENDOR, "login", 200, error="auth"))
         return _envelope("E00000", "er_invalid_appkey", None)
     user, password = str(body.get("user_account") or ""), str(body.get("user_password") or "")
     for cred in state.settings(VENDOR).credentials:
@@ -110,7 +110,7 @@ async def login(request: Request) -> Response:
                 "success",
                 {"login_state": "1", "token": token, "user_id": uid, "user_account": user, "user_name": user},
             )
-    state.stats.add(CallRecord(VENDOR, "login", 200, fault="auth"))
+    state.stats.add(CallRecord(VENDOR, "login", 200, error="auth"))
     return _envelope(
         "1",
         "success",
@@ -133,16 +133,16 @@ async def ps_list(request: Request) -> Response:
     if early is not None:
         return early
     body = await read_json(request) or {}
-    account, error = _authorized(state, body)
-    if error is not None:
-        state.stats.add(CallRecord(VENDOR, "getPsList", 200, fault="auth"))
-        return error
+    account, refusal, why = _authorized(state, body)
+    if refusal is not None:
+        state.stats.add(CallRecord(VENDOR, "getPsList", 200, fault, error=why))
+        return refusal
     try:
         page, size = int(body.get("curPage", 1)), int(body.get("size", 10))
     except (TypeError, ValueError):
         page, size = 0, 0
     if page < 1 or not 1 <= size <= 100:
-        state.stats.add(CallRecord(VENDOR, "getPsList", 200, fault))
+        state.stats.add(CallRecord(VENDOR, "getPsList", 200, fault, error="param"))
         return _envelope("-1", BAD_PARAM, None)
     now = state.now()
     plants = sorted(state.settings(VENDOR).plants.items())
@@ -212,16 +212,16 @@ async def query_multi_point_data(request: Request) -> Response:
     if early is not None:
         return early
     body = await read_json(request) or {}
-    account, error = _authorized(state, body)
-    if error is not None:
-        state.stats.add(CallRecord(VENDOR, "queryMutiPointDataList", 200, fault="auth"))
-        return error
+    account, refusal, why = _authorized(state, body)
+    if refusal is not None:
+        state.stats.add(CallRecord(VENDOR, "queryMutiPointDataList", 200, fault, error=why))
+        return refusal
     limited = account_limited(state, VENDOR, "queryMutiPointDataList", account, "Too Many Requests")
     if limited is not None:
         return limited
 
     def bad(plant: str | None = None) -> JSONResponse:
-        state.stats.add(CallRecord(VENDOR, "queryMutiPointDataList", 200, fault, plant))
+        state.stats.add(CallRecord(VENDOR, "queryMutiPointDataList", 200, fault, plant, error="param"))
         return _envelope("-1", BAD_PARAM, None)
 
     start_s, end_s = str(body.get("start_time_stamp", "")), str(body.get("end_time_stamp", ""))
@@ -245,9 +245,10 @@ async def query_multi_point_data(request: Request) -> Response:
         lo = int(start_n.replace(tzinfo=z, fold=0).timestamp())
         hi = int(end_n.replace(tzinfo=z, fold=1).timestamp())
         grid = np.arange(-(-lo // step) * step, hi + 1, step, dtype=np.int64)
-        series = plant_series(plant_id, profile, int(grid[0]) if len(grid) else lo, hi + 1, state.now(), state.config.history_source)
-        if step != 900:
-            series = _every(series, step)
+        first = int(grid[0]) if len(grid) else lo
+        series = plant_series(plant_id, profile, first, hi + 1, state.now(), state.config.history_source)
+        if step != 900:  # 30- or 60-minute intervals: samples on those multiples only
+            series = series.take(series.ts % step == 0)
         pos = {int(t): i for i, t in enumerate(series.ts.tolist())}
         columns = {
             "p83024": [f"{round(v * 1000)}.0" for v in series.energy_total_kwh.tolist()],
@@ -277,9 +278,3 @@ async def query_multi_point_data(request: Request) -> Response:
         separators=(",", ":"),
     )
     return Response(text, media_type="application/json")
-
-
-def _every(series: Series, step: int) -> Series:
-    """Samples on multiples of ``step`` seconds only (30- or 60-minute intervals)."""
-    keep = (series.ts % step) == 0
-    return Series(series.ts[keep], series.power_kw[keep], series.energy_total_kwh[keep], series.energy_today_kwh[keep])

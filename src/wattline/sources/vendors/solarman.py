@@ -221,9 +221,6 @@ class SolarmanAdapter(VendorAdapter):
                 return plants
             page += 1
 
-    async def test_connection(self) -> None:
-        await super().test_connection()
-
 
 def _opt_number(item: dict, field: str) -> float | None:
     try:

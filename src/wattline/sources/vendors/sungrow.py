@@ -205,7 +205,9 @@ def parse_point_data(
     slot (no reading yet), counted but not a record.
     """
     series = _series_of(result_data, ps_key)
-    present = [(p.key, p.vendor_field, p.factor, series[p.vendor_field]) for p in points if p.vendor_field in series]
+    present = [
+        (p.key, p.vendor_field, p.factor, series[p.vendor_field]) for p in points if p.vendor_field in series
+    ]
     stamps = sorted({s for *_, column in present for s in column})
     records: list[VendorRecord] = []
     rejected: list[RejectedRecord] = []

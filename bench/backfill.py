@@ -1,0 +1,153 @@
+"""Backfill and daily-sync timings over the emulated vendor cloud (real HTTP).
+
+    .venv/bin/python bench/backfill.py [--backend sqlite|postgres|both] [--plants 1000]
+
+1. One Solarman plant from 2024-01-01 to 2025-11-22 12:00 (~66,000 records; the
+   seed's run took 45 min 30 s); target < 5 s.
+2. The daily sync of ``--plants`` plants (one day each, after a first sync so each
+   plant has history); target < 60 s for 1,000.
+
+The cloud runs in its own process (``wattline vendors serve``, no injected latency)
+so its CPU is not charged to Wattline's; the fleet uses the cloud's fast clear-sky
+history so that the emulator is not the bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+SEED_NOW = 1763812800  # 2025-11-22T12:00:00Z
+START = 1704067200  # 2024-01-01T00:00:00Z
+PG_ADMIN = os.environ.get("WATTLINE_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_cloud(port: int, history_source: str) -> subprocess.Popen:
+    code = ("from wattline.simulator.vendor_cloud.server import serve; "
+            "from wattline.simulator.vendor_cloud.config import CloudConfig; "
+            f"serve(port={port}, config=CloudConfig(history_source={history_source!r}), log_level='warning')")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=0.2)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError("emulated cloud did not start")
+
+
+def databases(backend: str, tmp: Path):
+    if backend == "sqlite":
+        return f"sqlite:///{tmp / 'main.db'}", f"sqlite:///{tmp / 'telemetry.db'}", []
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    names = [f"wl_bench_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    with admin.connect() as c:
+        for n in names:
+            c.execute(text(f"CREATE DATABASE {n}"))
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    return f"{base}/{names[0]}", f"{base}/{names[1]}", names
+
+
+def drop(names):
+    if not names:
+        return
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        for n in names:
+            c.execute(text(f"DROP DATABASE IF EXISTS {n} WITH (FORCE)"))
+
+
+def run(backend: str, n_plants: int, base_url: str, fleet_url: str) -> None:
+    from wattline import provision
+    from wattline.config import Settings
+    from wattline.context import open_context
+    from wattline.jobs.backfill import backfill_plant
+    from wattline.jobs.sync import sync_all
+
+    tmp = Path(tempfile.mkdtemp(prefix="wl-bench-"))
+    main_url, tel_url, created = databases(backend, tmp)
+    settings = Settings(data_dir=tmp, main_url=main_url, telemetry_url=tel_url,
+                        secret_key=base64.b64encode(os.urandom(32)).decode())
+    ctx = open_context(settings)
+    try:
+        with ctx.dbs.main.begin() as conn:
+            acc = provision.add_vendor_account(conn, settings, "solarman", "bench",
+                                               _creds(), base_url=base_url, rate_limits=provision.UNLIMITED)
+            provision.add_vendor_plant(conn, "seed plant 123", "solarman", "64786338", "UTC", asset_id=123,
+                                       start_operating_time=START, vendor_account_id=acc)
+        t0 = time.perf_counter()
+        r = asyncio.run(backfill_plant(ctx, 123, now=SEED_NOW))
+        dt = time.perf_counter() - t0
+        print(f"[{backend}] backfill 1 plant 2024-01-01..2025-11-22: {r.recordsSynced:,} records "
+              f"({r.chunksProcessed} chunks) in {dt:.2f} s = {r.recordsSynced / dt:,.0f} records/s "
+              f"(target < 5 s; seed: 45 min 30 s)")
+
+        # fleet: plants whose cloud history starts two days before 'now' (cloud default profile
+        # starts 2024-01-01; the sync window is the last 24 h)
+        now = int(time.time()) // 900 * 900
+        with ctx.dbs.main.begin() as conn:
+            fleet = provision.add_vendor_account(conn, settings, "solarman", "fleet", _creds(), base_url=fleet_url,
+                                                 rate_limits=provision.UNLIMITED)
+            for i in range(n_plants):
+                provision.add_vendor_plant(conn, f"fleet {i}", "solarman", f"fleet-{i}", "Europe/Berlin",
+                                           start_operating_time=now - 2 * 86400, vendor_account_id=fleet)
+        t0 = time.perf_counter()
+        first = asyncio.run(sync_all(ctx, now=now - 86400))
+        t_first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        res = asyncio.run(sync_all(ctx, now=now))
+        dt = time.perf_counter() - t0
+        print(f"[{backend}] daily sync {res.plantsSynced + 0:,} plants: {res.totalRecords:,} records in "
+              f"{dt:.2f} s ({res.totalRecords / dt:,.0f} records/s, errors={len(res.errors)}; target < 60 s); "
+              f"first sync {first.totalRecords:,} records in {t_first:.2f} s")
+    finally:
+        ctx.close()
+        drop(created)
+
+
+def _creds():
+    from wattline.simulator.vendor_cloud.config import DEFAULT_CREDENTIALS
+
+    return DEFAULT_CREDENTIALS["solarman"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    ap.add_argument("--plants", type=int, default=1000)
+    args = ap.parse_args()
+    port, fleet_port = free_port(), free_port()
+    # the seed plant gets the simulator's PV model; the fleet the cloud's cheap clear-sky
+    # curve, so that the emulator's CPU does not dominate a 1,000-plant sync
+    clouds = [start_cloud(port, "auto"), start_cloud(fleet_port, "clear_sky")]
+    try:
+        for backend in (("sqlite", "postgres") if args.backend == "both" else (args.backend,)):
+            run(backend, args.plants, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{fleet_port}")
+    finally:
+        for c in clouds:
+            c.terminate()
+            c.wait(10)
+    print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
