@@ -111,7 +111,7 @@ def test_offices_and_shops_quieten_at_weekends(year):
             continue
         local = pd.to_datetime(r.ts - 1800, unit="s", utc=True).tz_convert(s.timezone)
         midday = (local.hour >= 10) & (local.hour < 15)
-        weekend = local.dayofweek >= 5
+        weekend = local.day_of_week >= 5
         load = r["load_power_kw"][i]
         assert load[midday & ~weekend].mean() > 1.8 * load[midday & weekend].mean(), s.name
         checked += 1

@@ -88,6 +88,14 @@ def test_night_is_dark_and_nothing_before_start():
     assert len(_history(START, s - 3600)["ts"]) == 0
 
 
+def test_a_window_holding_only_the_start_instant():
+    # a plant starting at UTC midnight, asked for exactly its first instant
+    h = _history(START, START + 1, start_operating_ts=START)
+    assert h["ts"].tolist() == [START]
+    assert h["power_kw"].tolist() == [0.0] and h["energy_total_kwh"].tolist() == [0.0]
+    assert h["energy_today_kwh"].tolist() == [0.0]
+
+
 def test_plants_differ_by_seed_and_arguments_are_checked():
     a = _history(MAR, MAR + 86400)
     b = _history(MAR, MAR + 86400, seed=43)

@@ -124,15 +124,24 @@ async def backfill_plant(
     own_session = session is None
     session = session or VendorSession(ctx)
     status = "success"
-    pending: list = []  # fetched chunks not yet stored
+    pending: list = []  # fetched chunks not yet handed to the pipeline
+    storing: asyncio.Task | None = None  # the previous flush, running in a worker thread
 
-    def flush(until: int) -> None:
-        # one pipeline batch for several chunks: far cheaper than one per chunk
-        nonlocal pending
-        if pending:
-            store_fetch(ctx, plant, merge(pending), job="backfill")
-            pending = []
-        _save_checkpoint(ctx, plant_id, until, end, done, records)
+    def store(batch, until: int, chunks: int, n_records: int) -> None:
+        store_fetch(ctx, plant, batch, job="backfill")
+        _save_checkpoint(ctx, plant_id, until, end, chunks, n_records)
+
+    async def flush(until: int, *, wait: bool = False) -> None:
+        # one pipeline batch for several chunks: far cheaper than one per chunk; it is
+        # stored in a thread while the next chunks are fetched, strictly in order
+        nonlocal pending, storing
+        if storing is not None:
+            await storing
+        batch, pending = merge(pending), []
+        storing = asyncio.ensure_future(asyncio.to_thread(store, batch, until, done, records))
+        if wait:
+            await storing
+            storing = None
 
     try:
         cursor = begin
@@ -142,7 +151,7 @@ async def backfill_plant(
             records += len(fetched.records)
             pending.append(fetched)
             if isinstance(error, QuotaExhausted):
-                flush(cursor)
+                await flush(cursor, wait=True)
                 # resume after the fetched prefix once the quota refreshes
                 log.warning("backfill.paused", plant_id=plant_id, until=timeutil.iso(error.resets_at_ts))
                 if on_progress:
@@ -152,7 +161,7 @@ async def backfill_plant(
                     cursor = fetched.records[-1].ts + interval
                 continue
             if error is not None:
-                flush(cursor)
+                await flush(cursor, wait=True)
                 status = "partial"
                 errors.append({"vendor": plant.vendor_type, "plant": plant_id,
                                "window": [timeutil.iso(cursor), timeutil.iso(chunk_end)], "error": str(error)})
@@ -161,13 +170,17 @@ async def backfill_plant(
                 break
             done += 1
             cursor = chunk_end
-            if sum(len(f.records) for f in pending) >= FLUSH_RECORDS or cursor >= end:
-                flush(cursor)
+            if cursor >= end:
+                await flush(cursor, wait=True)
+            elif sum(len(f.records) for f in pending) >= FLUSH_RECORDS:
+                await flush(cursor)
             log.info("backfill.progress", plant_id=plant_id, chunk=done, total_chunks=total,
                      records=records, fetched_until=timeutil.iso(cursor))
             if on_progress:
                 on_progress(BackfillProgress(plant_id, done, total, records, cursor))
     finally:
+        if storing is not None:
+            await storing
         if own_session:
             await session.aclose()
     aggregates, cumulative = finish_plant(ctx, plant, end)

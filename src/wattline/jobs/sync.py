@@ -147,7 +147,7 @@ async def sync_all(ctx: AppContext, *, now: int | None = None, organization_ids:
                 else:
                     synced.append(p.plant_id)
             if batches:
-                ctx.pipeline.ingest(concat(batches), refresh_summaries=False)
+                await asyncio.to_thread(ctx.pipeline.ingest, concat(batches), refresh_summaries=False)
     finally:
         if own:
             await session.aclose()

@@ -41,6 +41,8 @@ def utc_offsets_s(timezone: str, first_hour: int, count: int) -> np.ndarray:
 
 def hourly_offsets_s(timezones: Sequence[str], first_hour: int, count: int) -> np.ndarray:
     """UTC offsets (S, count) of each site's zone at UTC hours ``first_hour ..``."""
+    if not timezones:
+        return np.zeros((0, count), dtype=np.int64)
     by_zone = {tz: utc_offsets_s(tz, first_hour, count) for tz in dict.fromkeys(timezones)}
     return np.stack([by_zone[tz] for tz in timezones]).reshape(len(timezones), count)
 

@@ -151,7 +151,8 @@ def plant_history(seed: int, latitude: float, longitude: float, capacity_kw: flo
     # base-interval ends e covered: power needs (ts - step, ts], totals need midnights
     lo_end = min(int(ts[0]) - step_s, int(midnights.min())) + BASE_S
     day_from = max((lo_end - 1) // DAY_S, plant.first_day)
-    day_to = (int(ts[-1]) - 1) // DAY_S + 1
+    # at least one day, even when every needed interval precedes the start of operation
+    day_to = max((int(ts[-1]) - 1) // DAY_S + 1, day_from + 1)
     energy = plant.base_energy_kwh(day_from, day_to)
     within = np.cumsum(energy, axis=1)  # per-day running sums
     day_start = np.array([plant.cum_before(d) for d in range(day_from, day_to)])

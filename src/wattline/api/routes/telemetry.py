@@ -78,7 +78,7 @@ def chart_daily(request: Request, plant_id: int, days: str | None = Query(None))
 
 @router.post("/plant/{plant_id}/backfill", status_code=202,
              dependencies=[Depends(require_role("superadmin"))])
-def start_backfill(request: Request, plant_id: int) -> JSONResponse:
+async def start_backfill(request: Request, plant_id: int) -> JSONResponse:
     c = ctx(request)
     plant_or_404(request, plant_id)
     try:
@@ -105,7 +105,7 @@ def start_backfill(request: Request, plant_id: int) -> JSONResponse:
 
 
 @router.post("/sync-all", status_code=202, dependencies=[Depends(require_cron_or_role("superadmin"))])
-def start_sync_all(request: Request) -> JSONResponse:
+async def start_sync_all(request: Request) -> JSONResponse:
     c = ctx(request)
     runner = request.app.state.runner
     if runner.running("sync-all", 0):

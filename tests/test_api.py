@@ -1,0 +1,144 @@
+"""The REST API over real HTTP (uvicorn on loopback), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+
+from world import CLOUD_NOW, WorldPlant, cloud_config, make_ctx, set_up
+from wattline.api.app import create_app
+from wattline.security import tokens
+from wattline.simulator.vendor_cloud.server import BackgroundCloud
+
+DAY = 86400
+
+
+class Server:
+    def __init__(self, app):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def api(dbs, tmp_path):
+    ctx = make_ctx(dbs, tmp_path)
+    ctx.settings.cron_secret = "cron-secret-for-tests"
+    now = int(time.time()) // 900 * 900
+    plants = [WorldPlant(123, "solarman", "64786338", "UTC", now - 3 * DAY),
+              WorldPlant(124, "sungrow", "5001240", "Europe/Berlin", now - 3 * DAY)]
+    cfg = cloud_config(plants)
+    cfg.clock = time.time  # live data up to now, so the 24-hour window has readings
+    with BackgroundCloud(cfg) as cloud:
+        set_up(ctx, cloud.base_url, plants, work_order=456)
+        with ctx.dbs.main.begin() as conn:
+            toks = {role: tokens.create_token(conn, f"{role} token", role)
+                    for role in ("superadmin", "viewer")}
+        with Server(create_app(ctx)) as server:
+            yield server.url, toks, ctx
+
+
+def _h(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _wait_job(url, job_url, token, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = httpx.get(url + job_url, headers=_h(token)).json()
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError("job did not finish")
+
+
+def test_backfill_job_then_telemetry_charts_and_summaries(api):
+    url, tok, ctx = api
+    r = httpx.post(f"{url}/api/telemetry/plant/123/backfill", headers=_h(tok["superadmin"]))
+    assert r.status_code == 202 and r.headers["location"] == r.json()["jobUrl"]
+    job = _wait_job(url, r.json()["jobUrl"], tok["viewer"])
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    assert result["success"] is True and result["plantId"] == 123 and result["recordsSynced"] > 200
+    assert set(result["aggregates"]) == {"daily_energy_kwh", "monthly_energy_mwh", "yearly_energy_mwh",
+                                         "total_energy_mwh", "current_power_kw"}
+    assert result["chunksProcessed"] >= 1 and result["duration"].endswith("s")
+
+    t = httpx.get(f"{url}/api/telemetry/plant/123?hours=24", headers=_h(tok["viewer"])).json()
+    assert t["plantId"] == 123 and t["period"] == "24h" and t["recordCount"] == len(t["data"]) >= 90
+    row = t["data"][-1]
+    assert set(row) == {"ts", "total_energy_mwh", "power_kw", "raw"} and "lastUpdateTime" in row["raw"]
+
+    e = httpx.get(f"{url}/api/telemetry/plant/123/charts/energy-15m", headers=_h(tok["viewer"])).json()
+    p = httpx.get(f"{url}/api/telemetry/plant/123/charts/power", headers=_h(tok["viewer"])).json()
+    d = httpx.get(f"{url}/api/telemetry/plant/123/charts/daily-energy", headers=_h(tok["viewer"])).json()
+    assert e["unit"] == "MWh" and len(e["points"]) > len(p["points"]) >= 90
+    assert d["unit"] == "kWh" and len(d["bars"]) == 31
+    assert sum(b["energy_kwh"] for b in d["bars"]) > 0
+    summary = httpx.get(f"{url}/api/plants/123", headers=_h(tok["viewer"])).json()["summary"]
+    assert summary["daily_energy_kwh"] == pytest.approx(result["aggregates"]["daily_energy_kwh"])
+    today = [b for b in d["bars"] if "no_data" not in b["quality"]][-1]
+    assert today["energy_kwh"] == pytest.approx(summary["daily_energy_kwh"], abs=0.001)
+
+
+def test_sync_all_with_cron_secret_and_work_order_summary(api):
+    url, tok, ctx = api
+    assert httpx.post(f"{url}/api/telemetry/sync-all").status_code == 401
+    assert httpx.post(f"{url}/api/telemetry/sync-all", headers=_h(tok["viewer"])).status_code == 403
+    assert httpx.post(f"{url}/api/telemetry/sync-all", headers=_h("wrong-secret")).status_code == 401
+    r = httpx.post(f"{url}/api/telemetry/sync-all", headers=_h("cron-secret-for-tests"))
+    assert r.status_code == 202
+    job = _wait_job(url, r.json()["jobUrl"], tok["viewer"])
+    assert job["status"] == "succeeded" and job["result"]["plantsSynced"] == 2 and not job["result"]["errors"]
+    assert job["result"]["totalRecords"] >= 2 * 96
+    wo = httpx.get(f"{url}/api/work-orders/456", headers=_h(tok["viewer"])).json()
+    cards = [pl["summary"] for pl in wo["plants"]]
+    for k in ("daily_energy_kwh", "monthly_energy_mwh", "total_energy_mwh", "current_power_kw"):
+        assert wo["summary"][k] == pytest.approx(sum(c[k] for c in cards), abs=1e-6)
+    logs = httpx.get(f"{url}/api/sync-logs?status=success&limit=5", headers=_h(tok["viewer"])).json()["logs"]
+    assert 0 < len(logs) <= 5 and all(l["status"] == "success" for l in logs)
+
+
+@pytest.mark.parametrize("path,status,code", [
+    ("/api/telemetry/plant/123?hours=0", 400, "invalid_parameter"),
+    ("/api/telemetry/plant/123?hours=745", 400, "invalid_parameter"),
+    ("/api/telemetry/plant/123?hours=abc", 400, "invalid_parameter"),
+    ("/api/telemetry/plant/999", 404, "not_found"),
+    ("/api/plants/999", 404, "not_found"),
+    ("/api/jobs/nope", 404, "not_found"),
+])
+def test_errors_have_the_json_shape_and_status(api, path, status, code):
+    url, tok, _ = api
+    r = httpx.get(url + path, headers=_h(tok["viewer"]))
+    assert r.status_code == status
+    body = r.json()
+    assert set(body) == {"error", "code", "details"} and body["code"] == code
+
+
+def test_authentication_and_roles(api):
+    url, tok, _ = api
+    assert httpx.get(f"{url}/api/plants").status_code == 401
+    assert httpx.get(f"{url}/api/plants", headers=_h("wl_not-a-token")).status_code == 401
+    assert httpx.get(f"{url}/api/plants", headers=_h(tok["viewer"])).status_code == 200
+    r = httpx.post(f"{url}/api/telemetry/plant/123/backfill", headers=_h(tok["viewer"]))
+    assert r.status_code == 403 and r.json()["code"] == "forbidden"
+    health = httpx.get(f"{url}/health").json()
+    assert health["status"] == "ok" and set(health["databases"]) == {"main", "telemetry"}
