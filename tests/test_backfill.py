@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from world import CLOUD_NOW, WorldPlant, cloud_config, env_for, expected, make_ctx, set_up, snapshot, stored
-from wattline.jobs.backfill import FLUSH_RECORDS, backfill_plant
+from wattline.jobs.backfill import FLUSH_CHUNKS, backfill_plant
 from wattline.jobs.fetching import VendorSession
 from wattline.simulator.vendor_cloud.server import BackgroundCloud
 from wattline.store.tables import plant_aggregates, vendor_sync_logs, work_order_aggregates
@@ -123,8 +123,8 @@ def test_backfill_killed_at_random_moments_ends_identical_to_an_uninterrupted_on
     a, b = snapshot(killed_ctx), snapshot(clean_ctx)
     for table in ("readings", "ledger", "aggregates", "raw", "plants"):
         assert a[table] == b[table], table
-    # a killed run refetches at most the chunks it had fetched but not yet stored
-    # (one flush: FLUSH_RECORDS records; Solarman serves 500 records a page)
+    # a killed run refetches at most the chunks it had fetched but not yet stored: the
+    # group being stored and the one being gathered (Solarman: up to 2 pages a chunk)
     refetched = sum(n - 1 for n in served.values() if n > 1)
-    assert refetched <= (FLUSH_RECORDS // 500 + 2) * kills
+    assert refetched <= 2 * FLUSH_CHUNKS * 2 * kills
     assert pages_before_final > 0

@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wattline.simulator import BatterySpec, BatteryState, default_sites, replay
 from wattline.simulator.battery import BatteryArrays, BatteryBank, open_circuit_voltage_v
@@ -130,3 +132,32 @@ def test_restored_soc_outside_the_window_is_brought_inside():
     flows, _ = _run(bank, [BatteryState(soc_pct=99.0)], np.zeros((1, 3)))
     assert np.all(flows.soc_pct == 80.0)
     assert np.all(flows.charge_kw == 0) and np.all(flows.discharge_kw == 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cap=st.floats(0.5, 2000),
+    p_charge=st.floats(0, 1000),
+    p_discharge=st.floats(0, 1000),
+    lo=st.floats(0, 49),
+    hi=st.floats(51, 100),
+    rte=st.floats(0.5, 1.0),
+    soc0=st.floats(0, 100),
+    dt_s=st.sampled_from([60, 300, 900, 3600]),
+    request=st.lists(st.floats(-5000, 5000), min_size=1, max_size=300),
+)
+def test_any_request_sequence_respects_limits_and_conserves_energy(cap, p_charge, p_discharge, lo, hi, rte, soc0, dt_s, request):
+    spec = BatterySpec(capacity_kwh=cap, max_charge_kw=p_charge, max_discharge_kw=p_discharge,
+                       soc_min_pct=lo, soc_max_pct=hi, round_trip_efficiency=rte)
+    bank = BatteryBank([spec])
+    req = np.array(request)[None, :]
+    flows, _ = _run(bank, [BatteryState(soc_pct=soc0)], req, dt_s=dt_s)
+    soc = flows.soc_pct[0]
+    assert np.all(soc >= lo) and np.all(soc <= hi)
+    assert np.all(flows.charge_kw[0] <= np.maximum(req[0], 0) + 1e-9)
+    assert np.all(flows.discharge_kw[0] <= np.maximum(-req[0], 0) + 1e-9)
+    assert np.all(flows.charge_kw[0] <= p_charge + 1e-9) and np.all(flows.discharge_kw[0] <= p_discharge + 1e-9)
+    start = min(max(soc0, lo), hi)
+    stored = np.diff(np.concatenate([[start], soc])) / 100 * flows.usable_capacity_kwh[0]
+    net = (flows.charge_kw[0] - flows.discharge_kw[0] - flows.loss_kw[0]) * dt_s / 3600
+    np.testing.assert_allclose(stored, net, rtol=1e-9, atol=1e-9 * cap)

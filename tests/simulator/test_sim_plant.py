@@ -35,6 +35,18 @@ def test_overlapping_windows_are_identical():
         assert np.array_equal(a[key][ia], b[key][ib]), key
 
 
+@pytest.mark.parametrize("tz", ["UTC", "Asia/Kathmandu", "America/Santiago", "Australia/Lord_Howe"])
+def test_windows_agree_in_any_zone(tz):
+    # windows starting exactly on UTC and local midnights, or anywhere
+    ref = _history(MAR - 2 * 86400, MAR + 6 * 86400, step_s=300, timezone=tz)
+    for start, length, step in [(MAR, 86400, 900), (MAR + 86400, 3600, 300), (MAR + 3 * 86400 + 451, 2 * 86400, 3600)]:
+        h = _history(start, start + length, step_s=step, timezone=tz)
+        common, ia, ib = np.intersect1d(h["ts"], ref["ts"], return_indices=True)
+        assert len(common) == len(h["ts"]) > 0
+        assert np.array_equal(h["energy_total_kwh"][ia], ref["energy_total_kwh"][ib])
+        assert np.array_equal(h["energy_today_kwh"][ia], ref["energy_today_kwh"][ib])
+
+
 def test_lifetime_counter_does_not_depend_on_window_or_step():
     late = MAR + 200 * 86400
     coarse = _history(late, late + 2 * 86400, step_s=3600)

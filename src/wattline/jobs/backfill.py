@@ -36,8 +36,10 @@ from wattline.store.tables import backfill_checkpoints, plant_aggregates
 
 log = logs.get("wattline.backfill")
 CHUNK_S = 7 * 86400
-# fetched records stored per pipeline batch; a crash refetches at most these
+# chunks are stored together up to this many records or chunks (empty chunks count):
+# what a crash may have to refetch
 FLUSH_RECORDS = 5000
+FLUSH_CHUNKS = 8
 
 
 @dataclass
@@ -172,7 +174,7 @@ async def backfill_plant(
             cursor = chunk_end
             if cursor >= end:
                 await flush(cursor, wait=True)
-            elif sum(len(f.records) for f in pending) >= FLUSH_RECORDS:
+            elif len(pending) >= FLUSH_CHUNKS or sum(len(f.records) for f in pending) >= FLUSH_RECORDS:
                 await flush(cursor)
             log.info("backfill.progress", plant_id=plant_id, chunk=done, total_chunks=total,
                      records=records, fetched_until=timeutil.iso(cursor))

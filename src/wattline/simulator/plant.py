@@ -148,8 +148,9 @@ def plant_history(seed: int, latitude: float, longitude: float, capacity_kw: flo
         return {"ts": ts, "power_kw": empty, "energy_total_kwh": empty.copy(), "energy_today_kwh": empty.copy()}
 
     midnights = _local_midnights(ts, timezone)
-    # base-interval ends e covered: power needs (ts - step, ts], totals need midnights
-    lo_end = min(int(ts[0]) - step_s, int(midnights.min())) + BASE_S
+    # earliest base interval needed (by its end): power needs those ending in
+    # (ts - step, ts], a total at x needs the one ending at x
+    lo_end = min(int(ts[0]) - step_s + BASE_S, int(midnights.min()))
     day_from = max((lo_end - 1) // DAY_S, plant.first_day)
     # at least one day, even when every needed interval precedes the start of operation
     day_to = max((int(ts[-1]) - 1) // DAY_S + 1, day_from + 1)
@@ -163,7 +164,10 @@ def plant_history(seed: int, latitude: float, longitude: float, capacity_kw: flo
         day = (x - 1) // DAY_S
         j = (x - day * DAY_S) // BASE_S - 1
         row = day - day_from
+        # only the start instant of a plant starting at UTC midnight falls before the
+        # first computed day, and nothing was produced before it
         inside = row >= 0
+        assert np.all(inside | (x <= plant.start_ts))
         rows = np.where(inside, row, 0)
         return np.where(inside, day_start[rows] + within[rows, j], 0.0)
 

@@ -149,7 +149,8 @@ class SiteSpec:
     latitude, longitude : float
         Position, degrees north / east.
     timezone : str
-        IANA zone; sets the local clock the load follows.
+        IANA zone; sets the local clock the load follows. Checked when the site is
+        simulated (not here), so one bad registry row fails alone in live mode.
     pv_capacity_kwp : float
         DC nameplate of the array. [kWp]
     tilt_deg, azimuth_deg : float

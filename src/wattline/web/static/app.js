@@ -124,7 +124,9 @@
 
   // ------------------------------------------------------------------ charts
 
-  var PLOT_CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+  var PLOT_CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"],
+    // on a phone the mode bar would sit on top of the legend and the lines
+    displayModeBar: window.matchMedia("(max-width: 640px)").matches ? false : "hover" };
   var BAR_KINDS = [
     { key: "measured", name: "measured", color: "#2563eb" },
     { key: "estimated", name: "estimated", color: "#f59e0b" },
@@ -184,7 +186,7 @@
       type: "scatter", mode: "lines", x: xy.x, y: xy.y, name: opts.name, connectgaps: false,
       line: { color: opts.color, width: 1.6 }, fill: opts.fill || "none",
       hovertemplate: "%{x|%d %b %Y %H:%M}<br>%{y:,." + opts.digits + "f} " + data.unit + "<extra></extra>"
-    }], layout("Local time (" + data.timezone + ")", opts.name + " (" + data.unit + ")"));
+    }], layout("Local time (" + data.timezone + ")", opts.name + " (" + data.unit + ")", { hovermode: "x" }));
   }
 
   function barKind(q) {
@@ -205,7 +207,8 @@
         type: "bar", name: k.name, x: mine.map(function (b) { return b.date; }),
         y: mine.map(function (b) { return b.energy_kwh; }),
         customdata: mine.map(function (b) { return (b.quality || []).length ? b.quality.join(", ").replace(/_/g, " ") : "measured"; }),
-        marker: { color: k.color }, showlegend: mine.length > 0 || k.key === "measured",
+        marker: { color: k.color }, width: 0.8 * 86400000,  // a day's width even for a lone bar
+        showlegend: mine.length > 0 || k.key === "measured",
         hovertemplate: "%{x|%a %d %b %Y}<br>%{y:,.1f} " + unit + "<br>%{customdata}<extra></extra>"
       };
     }).filter(function (t) { return t.x.length > 0 || t.name === "measured"; });
