@@ -10,12 +10,15 @@ Modes (each runs in its own process so peak memory is its own):
 * ``full``   -- ``replay()``: every metric of every site kept in memory (per-site arrays).
 * ``stream`` -- ``ReplayRun.chunks()``: same computation, chunks consumed and dropped.
 
+Baselines, measured in the same run as MACHINE-LIMITS.md asks: the textbook
+per-site pvlib chain (get_solarposition, get_clearsky, get_total_irradiance,
+sapm_cell, pvwatts_dc, inverter.pvwatts) on a few site-weeks, PV only; and the
+first touch of as much fresh memory as ``replay()`` keeps, which on this VM
+varies several-fold with how much memory the host has reclaimed.
+
 The first run in a fresh process pays one-off costs (Linke turbidity lookups,
-first touch of the output memory, which is slow on this VM), so each mode runs
-``--repeat`` times and prints every run. Baseline, measured in the same run as
-MACHINE-LIMITS.md asks: the textbook per-site pvlib chain (get_solarposition,
-get_clearsky, get_total_irradiance, sapm_cell, pvwatts_dc, inverter.pvwatts)
-on a few site-weeks, PV only, no battery, load or weather.
+first touch of the output memory), so each mode runs ``--repeat`` times and
+prints every run.
 """
 
 from __future__ import annotations
@@ -94,6 +97,19 @@ def baseline(n_sites: int = 2, days: int = 14, step_s: int = 300) -> float:
     return n_sites * len(times) / (time.perf_counter() - t)
 
 
+def touch_baseline(megabytes: float) -> float:
+    """Seconds to allocate and first-touch ``megabytes`` of fresh memory (own process).
+
+    On this VM freed memory goes back to the host, so the first touch of a large
+    block costs anywhere from ~0.25 to ~3 s per GB: the same cost ``replay()`` pays
+    for keeping every metric in memory.
+    """
+    code = ("import numpy as np, time; t = time.perf_counter(); "
+            f"a = np.ones(int({megabytes} * 2**20 / 8)); print(time.perf_counter() - t)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return float(out.stdout.strip())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sites", type=int, default=100)
@@ -120,6 +136,11 @@ def main() -> None:
         subprocess.run(cmd, check=True)
     base = baseline()
     print(f"baseline per-site pvlib chain (PV only): site_steps_per_s {base:,.0f}")
+    from wattline.simulator import METRICS
+
+    per_site_step = sum(np.dtype(m.dtype).itemsize for m in METRICS.values())
+    out_mb = per_site_step * args.sites * (args.days * 86400 // args.step) / 2**20
+    print(f"baseline first touch of {out_mb:,.0f} MB fresh memory (the size replay() keeps): {touch_baseline(out_mb):.2f} s")
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ async def backfill_plant(
     clock: Callable[[], float] = time.time,
 ) -> BackfillResult:
     t_start = clock()
-    end = int(now if now is not None else clock())
+    end = int(now if now is not None else clock()) + 1  # a reading stamped exactly now is included
     plant = load_plant(ctx.dbs.main_reader, plant_id)
     cls = get_adapter_class(plant.vendor_type)
     interval = cls.limits.interval_s

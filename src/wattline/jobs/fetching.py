@@ -43,7 +43,12 @@ class VendorSession:
             cls = get_adapter_class(plant.vendor_type)
             creds = decrypt_credentials(self.ctx.settings.encryption_key, plant.credentials_encrypted)
             limits = dataclasses.replace(cls.limits, **plant.rate_limits) if plant.rate_limits else cls.limits
-            limiter = self.ctx.limiters.get(f"account:{plant.vendor_account_id}", limits)
+            key = f"account:{plant.vendor_account_id}"
+            fresh = key not in self.ctx.limiters
+            limiter = self.ctx.limiters.get(key, limits)
+            if fresh:
+                # quotas hold across processes: count the calls already logged today / this month
+                limiter.set_usage(*synclog.calls_used(self.ctx.dbs.telemetry, plant.vendor_account_id))
             kw = {"retry_waits_s": self.retry_waits_s} if self.retry_waits_s is not None else {}
             adapter = cls(plant.base_url or cls.default_base_url, creds, client=self._client,
                           timeout_s=self.timeout_s, limiter=limiter, **kw)

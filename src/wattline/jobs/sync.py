@@ -122,7 +122,9 @@ async def sync_all(ctx: AppContext, *, now: int | None = None, organization_ids:
             start = min(start, last[p.plant_id] + interval)
         async with sem:
             try:
-                return p, await session.adapter_for(p).fetch_telemetry(p.vendor_plant_id, start, now, p.timezone), None
+                # up to and including a reading stamped exactly now
+                return p, await session.adapter_for(p).fetch_telemetry(
+                    p.vendor_plant_id, start, now + 1, p.timezone), None
             except VendorError as exc:
                 partial = exc.partial or FetchResult()
                 partial.calls = exc.calls or partial.calls

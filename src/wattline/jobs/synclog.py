@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
 
 from wattline import logs
 from wattline.sources.vendors.models import CallLog, RejectedRecord
@@ -63,3 +63,21 @@ def log_run(telemetry: Engine, *, sync_type: str, status: str, started_at: float
             error_message=error, records_processed=records, started_at=_dt(started_at),
             completed_at=datetime.now(timezone.utc), metadata=metadata or {},
         ))
+
+
+def calls_used(telemetry: Engine, vendor_id: int, now: float | None = None) -> tuple[int, int]:
+    """Vendor calls logged for an account today and this month (UTC), for quotas."""
+    import time as _time
+
+    now_dt = datetime.fromtimestamp(now if now is not None else _time.time(), timezone.utc)
+    day = now_dt.replace(hour=0, minute=0, second=0, microsecond=0)
+    month = day.replace(day=1)
+    with telemetry.connect() as conn:
+        rows = conn.execute(
+            select(vendor_sync_logs.c.started_at).where(
+                vendor_sync_logs.c.vendor_id == vendor_id, vendor_sync_logs.c.sync_type == "telemetry",
+                vendor_sync_logs.c.started_at >= month,
+                vendor_sync_logs.c.error_message.is_(None) | ~vendor_sync_logs.c.error_message.like("rejected record%"),
+            )).all()
+    today = sum(1 for (t,) in rows if (t if t.tzinfo else t.replace(tzinfo=timezone.utc)) >= day)
+    return today, len(rows)

@@ -189,6 +189,10 @@ class RateLimiterRegistry:
         self._lock = threading.Lock()
         self._kw = limiter_kw
 
+    def __contains__(self, account_key: str) -> bool:
+        with self._lock:
+            return account_key in self._limiters
+
     def get(self, account_key: str, limits: VendorLimits) -> RateLimiter:
         with self._lock:
             limiter = self._limiters.get(account_key)

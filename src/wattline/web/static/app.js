@@ -401,13 +401,15 @@
         if (m.attempt && m.attempt > 1) detail.push("attempt " + m.attempt);
         var plant = l.plant_id === null || l.plant_id === undefined ? "–" : (names[l.plant_id] || "plant " + l.plant_id);
         tbody.appendChild(el("tr", { "data-testid": "sync-row", "data-status": l.status, "data-plant-id": l.plant_id }, [
-          el("td", { text: fmtUtc(l.started_at) }),
-          el("td", { text: plant }),
-          el("td", { text: l.sync_type }),
-          el("td", {}, [el("span", { "class": "pill pill-" + l.status, text: l.status })]),
-          el("td", { "class": "num", text: l.duration_ms === null || l.duration_ms === undefined ? "–" : fmt(l.duration_ms, 0) + " ms" }),
-          el("td", { "class": "num", text: fmt(l.records_processed, 0) }),
-          el("td", { "class": l.error_message ? "err" : "" , text: l.error_message || detail.join(" · ") || "–" })
+          el("td", { "data-label": "Started (UTC)", text: fmtUtc(l.started_at) }),
+          el("td", { "data-label": "Plant", text: plant }),
+          el("td", { "data-label": "Type", text: l.sync_type }),
+          el("td", { "data-label": "Status" }, [el("span", { "class": "pill pill-" + l.status, text: l.status })]),
+          el("td", { "class": "num", "data-label": "Duration",
+            text: l.duration_ms === null || l.duration_ms === undefined ? "–" : fmt(l.duration_ms, 0) + " ms" }),
+          el("td", { "class": "num", "data-label": "Records", text: fmt(l.records_processed, 0) }),
+          el("td", { "class": l.error_message ? "err" : "", "data-label": l.error_message ? "Error" : "Detail",
+            text: l.error_message || detail.join(" · ") || "–" })
         ]));
       });
       setStatus(data.logs.length ? data.logs.length + " rows, newest first" : "No sync log rows match these filters.");
