@@ -314,3 +314,14 @@ telemetry_15m_recent = Table(
     Column("total_energy_mwh", Float, nullable=True),
     Column("power_kw", Float, nullable=True),
 )
+
+# The live simulator's per-site state (battery SOC, health, cycles, counters), saved
+# every round so a restart continues where it stopped.
+simulator_state = Table(
+    "simulator_state",
+    telemetry_metadata,
+    Column("site_key", String(120), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("last_ts", BigInteger, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
