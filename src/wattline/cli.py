@@ -287,6 +287,11 @@ def _mount_optional() -> None:
 
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(users_app, name="users")
+    try:
+        from wattline.cli_simulate import simulate_app
+    except ImportError:  # pragma: no cover - while the module is being written
+        return
+    app.add_typer(simulate_app, name="simulate")
 
 
 def vendors_add_account(
