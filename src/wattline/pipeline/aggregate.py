@@ -17,6 +17,8 @@ splits a ledger entry), so upserting the recomputed rows is enough.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sqlalchemy import Connection
 
@@ -41,13 +43,25 @@ AGG_COLUMNS = (
 )
 
 
-def recompute(conn: Connection, ranges: dict[int, tuple[int, int]], tz: dict[int, str]) -> int:
+@dataclass
+class Fresh:
+    """What a batch just wrote for one series and still holds in memory: every ledger
+    entry and reading of the series after ``after`` (nothing later is stored), so the
+    recomputation reads only what lies before it."""
+
+    after: int
+    ledger: dict  # series_id, start_ts, end_ts, delta, flags
+    readings: dict  # series_id, ts, value
+
+
+def recompute(conn: Connection, ranges: dict[int, tuple[int, int]], tz: dict[int, str],
+              fresh: dict[int, Fresh] | None = None) -> int:
     """Rebuild every bucket of every period that overlaps ``ranges``; returns rows written."""
     if not ranges:
         return 0
     q = B.FIXED_PERIODS["15min"]
     base_rng = {s: (lo // q * q, -(-hi // q) * q) for s, (lo, hi) in ranges.items()}
-    base = base_for_range(conn, base_rng)
+    base = base_for_range(conn, base_rng, fresh)
     computed = {"5min": base}
     crange = {"5min": base_rng}
     for period, child, kind in LEVELS:
@@ -60,21 +74,30 @@ def recompute(conn: Connection, ranges: dict[int, tuple[int, int]], tz: dict[int
     return len(rows)
 
 
-def base_for_range(conn: Connection, rng: dict[int, tuple[int, int]]) -> B.Buckets:
-    """5-minute buckets of each series over its [a, b) (5-minute aligned), from the ledger."""
-    cte = bulk.values_cte("t", ("series_id", "a", "b"), [(s, a, b) for s, (a, b) in rng.items()])
+def base_for_range(conn: Connection, rng: dict[int, tuple[int, int]],
+                   fresh: dict[int, Fresh] | None = None) -> B.Buckets:
+    """5-minute buckets of each series over its [a, b) (5-minute aligned), from the ledger.
+
+    For series in ``fresh`` only what is stored up to ``after`` is read back."""
+    fresh = fresh or {}
+    never = 2**62
+    cte = bulk.values_cte("t", ("series_id", "a", "b", "c"), [
+        (s, a, b, fresh[s].after + 1 if s in fresh else never) for s, (a, b) in rng.items()])
     led = conn.exec_driver_sql(f"""
         WITH {cte}
         SELECT l.series_id, l.start_ts, l.end_ts, l.delta_milli_wh, l.flags FROM t
-        JOIN ledger l ON l.series_id = t.series_id AND l.end_ts > t.a AND l.start_ts < t.b
+        JOIN ledger l ON l.series_id = t.series_id AND l.end_ts > t.a AND l.start_ts < t.b AND l.end_ts < t.c
     """).fetchall()
     rd = conn.exec_driver_sql(f"""
         WITH {cte}
         SELECT r.series_id, r.ts, r.value FROM t
-        JOIN readings r ON r.series_id = t.series_id AND r.ts >= t.a AND r.ts < t.b
+        JOIN readings r ON r.series_id = t.series_id AND r.ts >= t.a AND r.ts < t.b AND r.ts < t.c
     """).fetchall()
     lc = _cols(led, ("series_id", "start_ts", "end_ts", "delta", "flags"), (np.int64,) * 5)
     rc = _cols(rd, ("series_id", "ts", "value"), (np.int64, np.int64, np.float64))
+    if fresh:
+        lc = {k: np.concatenate([lc[k]] + [f.ledger[k] for f in fresh.values()]) for k in lc}
+        rc = {k: np.concatenate([rc[k]] + [f.readings[k] for f in fresh.values()]) for k in rc}
     bk = B.base_buckets(lc, rc)
     a = np.array([rng[int(s)][0] for s in bk["series_id"]], np.int64)
     b = np.array([rng[int(s)][1] for s in bk["series_id"]], np.int64)

@@ -152,8 +152,29 @@ class Pipeline:
 
         ranges = {s: (w.lo, w.hi) for s, w in work.items()}
         tz = {s: w.cfg.timezone for s, w in work.items()}
-        result.buckets_written = aggregate.recompute(conn, ranges, tz)
+        result.buckets_written = aggregate.recompute(conn, ranges, tz, self._fresh(work, entries))
         result.touched_assets.update(w.cfg.asset_id for w in work.values())
+
+    @staticmethod
+    def _fresh(work: dict[int, _SeriesWork], entries) -> dict[int, aggregate.Fresh]:
+        """Series whose batch only appended: their new ledger entries and readings are
+        in memory, so aggregation need not read them back."""
+        led = dict(entries)
+        out = {}
+        for s, w in work.items():
+            if w.stored_max is not None and w.stored_max >= w.ts[0]:
+                continue  # late data: the window was merged from the database
+            after = w.prev_ts if w.prev_ts is not None else int(w.ts[0]) - 1
+            lr = led.get(s)
+            n = len(lr) if lr is not None else 0
+            z = np.zeros(n, np.int64)
+            out[s] = aggregate.Fresh(
+                after=after,
+                ledger={"series_id": z + s, "start_ts": lr.start_ts if n else z, "end_ts": lr.end_ts if n else z,
+                        "delta": lr.delta if n else z, "flags": lr.flags if n else z},
+                readings={"series_id": np.full(len(w.ts), s, np.int64), "ts": w.ts, "value": w.value},
+            )
+        return out
 
     def _load_neighbours(self, conn: Connection, work: dict[int, _SeriesWork]) -> None:
         """Newest stored reading of each series and the stored reading just before
