@@ -99,3 +99,21 @@ def test_clear_errors_for_bad_arguments(run, tmp_path):
     p = run("energy", "--asset", "x", "--point", "e", "--period", "week", "--from", "2024-01-01T00:00:00Z",
             "--to", "2024-01-02T00:00:00Z", check=False)
     assert p.returncode == 2 and "--period must be one of" in p.stderr
+
+
+def test_stats_report_min_max_avg_last_count_of_instantaneous_readings(run, tmp_path):
+    run("assets", "add", "bat", "--kind", "site", "--timezone", "UTC")
+    f = tmp_path / "soc.csv"
+    f.write_text("asset,point,ts,value,unit\n" + "".join(
+        f"bat,soc,2024-05-01T{h:02d}:{m:02d}:00Z,{v},%\n"
+        for (h, m), v in zip([(0, 0), (0, 20), (0, 40), (1, 0), (1, 30)], [50, 40, 60, 70, 65])))
+    run("import", str(f))
+    out = json.loads(run("stats", "--asset", "bat", "--point", "soc", "--period", "hour", "--from",
+                         "2024-05-01T00:00:00Z", "--to", "2024-05-01T03:00:00Z", "--format", "json").stdout)
+    first, second, third = out["buckets"]
+    assert (first["count"], first["min"], first["max"], first["avg"], first["last"]) == (3, 40.0, 60.0, 50.0, 60.0)
+    assert (second["count"], second["min"], second["max"], second["last"]) == (2, 65.0, 70.0, 65.0)
+    assert third["count"] == 0 and third["avg"] is None
+    five = json.loads(run("stats", "--asset", "bat", "--point", "soc", "--period", "5min", "--from",
+                          "2024-05-01T00:00:00Z", "--to", "2024-05-01T00:30:00Z", "--format", "json").stdout)
+    assert [b["count"] for b in five["buckets"]] == [1, 0, 0, 0, 1, 0]

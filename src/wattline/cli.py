@@ -178,6 +178,45 @@ def energy_cmd(
         console.print(t)
 
 
+@app.command("stats")
+def stats_cmd(
+    asset: str = typer.Option(...),
+    point: str = typer.Option(...),
+    period: str = typer.Option(..., help="5min | 15min | hour | day | month | year"),
+    from_: str = typer.Option(..., "--from", help="ISO-8601 with offset"),
+    to: str = typer.Option(..., "--to", help="ISO-8601 with offset (exclusive)"),
+    fmt: str = typer.Option("table", "--format", help="table | json"),
+) -> None:
+    """min / max / avg / last / count of a series' readings per bucket."""
+    from wattline.pipeline.buckets import PERIODS
+    from wattline.store import queries, registry
+
+    if period not in PERIODS:
+        _fail(f"--period must be one of {', '.join(PERIODS)}")
+    try:
+        start, end = timeutil.parse_instant(from_), timeutil.parse_instant(to)
+    except ValueError as exc:
+        _fail(str(exc))
+    if end <= start:
+        _fail("--to must be after --from")
+    ctx = _ctx()
+    with ctx.dbs.main.connect() as conn:
+        a = registry.asset_by_name(conn, asset)
+        p = registry.point(conn, a["id"], point) if a else None
+    if p is None:
+        _fail(f"no point {point!r} on asset {asset!r}")
+    rows = queries.stat_buckets(ctx.dbs.telemetry, p["id"], period, start, end, a["timezone"])
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"asset": asset, "point": point, "period": period, "unit": p["unit"],
+                                     "timezone": a["timezone"], "buckets": rows}, indent=2) + "\n")
+        return
+    t = Table("start", "count", "min", "max", "avg", "last", title=f"{asset} / {point} [{p['unit']}]")
+    fmt_v = lambda v: "" if v is None else f"{v:.3f}"  # noqa: E731
+    for r in rows:
+        t.add_row(r["start"], str(r["count"]), fmt_v(r["min"]), fmt_v(r["max"]), fmt_v(r["avg"]), fmt_v(r["last"]))
+    console.print(t)
+
+
 @app.command("serve")
 def serve_cmd(
     host: str = typer.Option("127.0.0.1"),

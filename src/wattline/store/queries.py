@@ -90,3 +90,38 @@ def energy_report(asset: str, point: str, period: str, tz: str, buckets: list[En
         ],
         "total_kwh": sum(b.energy_milli_wh for b in buckets) / 1e6,
     }
+
+
+def stat_buckets(telemetry: Engine, series_id: int, period: str, start_ts: int, end_ts: int,
+                 tz: str) -> list[dict]:
+    """min / max / avg / last / count of the readings in every ``period`` bucket
+    starting in [start_ts, end_ts), for instantaneous metrics (power, soc, voltage...)."""
+    if period not in B.PERIODS:
+        raise ValueError(f"period must be one of {', '.join(B.PERIODS)}")
+    wanted = B.bucket_range(period, start_ts, end_ts, tz)
+    if period == "5min":
+        from wattline.pipeline.aggregate import base_for_range
+
+        with telemetry.connect() as conn:
+            bk = base_for_range(conn, {series_id: (wanted[0][0], wanted[-1][1])}) if wanted else None
+        stored = {} if bk is None else {
+            int(st): (bk["vmin"][i], bk["vmax"][i], bk["vsum"][i], int(bk["vcount"][i]), bk["vlast"][i])
+            for i, st in enumerate(bk["start"].tolist())}
+    else:
+        with telemetry.connect() as conn:
+            rows = conn.execute(
+                select(aggregates.c.bucket_start, aggregates.c.value_min, aggregates.c.value_max,
+                       aggregates.c.value_sum, aggregates.c.value_count, aggregates.c.value_last)
+                .where(aggregates.c.series_id == series_id, aggregates.c.period == period,
+                       aggregates.c.bucket_start >= start_ts, aggregates.c.bucket_start < end_ts)).all()
+        stored = {r[0]: tuple(r[1:]) for r in rows}
+    out = []
+    for s, e in wanted:
+        vmin, vmax, vsum, count, last = stored.get(s, (None, None, None, 0, None))
+        count = int(count or 0)
+        out.append({
+            "start": timeutil.iso(s, tz), "end": timeutil.iso(e, tz), "count": count,
+            "min": float(vmin) if count else None, "max": float(vmax) if count else None,
+            "avg": float(vsum) / count if count else None, "last": float(last) if count else None,
+        })
+    return out
