@@ -52,3 +52,14 @@ def test_raw_payloads_are_kept_verbatim_and_deduplicated(dbs, pipeline):
     assert payloads == sorted(['{"b": 1,  "a": 2}',
                                '{"generationUploadTotalOffset":50000.5,"lastUpdateTime":1763468017.0}'])
     assert links == 2
+
+
+def test_explicit_ids_do_not_collide_with_later_automatic_ones(dbs):
+    from wattline.store import registry
+
+    with dbs.main.begin() as conn:
+        registry.add_asset(conn, "seed plant", "plant", "UTC", asset_id=2)
+        registry.add_group(conn, "WO", "work_order", [2], group_id=3)
+        ids = [registry.add_asset(conn, f"auto {i}", "meter", "UTC") for i in range(3)]
+        g = registry.add_group(conn, "WO 2", "work_order", ids)
+    assert len(set(ids)) == 3 and 2 not in ids and g != 3

@@ -36,6 +36,14 @@ class PointSpec:
     plausible_max: float | None = None
 
 
+def _after_explicit_id(conn: Connection, table: str) -> None:
+    """PostgreSQL: move the id sequence past an explicitly chosen id, so later rows
+    without one do not collide with it."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
+
+
 def ensure_organization(conn: Connection, name: str = DEFAULT_ORG, timezone: str = "UTC", **kw) -> int:
     timeutil.zone(timezone)
     row = conn.execute(select(organizations.c.id).where(organizations.c.name == name)).first()
@@ -71,7 +79,10 @@ def add_asset(
     )
     if asset_id is not None:
         values["id"] = asset_id
-    return conn.execute(insert(assets).values(**values)).inserted_primary_key[0]
+    new_id = conn.execute(insert(assets).values(**values)).inserted_primary_key[0]
+    if asset_id is not None:
+        _after_explicit_id(conn, "assets")
+    return new_id
 
 
 def ensure_points(conn: Connection, asset_id: int, specs: Iterable[PointSpec]) -> dict[str, int]:
@@ -105,6 +116,8 @@ def add_group(conn: Connection, name: str, kind: str, member_ids: Iterable[int],
     if group_id is not None:
         values["id"] = group_id
     gid = conn.execute(insert(groups).values(**values)).inserted_primary_key[0]
+    if group_id is not None:
+        _after_explicit_id(conn, "groups")
     for m in member_ids:
         conn.execute(insert(group_members).values(group_id=gid, asset_id=m))
     return gid
