@@ -140,5 +140,7 @@ def test_authentication_and_roles(api):
     assert httpx.get(f"{url}/api/plants", headers=_h(tok["viewer"])).status_code == 200
     r = httpx.post(f"{url}/api/telemetry/plant/123/backfill", headers=_h(tok["viewer"]))
     assert r.status_code == 403 and r.json()["code"] == "forbidden"
+    metrics = httpx.get(f"{url}/metrics").text
+    assert "wattline_readings_ingested_total" in metrics and "wattline_vendor_calls_total" in metrics
     health = httpx.get(f"{url}/health").json()
     assert health["status"] == "ok" and set(health["databases"]) == {"main", "telemetry"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from wattline import __version__, logs
@@ -42,6 +43,10 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False) -> Fast
     for r in (telemetry.router, plants.router, jobs.router):
         app.include_router(r)
     _mount_web(app)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health")
     def health() -> JSONResponse:

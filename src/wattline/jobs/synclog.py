@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 from sqlalchemy import Engine, insert, select
 
-from wattline import logs
+from wattline import logs, metrics
 from wattline.sources.vendors.models import CallLog, RejectedRecord
 from wattline.store.tables import vendor_sync_logs
 
@@ -23,6 +23,7 @@ def _dt(ts: float) -> datetime:
 def log_calls(telemetry: Engine, vendor_id: int, plant_id: int, calls: Iterable[CallLog], job: str) -> None:
     rows = []
     for c in calls:
+        metrics.VENDOR_CALLS.labels(str(vendor_id), "success" if c.error is None else "error").inc()
         rows.append(dict(
             vendor_id=vendor_id, plant_id=plant_id, sync_type="telemetry",
             status="success" if c.error is None else "error", error_message=c.error,
@@ -42,6 +43,7 @@ def log_rejected(telemetry: Engine, vendor_id: int, plant_id: int, rejected: lis
     if not rejected:
         return
     now = datetime.now(timezone.utc)
+    metrics.REJECTED_RECORDS.labels(str(vendor_id)).inc(len(rejected))
     rows = []
     for r in rejected:
         raw = json.dumps(r.raw, default=str)[:RAW_LOG_LIMIT]
@@ -57,6 +59,7 @@ def log_rejected(telemetry: Engine, vendor_id: int, plant_id: int, rejected: lis
 def log_run(telemetry: Engine, *, sync_type: str, status: str, started_at: float, records: int,
             vendor_id: int | None = None, plant_id: int | None = None, error: str | None = None,
             metadata: dict[str, Any] | None = None) -> None:
+    metrics.JOB_RUNS.labels(sync_type, status).inc()
     with telemetry.begin() as conn:
         conn.execute(insert(vendor_sync_logs).values(
             vendor_id=vendor_id, plant_id=plant_id, sync_type=sync_type, status=status,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import Connection, Engine
 
+from wattline import metrics
 from wattline.domain.readings import ReadingBatch
 from wattline.pipeline import aggregate, ledger as ledger_mod, rawstore, rollup
 from wattline.pipeline.series import SeriesCatalog, SeriesConfig
@@ -73,6 +74,7 @@ class Pipeline:
         result = IngestResult()
         if len(batch) == 0:
             return result
+        t0 = time.perf_counter()
         configs = self.catalog.get_many(np.unique(batch.series_id).tolist())
         received = int(time.time()) if now is None else now
         reasons = quarantine_reasons(batch, configs)
@@ -86,6 +88,10 @@ class Pipeline:
                 self._apply(conn, batch.take(good), link[good], configs, result)
             if refresh_summaries and result.touched_assets:
                 rollup.refresh_summaries(conn, self.main_reader, result.touched_assets, now)
+        metrics.INGEST_SECONDS.labels(batch.source).observe(time.perf_counter() - t0)
+        metrics.READINGS_INGESTED.labels(batch.source).inc(result.readings_written)
+        metrics.READINGS_QUARANTINED.labels(batch.source).inc(len(result.quarantined))
+        metrics.LATE_READINGS.labels(batch.source).inc(result.late_readings)
         return result
 
     # -- steps ---------------------------------------------------------------

@@ -1,0 +1,18 @@
+"""Prometheus metrics (served at ``/metrics``): what flows through the pipeline and
+the vendor calls, so an operator sees ingest rates, rejects and failures."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+READINGS_INGESTED = Counter("wattline_readings_ingested_total", "Readings written by the pipeline", ["source"])
+READINGS_QUARANTINED = Counter("wattline_readings_quarantined_total", "Readings quarantined (not used)",
+                               ["source"])
+LATE_READINGS = Counter("wattline_late_readings_total", "Readings older than their series' newest one",
+                        ["source"])
+INGEST_SECONDS = Histogram("wattline_ingest_seconds", "Time to ingest one batch", ["source"],
+                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+VENDOR_CALLS = Counter("wattline_vendor_calls_total", "Vendor API calls", ["vendor_id", "outcome"])
+REJECTED_RECORDS = Counter("wattline_vendor_records_rejected_total", "Corrupted vendor records skipped",
+                           ["vendor_id"])
+JOB_RUNS = Counter("wattline_job_runs_total", "Job runs", ["kind", "status"])
