@@ -126,23 +126,13 @@ def import_cmd(file: Path = typer.Argument(..., exists=False)) -> None:
         raise typer.Exit(1)
 
 
-@app.command("energy")
-def energy_cmd(
-    asset: str = typer.Option(...),
-    point: str = typer.Option(...),
-    period: str = typer.Option(..., help="5min | 15min | hour | day | month | year"),
-    from_: str = typer.Option(..., "--from", help="ISO-8601 with offset"),
-    to: str = typer.Option(..., "--to", help="ISO-8601 with offset (exclusive)"),
-    fmt: str = typer.Option("table", "--format", help="table | json | csv"),
-) -> None:
-    """Energy per bucket in kWh over [from, to), with quality flags and the total."""
+def _series_query(asset: str, point: str, period: str, from_: str, to: str):
+    """Validate a report's arguments; returns (context, asset row, point row, start, end)."""
     from wattline.pipeline.buckets import PERIODS
-    from wattline.store import queries, registry
+    from wattline.store import registry
 
     if period not in PERIODS:
         _fail(f"--period must be one of {', '.join(PERIODS)}")
-    if fmt not in ("table", "json", "csv"):
-        _fail("--format must be table, json or csv")
     try:
         start, end = timeutil.parse_instant(from_), timeutil.parse_instant(to)
     except ValueError as exc:
@@ -157,6 +147,24 @@ def energy_cmd(
         p = registry.point(conn, a["id"], point)
         if p is None:
             _fail(f"asset {asset!r} has no point {point!r}")
+    return ctx, a, p, start, end
+
+
+@app.command("energy")
+def energy_cmd(
+    asset: str = typer.Option(...),
+    point: str = typer.Option(...),
+    period: str = typer.Option(..., help="5min | 15min | hour | day | month | year"),
+    from_: str = typer.Option(..., "--from", help="ISO-8601 with offset"),
+    to: str = typer.Option(..., "--to", help="ISO-8601 with offset (exclusive)"),
+    fmt: str = typer.Option("table", "--format", help="table | json | csv"),
+) -> None:
+    """Energy per bucket in kWh over [from, to), with quality flags and the total."""
+    from wattline.store import queries
+
+    if fmt not in ("table", "json", "csv"):
+        _fail("--format must be table, json or csv")
+    ctx, a, p, start, end = _series_query(asset, point, period, from_, to)
     if p["metric_type"] not in ("counter", "interval_energy", "power"):
         _fail(f"point {point!r} is a {p['metric_type']} series: energy needs counter, interval_energy or power")
     tz = a["timezone"]
@@ -188,23 +196,9 @@ def stats_cmd(
     fmt: str = typer.Option("table", "--format", help="table | json"),
 ) -> None:
     """min / max / avg / last / count of a series' readings per bucket."""
-    from wattline.pipeline.buckets import PERIODS
-    from wattline.store import queries, registry
+    from wattline.store import queries
 
-    if period not in PERIODS:
-        _fail(f"--period must be one of {', '.join(PERIODS)}")
-    try:
-        start, end = timeutil.parse_instant(from_), timeutil.parse_instant(to)
-    except ValueError as exc:
-        _fail(str(exc))
-    if end <= start:
-        _fail("--to must be after --from")
-    ctx = _ctx()
-    with ctx.dbs.main.connect() as conn:
-        a = registry.asset_by_name(conn, asset)
-        p = registry.point(conn, a["id"], point) if a else None
-    if p is None:
-        _fail(f"no point {point!r} on asset {asset!r}")
+    ctx, a, p, start, end = _series_query(asset, point, period, from_, to)
     rows = queries.stat_buckets(ctx.dbs.telemetry, p["id"], period, start, end, a["timezone"])
     if fmt == "json":
         sys.stdout.write(json.dumps({"asset": asset, "point": point, "period": period, "unit": p["unit"],
