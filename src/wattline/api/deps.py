@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Path, Query, Request
 
 from wattline.context import AppContext
 from wattline.security.errors import ApiError
 from wattline.store import plant_queries
+
+
+# database ids are 32-bit: a larger number in a URL is a 400, not a driver overflow
+MAX_ID = 2_147_483_647
+PlantId = Annotated[int, Path(ge=1, le=MAX_ID, description="the plant's asset id")]
+WorkOrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="the work order's group id")]
+OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
 def ctx(request: Request) -> AppContext:

@@ -6,7 +6,7 @@ import time
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from wattline.api.deps import ctx, plant_or_404
+from wattline.api.deps import OptionalId, PlantId, WorkOrderId, ctx, plant_or_404
 from wattline.domain import timeutil
 from wattline.pipeline.buckets import PERIODS
 from wattline.security.deps import require_role
@@ -34,7 +34,7 @@ def list_plants(request: Request) -> dict:
 
 
 @router.get("/plants/{plant_id}")
-def get_plant(request: Request, plant_id: int) -> dict:
+def get_plant(request: Request, plant_id: PlantId) -> dict:
     p = plant_or_404(request, plant_id)
     card = _plant_card(p, plant_queries.summary(ctx(request).dbs.telemetry, plant_id), int(time.time()))
     card["workOrders"] = [w["id"] for w in plant_queries.work_orders(ctx(request).dbs.main_reader)
@@ -51,7 +51,7 @@ def list_work_orders(request: Request) -> dict:
 
 
 @router.get("/work-orders/{work_order_id}")
-def get_work_order(request: Request, work_order_id: int, days: int = Query(31, ge=1, le=366)) -> dict:
+def get_work_order(request: Request, work_order_id: WorkOrderId, days: int = Query(31, ge=1, le=366)) -> dict:
     c = ctx(request)
     w = plant_queries.work_order(c.dbs.main_reader, work_order_id)
     if w is None:
@@ -75,7 +75,7 @@ def get_work_order(request: Request, work_order_id: int, days: int = Query(31, g
 
 
 @router.get("/sync-logs")
-def list_sync_logs(request: Request, plant_id: int | None = Query(None), status: str | None = Query(None),
+def list_sync_logs(request: Request, plant_id: OptionalId = None, status: str | None = Query(None),
                    limit: int = Query(100, ge=1, le=1000)) -> dict:
     if status is not None and status not in ("success", "error", "partial"):
         raise ApiError(400, "invalid_parameter", "status must be success, error or partial")

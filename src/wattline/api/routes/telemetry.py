@@ -7,7 +7,7 @@ import time
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from wattline.api.deps import ctx, plant_or_404
+from wattline.api.deps import PlantId, ctx, plant_or_404
 from wattline.jobs.backfill import backfill_plant
 from wattline.jobs.plants import PlantNotSyncable, load_plant
 from wattline.jobs.sync import sync_all
@@ -34,7 +34,7 @@ def _int_param(value: str | None, name: str, default: int, lo: int, hi: int) -> 
 
 
 @router.get("/plant/{plant_id}", dependencies=[VIEWER])
-def plant_telemetry(request: Request, plant_id: int, hours: str | None = Query(None)) -> dict:
+def plant_telemetry(request: Request, plant_id: PlantId, hours: str | None = Query(None)) -> dict:
     n = _int_param(hours, "hours", 24, 1, 744)
     p = plant_or_404(request, plant_id)
     now = int(time.time())
@@ -43,7 +43,7 @@ def plant_telemetry(request: Request, plant_id: int, hours: str | None = Query(N
 
 
 @router.get("/plant/{plant_id}/charts/energy-15m", dependencies=[VIEWER])
-def chart_energy(request: Request, plant_id: int, days: str | None = Query(None)) -> dict:
+def chart_energy(request: Request, plant_id: PlantId, days: str | None = Query(None)) -> dict:
     """Cumulative energy (MWh) at 15 minutes over the last ``days`` (default 31)."""
     n = _int_param(days, "days", 31, 1, 366)
     p = plant_or_404(request, plant_id)
@@ -55,7 +55,7 @@ def chart_energy(request: Request, plant_id: int, days: str | None = Query(None)
 
 
 @router.get("/plant/{plant_id}/charts/power", dependencies=[VIEWER])
-def chart_power(request: Request, plant_id: int, hours: str | None = Query(None)) -> dict:
+def chart_power(request: Request, plant_id: PlantId, hours: str | None = Query(None)) -> dict:
     """Power (kW) over the last ``hours`` (default 24)."""
     n = _int_param(hours, "hours", 24, 1, 744)
     p = plant_or_404(request, plant_id)
@@ -66,7 +66,7 @@ def chart_power(request: Request, plant_id: int, hours: str | None = Query(None)
 
 
 @router.get("/plant/{plant_id}/charts/daily-energy", dependencies=[VIEWER])
-def chart_daily(request: Request, plant_id: int, days: str | None = Query(None)) -> dict:
+def chart_daily(request: Request, plant_id: PlantId, days: str | None = Query(None)) -> dict:
     """Energy per local day (kWh) over the last ``days`` (default 31), with quality."""
     n = _int_param(days, "days", 31, 1, 366)
     p = plant_or_404(request, plant_id)
@@ -78,7 +78,7 @@ def chart_daily(request: Request, plant_id: int, days: str | None = Query(None))
 
 @router.post("/plant/{plant_id}/backfill", status_code=202,
              dependencies=[Depends(require_role("superadmin"))])
-async def start_backfill(request: Request, plant_id: int) -> JSONResponse:
+async def start_backfill(request: Request, plant_id: PlantId) -> JSONResponse:
     c = ctx(request)
     plant_or_404(request, plant_id)
     try:
