@@ -12,15 +12,16 @@ from test_api import Server
 from world import CLOUD_NOW, WorldPlant, cloud_config, make_ctx, set_up
 from wattline.api.app import create_app
 from wattline.security import tokens
+from wattline.store.engines import open_databases
+from wattline.store.migrate import upgrade_all
 from wattline.simulator.vendor_cloud.server import BackgroundCloud
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from conftest import make_sqlite
-
     tmp = tmp_path_factory.mktemp("fuzz")
-    dbs = make_sqlite(tmp)
+    dbs = open_databases(f"sqlite:///{tmp / 'main.db'}", f"sqlite:///{tmp / 'telemetry.db'}")
+    upgrade_all(dbs.main, dbs.telemetry)
     ctx = make_ctx(dbs, tmp)
     plants = [WorldPlant(123, "solarman", "64786338", "UTC", CLOUD_NOW - 86400)]
     with BackgroundCloud(cloud_config(plants)) as cloud:

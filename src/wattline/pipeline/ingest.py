@@ -22,6 +22,7 @@ from wattline.pipeline import aggregate, ledger as ledger_mod, rawstore, rollup
 from wattline.pipeline.series import SeriesCatalog, SeriesConfig
 from wattline.pipeline.validate import quarantine_reasons
 from wattline.store import bulk
+from wattline.store.engines import write_transaction
 from wattline.store.tables import ledger, quarantined_readings, readings, series_info
 
 FOLLOW_LIMIT = 64  # readings after a late insert fetched per round to find convergence
@@ -79,7 +80,7 @@ class Pipeline:
         received = int(time.time()) if now is None else now
         reasons = quarantine_reasons(batch, configs)
         good = np.array([r is None for r in reasons], bool)
-        with self.telemetry.begin() as conn:
+        with write_transaction(self.telemetry, list(configs)) as conn:
             self._ensure_series_info(conn, configs)
             raw_ids = rawstore.store(conn, batch.raw_payloads, batch.source, received)
             link = np.array([raw_ids[i] if i >= 0 else -1 for i in batch.raw_index.tolist()], np.int64)

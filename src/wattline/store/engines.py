@@ -8,11 +8,15 @@ sessions start with ``default_transaction_read_only``.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+
+WRITE_LOCK_OPTION = "wattline_write_lock"
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -25,6 +29,15 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA cache_size=-262144")
     cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
+    dbapi_conn.isolation_level = None  # transactions are begun by _sqlite_begin
+
+
+def _sqlite_begin(conn) -> None:
+    # The driver's own transaction handling is off (see _sqlite_pragmas), so we say
+    # BEGIN ourselves: IMMEDIATE for writers that read before they write (the pipeline),
+    # so two of them queue for the lock instead of one failing to upgrade its snapshot.
+    immediate = conn.get_execution_options().get(WRITE_LOCK_OPTION)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _sqlite_readonly_pragmas(dbapi_conn, _record) -> None:
@@ -50,6 +63,7 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
             return engine
         engine = create_engine(u, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if u.get_backend_name() == "postgresql":
         if u.drivername == "postgresql":
@@ -59,6 +73,21 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
             kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
         return create_engine(u, **kwargs)
     raise ValueError(f"unsupported database {u.get_backend_name()!r}: use sqlite or postgresql")
+
+
+@contextmanager
+def write_transaction(engine: Engine, lock_keys: list[int] = ()):
+    """A transaction for read-then-write work on ``lock_keys`` (series ids): on SQLite it
+    takes the write lock at BEGIN; on PostgreSQL it takes transaction-scoped advisory
+    locks on the keys, in order, so concurrent writers of the same series queue."""
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_LOCK_OPTION: True})
+        with conn.begin():
+            if conn.dialect.name == "postgresql" and lock_keys:
+                keys = ", ".join(str(int(k)) for k in sorted(set(lock_keys)))
+                conn.exec_driver_sql(
+                    f"SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(ARRAY[{keys}]::bigint[]) AS k ORDER BY k) s")
+            yield conn
 
 
 def is_postgres(engine: Engine) -> bool:
