@@ -105,15 +105,16 @@ async def backfill_all(ctx: AppContext, console: Console) -> list:
 
 
 def print_summary(ctx: AppContext, console: Console) -> None:
-    t = Table("plant", "today kWh", "month MWh", "year MWh", "lifetime MWh", "power kW", "last update",
-              title="plant_aggregates")
+    t = Table("plant", "today kWh", "month MWh", "year MWh", "total MWh", "power kW", "updated (UTC)",
+              title="plant_aggregates / work_order_aggregates", caption=", ".join(
+                  f"{p.plant_id}: {p.name} ({p.vendor})" for p in PLANTS))
+    fields = ("daily_energy_kwh", "monthly_energy_mwh", "yearly_energy_mwh", "total_energy_mwh", "current_power_kw")
+
+    def row(label: str, s: dict) -> None:
+        updated = (s.get("last_update_time") or "-").replace("T", " ")[5:16]
+        t.add_row(label, *(f"{s.get(k) or 0:.3f}" for k in fields), updated)
+
     for p in PLANTS:
-        s = plant_queries.summary(ctx.dbs.telemetry, p.plant_id) or {}
-        t.add_row(f"{p.plant_id} {p.name}", *(f"{s.get(k, 0) or 0:.3f}" for k in (
-            "daily_energy_kwh", "monthly_energy_mwh", "yearly_energy_mwh", "total_energy_mwh", "current_power_kw")),
-            s.get("last_update_time") or "-")
-    w = plant_queries.work_order_summary(ctx.dbs.telemetry, WORK_ORDER_ID) or {}
-    t.add_row(f"work order {WORK_ORDER_ID}", *(f"{w.get(k, 0) or 0:.3f}" for k in (
-        "daily_energy_kwh", "monthly_energy_mwh", "yearly_energy_mwh", "total_energy_mwh", "current_power_kw")),
-        w.get("last_update_time") or "-")
+        row(str(p.plant_id), plant_queries.summary(ctx.dbs.telemetry, p.plant_id) or {})
+    row(f"WO {WORK_ORDER_ID}", plant_queries.work_order_summary(ctx.dbs.telemetry, WORK_ORDER_ID) or {})
     console.print(t)
