@@ -72,6 +72,7 @@ class ReplayRun:
         self._state = self.fleet.pack(states)
         self.chunk_steps = max(1, int(chunk_elements) // max(1, len(self.fleet)))
         self._consumed = False
+        self._last_ts: int | None = None  # last sample simulated so far
 
     @property
     def site_ids(self) -> list[str]:
@@ -87,14 +88,16 @@ class ReplayRun:
         for a in range(0, total, self.chunk_steps):
             b = min(total, a + self.chunk_steps)
             data = self.fleet.simulate(self.ts[a:b], dt[a:b], self._state, self.metrics)
+            self._last_ts = int(self.ts[b - 1])
             yield ReplayChunk(self.ts[a:b], data)
             if on_progress is not None:
                 on_progress(b, total)
 
     def final_state(self) -> dict[str, SiteState]:
-        """Per-site state after the last sample consumed (feeds a LiveSimulator or the next replay)."""
-        last = int(self.ts[-1]) if len(self.ts) else None
-        return dict(zip(self.fleet.ids, self.fleet.unpack(self._state, last_ts=last)))
+        """Per-site state after the last sample simulated (feeds a LiveSimulator or the next
+        replay). If the consumer stopped early, ``last_ts`` is that of the last chunk
+        produced, which is what the state describes."""
+        return dict(zip(self.fleet.ids, self.fleet.unpack(self._state, last_ts=self._last_ts)))
 
 
 @dataclass
