@@ -144,3 +144,23 @@ def test_authentication_and_roles(api):
     assert "wattline_readings_ingested_total" in metrics and "wattline_vendor_calls_total" in metrics
     health = httpx.get(f"{url}/health").json()
     assert health["status"] == "ok" and set(health["databases"]) == {"main", "telemetry"}
+
+
+def test_jobs_left_running_by_a_stopped_server_are_marked_failed(dbs, tmp_path):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import insert, select
+
+    from wattline.jobs.runner import JobRunner
+    from wattline.store.tables import jobs
+
+    ctx = make_ctx(dbs, tmp_path)
+    now = datetime.now(timezone.utc)
+    with ctx.dbs.telemetry.begin() as conn:
+        conn.execute(insert(jobs), [
+            dict(id="a", kind="backfill", status="running", created_at=now, updated_at=now),
+            dict(id="b", kind="backfill", status="succeeded", created_at=now, updated_at=now)])
+    JobRunner(ctx)
+    with ctx.dbs.telemetry.connect() as conn:
+        status = dict(conn.execute(select(jobs.c.id, jobs.c.status)).all())
+    assert status == {"a": "failed", "b": "succeeded"}

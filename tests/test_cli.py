@@ -117,3 +117,35 @@ def test_stats_report_min_max_avg_last_count_of_instantaneous_readings(run, tmp_
     five = json.loads(run("stats", "--asset", "bat", "--point", "soc", "--period", "5min", "--from",
                           "2024-05-01T00:00:00Z", "--to", "2024-05-01T00:30:00Z", "--format", "json").stdout)
     assert [b["count"] for b in five["buckets"]] == [1, 0, 0, 0, 1, 0]
+
+
+def test_serve_migrates_answers_health_and_logs_json(tmp_path):
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "WATTLINE_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen([sys.executable, "-m", "wattline.cli", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(100):
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("server did not answer")
+        assert health.status_code == 200
+        assert {k: v["status"] for k, v in health.json()["databases"].items()} == {"main": "ok", "telemetry": "ok"}
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=20)
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    events = [json.loads(l) for l in lines]  # every line is a JSON object
+    assert any(e.get("logger") == "alembic.runtime.migration" for e in events)
+    assert any(e.get("event") == "api.started" for e in events)

@@ -21,7 +21,18 @@ class JobRunner:
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
         self._tasks: set[asyncio.Task] = set()
+        self._fail_interrupted()
         self._running: dict[tuple, str] = {}  # (kind, id) -> job id, to refuse duplicates
+
+    def _fail_interrupted(self) -> None:
+        """Jobs left queued or running by a previous process will never finish: say so.
+        (Their work is resumable: a new backfill continues from its checkpoint.)"""
+        with self.ctx.dbs.telemetry.begin() as conn:
+            n = conn.execute(update(jobs).where(jobs.c.status.in_(("queued", "running"))).values(
+                status="failed", error="interrupted: the server stopped before the job finished",
+                updated_at=datetime.now(timezone.utc))).rowcount
+        if n:
+            log.warning("jobs.interrupted", count=n)
 
     def running(self, kind: str, key_id: int) -> bool:
         return (kind, key_id) in self._running
