@@ -10,7 +10,7 @@ import httpx
 import pytest
 import uvicorn
 
-from world import CLOUD_NOW, WorldPlant, cloud_config, make_ctx, set_up
+from world import WorldPlant, cloud_config, make_ctx, set_up
 from wattline.api.app import create_app
 from wattline.security import tokens
 from wattline.simulator.vendor_cloud.server import BackgroundCloud

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from helpers import batch, energy_by_period, ledger_rows, ledger_total, new_series
 from wattline.domain.metrics import MetricType

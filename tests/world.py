@@ -39,14 +39,11 @@ def make_ctx(dbs, tmp_path) -> AppContext:
 
 def env_for(ctx: AppContext) -> dict:
     """Environment for a ``wattline`` subprocess on the same databases."""
-    env = {**os.environ, "WATTLINE_SECRET_KEY": SECRET, "WATTLINE_DATA_DIR": str(ctx.settings.data_dir)}
-    main = ctx.dbs.main.url.render_as_string(hide_password=False)
-    if main.startswith("sqlite"):
-        env["WATTLINE_MAIN_URL"] = main
-    else:
-        env["WATTLINE_MAIN_URL"] = main
-    env["WATTLINE_TELEMETRY_URL"] = ctx.dbs.telemetry.url.render_as_string(hide_password=False)
-    return env
+    return {
+        **os.environ, "WATTLINE_SECRET_KEY": SECRET, "WATTLINE_DATA_DIR": str(ctx.settings.data_dir),
+        "WATTLINE_MAIN_URL": ctx.dbs.main.url.render_as_string(hide_password=False),
+        "WATTLINE_TELEMETRY_URL": ctx.dbs.telemetry.url.render_as_string(hide_password=False),
+    }
 
 
 def cloud_config(plants: list[WorldPlant], **kw) -> CloudConfig:

@@ -9,7 +9,6 @@ Running it again reuses what is stored: the backfill resumes instead of starting
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -21,7 +20,7 @@ from wattline import provision
 from wattline.context import AppContext
 from wattline.jobs.backfill import backfill_plant
 from wattline.simulator.vendor_cloud.config import DEFAULT_CREDENTIALS, CloudConfig, PlantProfile
-from wattline.simulator.vendor_cloud.server import BackgroundCloud
+from wattline.simulator.vendor_cloud.server import BackgroundCloud  # noqa: F401 - the demo's cloud, used by the CLI
 from wattline.store import plant_queries, registry
 from wattline.store.tables import assets, organizations, vendor_accounts
 

@@ -17,7 +17,7 @@ def add_vendor_account(conn: Connection, settings: Settings, vendor_type: str, n
                        organization_id: int | None = None, rate_limits: dict | None = None) -> int:
     """``rate_limits`` overrides the adapter's declared limits for this account
     (keys of VendorLimits: calls_per_minute, calls_per_day, calls_per_month)."""
-    cls = get_adapter_class(vendor_type)  # unknown vendor types fail here, before anything is written
+    get_adapter_class(vendor_type)  # unknown vendor types fail here, before anything is written
     allowed = {"calls_per_minute", "calls_per_day", "calls_per_month"}
     if rate_limits and set(rate_limits) - allowed:
         raise registry.RegistryError(f"rate_limits keys must be among {sorted(allowed)}")

@@ -31,7 +31,6 @@ def test_site_bus_balances_every_step(year):
 def test_battery_losses_close_the_balance_with_cell_energies(year):
     sites, r = year
     d = r.data
-    dt_h = r.step_s / 3600.0
     eta = np.array([np.sqrt(s.battery.round_trip_efficiency) if s.battery else 1.0 for s in sites])[:, None]
     charge, discharge = d["battery_charge_power_kw"], d["battery_discharge_power_kw"]
     charge_cells = charge * eta  # what reaches the cells
