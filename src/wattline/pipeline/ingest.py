@@ -61,6 +61,12 @@ class _SeriesWork:
     lo: int = 0  # first instant whose buckets must be recomputed
     hi: int = 0  # end (exclusive)
 
+    @property
+    def appends(self) -> bool:
+        """Every reading of the batch is newer than all stored ones: its readings and
+        ledger entries have keys that cannot exist yet."""
+        return self.stored_max is None or self.stored_max < self.ts[0]
+
 
 class Pipeline:
     def __init__(self, telemetry: Engine, main_reader: Engine):
@@ -140,22 +146,28 @@ class Pipeline:
         result.late_readings = int(sum(
             int((w.ts < w.stored_max).sum()) for w in work.values() if w.stored_max is not None))
 
-        bulk.upsert(conn, readings, ("series_id", "ts", "value", "raw_event_id"),
-                    list(zip(sid.tolist(), ts.tolist(), val.tolist(),
-                             [None if x == -1 else x for x in lk.tolist()])),
+        appending = np.isin(sid, [s for s, w in work.items() if w.appends])
+        reading_rows = list(zip(sid.tolist(), ts.tolist(), val.tolist(),
+                                [None if x == -1 else x for x in lk.tolist()]))
+        cols = ("series_id", "ts", "value", "raw_event_id")
+        bulk.insert_new(conn, readings, cols, [r for r, a in zip(reading_rows, appending.tolist()) if a])
+        bulk.upsert(conn, readings, cols, [r for r, a in zip(reading_rows, appending.tolist()) if not a],
                     key=("series_id", "ts"))
         result.readings_written = len(sid)
 
         entries = self._derive_ledger(conn, work)
         result.ledger_entries = sum(len(e[1]) for e in entries)
-        rows = []
+        new_rows, changed_rows = [], []
         for s, lr in entries:
             method = int(work[s].cfg.rules.method)
-            rows.extend(zip([s] * len(lr), lr.end_ts.tolist(), lr.start_ts.tolist(), lr.delta.tolist(),
-                            [method] * len(lr), lr.confidence.tolist(), lr.flags.tolist(),
-                            [None if r < 0 else r for r in lr.ref.tolist()]))
-        bulk.upsert(conn, ledger, ("series_id", "end_ts", "start_ts", "delta_milli_wh", "method",
-                                   "confidence", "flags", "ref_milli_wh"), rows, key=("series_id", "end_ts"))
+            (new_rows if work[s].appends else changed_rows).extend(zip(
+                [s] * len(lr), lr.end_ts.tolist(), lr.start_ts.tolist(), lr.delta.tolist(),
+                [method] * len(lr), lr.confidence.tolist(), lr.flags.tolist(),
+                [None if r < 0 else r for r in lr.ref.tolist()]))
+        cols = ("series_id", "end_ts", "start_ts", "delta_milli_wh", "method", "confidence", "flags",
+                "ref_milli_wh")
+        bulk.insert_new(conn, ledger, cols, new_rows)
+        bulk.upsert(conn, ledger, cols, changed_rows, key=("series_id", "end_ts"))
 
         ranges = {s: (w.lo, w.hi) for s, w in work.items()}
         tz = {s: w.cfg.timezone for s, w in work.items()}
@@ -169,7 +181,7 @@ class Pipeline:
         led = dict(entries)
         out = {}
         for s, w in work.items():
-            if w.stored_max is not None and w.stored_max >= w.ts[0]:
+            if not w.appends:
                 continue  # late data: the window was merged from the database
             after = w.prev_ts if w.prev_ts is not None else int(w.ts[0]) - 1
             lr = led.get(s)
@@ -216,7 +228,7 @@ class Pipeline:
     def _derive_ledger(self, conn: Connection, work: dict[int, _SeriesWork]):
         """Ledger entries to (re)write per series; also sets each series' bucket range."""
         out = []
-        overlap = {s for s, w in work.items() if w.stored_max is not None and w.stored_max >= w.ts[0]}
+        overlap = {s for s, w in work.items() if not w.appends}
         if overlap:
             self._merge_stored_window(conn, {s: work[s] for s in overlap})
         for s, w in work.items():

@@ -38,6 +38,23 @@ def upsert(
     conn.exec_driver_sql(sql, list(rows))
 
 
+def insert_new(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+    """Insert rows whose keys the caller knows are not stored (and holds the lock
+    that keeps it so): a plain INSERT, or on PostgreSQL a COPY straight into the
+    table, skipping the staging table and the conflict check."""
+    if not rows:
+        return
+    cols = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        with conn.connection.driver_connection.cursor() as cur:
+            with cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    marks = ", ".join("?" for _ in columns)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({cols}) VALUES ({marks})", list(rows))
+
+
 def _pg_copy_upsert(conn, table, columns, rows, key, update) -> None:
     stage = f"_stage_{table.name}"
     conn.exec_driver_sql(
