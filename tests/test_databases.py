@@ -63,3 +63,21 @@ def test_explicit_ids_do_not_collide_with_later_automatic_ones(dbs):
         ids = [registry.add_asset(conn, f"auto {i}", "meter", "UTC") for i in range(3)]
         g = registry.add_group(conn, "WO 2", "work_order", ids)
     assert len(set(ids)) == 3 and 2 not in ids and g != 3
+
+
+def test_a_batch_with_a_bad_raw_link_or_unknown_series_is_refused_whole(dbs, pipeline):
+    import numpy as np
+    import pytest
+
+    from helpers import new_series
+    from wattline.domain.readings import ReadingBatch
+    from wattline.pipeline.series import UnknownSeriesError
+
+    sid = new_series(dbs)
+    with pytest.raises(ValueError, match="raw_index"):
+        pipeline.ingest(ReadingBatch(np.array([sid]), np.array([900]), np.array([1.0]), np.array([3]), [{}], "t"))
+    with pytest.raises(UnknownSeriesError):
+        pipeline.ingest(ReadingBatch(np.array([sid, 10**6]), np.array([900, 900]), np.array([1.0, 1.0]),
+                                     np.array([-1, -1]), [], "t"))
+    with dbs.telemetry.connect() as c:
+        assert c.exec_driver_sql("SELECT COUNT(*) FROM readings").scalar() == 0

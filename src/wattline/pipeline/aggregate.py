@@ -99,8 +99,10 @@ def base_for_range(conn: Connection, rng: dict[int, tuple[int, int]],
         lc = {k: np.concatenate([lc[k]] + [f.ledger[k] for f in fresh.values()]) for k in lc}
         rc = {k: np.concatenate([rc[k]] + [f.readings[k] for f in fresh.values()]) for k in rc}
     bk = B.base_buckets(lc, rc)
-    a = np.array([rng[int(s)][0] for s in bk["series_id"]], np.int64)
-    b = np.array([rng[int(s)][1] for s in bk["series_id"]], np.int64)
+    ids = np.array(sorted(rng), np.int64)
+    at = np.searchsorted(ids, bk["series_id"])  # every bucket's series is in rng
+    a = np.array([rng[int(s)][0] for s in ids], np.int64)[at]
+    b = np.array([rng[int(s)][1] for s in ids], np.int64)[at]
     keep = (bk["start"] >= a) & (bk["start"] < b)  # pieces outside: partial buckets
     return {k: v[keep] for k, v in bk.items()}
 

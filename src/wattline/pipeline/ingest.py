@@ -82,14 +82,17 @@ class Pipeline:
         if len(batch) == 0:
             return result
         t0 = time.perf_counter()
+        if batch.raw_index.max() >= len(batch.raw_payloads) or batch.raw_index.min() < -1:
+            raise ValueError("raw_index must point into raw_payloads (or be -1)")
         configs = self.catalog.get_many(np.unique(batch.series_id).tolist())
         received = int(time.time()) if now is None else now
         reasons = quarantine_reasons(batch, configs)
-        good = np.array([r is None for r in reasons], bool)
+        good = np.ones(len(batch), bool)
+        good[list(reasons)] = False
         with write_transaction(self.telemetry, list(configs)) as conn:
             self._ensure_series_info(conn, configs)
-            raw_ids = rawstore.store(conn, batch.raw_payloads, batch.source, received)
-            link = np.array([raw_ids[i] if i >= 0 else -1 for i in batch.raw_index.tolist()], np.int64)
+            raw_ids = np.array(rawstore.store(conn, batch.raw_payloads, batch.source, received) + [-1], np.int64)
+            link = raw_ids[batch.raw_index]  # raw_index -1 picks the trailing -1: no payload
             self._store_quarantine(conn, batch, reasons, link, received, result)
             if good.any():
                 self._apply(conn, batch.take(good), link[good], configs, result)
@@ -114,11 +117,9 @@ class Pipeline:
                     rows, key=("series_id",))
         self._series_info_known.update(c.series_id for c in new)
 
-    def _store_quarantine(self, conn, batch, reasons, link, received, result) -> None:
+    def _store_quarantine(self, conn, batch, reasons: dict[int, str], link, received, result) -> None:
         rows = {}
-        for i, reason in enumerate(reasons):
-            if reason is None:
-                continue
+        for i, reason in sorted(reasons.items()):
             sid, ts, v = int(batch.series_id[i]), int(batch.ts[i]), float(batch.value[i])
             rows[(sid, ts, reason)] = (sid, ts, reason, repr(v), int(link[i]) if link[i] != -1 else None, received)
             result.quarantined.append(Quarantined(sid, ts, v, reason))

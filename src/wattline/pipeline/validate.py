@@ -12,18 +12,20 @@ from wattline.domain.readings import ReadingBatch
 from wattline.pipeline.series import SeriesConfig
 
 
-def quarantine_reasons(batch: ReadingBatch, configs: dict[int, SeriesConfig]) -> list[str | None]:
-    """Per reading: ``None`` if it may be used, else the reason it may not."""
-    reasons: list[str | None] = [None] * len(batch)
+def quarantine_reasons(batch: ReadingBatch, configs: dict[int, SeriesConfig]) -> dict[int, str]:
+    """Row index -> the reason the reading may not be used, for the rejected rows only."""
+    if len(batch) == 0:
+        return {}
+    ids = np.array(sorted(configs), np.int64)
+    at = np.searchsorted(ids, batch.series_id)
+    lo = np.array([configs[int(s)].plausible_min for s in ids])[at]
+    hi = np.array([configs[int(s)].plausible_max for s in ids])[at]
     finite = np.isfinite(batch.value)
-    lo = np.array([configs[int(s)].plausible_min for s in batch.series_id]) if len(batch) else np.zeros(0)
-    hi = np.array([configs[int(s)].plausible_max for s in batch.series_id]) if len(batch) else np.zeros(0)
     with np.errstate(invalid="ignore"):
         out_of_range = finite & ((batch.value < lo) | (batch.value > hi))
-    for i in np.flatnonzero(~finite | out_of_range):
+    reasons = {}
+    for i in np.flatnonzero(~finite | out_of_range).tolist():
         v = float(batch.value[i])
-        if not np.isfinite(v):
-            reasons[i] = f"non-finite value {v!r}"
-        else:
-            reasons[i] = f"value {v!r} outside plausible range [{lo[i]!r}, {hi[i]!r}]"
+        reasons[i] = (f"non-finite value {v!r}" if not np.isfinite(v)
+                      else f"value {v!r} outside plausible range [{lo[i]!r}, {hi[i]!r}]")
     return reasons
