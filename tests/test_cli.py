@@ -148,3 +148,22 @@ def test_serve_migrates_answers_health_and_logs_json(tmp_path):
     events = [json.loads(l) for l in lines]  # every line is a JSON object
     assert any(e.get("logger") == "alembic.runtime.migration" for e in events)
     assert any(e.get("event") == "api.started" for e in events)
+
+
+def test_vendor_account_credentials_are_stored_encrypted(run, tmp_path):
+    import sqlite3
+
+    p = run("vendors", "add-account", "roof-sm", "--vendor", "solarman", "--credential", "app_id=12345",
+            "--credential", "password=s3cret-pass", "--calls-per-day", "300")
+    assert "s3cret-pass" not in p.stdout + p.stderr
+    db = sqlite3.connect(tmp_path / "data" / "main.db")
+    blob, limits = db.execute("SELECT credentials_encrypted, rate_limits FROM vendor_accounts").fetchone()
+    assert b"s3cret-pass" not in blob and b"12345" not in blob and len(blob) > 12 + 16
+    assert json.loads(limits) == {"calls_per_day": 300}
+    bad = run("vendors", "add-account", "x", "--vendor", "nosuchvendor", check=False)
+    assert bad.returncode == 2 and "no adapter for vendor type" in bad.stderr
+    plant = run("assets", "add", "p1", "--kind", "plant", "--timezone", "UTC", "--vendor", "solarman",
+                "--vendor-id", "64786338", "--start", "2024-01-01T00:00:00Z")
+    assert "added with id" in plant.stdout
+    keys = {r[0] for r in db.execute("SELECT key FROM points")}
+    assert keys == {"energy_total", "power", "energy_today"}

@@ -332,6 +332,9 @@ def vendors_add_account(
     vendor: str = typer.Option(..., help="vendor type, e.g. solarman, sungrow"),
     base_url: Optional[str] = typer.Option(None, help="API base URL (default: the vendor's cloud)"),
     credential: list[str] = typer.Option([], help="KEY=VALUE, repeatable (e.g. app_id=..., password=...)"),
+    calls_per_minute: Optional[int] = typer.Option(None, help="override the vendor's declared limit"),
+    calls_per_day: Optional[int] = typer.Option(None, help="override the vendor's daily quota"),
+    unlimited: bool = typer.Option(False, help="no rate limit (an emulated cloud on loopback)"),
 ) -> None:
     """Add a vendor account; its credentials are stored encrypted (AES-256-GCM)."""
     from wattline import provision
@@ -344,10 +347,17 @@ def vendors_add_account(
         if not sep or not key:
             _fail(f"--credential must be KEY=VALUE, got a value without '=' for {key or '?'!r}")
         creds[key] = value
+    limits = dict(provision.UNLIMITED) if unlimited else {}
+    for key, value in (("calls_per_minute", calls_per_minute), ("calls_per_day", calls_per_day)):
+        if value is not None:
+            if value < 1:
+                _fail(f"--{key.replace('_', '-')} must be at least 1")
+            limits[key] = value
     ctx = _ctx()
     try:
         with ctx.dbs.main.begin() as conn:
-            aid = provision.add_vendor_account(conn, ctx.settings, vendor, name, creds, base_url=base_url)
+            aid = provision.add_vendor_account(conn, ctx.settings, vendor, name, creds, base_url=base_url,
+                                               rate_limits=limits or None)
     except (registry.RegistryError, UnknownVendorError) as exc:
         _fail(str(exc))
     console.print(f"vendor account {name!r} added with id {aid} ({len(creds)} credential fields, encrypted)")
