@@ -76,6 +76,8 @@ def test_backfill_job_then_telemetry_charts_and_summaries(api):
     assert r.status_code == 202 and r.headers["location"] == r.json()["jobUrl"]
     job = _wait_job(url, r.json()["jobUrl"], tok["viewer"])
     assert job["status"] == "succeeded", job
+    listed = httpx.get(f"{url}/api/jobs", headers=_h(tok["viewer"])).json()["jobs"]
+    assert [j["id"] for j in listed] == [job["id"]] and listed[0]["kind"] == "backfill"
     result = job["result"]
     assert result["success"] is True and result["plantId"] == 123 and result["recordsSynced"] > 200
     assert set(result["aggregates"]) == {"daily_energy_kwh", "monthly_energy_mwh", "yearly_energy_mwh",

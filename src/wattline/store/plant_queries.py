@@ -21,7 +21,8 @@ SUMMARY_FIELDS = ("daily_energy_kwh", "monthly_energy_mwh", "yearly_energy_mwh",
                   "current_power_kw")
 
 
-def _iso(dt) -> str | None:
+def iso_utc(dt) -> str | None:
+    """A stored timestamp (aware, naive UTC or SQLite text) as ISO-8601 UTC with Z."""
     if dt is None:
         return None
     if isinstance(dt, str):
@@ -60,8 +61,8 @@ def _summary(row) -> dict | None:
     if row is None:
         return None
     out = {k: (None if row[k] is None else float(row[k])) for k in SUMMARY_FIELDS}
-    out["last_update_time"] = _iso(row["last_update_time"])
-    out["updated_at"] = _iso(row["updated_at"])
+    out["last_update_time"] = iso_utc(row["last_update_time"])
+    out["updated_at"] = iso_utc(row["updated_at"])
     out["quality"] = flag_names(row["quality_flags"])
     return out
 
@@ -187,7 +188,7 @@ def sync_logs(telemetry: Engine, *, plant_id: int | None = None, status: str | N
     out = []
     for r in rows:
         d = dict(r)
-        d["started_at"], d["completed_at"] = _iso(r["started_at"]), _iso(r["completed_at"])
+        d["started_at"], d["completed_at"] = iso_utc(r["started_at"]), iso_utc(r["completed_at"])
         meta = r["metadata"] or {}
         d["duration_ms"] = meta.get("duration_ms")
         out.append(d)
