@@ -308,25 +308,6 @@ def demo_cmd(
         uvicorn.run(create_app(ctx, schedule=True), host="127.0.0.1", port=port, log_config=None)
 
 
-def _mount_optional() -> None:
-    """Sub-commands that live in their own modules."""
-    try:
-        from wattline.cli_vendors import vendors_app
-    except ImportError:  # pragma: no cover - during partial installs
-        return
-    app.add_typer(vendors_app, name="vendors")
-    vendors_app.command("add-account")(vendors_add_account)
-    from wattline.cli_security import tokens_app, users_app
-
-    app.add_typer(tokens_app, name="tokens")
-    app.add_typer(users_app, name="users")
-    try:
-        from wattline.cli_simulate import simulate_app
-    except ImportError:  # pragma: no cover - while the module is being written
-        return
-    app.add_typer(simulate_app, name="simulate")
-
-
 def vendors_add_account(
     name: str,
     vendor: str = typer.Option(..., help="vendor type, e.g. solarman, sungrow"),
@@ -363,7 +344,21 @@ def vendors_add_account(
     console.print(f"vendor account {name!r} added with id {aid} ({len(creds)} credential fields, encrypted)")
 
 
-_mount_optional()
+def _mount_sub_commands() -> None:
+    """Command groups that live in their own modules (imported here, at the end, because
+    they use this module's helpers)."""
+    from wattline.cli_security import tokens_app, users_app
+    from wattline.cli_simulate import simulate_app
+    from wattline.cli_vendors import vendors_app
+
+    vendors_app.command("add-account")(vendors_add_account)
+    app.add_typer(vendors_app, name="vendors")
+    app.add_typer(tokens_app, name="tokens")
+    app.add_typer(users_app, name="users")
+    app.add_typer(simulate_app, name="simulate")
+
+
+_mount_sub_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

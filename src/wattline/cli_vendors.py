@@ -7,7 +7,7 @@ from rich.console import Console
 
 from wattline.simulator.vendor_cloud.config import DEFAULT_HOST, DEFAULT_PORT
 
-vendors_app = typer.Typer(help="Emulated vendor clouds (Solarman, Sungrow iSolarCloud) for tests and demos.")
+vendors_app = typer.Typer(help="Vendor accounts, and the emulated vendor clouds (Solarman, Sungrow iSolarCloud) for tests and demos.")
 
 
 @vendors_app.callback()
