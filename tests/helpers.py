@@ -44,8 +44,8 @@ def aggregate_rows(dbs, series_id: int):
 
 
 def energy_by_period(dbs, series_id: int) -> dict[str, int]:
-    """Total energy per period: the stored periods, plus 5-minute buckets computed on read."""
-    from wattline.pipeline.aggregate import base_for_range
+    """Total energy per period: the stored periods, plus the ones computed on read."""
+    from wattline.pipeline.aggregate import ON_READ_PERIODS, fixed_on_read
 
     with dbs.telemetry.connect() as c:
         out = {p: int(s or 0) for p, s in c.exec_driver_sql(
@@ -54,8 +54,8 @@ def energy_by_period(dbs, series_id: int) -> dict[str, int]:
         lo, hi = c.exec_driver_sql(
             f"SELECT MIN(start_ts), MAX(end_ts) FROM ledger WHERE series_id = {int(series_id)}").one()
         if lo is not None:
-            five = base_for_range(c, {series_id: (lo // 300 * 300, -(-hi // 300) * 300)})
-            out["5min"] = int(five["energy"].sum())
+            for period in ON_READ_PERIODS:
+                out[period] = int(fixed_on_read(c, series_id, period, lo, hi)["energy"].sum())
     return out
 
 

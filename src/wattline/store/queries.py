@@ -35,8 +35,8 @@ def energy_buckets(telemetry: Engine, series_id: int, period: str, start_ts: int
     if period not in B.PERIODS:
         raise ValueError(f"period must be one of {', '.join(B.PERIODS)}")
     wanted = B.bucket_range(period, start_ts, end_ts, tz)
-    if period == "5min":
-        return _five_minute(telemetry, series_id, wanted)
+    if period in B.FIXED_PERIODS:
+        return _fixed(telemetry, series_id, period, wanted)
     with telemetry.connect() as conn:
         rows = conn.execute(
             select(aggregates.c.bucket_start, aggregates.c.energy_milli_wh, aggregates.c.flags,
@@ -56,14 +56,14 @@ def energy_buckets(telemetry: Engine, series_id: int, period: str, start_ts: int
     return out
 
 
-def _five_minute(telemetry: Engine, series_id: int, wanted: list[tuple[int, int]]) -> list[EnergyBucket]:
-    """5-minute buckets are computed from the ledger on read (see pipeline.aggregate)."""
+def _fixed(telemetry: Engine, series_id: int, period: str, wanted: list[tuple[int, int]]) -> list[EnergyBucket]:
+    """5-minute, 15-minute and hourly buckets are computed from the ledger on read."""
     if not wanted:
         return []
-    from wattline.pipeline.aggregate import base_for_range
+    from wattline.pipeline.aggregate import fixed_on_read
 
     with telemetry.connect() as conn:
-        bk = base_for_range(conn, {series_id: (wanted[0][0], wanted[-1][1])})
+        bk = fixed_on_read(conn, series_id, period, wanted[0][0], wanted[-1][1])
     got = {int(s): i for i, s in enumerate(bk["start"].tolist())}
     out = []
     for s, e in wanted:
@@ -99,11 +99,11 @@ def stat_buckets(telemetry: Engine, series_id: int, period: str, start_ts: int, 
     if period not in B.PERIODS:
         raise ValueError(f"period must be one of {', '.join(B.PERIODS)}")
     wanted = B.bucket_range(period, start_ts, end_ts, tz)
-    if period == "5min":
-        from wattline.pipeline.aggregate import base_for_range
+    if period in B.FIXED_PERIODS:
+        from wattline.pipeline.aggregate import fixed_on_read
 
         with telemetry.connect() as conn:
-            bk = base_for_range(conn, {series_id: (wanted[0][0], wanted[-1][1])}) if wanted else None
+            bk = fixed_on_read(conn, series_id, period, wanted[0][0], wanted[-1][1]) if wanted else None
         stored = {} if bk is None else {
             int(st): (bk["vmin"][i], bk["vmax"][i], bk["vsum"][i], int(bk["vcount"][i]), bk["vlast"][i])
             for i, st in enumerate(bk["start"].tolist())}
