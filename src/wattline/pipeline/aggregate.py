@@ -95,16 +95,16 @@ def base_for_range(conn: Connection, rng: dict[int, tuple[int, int]],
     never = 2**62
     cte = bulk.values_cte("t", ("series_id", "a", "b", "c"), [
         (s, a, b, fresh[s].after + 1 if s in fresh else never) for s, (a, b) in rng.items()])
-    led = conn.exec_driver_sql(f"""
+    led = _raw(conn, f"""
         WITH {cte}
         SELECT l.series_id, l.start_ts, l.end_ts, l.delta_milli_wh, l.flags FROM t
         JOIN ledger l ON l.series_id = t.series_id AND l.end_ts > t.a AND l.start_ts < t.b AND l.end_ts < t.c
-    """).fetchall()
-    rd = conn.exec_driver_sql(f"""
+    """)
+    rd = _raw(conn, f"""
         WITH {cte}
         SELECT r.series_id, r.ts, r.value FROM t
         JOIN readings r ON r.series_id = t.series_id AND r.ts >= t.a AND r.ts < t.b AND r.ts < t.c
-    """).fetchall()
+    """)
     lc = _cols(led, ("series_id", "start_ts", "end_ts", "delta", "flags"), (np.int64,) * 5)
     rc = _cols(rd, ("series_id", "ts", "value"), (np.int64, np.int64, np.float64))
     if fresh:
@@ -117,6 +117,15 @@ def base_for_range(conn: Connection, rng: dict[int, tuple[int, int]],
     b = np.array([rng[int(s)][1] for s in ids], np.int64)[at]
     keep = (bk["start"] >= a) & (bk["start"] < b)  # pieces outside: partial buckets
     return {k: v[keep] for k, v in bk.items()}
+
+
+def _raw(conn: Connection, sql: str) -> list[tuple]:
+    """Plain tuples from the driver: numpy converts them in C, while SQLAlchemy Row
+    objects cost a failed key lookup each."""
+    result = conn.exec_driver_sql(sql)
+    rows = result.cursor.fetchall()
+    result.close()
+    return rows
 
 
 def _cols(rows, names, dtypes) -> dict[str, np.ndarray]:

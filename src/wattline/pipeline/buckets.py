@@ -190,30 +190,32 @@ def fixed_parents(starts: np.ndarray, width_s: int) -> tuple[np.ndarray, np.ndar
     return ps, ps + width_s
 
 
+_UNIT = {"day": "datetime64[D]", "month": "datetime64[M]", "year": "datetime64[Y]"}
+
+
 def calendar_parents(
     starts: np.ndarray, series_tz: dict[int, str], series_id: np.ndarray, period: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Local day / month / year bucket (start, end) of each child start, per series zone."""
     ps = np.empty(len(starts), np.int64)
     pe = np.empty(len(starts), np.int64)
-    tz_of = np.array([series_tz[int(s)] for s in series_id], dtype=object) if len(series_id) else np.zeros(0, object)
-    for tz in set(tz_of.tolist()):
-        mask = tz_of == tz
-        local = pd.to_datetime(starts[mask], unit="s", utc=True).tz_convert(tz)
-        keys = _calendar_keys(local, period)
-        bounds = {k: _bounds(k, tz, period) for k in set(keys)}
-        ps[mask] = [bounds[k][0] for k in keys]
-        pe[mask] = [bounds[k][1] for k in keys]
+    if not len(starts):
+        return ps, pe
+    ids, at = np.unique(series_id, return_inverse=True)
+    zones = np.array([series_tz[int(s)] for s in ids], dtype=object)[at]
+    for tz in set(zones.tolist()):
+        mask = zones == tz
+        # local wall-clock time, truncated to the calendar unit: one key per bucket
+        wall = pd.to_datetime(starts[mask], unit="s", utc=True).tz_convert(tz).tz_localize(None)
+        keys, inv = np.unique(wall.to_numpy().astype(_UNIT[period]), return_inverse=True)
+        bounds = np.array([_bounds(_key(k, period), tz, period) for k in keys], np.int64)
+        ps[mask], pe[mask] = bounds[inv, 0], bounds[inv, 1]
     return ps, pe
 
 
-def _calendar_keys(local: pd.DatetimeIndex, period: str) -> list[tuple]:
-    y, m, d = local.year.to_numpy(), local.month.to_numpy(), local.day.to_numpy()
-    if period == "day":
-        return list(zip(y.tolist(), m.tolist(), d.tolist()))
-    if period == "month":
-        return list(zip(y.tolist(), m.tolist()))
-    return [(v,) for v in y.tolist()]
+def _key(value: np.datetime64, period: str) -> tuple:
+    d = value.astype("datetime64[D]").item()
+    return (d.year, d.month, d.day) if period == "day" else (d.year, d.month) if period == "month" else (d.year,)
 
 
 def _bounds(key: tuple, tz: str, period: str) -> tuple[int, int]:
