@@ -188,7 +188,7 @@ aggregates = Table(
     "aggregates",
     telemetry_metadata,
     Column("series_id", Integer, primary_key=True, autoincrement=False),
-    Column("period", String(8), primary_key=True),  # 5min 15min hour day month year
+    Column("period", String(8), primary_key=True),  # day month year (finer: computed on read)
     Column("bucket_start", BigInteger, primary_key=True, autoincrement=False),
     Column("bucket_end", BigInteger, nullable=False),
     Column("energy_milli_wh", BigInteger, nullable=True),
