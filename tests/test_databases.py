@@ -22,9 +22,9 @@ def test_pipeline_handle_on_main_cannot_write(dbs):
 def test_migrations_are_idempotent_and_create_the_seed_tables(dbs):
     upgrade_all(dbs.main, dbs.telemetry)
     tel = sa.inspect(dbs.telemetry)
-    assert {"readings", "raw_events", "ledger", "aggregates", "plant_aggregates", "work_order_aggregates",
+    assert {"readings", "raw_events", "aggregates", "plant_aggregates", "work_order_aggregates",
             "vendor_sync_logs", "quarantined_readings"} <= set(tel.get_table_names())
-    assert "telemetry_15m" in tel.get_view_names()
+    assert {"telemetry_15m", "ledger"} <= set(tel.get_view_names())
     cols = [c["name"] for c in tel.get_columns("telemetry_15m")]
     assert cols == ["ts", "plant_id", "vendor_plant_id", "total_energy_mwh", "power_kw", "raw"]
     main = sa.inspect(dbs.main)
@@ -81,3 +81,23 @@ def test_a_batch_with_a_bad_raw_link_or_unknown_series_is_refused_whole(dbs, pip
                                      np.array([-1, -1]), [], "t"))
     with dbs.telemetry.connect() as c:
         assert c.exec_driver_sql("SELECT COUNT(*) FROM readings").scalar() == 0
+
+
+def test_migration_0004_moves_ledger_entries_onto_their_readings(tmp_path, request):
+    """A database from before 0004 keeps every ledger entry through the upgrade."""
+    from wattline.store.engines import make_engine
+    from wattline.store.migrate import upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "telemetry", "0003")
+    with engine.begin() as c:
+        c.execute(sa.text("INSERT INTO readings (series_id, ts, value) VALUES (1, 900, 1.0), (1, 1800, 2.5)"))
+        c.execute(sa.text("INSERT INTO ledger (series_id, end_ts, start_ts, delta_milli_wh, method, confidence, "
+                          "flags, ref_milli_wh) VALUES (1, 1800, 900, 1500000, 1, 1.0, 0, 2500000)"))
+    upgrade(engine, "telemetry")
+    with engine.connect() as c:
+        rows = c.execute(sa.text("SELECT ts, start_ts, delta_milli_wh, ref_milli_wh FROM readings ORDER BY ts")).all()
+        view = c.execute(sa.text("SELECT series_id, end_ts, delta_milli_wh FROM ledger")).all()
+    assert rows == [(900, None, None, None), (1800, 900, 1500000, 2500000)]
+    assert view == [(1, 1800, 1500000)]
+    engine.dispose()

@@ -97,8 +97,9 @@ def base_for_range(conn: Connection, rng: dict[int, tuple[int, int]],
         (s, a, b, fresh[s].after + 1 if s in fresh else never) for s, (a, b) in rng.items()])
     led = _raw(conn, f"""
         WITH {cte}
-        SELECT l.series_id, l.start_ts, l.end_ts, l.delta_milli_wh, l.flags FROM t
-        JOIN ledger l ON l.series_id = t.series_id AND l.end_ts > t.a AND l.start_ts < t.b AND l.end_ts < t.c
+        SELECT l.series_id, l.start_ts, l.ts, l.delta_milli_wh, l.flags FROM t
+        JOIN readings l ON l.series_id = t.series_id AND l.ts > t.a AND l.start_ts < t.b AND l.ts < t.c
+         AND l.delta_milli_wh IS NOT NULL
     """)
     rd = _raw(conn, f"""
         WITH {cte}

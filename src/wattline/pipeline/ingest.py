@@ -23,7 +23,7 @@ from wattline.pipeline.series import SeriesCatalog, SeriesConfig
 from wattline.pipeline.validate import quarantine_reasons
 from wattline.store import bulk
 from wattline.store.engines import write_transaction
-from wattline.store.tables import ledger, quarantined_readings, readings, series_info
+from wattline.store.tables import LEDGER_COLUMNS, quarantined_readings, readings, series_info
 
 FOLLOW_LIMIT = 64  # readings after a late insert fetched per round to find convergence
 
@@ -147,28 +147,38 @@ class Pipeline:
         result.late_readings = int(sum(
             int((w.ts < w.stored_max).sum()) for w in work.values() if w.stored_max is not None))
 
+        # late data first: its window is re-read from the database with the batch in it
         appending = np.isin(sid, [s for s, w in work.items() if w.appends])
-        reading_rows = list(zip(sid.tolist(), ts.tolist(), val.tolist(),
-                                [None if x == -1 else x for x in lk.tolist()]))
-        cols = ("series_id", "ts", "value", "raw_event_id")
-        bulk.insert_new(conn, readings, cols, [r for r, a in zip(reading_rows, appending.tolist()) if a])
-        bulk.upsert(conn, readings, cols, [r for r, a in zip(reading_rows, appending.tolist()) if not a],
-                    key=("series_id", "ts"))
+        raw_link = [None if x == -1 else x for x in lk.tolist()]
+        late = ~appending
+        bulk.upsert(conn, readings, ("series_id", "ts", "value", "raw_event_id"),
+                    list(zip(sid[late].tolist(), ts[late].tolist(), val[late].tolist(),
+                             [r for r, keep_it in zip(raw_link, late.tolist()) if keep_it])),
+                    key=("series_id", "ts"), update=("value", "raw_event_id"))
         result.readings_written = len(sid)
 
         entries = self._derive_ledger(conn, work)
         result.ledger_entries = sum(len(e[1]) for e in entries)
-        new_rows, changed_rows = [], []
+        by_series = dict(entries)
+        # appended readings are inserted once, with the ledger entry ending at each
+        new_rows = []
+        for (s, w), (a, b) in zip(work.items(), zip(starts, ends)):
+            if not w.appends:
+                continue
+            cols = _entry_columns(w, by_series.get(s))
+            new_rows.extend(zip([s] * (b - a), ts[a:b].tolist(), val[a:b].tolist(), raw_link[a:b], *cols))
+        bulk.insert_new(conn, readings, ("series_id", "ts", "value", "raw_event_id") + LEDGER_COLUMNS, new_rows)
+        # late data: the entries it re-derived are written onto their (stored) readings
+        changed = []
         for s, lr in entries:
+            if work[s].appends:
+                continue
             method = int(work[s].cfg.rules.method)
-            (new_rows if work[s].appends else changed_rows).extend(zip(
-                [s] * len(lr), lr.end_ts.tolist(), lr.start_ts.tolist(), lr.delta.tolist(),
-                [method] * len(lr), lr.confidence.tolist(), lr.flags.tolist(),
-                [None if r < 0 else r for r in lr.ref.tolist()]))
-        cols = ("series_id", "end_ts", "start_ts", "delta_milli_wh", "method", "confidence", "flags",
-                "ref_milli_wh")
-        bulk.insert_new(conn, ledger, cols, new_rows)
-        bulk.upsert(conn, ledger, cols, changed_rows, key=("series_id", "end_ts"))
+            changed.extend(zip(
+                lr.start_ts.tolist(), lr.delta.tolist(), [method] * len(lr), lr.confidence.tolist(),
+                lr.flags.tolist(), [None if r < 0 else r for r in lr.ref.tolist()], [s] * len(lr),
+                lr.end_ts.tolist()))
+        bulk.update(conn, readings, LEDGER_COLUMNS, ("series_id", "ts"), changed)
 
         ranges = {s: (w.lo, w.hi) for s, w in work.items()}
         tz = {s: w.cfg.timezone for s, w in work.items()}
@@ -218,9 +228,8 @@ class Pipeline:
         cte = bulk.values_cte("p", ("series_id", "ts"), prev_keys)
         q = f"""
             WITH {cte}
-            SELECT r.series_id, r.value, l.ref_milli_wh FROM p
+            SELECT r.series_id, r.value, r.ref_milli_wh FROM p
             JOIN readings r ON r.series_id = p.series_id AND r.ts = p.ts
-            LEFT JOIN ledger l ON l.series_id = p.series_id AND l.end_ts = p.ts
         """
         for s, value, ref in conn.exec_driver_sql(q):
             work[s].prev_value = value
@@ -276,8 +285,8 @@ class Pipeline:
         limit = FOLLOW_LIMIT
         while True:
             q = f"""
-                SELECT r.ts, r.value, l.start_ts, l.delta_milli_wh, l.flags, l.ref_milli_wh
-                FROM readings r LEFT JOIN ledger l ON l.series_id = r.series_id AND l.end_ts = r.ts
+                SELECT r.ts, r.value, r.start_ts, r.delta_milli_wh, r.flags, r.ref_milli_wh
+                FROM readings r
                 WHERE r.series_id = {int(s)} AND r.ts > {int(w.ts[-1])}
                 ORDER BY r.ts LIMIT {int(limit)}
             """
@@ -298,6 +307,22 @@ class Pipeline:
             if len(follow) < limit:
                 return all_lr
             limit *= 4
+
+
+def _entry_columns(w: _SeriesWork, lr: ledger_mod.LedgerRows | None) -> list[list]:
+    """The six ledger columns for each of an appending series' new readings (None for a
+    reading without an entry: the first of a series, or a metric without energy)."""
+    n = len(w.ts)
+    if lr is None or not len(lr):
+        return [[None] * n for _ in LEDGER_COLUMNS]
+    pos = np.searchsorted(w.ts, lr.end_ts)  # every entry ends at one of the readings
+    out = [[None] * n for _ in LEDGER_COLUMNS]
+    method = int(w.cfg.rules.method)
+    for p, st, d, c, f, r in zip(pos.tolist(), lr.start_ts.tolist(), lr.delta.tolist(), lr.confidence.tolist(),
+                                 lr.flags.tolist(), lr.ref.tolist()):
+        out[0][p], out[1][p], out[2][p], out[3][p], out[4][p], out[5][p] = (
+            st, d, method, c, f, None if r < 0 else r)
+    return out
 
 
 def _slice(lr: ledger_mod.LedgerRows, n: int) -> ledger_mod.LedgerRows:

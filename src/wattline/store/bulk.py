@@ -8,6 +8,7 @@ Rows must be unique on the key within one call.
 
 from __future__ import annotations
 
+import zlib
 from typing import Sequence
 
 from sqlalchemy import Connection, Table
@@ -53,6 +54,31 @@ def insert_new(conn: Connection, table: Table, columns: Sequence[str], rows: Seq
         return
     marks = ", ".join("?" for _ in columns)
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({cols}) VALUES ({marks})", list(rows))
+
+
+def update(conn: Connection, table: Table, set_columns: Sequence[str], key: Sequence[str],
+           rows: Sequence[tuple]) -> None:
+    """Set ``set_columns`` of existing rows; each row is (*set values, *key values)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        cols = ", ".join(list(set_columns) + list(key))
+        # only these columns, without the table's NOT NULL constraints on the others
+        stage = f"_stage_update_{table.name}_{zlib.crc32(cols.encode())}"
+        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "
+                             f"AS SELECT {cols} FROM {table.name} WITH NO DATA")
+        conn.exec_driver_sql(f"TRUNCATE {stage}")
+        with conn.connection.driver_connection.cursor() as cur:
+            with cur.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        conn.exec_driver_sql(
+            f"UPDATE {table.name} t SET " + ", ".join(f"{c} = s.{c}" for c in set_columns)
+            + f" FROM {stage} s WHERE " + " AND ".join(f"t.{k} = s.{k}" for k in key))
+        return
+    conn.exec_driver_sql(
+        f"UPDATE {table.name} SET " + ", ".join(f"{c} = ?" for c in set_columns)
+        + " WHERE " + " AND ".join(f"{k} = ?" for k in key), list(rows))
 
 
 def _pg_copy_upsert(conn, table, columns, rows, key, update) -> None:

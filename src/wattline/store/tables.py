@@ -149,6 +149,10 @@ raw_events = Table(
     Column("payload", Text, nullable=False),  # exactly as it arrived, JSON text
 )
 
+# A reading and the ledger entry ending at it share one row: the entry covers
+# (start_ts, ts] — start_ts is the previous reading — and its columns are NULL for a
+# reading without one (a series' first reading; metrics that carry no energy). One row
+# per reading halves the pipeline's writes; the view ``ledger`` presents the entries.
 readings = Table(
     "readings",
     telemetry_metadata,
@@ -156,7 +160,16 @@ readings = Table(
     Column("ts", BigInteger, primary_key=True, autoincrement=False),
     Column("value", Float, nullable=False),
     Column("raw_event_id", BigInteger, nullable=True),
+    Column("start_ts", BigInteger, nullable=True),
+    Column("delta_milli_wh", BigInteger, nullable=True),  # >= 0 for counters
+    Column("method", SmallInteger, nullable=True),  # see pipeline.quality.Method
+    Column("confidence", Float, nullable=True),
+    Column("flags", Integer, nullable=True),  # pipeline.quality.Flag bits
+    # counter high-water mark after this entry (milli-Wh): lets a late reading
+    # re-derive only the entries it touches
+    Column("ref_milli_wh", BigInteger, nullable=True),
 )
+LEDGER_COLUMNS = ("start_ts", "delta_milli_wh", "method", "confidence", "flags", "ref_milli_wh")
 
 quarantined_readings = Table(
     "quarantined_readings",
@@ -167,21 +180,6 @@ quarantined_readings = Table(
     Column("value_text", String(64), nullable=False),  # repr: NaN/inf survive
     Column("raw_event_id", BigInteger, nullable=True),
     Column("received_at", BigInteger, nullable=False),
-)
-
-ledger = Table(
-    "ledger",
-    telemetry_metadata,
-    Column("series_id", Integer, primary_key=True, autoincrement=False),
-    Column("end_ts", BigInteger, primary_key=True, autoincrement=False),
-    Column("start_ts", BigInteger, nullable=False),
-    Column("delta_milli_wh", BigInteger, nullable=False),  # >= 0 for counters
-    Column("method", SmallInteger, nullable=False),  # see pipeline.quality.Method
-    Column("confidence", Float, nullable=False),
-    Column("flags", Integer, nullable=False),  # pipeline.quality.Flag bits
-    # counter high-water mark after this entry (milli-Wh): lets a late reading
-    # re-derive only the entries it touches
-    Column("ref_milli_wh", BigInteger, nullable=True),
 )
 
 aggregates = Table(
