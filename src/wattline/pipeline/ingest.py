@@ -316,12 +316,13 @@ def _entry_columns(w: _SeriesWork, lr: ledger_mod.LedgerRows | None) -> list[lis
     if lr is None or not len(lr):
         return [[None] * n for _ in LEDGER_COLUMNS]
     pos = np.searchsorted(w.ts, lr.end_ts)  # every entry ends at one of the readings
-    out = [[None] * n for _ in LEDGER_COLUMNS]
-    method = int(w.cfg.rules.method)
-    for p, st, d, c, f, r in zip(pos.tolist(), lr.start_ts.tolist(), lr.delta.tolist(), lr.confidence.tolist(),
-                                 lr.flags.tolist(), lr.ref.tolist()):
-        out[0][p], out[1][p], out[2][p], out[3][p], out[4][p], out[5][p] = (
-            st, d, method, c, f, None if r < 0 else r)
+    ref = np.where(lr.ref < 0, None, lr.ref.astype(object))
+    values = (lr.start_ts, lr.delta, np.full(len(lr), int(w.cfg.rules.method)), lr.confidence, lr.flags, ref)
+    out = []
+    for v in values:
+        col = np.full(n, None, dtype=object)
+        col[pos] = v.tolist() if v.dtype != object else v
+        out.append(col.tolist())
     return out
 
 
