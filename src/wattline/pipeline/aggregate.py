@@ -61,9 +61,7 @@ def recompute(conn: Connection, ranges: dict[int, tuple[int, int]], tz: dict[int
     day_a, _ = B.calendar_parents(lo, tz, sids, "day")
     _, day_b = B.calendar_parents(hi - 1, tz, sids, "day")
     day_rng = {s: (a, b) for s, a, b in zip(sids.tolist(), day_a.tolist(), day_b.tolist())}
-    base = base_for_range(conn, day_rng, fresh)
-    ps, pe = B.calendar_parents(base["start"], tz, base["series_id"], "day")
-    computed = {"day": B.compose(base, ps, pe)}
+    computed = {"day": _days(conn, day_rng, tz, fresh)}
     crange = {"day": day_rng}
     for period, child in LEVELS:
         computed[period], crange[period] = _rollup(conn, period, child, computed[child], crange[child], tz)
@@ -91,6 +89,20 @@ def base_for_range(conn: Connection, rng: dict[int, tuple[int, int]],
     """5-minute buckets of each series over its [a, b) (5-minute aligned), from the ledger.
 
     For series in ``fresh`` only what is stored up to ``after`` is read back."""
+    lc, rc = _inputs(conn, rng, fresh)
+    bk = B.base_buckets(lc, rc)
+    return _within(bk, rng)
+
+
+def _days(conn: Connection, rng: dict[int, tuple[int, int]], tz: dict[int, str],
+          fresh: dict[int, Fresh] | None) -> B.Buckets:
+    """Local-day buckets of each series over its [a, b) (local midnights)."""
+    lc, rc = _inputs(conn, rng, fresh)
+    return _within(B.day_buckets(lc, rc, tz), rng)
+
+
+def _inputs(conn: Connection, rng: dict[int, tuple[int, int]], fresh: dict[int, Fresh] | None):
+    """Ledger entries overlapping and readings inside each series' [a, b)."""
     fresh = fresh or {}
     never = 2**62
     cte = bulk.values_cte("t", ("series_id", "a", "b", "c"), [
@@ -111,7 +123,11 @@ def base_for_range(conn: Connection, rng: dict[int, tuple[int, int]],
     if fresh:
         lc = {k: np.concatenate([lc[k]] + [f.ledger[k] for f in fresh.values()]) for k in lc}
         rc = {k: np.concatenate([rc[k]] + [f.readings[k] for f in fresh.values()]) for k in rc}
-    bk = B.base_buckets(lc, rc)
+    return lc, rc
+
+
+def _within(bk: B.Buckets, rng: dict[int, tuple[int, int]]) -> B.Buckets:
+    """Only buckets starting inside their series' range (the others are partial)."""
     ids = np.array(sorted(rng), np.int64)
     at = np.searchsorted(ids, bk["series_id"])  # every bucket's series is in rng
     a = np.array([rng[int(s)][0] for s in ids], np.int64)[at]

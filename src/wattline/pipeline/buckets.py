@@ -98,10 +98,61 @@ def base_buckets(ledger_cols: dict, reading_cols: dict) -> Buckets:
     ``ledger_cols``: series_id, start_ts, end_ts, delta, flags.
     ``reading_cols``: series_id, ts, value.
     """
-    sid, bst, en, fl, ss, se = split_ledger(
+    pieces = split_ledger(
         ledger_cols["series_id"], ledger_cols["start_ts"], ledger_cols["end_ts"],
         ledger_cols["delta"], ledger_cols["flags"],
     )
+    r_ts = np.asarray(reading_cols["ts"], np.int64)
+    return _assemble(pieces, reading_cols, (r_ts // BASE_S) * BASE_S, None)
+
+
+def day_buckets(ledger_cols: dict, reading_cols: dict, series_tz: dict[int, str]) -> Buckets:
+    """Local-day buckets straight from ledger entries and readings.
+
+    A delta is cut only at the local midnights it spans, with the same telescoping
+    rounding as :func:`split_ledger`, so a day equals the sum of its 5-minute pieces
+    exactly (the pieces' rounding telescopes to the day's own boundaries)."""
+    sid = np.asarray(ledger_cols["series_id"], np.int64)
+    s = np.asarray(ledger_cols["start_ts"], np.int64)
+    e = np.asarray(ledger_cols["end_ts"], np.int64)
+    d = np.asarray(ledger_cols["delta"], np.int64)
+    fl = np.asarray(ledger_cols["flags"], np.int64)
+    ds, de = calendar_parents(s, series_tz, sid, "day")
+    cross = e > de  # entries running past the end of the day they start in: rare
+    lo, hi, idx = [s[~cross]], [e[~cross]], [np.flatnonzero(~cross)]
+    day_start, day_end = [ds[~cross]], [de[~cross]]
+    for i in np.flatnonzero(cross).tolist():
+        tz = series_tz[int(sid[i])]
+        a, b = int(ds[i]), int(de[i])
+        while a < e[i]:
+            lo.append(np.array([max(a, s[i])]))
+            hi.append(np.array([min(b, e[i])]))
+            idx.append(np.array([i]))
+            day_start.append(np.array([a]))
+            day_end.append(np.array([b]))
+            a, b = b, timeutil.day_bounds(timeutil.local_date(b, tz), tz)[1]
+    lo, hi, idx = np.concatenate(lo), np.concatenate(hi), np.concatenate(idx)
+    day_start, day_end = np.concatenate(day_start), np.concatenate(day_end)
+    span = (e - s)[idx].astype(np.float64)
+    dd = d[idx].astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac_hi = np.where(span > 0, (hi - s[idx]).astype(np.float64) / span, 1.0)
+        frac_lo = np.where(span > 0, (lo - s[idx]).astype(np.float64) / span, 0.0)
+    energy = (np.rint(dd * frac_hi) - np.rint(dd * frac_lo)).astype(np.int64)
+    pieces = (sid[idx], day_start, energy, fl[idx], s[idx] < day_start, e[idx] > day_end)
+    r_sid = np.asarray(reading_cols["series_id"], np.int64)
+    r_ts = np.asarray(reading_cols["ts"], np.int64)
+    r_day, r_end = calendar_parents(r_ts, series_tz, r_sid, "day")
+    ends = dict(zip(day_start.tolist(), day_end.tolist()))
+    ends.update(zip(r_day.tolist(), r_end.tolist()))
+    return _assemble(pieces, reading_cols, r_day, ends)
+
+
+def _assemble(pieces, reading_cols: dict, reading_bucket: np.ndarray, ends: dict | None) -> Buckets:
+    """Buckets from ledger pieces (series, bucket start, energy, flags, split_start,
+    split_end) and readings with their bucket starts; ``ends`` maps a bucket start to
+    its end (None: 5-minute buckets)."""
+    sid, bst, en, fl, ss, se = pieces
     o = np.lexsort((bst, sid))
     sid, bst, en, fl, ss, se = sid[o], bst[o], en[o], fl[o], ss[o], se[o]
     g = _group_starts(sid, bst)
@@ -117,8 +168,7 @@ def base_buckets(ledger_cols: dict, reading_cols: dict) -> Buckets:
     r_ts = np.asarray(reading_cols["ts"], np.int64)
     r_v = np.asarray(reading_cols["value"], np.float64)
     o = np.lexsort((r_ts, r_sid))
-    r_sid, r_ts, r_v = r_sid[o], r_ts[o], r_v[o]
-    r_start = (r_ts // BASE_S) * BASE_S
+    r_sid, r_ts, r_v, r_start = r_sid[o], r_ts[o], r_v[o], np.asarray(reading_bucket, np.int64)[o]
     g = _group_starts(r_sid, r_start)
     g_last = np.append(g[1:], len(r_sid)) - 1
     rd = pd.DataFrame({
@@ -131,7 +181,10 @@ def base_buckets(ledger_cols: dict, reading_cols: dict) -> Buckets:
     })
     df = lg.merge(rd, on=["series_id", "start"], how="outer").sort_values(
         ["series_id", "start"], kind="stable")
-    return _from_frame(df, BASE_S)
+    if ends is None:
+        return _from_frame(df, BASE_S)
+    df["end"] = [ends[t] for t in df["start"].tolist()]
+    return _from_frame(df, None)
 
 
 def _from_frame(df: pd.DataFrame, width_s: int | None) -> Buckets:
