@@ -123,3 +123,20 @@ def test_dst_days_total_correctly(dbs, pipeline):
         length, energy = _day_total(dbs, sid, day)
         assert length == hours * 3600
         assert energy == hours * 1_000_000
+
+
+@PROPS
+@given(series=counter_series())
+def test_each_stored_day_equals_its_hours_computed_on_read(dbs, pipeline, series):
+    from wattline.pipeline.aggregate import fixed_on_read
+
+    ts, values = series
+    sid = new_series(dbs, tz=TZ)
+    _ingest_in(pipeline, sid, ts, values, [list(range(len(ts)))])
+    with dbs.telemetry.connect() as c:
+        days = c.exec_driver_sql(
+            f"SELECT bucket_start, bucket_end, energy_milli_wh FROM aggregates WHERE series_id = {sid} "
+            "AND period = 'day'").all()
+        for start, end, energy in days:
+            hours = fixed_on_read(c, sid, "hour", start, end)
+            assert int(hours["energy"].sum()) == int(energy or 0)
