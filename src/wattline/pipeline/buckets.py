@@ -1,11 +1,14 @@
-"""Bucket arithmetic: ledger entries -> 5-minute buckets -> every coarser period.
+"""Bucket arithmetic: ledger entries -> buckets of every period.
 
-Everything is built from 5-minute buckets, the finest period. A ledger delta is
-split over the 5-minute buckets it overlaps in proportion to time (rule 2), with a
-telescoping rounding so the pieces sum to the delta exactly; coarser buckets are
-sums of their 5-minute children. So hour, local day, month and year totals agree
-with each other and with the ledger to the milliwatt-hour. Local days start at
-local midnight, which is a multiple of 15 minutes in UTC in every current zone.
+A ledger delta is split over the buckets it overlaps in proportion to time (rule 2)
+with a telescoping rounding: the piece in [lo, hi) is rint(d * frac(hi)) -
+rint(d * frac(lo)), frac being the elapsed share of the entry. Pieces therefore sum to
+the delta exactly, and a bucket's piece equals the sum of the pieces of any finer
+buckets inside it — which is why local days can be cut directly at midnights
+(``day_buckets``) while 5-minute, 15-minute and hourly buckets are cut on a 5-minute
+grid on read (``split_ledger``, ``compose``), and all of them agree with each other and
+with the ledger to the milliwatt-hour. Local midnight is a multiple of 15 minutes in
+UTC in every current zone, so days are unions of 5-minute buckets.
 
 A bucket table is a dict of equal-length numpy columns (see ``COLUMNS``), sorted
 by (series_id, start).
