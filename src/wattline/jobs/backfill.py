@@ -26,7 +26,7 @@ from wattline import logs
 from wattline.context import AppContext
 from wattline.domain import timeutil
 from wattline.jobs import synclog, window
-from wattline.jobs.fetching import VendorSession, fetch_only, last_stored_ts, merge, store_fetch
+from wattline.jobs.fetching import VendorSession, fetch_only, last_stored, merge, store_fetch
 from wattline.jobs.plants import VendorPlantInfo, load_plant
 from wattline.pipeline import rollup
 from wattline.sources.vendors.errors import QuotaExhausted
@@ -94,7 +94,7 @@ def resume_point(ctx: AppContext, plant: VendorPlantInfo, interval_s: int) -> in
     start = plant.start_operating_time
     if start is None:
         raise ValueError(f"plant {plant.plant_id} has no start_operating_time to backfill from")
-    last = last_stored_ts(ctx, plant)
+    last = last_stored(ctx, [plant]).get(plant.plant_id)
     if last is not None:
         start = max(start, last + interval_s)
     cp = _checkpoint(ctx, plant.plant_id)

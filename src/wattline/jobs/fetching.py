@@ -9,7 +9,6 @@ kept, so a rerun resumes right after them.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 
 import httpx
 import numpy as np
@@ -19,7 +18,8 @@ from wattline.domain.readings import ReadingBatch
 from wattline.jobs import synclog
 from wattline.jobs.plants import VendorPlantInfo
 from wattline.security.crypto import decrypt_credentials
-from wattline.sources.vendors.base import VendorAdapter, VendorError
+from wattline.store import bulk
+from wattline.sources.vendors import VendorAdapter, VendorError
 from wattline.sources.vendors.models import FetchResult, VendorRecord
 from wattline.sources.vendors.registry import get_adapter_class
 
@@ -65,16 +65,6 @@ class VendorSession:
         await self.aclose()
 
 
-@dataclass
-class WindowResult:
-    records: int = 0
-    rejected: int = 0
-    calls: int = 0
-    last_ts: int | None = None
-    error: VendorError | None = None
-    readings: list = field(default_factory=list)
-
-
 def records_to_batch(plant: VendorPlantInfo, records: list[VendorRecord], source: str) -> ReadingBatch:
     """Readings of every point the plant has, each linked to its record's raw payload."""
     sid, ts, val, idx = [], [], [], []
@@ -91,16 +81,17 @@ def records_to_batch(plant: VendorPlantInfo, records: list[VendorRecord], source
                         np.array(idx, np.int64), [r.raw for r in records], source)
 
 
-def store_fetch(ctx: AppContext, plant: VendorPlantInfo, fetched: FetchResult, job: str,
-                *, refresh_summaries: bool = False) -> WindowResult:
-    out = WindowResult(records=len(fetched.records), rejected=len(fetched.rejected), calls=len(fetched.calls))
+def store_fetch(ctx: AppContext, plant: VendorPlantInfo, fetched: FetchResult, job: str) -> None:
+    """Ingest the fetched records and log their calls and rejected records."""
     if fetched.records:
         ctx.pipeline.ingest(records_to_batch(plant, fetched.records, f"vendor:{plant.vendor_type}"),
-                            refresh_summaries=refresh_summaries)
-        out.last_ts = fetched.records[-1].ts
+                            refresh_summaries=False)
+    log_fetch(ctx, plant, fetched, job)
+
+
+def log_fetch(ctx: AppContext, plant: VendorPlantInfo, fetched: FetchResult, job: str) -> None:
     synclog.log_calls(ctx.dbs.telemetry, plant.vendor_account_id, plant.plant_id, fetched.calls, job)
     synclog.log_rejected(ctx.dbs.telemetry, plant.vendor_account_id, plant.plant_id, fetched.rejected, job)
-    return out
 
 
 async def fetch_only(session: VendorSession, plant: VendorPlantInfo, start_ts: int,
@@ -126,21 +117,19 @@ def merge(results: list[FetchResult]) -> FetchResult:
     return out
 
 
-async def fetch_window(ctx: AppContext, session: VendorSession, plant: VendorPlantInfo, start_ts: int,
-                       end_ts: int, job: str) -> WindowResult:
-    """Fetch [start_ts, end_ts) and ingest it (the good prefix, on an error)."""
-    fetched, error = await fetch_only(session, plant, start_ts, end_ts)
-    out = store_fetch(ctx, plant, fetched, job)
-    out.error = error
-    return out
-
-
-def last_stored_ts(ctx: AppContext, plant: VendorPlantInfo) -> int | None:
-    """Newest stored reading of the plant's vendor series: where a resume starts."""
-    ids = [s for s in plant.series.values()]
-    if not ids:
-        return None
+def last_stored(ctx: AppContext, plants: list[VendorPlantInfo]) -> dict[int, int]:
+    """Newest stored reading per plant (one query for all): where a resume starts."""
+    sids = {s: p.plant_id for p in plants for s in p.series.values()}
+    if not sids:
+        return {}
+    cte = bulk.values_cte("s", ("series_id",), [(s,) for s in sids])
     with ctx.dbs.telemetry.connect() as conn:
-        return conn.exec_driver_sql(
-            f"SELECT MAX(ts) FROM readings WHERE series_id IN ({', '.join(str(int(i)) for i in ids)})"
-        ).scalar()
+        rows = conn.exec_driver_sql(
+            f"WITH {cte} SELECT s.series_id, (SELECT MAX(ts) FROM readings r WHERE r.series_id = s.series_id) FROM s"
+        ).all()
+    out: dict[int, int] = {}
+    for sid, ts in rows:
+        if ts is not None:
+            pid = sids[sid]
+            out[pid] = max(out.get(pid, ts), ts)
+    return out

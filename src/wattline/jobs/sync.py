@@ -21,10 +21,9 @@ from wattline.context import AppContext
 from wattline.domain.readings import ReadingBatch
 from wattline.jobs import synclog, window
 from wattline.jobs.backfill import format_duration
-from wattline.jobs.fetching import VendorSession, records_to_batch
+from wattline.jobs.fetching import VendorSession, fetch_only, last_stored, log_fetch, records_to_batch
 from wattline.jobs.plants import VendorPlantInfo, load_plants
 from wattline.pipeline import rollup
-from wattline.sources.vendors.errors import VendorError
 from wattline.sources.vendors.models import FetchResult
 from wattline.sources.vendors.registry import get_adapter_class
 from wattline.store.tables import organizations
@@ -78,26 +77,6 @@ def _parse(text: str) -> float:
     return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def _last_stored(ctx: AppContext, plants: list[VendorPlantInfo]) -> dict[int, int]:
-    """Newest stored reading per plant (one query for all)."""
-    sids = {s: p.plant_id for p in plants for s in p.series.values()}
-    if not sids:
-        return {}
-    from wattline.store import bulk
-
-    cte = bulk.values_cte("s", ("series_id",), [(s,) for s in sids])
-    with ctx.dbs.telemetry.connect() as conn:
-        rows = conn.exec_driver_sql(
-            f"WITH {cte} SELECT s.series_id, (SELECT MAX(ts) FROM readings r WHERE r.series_id = s.series_id) FROM s"
-        ).all()
-    out: dict[int, int] = {}
-    for sid, ts in rows:
-        if ts is not None:
-            pid = sids[sid]
-            out[pid] = max(out.get(pid, ts), ts)
-    return out
-
-
 async def sync_all(ctx: AppContext, *, now: int | None = None, organization_ids: set[int] | None = None,
                    only_due: bool = False, concurrency: int = 32,
                    session: VendorSession | None = None) -> SyncResult:
@@ -109,7 +88,7 @@ async def sync_all(ctx: AppContext, *, now: int | None = None, organization_ids:
         organization_ids = due if organization_ids is None else organization_ids & due
     if organization_ids is not None:
         plants = [p for p in plants if p.organization_id in organization_ids]
-    last = _last_stored(ctx, plants)
+    last = last_stored(ctx, plants)
     own = session is None
     session = session or VendorSession(ctx, max_connections=concurrency)
     sem = asyncio.Semaphore(concurrency)
@@ -123,12 +102,7 @@ async def sync_all(ctx: AppContext, *, now: int | None = None, organization_ids:
         async with sem:
             try:
                 # up to and including a reading stamped exactly now
-                return p, await session.adapter_for(p).fetch_telemetry(
-                    p.vendor_plant_id, start, now + 1, p.timezone), None
-            except VendorError as exc:
-                partial = exc.partial or FetchResult()
-                partial.calls = exc.calls or partial.calls
-                return p, partial, exc
+                return p, *(await fetch_only(session, p, start, now + 1))
             except Exception as exc:  # noqa: BLE001 - one plant never stops the run
                 return p, FetchResult(), exc
 
@@ -140,9 +114,7 @@ async def sync_all(ctx: AppContext, *, now: int | None = None, organization_ids:
                 if fetched.records:
                     batches.append(records_to_batch(p, fetched.records, f"vendor:{p.vendor_type}"))
                 records += len(fetched.records)
-                synclog.log_calls(ctx.dbs.telemetry, p.vendor_account_id, p.plant_id, fetched.calls, "daily_sync")
-                synclog.log_rejected(ctx.dbs.telemetry, p.vendor_account_id, p.plant_id, fetched.rejected,
-                                     "daily_sync")
+                log_fetch(ctx, p, fetched, "daily_sync")
                 if exc is not None:
                     errors.append({"vendor": p.vendor_type, "plant": p.plant_id, "error": str(exc)})
                     log.error("sync.plant_failed", plant_id=p.plant_id, vendor=p.vendor_type, error=str(exc))

@@ -132,10 +132,6 @@ def _buckets_many(conn: Connection, wanted: list[tuple[int, str, int]]) -> dict[
     return {(s, p, b): (e, f, ss, se) for s, p, b, e, f, ss, se in rows}
 
 
-def refresh_plant(conn: Connection, plant_id: int, as_of: int) -> None:
-    refresh_plants(conn, [plant_id], as_of)
-
-
 def refresh_work_order(conn: Connection, work_order_id: int, plant_ids: list[int]) -> None:
     rows = conn.execute(select(plant_aggregates).where(plant_aggregates.c.plant_id.in_(plant_ids))).mappings().all()
     if not rows:

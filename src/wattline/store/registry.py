@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, insert, select
 
 from wattline.domain import timeutil
 from wattline.domain.metrics import CANONICAL_UNIT, MetricType
@@ -133,9 +133,3 @@ def asset_by_id(conn: Connection, asset_id: int):
 
 def point(conn: Connection, asset_id: int, key: str):
     return conn.execute(select(points).where(points.c.asset_id == asset_id, points.c.key == key)).mappings().first()
-
-
-def series_ids(engine: Engine, asset_id: int) -> dict[str, int]:
-    with engine.connect() as conn:
-        return {k: i for k, i in conn.execute(
-            select(points.c.key, points.c.id).where(points.c.asset_id == asset_id))}

@@ -35,18 +35,12 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from wattline.domain.timeutil import zone
 
 from .errors import (
-    QuotaExhausted,
-    UnknownVendorError,
     VendorAuthError,
     VendorError,
     VendorRateLimited,
-    VendorRequestError,
     VendorUnavailable,
 )
 from .models import (
-    ENERGY_TODAY,
-    ENERGY_TOTAL,
-    POWER,
     CallLog,
     FetchResult,
     PointSpec,
@@ -56,28 +50,6 @@ from .models import (
     VendorRecord,
 )
 from .ratelimit import RateLimiter
-
-__all__ = [
-    "ENERGY_TODAY",
-    "ENERGY_TOTAL",
-    "POWER",
-    "CallLog",
-    "FetchResult",
-    "PointSpec",
-    "QuotaExhausted",
-    "RateLimiter",
-    "RejectedRecord",
-    "UnknownVendorError",
-    "VendorAdapter",
-    "VendorAuthError",
-    "VendorError",
-    "VendorLimits",
-    "VendorPlant",
-    "VendorRateLimited",
-    "VendorRecord",
-    "VendorRequestError",
-    "VendorUnavailable",
-]
 
 log = structlog.get_logger(__name__)
 
