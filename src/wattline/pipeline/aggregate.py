@@ -1,7 +1,13 @@
 """Incremental aggregation: recompute only the buckets a batch touched.
 
-Stored: local day, month and year buckets per series. For each touched series and
-its changed time range [lo, hi):
+Stored: local day, month and year buckets per series. Two ways in:
+
+* a series whose batch only appended (the usual case: a sync, a live round) has its
+  new entries and readings aggregated on their own and merged into the stored
+  buckets (``append``) — nothing is read back but the stored rows being merged;
+* a series that received late data is recomputed (``recompute``) over its changed
+  time range [lo, hi):
+
 1. the 5-minute buckets of every local day the range touches are rebuilt from the
    ledger entries and readings of those days, and summed into day buckets;
 2. months are rebuilt from days and years from months: the freshly computed
@@ -17,8 +23,6 @@ splits a ledger entry), so upserting the recomputed rows is enough.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import Connection
@@ -39,19 +43,7 @@ AGG_COLUMNS = (
 )
 
 
-@dataclass
-class Fresh:
-    """What a batch just wrote for one series and still holds in memory: every ledger
-    entry and reading of the series after ``after`` (nothing later is stored), so the
-    recomputation reads only what lies before it."""
-
-    after: int
-    ledger: dict  # series_id, start_ts, end_ts, delta, flags
-    readings: dict  # series_id, ts, value
-
-
-def recompute(conn: Connection, ranges: dict[int, tuple[int, int]], tz: dict[int, str],
-              fresh: dict[int, Fresh] | None = None) -> int:
+def recompute(conn: Connection, ranges: dict[int, tuple[int, int]], tz: dict[int, str]) -> int:
     """Rebuild the stored buckets that overlap ``ranges``; returns rows written."""
     if not ranges:
         return 0
@@ -61,13 +53,33 @@ def recompute(conn: Connection, ranges: dict[int, tuple[int, int]], tz: dict[int
     day_a, _ = B.calendar_parents(lo, tz, sids, "day")
     _, day_b = B.calendar_parents(hi - 1, tz, sids, "day")
     day_rng = {s: (a, b) for s, a, b in zip(sids.tolist(), day_a.tolist(), day_b.tolist())}
-    computed = {"day": _days(conn, day_rng, tz, fresh)}
+    computed = {"day": _days(conn, day_rng, tz)}
     crange = {"day": day_rng}
     for period, child in LEVELS:
         computed[period], crange[period] = _rollup(conn, period, child, computed[child], crange[child], tz)
     rows = []
     for period in STORED_PERIODS:
         rows.extend(_to_rows(period, computed[period]))
+    bulk.upsert(conn, aggregates, AGG_COLUMNS, rows, key=("series_id", "period", "bucket_start"))
+    return len(rows)
+
+
+def append(conn: Connection, ledger_cols: dict, reading_cols: dict, tz: dict[int, str]) -> int:
+    """Fold the ledger entries and readings a batch appended into the stored buckets.
+
+    For series whose batch only appended (nothing stored is later than what it
+    wrote), the new entries and readings are disjoint from the stored ones, so their
+    own day/month/year buckets merge into the stored rows (:func:`buckets.merge`)
+    without reading back any reading or entry. Returns rows written."""
+    partial = {"day": B.day_buckets(ledger_cols, reading_cols, tz)}
+    for period, child in LEVELS:
+        ps, pe = B.calendar_parents(partial[child]["start"], tz, partial[child]["series_id"], period)
+        partial[period] = B.compose(partial[child], ps, pe)
+    rows = []
+    for period in STORED_PERIODS:
+        bk = partial[period]
+        stored = read_bucket_keys(conn, period, bk["series_id"], bk["start"])
+        rows.extend(_to_rows(period, B.merge(stored, bk)))
     bulk.upsert(conn, aggregates, AGG_COLUMNS, rows, key=("series_id", "period", "bucket_start"))
     return len(rows)
 
@@ -84,45 +96,35 @@ def fixed_on_read(conn: Connection, series_id: int, period: str, start_ts: int, 
     return B.compose(base, ps, pe)
 
 
-def base_for_range(conn: Connection, rng: dict[int, tuple[int, int]],
-                   fresh: dict[int, Fresh] | None = None) -> B.Buckets:
-    """5-minute buckets of each series over its [a, b) (5-minute aligned), from the ledger.
-
-    For series in ``fresh`` only what is stored up to ``after`` is read back."""
-    lc, rc = _inputs(conn, rng, fresh)
+def base_for_range(conn: Connection, rng: dict[int, tuple[int, int]]) -> B.Buckets:
+    """5-minute buckets of each series over its [a, b) (5-minute aligned), from the ledger."""
+    lc, rc = _inputs(conn, rng)
     bk = B.base_buckets(lc, rc)
     return _within(bk, rng)
 
 
-def _days(conn: Connection, rng: dict[int, tuple[int, int]], tz: dict[int, str],
-          fresh: dict[int, Fresh] | None) -> B.Buckets:
+def _days(conn: Connection, rng: dict[int, tuple[int, int]], tz: dict[int, str]) -> B.Buckets:
     """Local-day buckets of each series over its [a, b) (local midnights)."""
-    lc, rc = _inputs(conn, rng, fresh)
+    lc, rc = _inputs(conn, rng)
     return _within(B.day_buckets(lc, rc, tz), rng)
 
 
-def _inputs(conn: Connection, rng: dict[int, tuple[int, int]], fresh: dict[int, Fresh] | None):
+def _inputs(conn: Connection, rng: dict[int, tuple[int, int]]):
     """Ledger entries overlapping and readings inside each series' [a, b)."""
-    fresh = fresh or {}
-    never = 2**62
-    cte = bulk.values_cte("t", ("series_id", "a", "b", "c"), [
-        (s, a, b, fresh[s].after + 1 if s in fresh else never) for s, (a, b) in rng.items()])
+    cte = bulk.values_cte("t", ("series_id", "a", "b"), list((s, a, b) for s, (a, b) in rng.items()))
     led = _raw(conn, f"""
         WITH {cte}
         SELECT l.series_id, l.start_ts, l.ts, l.delta_milli_wh, l.flags FROM t
-        JOIN readings l ON l.series_id = t.series_id AND l.ts > t.a AND l.start_ts < t.b AND l.ts < t.c
+        JOIN readings l ON l.series_id = t.series_id AND l.ts > t.a AND l.start_ts < t.b
          AND l.delta_milli_wh IS NOT NULL
     """)
     rd = _raw(conn, f"""
         WITH {cte}
         SELECT r.series_id, r.ts, r.value FROM t
-        JOIN readings r ON r.series_id = t.series_id AND r.ts >= t.a AND r.ts < t.b AND r.ts < t.c
+        JOIN readings r ON r.series_id = t.series_id AND r.ts >= t.a AND r.ts < t.b
     """)
     lc = _cols(led, ("series_id", "start_ts", "end_ts", "delta", "flags"), (np.int64,) * 5)
     rc = _cols(rd, ("series_id", "ts", "value"), (np.int64, np.int64, np.float64))
-    if fresh:
-        lc = {k: np.concatenate([lc[k]] + [f.ledger[k] for f in fresh.values()]) for k in lc}
-        rc = {k: np.concatenate([rc[k]] + [f.readings[k] for f in fresh.values()]) for k in rc}
     return lc, rc
 
 
@@ -186,6 +188,22 @@ def read_buckets(conn: Connection, period: str, ranges: list[tuple[int, int, int
                a.flags, a.split_start, a.split_end
         FROM t JOIN aggregates a ON a.series_id = t.series_id AND a.period = '{period}'
           AND a.bucket_start >= t.lo AND a.bucket_start < t.hi
+    """).fetchall()
+    return from_rows(rows)
+
+
+def read_bucket_keys(conn: Connection, period: str, series_id: np.ndarray, start: np.ndarray) -> B.Buckets:
+    """Stored buckets of ``period`` at exactly these (series_id, bucket_start) keys."""
+    if not len(series_id):
+        return B.empty()
+    cte = bulk.values_cte("k", ("series_id", "bucket_start"), zip(series_id.tolist(), start.tolist()))
+    rows = conn.exec_driver_sql(f"""
+        WITH {cte}
+        SELECT a.series_id, a.bucket_start, a.bucket_end, a.energy_milli_wh, a.ledger_count,
+               a.value_min, a.value_max, a.value_sum, a.value_count, a.value_last, a.last_ts,
+               a.flags, a.split_start, a.split_end
+        FROM k JOIN aggregates a ON a.series_id = k.series_id AND a.period = '{period}'
+          AND a.bucket_start = k.bucket_start
     """).fetchall()
     return from_rows(rows)
 

@@ -16,7 +16,8 @@ by (series_id, start).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -258,15 +259,46 @@ def calendar_parents(
     if not len(starts):
         return ps, pe
     ids, at = np.unique(series_id, return_inverse=True)
-    zones = np.array([series_tz[int(s)] for s in ids], dtype=object)[at]
-    for tz in set(zones.tolist()):
-        mask = zones == tz
-        # local wall-clock time, truncated to the calendar unit: one key per bucket
-        wall = pd.to_datetime(starts[mask], unit="s", utc=True).tz_convert(tz).tz_localize(None)
-        keys, inv = np.unique(wall.to_numpy().astype(_UNIT[period]), return_inverse=True)
-        bounds = np.array([_bounds(_key(k, period), tz, period) for k in keys], np.int64)
-        ps[mask], pe[mask] = bounds[inv, 0], bounds[inv, 1]
+    zone_of = [series_tz[int(s)] for s in ids.tolist()]
+    zones = sorted(set(zone_of))
+    zone_code = np.array([zones.index(z) for z in zone_of], np.int64)[at]
+    for code, tz in enumerate(zones):
+        mask = zone_code == code if len(zones) > 1 else slice(None)
+        t = starts[mask]
+        edges = _edges(tz, period, int(t.min()), int(t.max()))
+        if edges is None:  # a range of many thousands of buckets: convert each instant
+            ps[mask], pe[mask] = _parents_by_conversion(t, tz, period)
+            continue
+        i = np.searchsorted(edges, t, side="right") - 1
+        ps[mask], pe[mask] = edges[i], edges[i + 1]
     return ps, pe
+
+
+MAX_EDGES = 20_000
+
+
+def _edges(tz: str, period: str, lo: int, hi: int) -> np.ndarray | None:
+    """Boundaries of the consecutive buckets from the one holding ``lo`` to the one
+    after the bucket holding ``hi`` (None if there are more than MAX_EDGES)."""
+    d = timeutil.local_date(lo, tz)
+    key: tuple = (d.year, d.month, d.day) if period == "day" else (d.year, d.month) if period == "month" \
+        else (d.year,)
+    out = [_bounds(key, tz, period)[0]]
+    while out[-1] <= hi:
+        if len(out) > MAX_EDGES:
+            return None
+        b = _bounds(key, tz, period)[1]
+        out.append(b)
+        key = _next_key(key, period)
+    return np.array(out, np.int64)
+
+
+def _parents_by_conversion(t: np.ndarray, tz: str, period: str) -> tuple[np.ndarray, np.ndarray]:
+    # local wall-clock time, truncated to the calendar unit: one key per bucket
+    wall = pd.to_datetime(t, unit="s", utc=True).tz_convert(tz).tz_localize(None)
+    keys, inv = np.unique(wall.to_numpy().astype(_UNIT[period]), return_inverse=True)
+    bounds = np.array([_bounds(_key(k, period), tz, period) for k in keys], np.int64)
+    return bounds[inv, 0], bounds[inv, 1]
 
 
 def _key(value: np.datetime64, period: str) -> tuple:
@@ -274,6 +306,7 @@ def _key(value: np.datetime64, period: str) -> tuple:
     return (d.year, d.month, d.day) if period == "day" else (d.year, d.month) if period == "month" else (d.year,)
 
 
+@lru_cache(maxsize=65536)
 def _bounds(key: tuple, tz: str, period: str) -> tuple[int, int]:
     if period == "day":
         return timeutil.day_bounds(date(*key), tz)
@@ -309,7 +342,6 @@ def bucket_range(period: str, start_ts: int, end_ts: int, tz: str) -> list[tuple
 
 def _next_key(key: tuple, period: str) -> tuple:
     if period == "day":
-        from datetime import timedelta
         n = date(*key) + timedelta(days=1)
         return (n.year, n.month, n.day)
     if period == "month":
@@ -318,3 +350,41 @@ def _next_key(key: tuple, period: str) -> tuple:
 
 
 ParentFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def merge(stored: Buckets, partial: Buckets) -> Buckets:
+    """Buckets of the same periods that cover disjoint ledger entries and readings of
+    each series, combined into one row per (series_id, start).
+
+    Used when a batch only appends: ``stored`` holds what the stored entries and
+    readings gave, ``partial`` what the batch's new ones give. Every column is a sum,
+    a min/max, a bitwise or, or the value of the latest reading, so the result equals
+    a recomputation from everything. Split marks are or-ed: a bucket's first piece is
+    marked split at its start only if an entry crosses that boundary, and any entry
+    that does lies wholly on one side.
+    """
+    both = {k: np.concatenate([stored[k], partial[k]]) for k in COLUMNS}
+    n = len(both["series_id"])
+    if n == 0:
+        return empty()
+    o = np.lexsort((both["start"], both["series_id"]))
+    b = {k: v[o] for k, v in both.items()}
+    g = _group_starts(b["series_id"], b["start"])
+    out: Buckets = {"series_id": b["series_id"][g], "start": b["start"][g], "end": b["end"][g]}
+    for col in ("energy", "ledger_count", "vcount"):
+        out[col] = np.add.reduceat(b[col], g)
+    out["vmin"] = np.fmin.reduceat(b["vmin"], g)
+    out["vmax"] = np.fmax.reduceat(b["vmax"], g)
+    out["vsum"] = np.add.reduceat(np.nan_to_num(b["vsum"]), g)
+    out["vsum"] = np.where(out["vcount"] > 0, out["vsum"], np.nan)
+    # the latest reading: the row with the greatest last_ts (-1 when it has none)
+    lt = np.maximum.reduceat(b["last_ts"], g)
+    pick = np.flatnonzero(b["last_ts"] == np.repeat(lt, np.diff(np.append(g, n))))
+    grp = np.searchsorted(g, pick, side="right") - 1
+    out["last_ts"] = lt
+    out["vlast"] = np.full(len(g), np.nan)
+    out["vlast"][grp] = b["vlast"][pick]
+    out["flags"] = np.bitwise_or.reduceat(b["flags"], g)
+    out["split_start"] = np.logical_or.reduceat(b["split_start"], g)
+    out["split_end"] = np.logical_or.reduceat(b["split_end"], g)
+    return out

@@ -136,6 +136,7 @@ class Pipeline:
         keep[:-1] = (sid[1:] != sid[:-1]) | (ts[1:] != ts[:-1])
         result.duplicates_in_batch = int((~keep).sum())
         sid, ts, val, lk = sid[keep], ts[keep], val[keep], lk[keep]
+        result.readings_written = len(sid)
 
         starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
         ends = np.r_[starts[1:], len(sid)]
@@ -146,65 +147,67 @@ class Pipeline:
         self._load_neighbours(conn, work)
         result.late_readings = int(sum(
             int((w.ts < w.stored_max).sum()) for w in work.values() if w.stored_max is not None))
+        result.touched_assets.update(w.cfg.asset_id for w in work.values())
 
-        # late data first: its window is re-read from the database with the batch in it
-        appending = np.isin(sid, [s for s, w in work.items() if w.appends])
-        raw_link = [None if x == -1 else x for x in lk.tolist()]
-        late = ~appending
+        appends = np.array([work[int(sid[a])].appends for a in starts], bool)
+        seg_appends = np.repeat(appends, ends - starts)
+        if appends.any():
+            keys = [int(sid[a]) for a in starts[appends]]
+            self._apply_appends(conn, {s: work[s] for s in keys}, sid[seg_appends], ts[seg_appends],
+                                val[seg_appends], lk[seg_appends], result)
+        if not appends.all():
+            late = ~seg_appends
+            keys = [int(sid[a]) for a in starts[~appends]]
+            self._apply_late(conn, {s: work[s] for s in keys}, sid[late], ts[late], val[late], lk[late],
+                             result)
+
+    def _apply_appends(self, conn: Connection, work: dict[int, _SeriesWork], sid, ts, val, lk,
+                       result: IngestResult) -> None:
+        """Series whose readings are all newer than everything stored: one vectorised
+        ledger pass, the readings inserted once with the entry ending at each, and
+        their buckets merged into the stored ones."""
+        seg_starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
+        ws = list(work.values())  # in series order, like the segments
+        led = ledger_mod.derive_appended(
+            ts, val, seg_starts, [w.cfg.rules for w in ws], [w.prev_ts for w in ws],
+            [w.prev_value for w in ws], [w.prev_ref for w in ws])
+        result.ledger_entries += int(led.has.sum())
+
+        def col(a: np.ndarray, present: np.ndarray) -> list:
+            return np.where(present, a.astype(object), None).tolist()
+
+        h = led.has
+        bulk.insert_new(conn, readings, ("series_id", "ts", "value", "raw_event_id") + LEDGER_COLUMNS, list(zip(
+            sid.tolist(), ts.tolist(), val.tolist(), col(lk, lk != -1),
+            col(led.start_ts, h), col(led.delta, h), col(led.method, h), col(led.confidence, h),
+            col(led.flags, h), col(led.ref, h & (led.ref >= 0)),
+        )))
+        tz = {s: w.cfg.timezone for s, w in work.items()}
+        result.buckets_written += aggregate.append(
+            conn, led.entries(sid, ts), {"series_id": sid, "ts": ts, "value": val}, tz)
+
+    def _apply_late(self, conn: Connection, work: dict[int, _SeriesWork], sid, ts, val, lk,
+                    result: IngestResult) -> None:
+        """Series with readings at or before their newest stored one: upsert them, then
+        re-derive the touched entries (forward until they converge) and recompute the
+        buckets over the changed range from the database."""
         bulk.upsert(conn, readings, ("series_id", "ts", "value", "raw_event_id"),
-                    list(zip(sid[late].tolist(), ts[late].tolist(), val[late].tolist(),
-                             [r for r, keep_it in zip(raw_link, late.tolist()) if keep_it])),
+                    list(zip(sid.tolist(), ts.tolist(), val.tolist(),
+                             [None if x == -1 else x for x in lk.tolist()])),
                     key=("series_id", "ts"), update=("value", "raw_event_id"))
-        result.readings_written = len(sid)
-
         entries = self._derive_ledger(conn, work)
-        result.ledger_entries = sum(len(e[1]) for e in entries)
-        by_series = dict(entries)
-        # appended readings are inserted once, with the ledger entry ending at each
-        new_rows = []
-        for (s, w), (a, b) in zip(work.items(), zip(starts, ends)):
-            if not w.appends:
-                continue
-            cols = _entry_columns(w, by_series.get(s))
-            new_rows.extend(zip([s] * (b - a), ts[a:b].tolist(), val[a:b].tolist(), raw_link[a:b], *cols))
-        bulk.insert_new(conn, readings, ("series_id", "ts", "value", "raw_event_id") + LEDGER_COLUMNS, new_rows)
-        # late data: the entries it re-derived are written onto their (stored) readings
+        result.ledger_entries += sum(len(e[1]) for e in entries)
         changed = []
         for s, lr in entries:
-            if work[s].appends:
-                continue
             method = int(work[s].cfg.rules.method)
             changed.extend(zip(
                 lr.start_ts.tolist(), lr.delta.tolist(), [method] * len(lr), lr.confidence.tolist(),
                 lr.flags.tolist(), [None if r < 0 else r for r in lr.ref.tolist()], [s] * len(lr),
                 lr.end_ts.tolist()))
         bulk.update(conn, readings, LEDGER_COLUMNS, ("series_id", "ts"), changed)
-
         ranges = {s: (w.lo, w.hi) for s, w in work.items()}
         tz = {s: w.cfg.timezone for s, w in work.items()}
-        result.buckets_written = aggregate.recompute(conn, ranges, tz, self._fresh(work, entries))
-        result.touched_assets.update(w.cfg.asset_id for w in work.values())
-
-    @staticmethod
-    def _fresh(work: dict[int, _SeriesWork], entries) -> dict[int, aggregate.Fresh]:
-        """Series whose batch only appended: their new ledger entries and readings are
-        in memory, so aggregation need not read them back."""
-        led = dict(entries)
-        out = {}
-        for s, w in work.items():
-            if not w.appends:
-                continue  # late data: the window was merged from the database
-            after = w.prev_ts if w.prev_ts is not None else int(w.ts[0]) - 1
-            lr = led.get(s)
-            n = len(lr) if lr is not None else 0
-            z = np.zeros(n, np.int64)
-            out[s] = aggregate.Fresh(
-                after=after,
-                ledger={"series_id": z + s, "start_ts": lr.start_ts if n else z, "end_ts": lr.end_ts if n else z,
-                        "delta": lr.delta if n else z, "flags": lr.flags if n else z},
-                readings={"series_id": np.full(len(w.ts), s, np.int64), "ts": w.ts, "value": w.value},
-            )
-        return out
+        result.buckets_written += aggregate.recompute(conn, ranges, tz)
 
     def _load_neighbours(self, conn: Connection, work: dict[int, _SeriesWork]) -> None:
         """Newest stored reading of each series and the stored reading just before
@@ -238,9 +241,7 @@ class Pipeline:
     def _derive_ledger(self, conn: Connection, work: dict[int, _SeriesWork]):
         """Ledger entries to (re)write per series; also sets each series' bucket range."""
         out = []
-        overlap = {s for s, w in work.items() if not w.appends}
-        if overlap:
-            self._merge_stored_window(conn, {s: work[s] for s in overlap})
+        self._merge_stored_window(conn, work)
         for s, w in work.items():
             rules = w.cfg.rules
             w.lo, w.hi = int(w.ts[0]), int(w.ts[-1]) + 1
@@ -251,8 +252,7 @@ class Pipeline:
                 # the previous reading opened the series: its value is the mark
                 prev_ref = int(ledger_mod.kwh_to_milli(np.array([w.prev_value]))[0])
             lr = ledger_mod.derive(w.ts, w.value, rules, w.prev_ts, w.prev_value, prev_ref)
-            if s in overlap:
-                lr = self._extend_to_convergence(conn, s, w, lr, rules, prev_ref)
+            lr = self._extend_to_convergence(conn, s, w, lr, rules, prev_ref)
             if len(lr):
                 w.lo = min(w.lo, int(lr.start_ts.min()))
                 w.hi = max(w.hi, int(lr.end_ts.max()))
@@ -307,23 +307,6 @@ class Pipeline:
             if len(follow) < limit:
                 return all_lr
             limit *= 4
-
-
-def _entry_columns(w: _SeriesWork, lr: ledger_mod.LedgerRows | None) -> list[list]:
-    """The six ledger columns for each of an appending series' new readings (None for a
-    reading without an entry: the first of a series, or a metric without energy)."""
-    n = len(w.ts)
-    if lr is None or not len(lr):
-        return [[None] * n for _ in LEDGER_COLUMNS]
-    pos = np.searchsorted(w.ts, lr.end_ts)  # every entry ends at one of the readings
-    ref = np.where(lr.ref < 0, None, lr.ref.astype(object))
-    values = (lr.start_ts, lr.delta, np.full(len(lr), int(w.cfg.rules.method)), lr.confidence, lr.flags, ref)
-    out = []
-    for v in values:
-        col = np.full(n, None, dtype=object)
-        col[pos] = v.tolist() if v.dtype != object else v
-        out.append(col.tolist())
-    return out
 
 
 def _slice(lr: ledger_mod.LedgerRows, n: int) -> ledger_mod.LedgerRows:
