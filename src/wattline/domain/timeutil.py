@@ -61,6 +61,7 @@ def _parse_iso(s: str) -> int:
     return int(dt.timestamp())
 
 
+@lru_cache(maxsize=65536)  # every bucket boundary is asked for over and over
 def local_midnight(d: date, tz: str) -> int:
     """Epoch seconds of local midnight starting calendar day ``d`` in ``tz``.
 

@@ -17,7 +17,6 @@ by (series_id, start).
 from __future__ import annotations
 
 from datetime import date, timedelta
-from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -102,12 +101,13 @@ def base_buckets(ledger_cols: dict, reading_cols: dict) -> Buckets:
     ``ledger_cols``: series_id, start_ts, end_ts, delta, flags.
     ``reading_cols``: series_id, ts, value.
     """
-    pieces = split_ledger(
+    sid, bst, en, fl, ss, se = split_ledger(
         ledger_cols["series_id"], ledger_cols["start_ts"], ledger_cols["end_ts"],
         ledger_cols["delta"], ledger_cols["flags"],
     )
     r_ts = np.asarray(reading_cols["ts"], np.int64)
-    return _assemble(pieces, reading_cols, (r_ts // BASE_S) * BASE_S, None)
+    r_start = (r_ts // BASE_S) * BASE_S
+    return _assemble((sid, bst, bst + BASE_S, en, fl, ss, se), reading_cols, r_start, r_start + BASE_S)
 
 
 def day_buckets(ledger_cols: dict, reading_cols: dict, series_tz: dict[int, str]) -> Buckets:
@@ -122,90 +122,90 @@ def day_buckets(ledger_cols: dict, reading_cols: dict, series_tz: dict[int, str]
     d = np.asarray(ledger_cols["delta"], np.int64)
     fl = np.asarray(ledger_cols["flags"], np.int64)
     ds, de = calendar_parents(s, series_tz, sid, "day")
-    cross = e > de  # entries running past the end of the day they start in: rare
-    lo, hi, idx = [s[~cross]], [e[~cross]], [np.flatnonzero(~cross)]
-    day_start, day_end = [ds[~cross]], [de[~cross]]
-    for i in np.flatnonzero(cross).tolist():
-        tz = series_tz[int(sid[i])]
-        a, b = int(ds[i]), int(de[i])
-        while a < e[i]:
-            lo.append(np.array([max(a, s[i])]))
-            hi.append(np.array([min(b, e[i])]))
-            idx.append(np.array([i]))
-            day_start.append(np.array([a]))
-            day_end.append(np.array([b]))
-            a, b = b, timeutil.day_bounds(timeutil.local_date(b, tz), tz)[1]
-    lo, hi, idx = np.concatenate(lo), np.concatenate(hi), np.concatenate(idx)
-    day_start, day_end = np.concatenate(day_start), np.concatenate(day_end)
+    cross = np.flatnonzero(e > de)  # entries running past the end of the day they start in
+    whole = np.flatnonzero(e <= de)
+    # one piece per day an entry overlaps: the day it starts in, then each following day
+    idx, day_start, day_end = [whole, cross], [ds[whole], ds[cross]], [de[whole], de[cross]]
+    if len(cross):
+        ns, ne = calendar_parents(de[cross], series_tz, sid[cross], "day")
+        idx.append(cross)
+        day_start.append(ns)
+        day_end.append(ne)
+        far = e[cross] > ne
+        for i, a in zip(cross[far].tolist(), ne[far].tolist()):  # a gap of days: rare
+            tz = series_tz[int(sid[i])]
+            while a < e[i]:
+                b = timeutil.day_bounds(timeutil.local_date(a, tz), tz)[1]
+                idx.append(np.array([i]))
+                day_start.append(np.array([a]))
+                day_end.append(np.array([b]))
+                a = b
+    idx, day_start, day_end = np.concatenate(idx), np.concatenate(day_start), np.concatenate(day_end)
+    lo, hi = np.maximum(s[idx], day_start), np.minimum(e[idx], day_end)
     span = (e - s)[idx].astype(np.float64)
     dd = d[idx].astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         frac_hi = np.where(span > 0, (hi - s[idx]).astype(np.float64) / span, 1.0)
         frac_lo = np.where(span > 0, (lo - s[idx]).astype(np.float64) / span, 0.0)
     energy = (np.rint(dd * frac_hi) - np.rint(dd * frac_lo)).astype(np.int64)
-    pieces = (sid[idx], day_start, energy, fl[idx], s[idx] < day_start, e[idx] > day_end)
+    pieces = (sid[idx], day_start, day_end, energy, fl[idx], s[idx] < day_start, e[idx] > day_end)
     r_sid = np.asarray(reading_cols["series_id"], np.int64)
     r_ts = np.asarray(reading_cols["ts"], np.int64)
     r_day, r_end = calendar_parents(r_ts, series_tz, r_sid, "day")
-    ends = dict(zip(day_start.tolist(), day_end.tolist()))
-    ends.update(zip(r_day.tolist(), r_end.tolist()))
-    return _assemble(pieces, reading_cols, r_day, ends)
+    return _assemble(pieces, reading_cols, r_day, r_end)
 
 
-def _assemble(pieces, reading_cols: dict, reading_bucket: np.ndarray, ends: dict | None) -> Buckets:
-    """Buckets from ledger pieces (series, bucket start, energy, flags, split_start,
-    split_end) and readings with their bucket starts; ``ends`` maps a bucket start to
-    its end (None: 5-minute buckets)."""
-    sid, bst, en, fl, ss, se = pieces
+def _assemble(pieces, reading_cols: dict, reading_start: np.ndarray, reading_end: np.ndarray) -> Buckets:
+    """Buckets from ledger pieces (series, bucket start, bucket end, energy, flags,
+    split_start, split_end) and readings with their bucket (start, end)."""
+    sid, bst, bend, en, fl, ss, se = pieces
     o = np.lexsort((bst, sid))
-    sid, bst, en, fl, ss, se = sid[o], bst[o], en[o], fl[o], ss[o], se[o]
+    sid, bst, bend, en, fl, ss, se = sid[o], bst[o], bend[o], en[o], fl[o], ss[o], se[o]
     g = _group_starts(sid, bst)
-    lg = pd.DataFrame({
-        "series_id": sid[g], "start": bst[g],
-        "energy": np.add.reduceat(en, g) if len(g) else en[:0],
-        "ledger_count": np.diff(np.append(g, len(sid))),
-        "flags": np.bitwise_or.reduceat(fl, g) if len(g) else fl[:0],
-        "split_start": np.logical_or.reduceat(ss, g) if len(g) else ss[:0],
-        "split_end": np.logical_or.reduceat(se, g) if len(g) else se[:0],
-    })
     r_sid = np.asarray(reading_cols["series_id"], np.int64)
     r_ts = np.asarray(reading_cols["ts"], np.int64)
     r_v = np.asarray(reading_cols["value"], np.float64)
     o = np.lexsort((r_ts, r_sid))
-    r_sid, r_ts, r_v, r_start = r_sid[o], r_ts[o], r_v[o], np.asarray(reading_bucket, np.int64)[o]
-    g = _group_starts(r_sid, r_start)
-    g_last = np.append(g[1:], len(r_sid)) - 1
-    rd = pd.DataFrame({
-        "series_id": r_sid[g], "start": r_start[g],
-        "vmin": np.minimum.reduceat(r_v, g) if len(g) else r_v[:0],
-        "vmax": np.maximum.reduceat(r_v, g) if len(g) else r_v[:0],
-        "vsum": np.add.reduceat(r_v, g) if len(g) else r_v[:0],
-        "vcount": np.diff(np.append(g, len(r_sid))),
-        "vlast": r_v[g_last], "last_ts": r_ts[g_last],
-    })
-    df = lg.merge(rd, on=["series_id", "start"], how="outer").sort_values(
-        ["series_id", "start"], kind="stable")
-    if ends is None:
-        return _from_frame(df, BASE_S)
-    df["end"] = [ends[t] for t in df["start"].tolist()]
-    return _from_frame(df, None)
+    r_sid, r_ts, r_v = r_sid[o], r_ts[o], r_v[o]
+    r_start, r_end = np.asarray(reading_start, np.int64)[o], np.asarray(reading_end, np.int64)[o]
+    rg = _group_starts(r_sid, r_start)
+
+    # the union of the buckets holding ledger pieces and those holding readings
+    k_sid = np.concatenate([sid[g], r_sid[rg]])
+    k_start = np.concatenate([bst[g], r_start[rg]])
+    order = np.lexsort((k_start, k_sid))
+    new_key = np.zeros(len(order), bool)
+    new_key[_group_starts(k_sid[order], k_start[order])] = True
+    slot = np.empty(len(order), np.int64)
+    slot[order] = np.cumsum(new_key) - 1
+    at_l, at_r = slot[:len(g)], slot[len(g):]
+    out = empty_of(int(new_key.sum()))
+    out["series_id"] = k_sid[order][new_key]
+    out["start"] = k_start[order][new_key]
+    out["end"][at_l], out["end"][at_r] = bend[g], r_end[rg]
+    if len(g):
+        out["energy"][at_l] = np.add.reduceat(en, g)
+        out["ledger_count"][at_l] = np.diff(np.append(g, len(sid)))
+        out["flags"][at_l] = np.bitwise_or.reduceat(fl, g)
+        out["split_start"][at_l] = np.logical_or.reduceat(ss, g)
+        out["split_end"][at_l] = np.logical_or.reduceat(se, g)
+    if len(rg):
+        last = np.append(rg[1:], len(r_sid)) - 1
+        out["vmin"][at_r] = np.minimum.reduceat(r_v, rg)
+        out["vmax"][at_r] = np.maximum.reduceat(r_v, rg)
+        out["vsum"][at_r] = np.add.reduceat(r_v, rg)
+        out["vcount"][at_r] = np.diff(np.append(rg, len(r_sid)))
+        out["vlast"][at_r] = r_v[last]
+        out["last_ts"][at_r] = r_ts[last]
+    return out
 
 
-def _from_frame(df: pd.DataFrame, width_s: int | None) -> Buckets:
-    n = len(df)
-    out: Buckets = {}
-    out["series_id"] = df["series_id"].to_numpy(np.int64)
-    out["start"] = df["start"].to_numpy(np.int64)
-    out["end"] = df["end"].to_numpy(np.int64) if width_s is None else out["start"] + width_s
-    out["energy"] = df["energy"].fillna(0).to_numpy(np.int64) if "energy" in df else np.zeros(n, np.int64)
-    out["ledger_count"] = df["ledger_count"].fillna(0).to_numpy(np.int64)
+def empty_of(n: int) -> Buckets:
+    """``n`` buckets with nothing in them: no energy, no readings (NaN values, last_ts -1)."""
+    out = {c: np.zeros(n, _dtype(c)) for c in COLUMNS}
     for c in ("vmin", "vmax", "vsum", "vlast"):
-        out[c] = df[c].to_numpy(np.float64)
-    out["vcount"] = df["vcount"].fillna(0).to_numpy(np.int64)
-    out["last_ts"] = df["last_ts"].fillna(-1).to_numpy(np.int64)
-    out["flags"] = df["flags"].fillna(0).to_numpy(np.int64)
-    out["split_start"] = df["split_start"].fillna(False).to_numpy(bool)
-    out["split_end"] = df["split_end"].fillna(False).to_numpy(bool)
+        out[c][:] = np.nan
+    out["last_ts"][:] = -1
     return out
 
 
@@ -258,10 +258,11 @@ def calendar_parents(
     pe = np.empty(len(starts), np.int64)
     if not len(starts):
         return ps, pe
-    ids, at = np.unique(series_id, return_inverse=True)
-    zone_of = [series_tz[int(s)] for s in ids.tolist()]
-    zones = sorted(set(zone_of))
-    zone_code = np.array([zones.index(z) for z in zone_of], np.int64)[at]
+    zones = sorted(set(series_tz.values()))
+    if len(zones) > 1:
+        ids, at = np.unique(series_id, return_inverse=True)
+        zones = sorted({series_tz[int(s)] for s in ids.tolist()})
+        zone_code = np.array([zones.index(series_tz[int(s)]) for s in ids.tolist()], np.int64)[at]
     for code, tz in enumerate(zones):
         mask = zone_code == code if len(zones) > 1 else slice(None)
         t = starts[mask]
@@ -306,7 +307,6 @@ def _key(value: np.datetime64, period: str) -> tuple:
     return (d.year, d.month, d.day) if period == "day" else (d.year, d.month) if period == "month" else (d.year,)
 
 
-@lru_cache(maxsize=65536)
 def _bounds(key: tuple, tz: str, period: str) -> tuple[int, int]:
     if period == "day":
         return timeutil.day_bounds(date(*key), tz)

@@ -173,15 +173,14 @@ class Pipeline:
             [w.prev_value for w in ws], [w.prev_ref for w in ws])
         result.ledger_entries += int(led.has.sum())
 
-        def col(a: np.ndarray, present: np.ndarray) -> list:
-            return np.where(present, a.astype(object), None).tolist()
-
         h = led.has
-        bulk.insert_new(conn, readings, ("series_id", "ts", "value", "raw_event_id") + LEDGER_COLUMNS, list(zip(
-            sid.tolist(), ts.tolist(), val.tolist(), col(lk, lk != -1),
-            col(led.start_ts, h), col(led.delta, h), col(led.method, h), col(led.confidence, h),
-            col(led.flags, h), col(led.ref, h & (led.ref >= 0)),
-        )))
+        missing = np.flatnonzero(~h).tolist()  # few: the first reading of a new series
+        bulk.insert_new(conn, readings, ("series_id", "ts", "value", "raw_event_id") + LEDGER_COLUMNS, zip(
+            sid.tolist(), ts.tolist(), val.tolist(), _with_nulls(lk, np.flatnonzero(lk == -1).tolist()),
+            _with_nulls(led.start_ts, missing), _with_nulls(led.delta, missing),
+            _with_nulls(led.method, missing), _with_nulls(led.confidence, missing),
+            _with_nulls(led.flags, missing), _with_nulls(led.ref, np.flatnonzero(~h | (led.ref < 0)).tolist()),
+        ))
         tz = {s: w.cfg.timezone for s, w in work.items()}
         result.buckets_written += aggregate.append(
             conn, led.entries(sid, ts), {"series_id": sid, "ts": ts, "value": val}, tz)
@@ -307,6 +306,16 @@ class Pipeline:
             if len(follow) < limit:
                 return all_lr
             limit *= 4
+
+
+def _with_nulls(values: np.ndarray, null_at: list[int]) -> list:
+    """``values`` as a Python list with None at ``null_at``."""
+    if len(null_at) == len(values):
+        return [None] * len(values)
+    out = values.tolist()
+    for i in null_at:
+        out[i] = None
+    return out
 
 
 def _slice(lr: ledger_mod.LedgerRows, n: int) -> ledger_mod.LedgerRows:

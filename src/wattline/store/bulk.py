@@ -9,7 +9,7 @@ Rows must be unique on the key within one call.
 from __future__ import annotations
 
 import zlib
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from sqlalchemy import Connection, Table
 
@@ -39,21 +39,25 @@ def upsert(
     conn.exec_driver_sql(sql, list(rows))
 
 
-def insert_new(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+def insert_new(conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[tuple]) -> None:
     """Insert rows whose keys the caller knows are not stored (and holds the lock
     that keeps it so): a plain INSERT, or on PostgreSQL a COPY straight into the
-    table, skipping the staging table and the conflict check."""
-    if not rows:
-        return
+    table, skipping the staging table and the conflict check. ``rows`` may be an
+    iterator: it is streamed to the driver, never held as a list."""
     cols = ", ".join(columns)
+    driver = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
-        with conn.connection.driver_connection.cursor() as cur:
+        with driver.cursor() as cur:
             with cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
         return
     marks = ", ".join("?" for _ in columns)
-    conn.exec_driver_sql(f"INSERT INTO {table.name} ({cols}) VALUES ({marks})", list(rows))
+    cur = driver.cursor()  # inside the connection's open transaction
+    try:
+        cur.executemany(f"INSERT INTO {table.name} ({cols}) VALUES ({marks})", rows)
+    finally:
+        cur.close()
 
 
 def update(conn: Connection, table: Table, set_columns: Sequence[str], key: Sequence[str],
@@ -109,5 +113,6 @@ def values_cte(name: str, columns: Sequence[str], rows: Sequence[Sequence[int]])
     Only for integers (series ids, epoch seconds) we computed ourselves, so no
     user text ever reaches the SQL; inlining avoids SQLite's parameter limit.
     """
-    body = ", ".join("(" + ", ".join(str(int(v)) for v in r) + ")" for r in rows)
-    return f"{name}({', '.join(columns)}) AS (VALUES {body})"
+    # int(): numpy integers and bools become plain literals
+    body = "), (".join(",".join(map(str, map(int, r))) for r in rows)
+    return f"{name}({', '.join(columns)}) AS (VALUES ({body}))"
