@@ -77,12 +77,21 @@ def batches(ids, ts, energy, power, chunk, with_raw):
         yield ReadingBatch(sid, tt, val, raw_index, raw, "bench")
 
 
+def settle(engine):
+    """Start a timed section with an empty WAL on SQLite, so neither side pays for
+    copying the other's pages back into the database file."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def bare_insert(engine, all_rows):
     name = f"bench_bare_{uuid.uuid4().hex[:8]}"
     with engine.begin() as conn:
         conn.execute(text(f"CREATE TABLE {name} (series_id INTEGER NOT NULL, ts BIGINT NOT NULL, "
                           f"value DOUBLE PRECISION NOT NULL, raw_event_id BIGINT, PRIMARY KEY (series_id, ts))"))
     tbl = readings.to_metadata(__import__("sqlalchemy").MetaData(), name=name)
+    settle(engine)
     t0 = time.perf_counter()
     with engine.begin() as conn:
         bulk.upsert(conn, tbl, ("series_id", "ts", "value", "raw_event_id"), all_rows, key=("series_id", "ts"))
@@ -112,6 +121,7 @@ def run(backend, args):
         ts, energy, power = make_data(args.series, args.readings)
         pipe = Pipeline(dbs.telemetry, dbs.main_reader)
         n = 0
+        settle(dbs.telemetry)
         t0 = time.perf_counter()
         for b in batches(ids, ts, energy, power, args.chunk, args.raw):
             pipe.ingest(b)

@@ -39,13 +39,15 @@ def _fail(message: str, code: int = 2) -> None:
 def db_upgrade() -> None:
     """Apply the migrations of both databases."""
     from wattline.config import get_settings
-    from wattline.store.engines import make_engine
+    from wattline.store.engines import dispose_engine, make_engine
     from wattline.store.migrate import upgrade_all
 
     s = get_settings()
     s.ensure_data_dir()
     main, tel = make_engine(s.main_database_url), make_engine(s.telemetry_database_url)
     upgrade_all(main, tel)
+    dispose_engine(main)
+    dispose_engine(tel)
     console.print("main and telemetry databases are up to date")
 
 

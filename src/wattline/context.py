@@ -28,11 +28,11 @@ def open_context(settings: Settings | None = None, *, migrate: bool = True) -> A
     settings.ensure_data_dir()
     if migrate:
         # the read-only handle needs the SQLite file to exist: migrate first
-        from wattline.store.engines import make_engine
+        from wattline.store.engines import dispose_engine, make_engine
 
         main, tel = make_engine(settings.main_database_url), make_engine(settings.telemetry_database_url)
         upgrade_all(main, tel)
-        main.dispose()
-        tel.dispose()
+        dispose_engine(main)
+        dispose_engine(tel)
     dbs = open_databases(settings.main_database_url, settings.telemetry_database_url)
     return AppContext(settings, dbs, Pipeline(dbs.telemetry, dbs.main_reader))

@@ -15,6 +15,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from wattline.store.checkpoint import BACKSTOP_PAGES, JOURNAL_SIZE_LIMIT, Checkpointer
+
 
 WRITE_LOCK_OPTION = "wattline_write_lock"
 
@@ -28,6 +30,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     # 256 MB page cache: MACHINE-LIMITS.md measured ~1.7x bulk-insert speed with it
     cur.execute("PRAGMA cache_size=-262144")
     cur.execute("PRAGMA temp_store=MEMORY")
+    # checkpoints run in a background thread (store/checkpoint.py); this is the backstop
+    cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+    cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
     cur.close()
     dbapi_conn.isolation_level = None  # transactions are begun by _sqlite_begin
 
@@ -64,6 +69,10 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
         engine = create_engine(u, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        if u.database and u.database != ":memory:":
+            checkpointer = Checkpointer(str(Path(u.database).resolve()))
+            event.listen(engine, "commit", lambda _conn: checkpointer.notify())
+            engine.wattline_checkpointer = checkpointer  # stopped by dispose_engine
         return engine
     if u.get_backend_name() == "postgresql":
         if u.drivername == "postgresql":
@@ -90,6 +99,14 @@ def write_transaction(engine: Engine, lock_keys: list[int] = ()):
             yield conn
 
 
+def dispose_engine(engine: Engine) -> None:
+    """Stop the engine's WAL checkpointer (after a last checkpoint) and close its pool."""
+    checkpointer = getattr(engine, "wattline_checkpointer", None)
+    if checkpointer is not None:
+        checkpointer.stop()
+    engine.dispose()
+
+
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
@@ -104,7 +121,7 @@ class Databases:
 
     def dispose(self) -> None:
         for e in (self.main, self.main_reader, self.telemetry):
-            e.dispose()
+            dispose_engine(e)
 
 
 def open_databases(main_url: str, telemetry_url: str) -> Databases:
