@@ -68,20 +68,53 @@ def append(conn: Connection, ledger_cols: dict, reading_cols: dict, tz: dict[int
     """Fold the ledger entries and readings a batch appended into the stored buckets.
 
     For series whose batch only appended (nothing stored is later than what it
-    wrote), the new entries and readings are disjoint from the stored ones, so their
-    own day/month/year buckets merge into the stored rows (:func:`buckets.merge`)
-    without reading back any reading or entry. Returns rows written."""
+    wrote), the new entries and readings are disjoint from the stored ones: their own
+    day/month/year buckets are combined with the stored rows by the upsert itself
+    (:func:`merge_expressions`), without reading anything back. Returns rows written."""
     partial = {"day": B.day_buckets(ledger_cols, reading_cols, tz)}
     for period, child in LEVELS:
         ps, pe = B.calendar_parents(partial[child]["start"], tz, partial[child]["series_id"], period)
         partial[period] = B.compose(partial[child], ps, pe)
     rows = []
     for period in STORED_PERIODS:
-        bk = partial[period]
-        stored = read_bucket_keys(conn, period, bk["series_id"], bk["start"])
-        rows.extend(_to_rows(period, B.merge(stored, bk)))
-    bulk.upsert(conn, aggregates, AGG_COLUMNS, rows, key=("series_id", "period", "bucket_start"))
+        rows.extend(_to_rows(period, partial[period]))
+    bulk.upsert(conn, aggregates, AGG_COLUMNS, rows, key=("series_id", "period", "bucket_start"),
+                combine=merge_expressions(conn.dialect.name))
     return len(rows)
+
+
+def merge_expressions(dialect: str) -> dict[str, str]:
+    """SET expressions that combine a stored bucket with one over disjoint ledger
+    entries and readings: sums, min/max, bitwise or, and the value of the latest
+    reading — so the row equals a recomputation from everything (the energy exactly;
+    ``value_sum`` up to float rounding). Split marks are or-ed: an entry crossing a
+    bucket boundary lies wholly in one of the two sides."""
+    t = aggregates.name
+
+    def nullable_sum(c: str) -> str:  # NULL: nothing of this kind in the bucket
+        return f"CASE WHEN {t}.{c} IS NULL THEN excluded.{c} WHEN excluded.{c} IS NULL THEN {t}.{c} " \
+               f"ELSE {t}.{c} + excluded.{c} END"
+
+    def extreme(c: str, fn: str) -> str:
+        if dialect == "postgresql":  # LEAST/GREATEST skip NULLs
+            return f"{'LEAST' if fn == 'MIN' else 'GREATEST'}({t}.{c}, excluded.{c})"
+        return f"COALESCE({fn}({t}.{c}, excluded.{c}), {t}.{c}, excluded.{c})"  # SQLite: NULL if any is
+
+    newer = f"excluded.last_ts IS NOT NULL AND ({t}.last_ts IS NULL OR excluded.last_ts >= {t}.last_ts)"
+    return {
+        "bucket_end": "excluded.bucket_end",
+        "energy_milli_wh": nullable_sum("energy_milli_wh"),
+        "value_min": extreme("value_min", "MIN"),
+        "value_max": extreme("value_max", "MAX"),
+        "value_sum": nullable_sum("value_sum"),
+        "value_count": f"{t}.value_count + excluded.value_count",
+        "value_last": f"CASE WHEN {newer} THEN excluded.value_last ELSE {t}.value_last END",
+        "last_ts": f"CASE WHEN {newer} THEN excluded.last_ts ELSE {t}.last_ts END",
+        "ledger_count": f"{t}.ledger_count + excluded.ledger_count",
+        "flags": f"{t}.flags | excluded.flags",
+        "split_start": f"{t}.split_start OR excluded.split_start",
+        "split_end": f"{t}.split_end OR excluded.split_end",
+    }
 
 
 def fixed_on_read(conn: Connection, series_id: int, period: str, start_ts: int, end_ts: int) -> B.Buckets:
@@ -188,22 +221,6 @@ def read_buckets(conn: Connection, period: str, ranges: list[tuple[int, int, int
                a.flags, a.split_start, a.split_end
         FROM t JOIN aggregates a ON a.series_id = t.series_id AND a.period = '{period}'
           AND a.bucket_start >= t.lo AND a.bucket_start < t.hi
-    """).fetchall()
-    return from_rows(rows)
-
-
-def read_bucket_keys(conn: Connection, period: str, series_id: np.ndarray, start: np.ndarray) -> B.Buckets:
-    """Stored buckets of ``period`` at exactly these (series_id, bucket_start) keys."""
-    if not len(series_id):
-        return B.empty()
-    cte = bulk.values_cte("k", ("series_id", "bucket_start"), zip(series_id.tolist(), start.tolist()))
-    rows = conn.exec_driver_sql(f"""
-        WITH {cte}
-        SELECT a.series_id, a.bucket_start, a.bucket_end, a.energy_milli_wh, a.ledger_count,
-               a.value_min, a.value_max, a.value_sum, a.value_count, a.value_last, a.last_ts,
-               a.flags, a.split_start, a.split_end
-        FROM k JOIN aggregates a ON a.series_id = k.series_id AND a.period = '{period}'
-          AND a.bucket_start = k.bucket_start
     """).fetchall()
     return from_rows(rows)
 

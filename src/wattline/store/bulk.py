@@ -9,7 +9,7 @@ Rows must be unique on the key within one call.
 from __future__ import annotations
 
 import zlib
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, Table
 
@@ -22,21 +22,27 @@ def upsert(
     key: Sequence[str],
     *,
     update: Sequence[str] | None = None,
+    combine: Mapping[str, str] | None = None,
 ) -> None:
     """Insert ``rows``; on a key conflict update ``update`` columns (default: all
-    non-key columns; empty: do nothing)."""
+    non-key columns; empty: do nothing) with the new values, or, with ``combine``,
+    set each named column to an SQL expression of the stored row (``<table>.<col>``)
+    and the new one (``excluded.<col>``)."""
     if not rows:
         return
-    if update is None:
-        update = [c for c in columns if c not in key]
+    if combine is not None:
+        sets = dict(combine)
+    else:
+        sets = {c: f"excluded.{c}" for c in (update if update is not None else
+                                              [c for c in columns if c not in key])}
+    action = ("DO UPDATE SET " + ", ".join(f"{c} = {e}" for c, e in sets.items())) if sets else "DO NOTHING"
     if conn.dialect.name == "postgresql":
-        _pg_copy_upsert(conn, table, columns, rows, key, update)
+        _pg_copy_upsert(conn, table, columns, rows, key, action)
         return
     cols = ", ".join(columns)
     marks = ", ".join("?" for _ in columns)
-    sql = f"INSERT INTO {table.name} ({cols}) VALUES ({marks}) ON CONFLICT ({', '.join(key)}) "
-    sql += "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update) if update else "DO NOTHING"
-    conn.exec_driver_sql(sql, list(rows))
+    conn.exec_driver_sql(
+        f"INSERT INTO {table.name} ({cols}) VALUES ({marks}) ON CONFLICT ({', '.join(key)}) {action}", list(rows))
 
 
 def insert_new(conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[tuple]) -> None:
@@ -85,7 +91,7 @@ def update(conn: Connection, table: Table, set_columns: Sequence[str], key: Sequ
         + " WHERE " + " AND ".join(f"{k} = ?" for k in key), list(rows))
 
 
-def _pg_copy_upsert(conn, table, columns, rows, key, update) -> None:
+def _pg_copy_upsert(conn, table, columns, rows, key, action: str) -> None:
     stage = f"_stage_{table.name}"
     conn.exec_driver_sql(
         f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
@@ -98,9 +104,6 @@ def _pg_copy_upsert(conn, table, columns, rows, key, update) -> None:
         with cur.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-    action = (
-        "DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in update) if update else "DO NOTHING"
-    )
     conn.exec_driver_sql(
         f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage} "
         f"ON CONFLICT ({', '.join(key)}) {action}"
