@@ -49,6 +49,20 @@ def _dtype(col: str):
     return np.int64
 
 
+def _order(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    """Stable order by (major, minor). Both usually fit one int64 key, and a stable
+    sort of that is adaptive (fast on the nearly sorted data we have); else lexsort."""
+    if len(major) == 0:
+        return np.zeros(0, np.int64)
+    a_lo, b_lo = int(major.min()), int(minor.min())
+    a_bits = (int(major.max()) - a_lo).bit_length()
+    b_bits = (int(minor.max()) - b_lo).bit_length()
+    if a_bits + b_bits > 62:
+        return np.lexsort((minor, major))
+    key = ((major - a_lo) << b_bits) | (minor - b_lo)
+    return np.argsort(key, kind="stable")
+
+
 def _group_starts(*keys: np.ndarray) -> np.ndarray:
     """Indices where a run of equal (key...) tuples starts, for sorted keys."""
     n = len(keys[0])
@@ -159,13 +173,13 @@ def _assemble(pieces, reading_cols: dict, reading_start: np.ndarray, reading_end
     """Buckets from ledger pieces (series, bucket start, bucket end, energy, flags,
     split_start, split_end) and readings with their bucket (start, end)."""
     sid, bst, bend, en, fl, ss, se = pieces
-    o = np.lexsort((bst, sid))
+    o = _order(sid, bst)
     sid, bst, bend, en, fl, ss, se = sid[o], bst[o], bend[o], en[o], fl[o], ss[o], se[o]
     g = _group_starts(sid, bst)
     r_sid = np.asarray(reading_cols["series_id"], np.int64)
     r_ts = np.asarray(reading_cols["ts"], np.int64)
     r_v = np.asarray(reading_cols["value"], np.float64)
-    o = np.lexsort((r_ts, r_sid))
+    o = _order(r_sid, r_ts)
     r_sid, r_ts, r_v = r_sid[o], r_ts[o], r_v[o]
     r_start, r_end = np.asarray(reading_start, np.int64)[o], np.asarray(reading_end, np.int64)[o]
     rg = _group_starts(r_sid, r_start)
@@ -173,7 +187,7 @@ def _assemble(pieces, reading_cols: dict, reading_start: np.ndarray, reading_end
     # the union of the buckets holding ledger pieces and those holding readings
     k_sid = np.concatenate([sid[g], r_sid[rg]])
     k_start = np.concatenate([bst[g], r_start[rg]])
-    order = np.lexsort((k_start, k_sid))
+    order = _order(k_sid, k_start)
     new_key = np.zeros(len(order), bool)
     new_key[_group_starts(k_sid[order], k_start[order])] = True
     slot = np.empty(len(order), np.int64)

@@ -130,8 +130,11 @@ class Pipeline:
     def _apply(self, conn: Connection, batch: ReadingBatch, link: np.ndarray,
                configs: dict[int, SeriesConfig], result: IngestResult) -> None:
         # last occurrence of a (series, ts) in the batch wins, like an upsert
-        order = np.lexsort((np.arange(len(batch)), batch.ts, batch.series_id))
-        sid, ts, val, lk = batch.series_id[order], batch.ts[order], batch.value[order], link[order]
+        sid, ts, val, lk = batch.series_id, batch.ts, batch.value, link
+        ds, dt = np.diff(sid), np.diff(ts)
+        if not ((ds > 0) | ((ds == 0) & (dt > 0))).all():  # sources mostly send sorted batches
+            order = np.lexsort((np.arange(len(batch)), ts, sid))
+            sid, ts, val, lk = sid[order], ts[order], val[order], lk[order]
         keep = np.ones(len(sid), bool)
         keep[:-1] = (sid[1:] != sid[:-1]) | (ts[1:] != ts[:-1])
         result.duplicates_in_batch = int((~keep).sum())
@@ -210,32 +213,22 @@ class Pipeline:
 
     def _load_neighbours(self, conn: Connection, work: dict[int, _SeriesWork]) -> None:
         """Newest stored reading of each series and the stored reading just before
-        the batch's first (with its counter high-water mark)."""
+        the batch's first (with its counter high-water mark), in one query."""
         cte = bulk.values_cte("t", ("series_id", "tmin"), [(s, w.ts[0]) for s, w in work.items()])
         q = f"""
-            WITH {cte}
-            SELECT t.series_id,
-                   (SELECT MAX(r.ts) FROM readings r WHERE r.series_id = t.series_id) AS stored_max,
-                   (SELECT MAX(r.ts) FROM readings r WHERE r.series_id = t.series_id AND r.ts < t.tmin)
-            FROM t
+            WITH {cte}, k AS (
+                SELECT t.series_id,
+                       (SELECT MAX(r.ts) FROM readings r WHERE r.series_id = t.series_id) AS stored_max,
+                       (SELECT MAX(r.ts) FROM readings r WHERE r.series_id = t.series_id AND r.ts < t.tmin)
+                         AS prev_ts
+                FROM t
+            )
+            SELECT k.series_id, k.stored_max, k.prev_ts, p.value, p.ref_milli_wh FROM k
+            LEFT JOIN readings p ON p.series_id = k.series_id AND p.ts = k.prev_ts
         """
-        prev_keys = []
-        for s, stored_max, prev_ts in conn.exec_driver_sql(q):
+        for s, stored_max, prev_ts, value, ref in conn.exec_driver_sql(q).fetchall():
             w = work[s]
-            w.stored_max, w.prev_ts = stored_max, prev_ts
-            if prev_ts is not None:
-                prev_keys.append((s, prev_ts))
-        if not prev_keys:
-            return
-        cte = bulk.values_cte("p", ("series_id", "ts"), prev_keys)
-        q = f"""
-            WITH {cte}
-            SELECT r.series_id, r.value, r.ref_milli_wh FROM p
-            JOIN readings r ON r.series_id = p.series_id AND r.ts = p.ts
-        """
-        for s, value, ref in conn.exec_driver_sql(q):
-            work[s].prev_value = value
-            work[s].prev_ref = ref if ref is not None else None
+            w.stored_max, w.prev_ts, w.prev_value, w.prev_ref = stored_max, prev_ts, value, ref
 
     def _derive_ledger(self, conn: Connection, work: dict[int, _SeriesWork]):
         """Ledger entries to (re)write per series; also sets each series' bucket range."""
