@@ -2,16 +2,21 @@
 
     .venv/bin/python bench/pipeline.py [--series 1000] [--readings 1000] [--chunk 100]
                                        [--backend sqlite|postgres|both] [--raw] [--repeat N]
+                                       [--summaries end|per-batch]
 
 Series come in pairs per plant (``energy_total`` counter + ``power``), 15-minute
 readings, delivered time window by time window (``--chunk`` timestamps of every
 series per batch), as a fleet's sync would. With ``--raw`` each plant reading pair
 carries a vendor-like raw JSON record. The baseline inserts the identical
 (series_id, ts, value) rows into a copy of the readings table in the same database,
-one transaction, with the same bulk writer (executemany on SQLite, COPY on
-PostgreSQL). Prints rates, the ratio and peak memory; with ``--repeat N`` each round
-runs on fresh databases and the medians are printed. On SQLite both timed sections
-start with an empty WAL (``settle``).
+one transaction, with the writer the pipeline uses for new readings
+(``bulk.insert_new``: a plain executemany INSERT on SQLite, a binary COPY on
+PostgreSQL). Plant summaries are refreshed once after the run, inside the timing, as
+the daily sync does (``--summaries per-batch``: in every batch, as live polling).
+
+Prints rates, the ratio and peak memory; with ``--repeat N`` each round runs on fresh
+databases and the medians are printed. On SQLite both timed sections start with an
+empty WAL (``settle``).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from sqlalchemy import create_engine, text
 
 from wattline.domain.metrics import MetricType
 from wattline.domain.readings import ReadingBatch
-from wattline.pipeline import Pipeline
+from wattline.pipeline import Pipeline, rollup
 from wattline.store import bulk, registry
 from wattline.store.engines import open_databases
 from wattline.store.migrate import upgrade_all
@@ -81,6 +86,11 @@ def batches(ids, ts, energy, power, chunk, with_raw):
         yield ReadingBatch(sid, tt, val, raw_index, raw, "bench")
 
 
+def plant_ids(dbs):
+    with dbs.main.connect() as conn:
+        return [r[0] for r in conn.execute(text("SELECT id FROM assets WHERE kind = 'plant'"))]
+
+
 def settle(engine):
     """Start a timed section with an empty WAL on SQLite, so neither side pays for
     copying the other's pages back into the database file."""
@@ -98,7 +108,7 @@ def bare_insert(engine, all_rows):
     settle(engine)
     t0 = time.perf_counter()
     with engine.begin() as conn:
-        bulk.upsert(conn, tbl, ("series_id", "ts", "value", "raw_event_id"), all_rows, key=("series_id", "ts"))
+        bulk.insert_new(conn, tbl, ("series_id", "ts", "value", "raw_event_id"), all_rows)
     dt = time.perf_counter() - t0
     with engine.begin() as conn:
         conn.execute(text(f"DROP TABLE {name}"))
@@ -128,9 +138,13 @@ def run_once(backend, args):
         n = 0
         settle(dbs.telemetry)
         t0 = time.perf_counter()
+        per_batch = args.summaries == "per-batch"
         for b in batches(ids, ts, energy, power, args.chunk, args.raw):
-            pipe.ingest(b)
+            pipe.ingest(b, refresh_summaries=per_batch)
             n += len(b)
+        if not per_batch:  # once for the run, as the daily sync and the backfill do
+            with dbs.telemetry.begin() as conn:
+                rollup.refresh_summaries(conn, dbs.main_reader, {int(a) for a in plant_ids(dbs)})
         dt_pipe = time.perf_counter() - t0
         rows = []
         for b in batches(ids, ts, energy, power, args.chunk, False):
@@ -160,7 +174,8 @@ def run(backend, args):
                   f"ratio {pr / br:.3f}")
     pr, br, ratio = (statistics.median(x) for x in zip(*rounds))
     label = f"median of {args.repeat} rounds, " if args.repeat > 1 else ""
-    print(f"[{backend}] readings={n:,} series={args.series} chunk={args.chunk} timestamps/batch raw={args.raw}")
+    print(f"[{backend}] readings={n:,} series={args.series} chunk={args.chunk} timestamps/batch raw={args.raw} "
+          f"summaries={args.summaries}")
     print(f"[{backend}] pipeline: {label}{pr:,.0f} readings/s   rows written: "
           + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
     print(f"[{backend}] bare bulk insert: {label}{br:,.0f} rows/s")
@@ -174,6 +189,9 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=100, help="timestamps per batch")
     ap.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     ap.add_argument("--raw", action="store_true", help="attach a raw vendor record to each plant reading")
+    ap.add_argument("--summaries", choices=("end", "per-batch"), default="end",
+                    help="refresh plant/work-order summaries once after the run, as the daily sync and "
+                         "the backfill do (default), or inside every batch, as live polling does")
     ap.add_argument("--repeat", type=int, default=1,
                     help="rounds on fresh databases; rates and ratio are the medians (this machine's "
                          "timings vary by +-20 %% run to run)")

@@ -213,22 +213,19 @@ class Pipeline:
 
     def _load_neighbours(self, conn: Connection, work: dict[int, _SeriesWork]) -> None:
         """Newest stored reading of each series and the stored reading just before
-        the batch's first (with its counter high-water mark), in one query."""
-        cte = bulk.values_cte("t", ("series_id", "tmin"), [(s, w.ts[0]) for s, w in work.items()])
-        q = f"""
-            WITH {cte}, k AS (
-                SELECT t.series_id,
-                       (SELECT MAX(r.ts) FROM readings r WHERE r.series_id = t.series_id) AS stored_max,
-                       (SELECT MAX(r.ts) FROM readings r WHERE r.series_id = t.series_id AND r.ts < t.tmin)
-                         AS prev_ts
-                FROM t
-            )
-            SELECT k.series_id, k.stored_max, k.prev_ts, p.value, p.ref_milli_wh FROM k
-            LEFT JOIN readings p ON p.series_id = k.series_id AND p.ts = k.prev_ts
-        """
-        for s, stored_max, prev_ts, value, ref in conn.exec_driver_sql(q).fetchall():
-            w = work[s]
-            w.stored_max, w.prev_ts, w.prev_value, w.prev_ref = stored_max, prev_ts, value, ref
+        the batch's first (with its counter high-water mark). For a batch that only
+        appends they are the same reading: one lookup per series."""
+        newest = _readings_before(conn, [(s, 2**62) for s in work])
+        late = []
+        for s, w in work.items():
+            ts, value, ref = newest.get(s, (None, None, None))
+            w.stored_max = ts
+            if ts is not None and ts < w.ts[0]:
+                w.prev_ts, w.prev_value, w.prev_ref = ts, value, ref
+            elif ts is not None:
+                late.append((s, int(w.ts[0])))
+        for s, (ts, value, ref) in _readings_before(conn, late).items():
+            work[s].prev_ts, work[s].prev_value, work[s].prev_ref = ts, value, ref
 
     def _derive_ledger(self, conn: Connection, work: dict[int, _SeriesWork]):
         """Ledger entries to (re)write per series; also sets each series' bucket range."""
@@ -299,6 +296,21 @@ class Pipeline:
             if len(follow) < limit:
                 return all_lr
             limit *= 4
+
+
+def _readings_before(conn: Connection, keys: list[tuple[int, int]]) -> dict[int, tuple]:
+    """For each (series_id, t): the series' newest stored reading before t, as
+    (ts, value, ref_milli_wh); series without one are left out."""
+    if not keys:
+        return {}
+    cte = bulk.values_cte("t", ("series_id", "t"), keys)
+    rows = conn.exec_driver_sql(f"""
+        WITH {cte}
+        SELECT r.series_id, r.ts, r.value, r.ref_milli_wh FROM t
+        JOIN readings r ON r.series_id = t.series_id
+         AND r.ts = (SELECT MAX(m.ts) FROM readings m WHERE m.series_id = t.series_id AND m.ts < t.t)
+    """).fetchall()
+    return {s: (ts, value, ref) for s, ts, value, ref in rows}
 
 
 def _with_nulls(values: np.ndarray, null_at: list[int]) -> list:

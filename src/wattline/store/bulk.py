@@ -12,6 +12,7 @@ import zlib
 from typing import Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, Table
+from sqlalchemy.sql import sqltypes
 
 
 def upsert(
@@ -53,8 +54,12 @@ def insert_new(conn: Connection, table: Table, columns: Sequence[str], rows: Ite
     cols = ", ".join(columns)
     driver = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
+        types = [_pg_binary_type(table.c[c].type) for c in columns]
+        binary = None not in types
         with driver.cursor() as cur:
-            with cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as copy:
+            with cur.copy(f"COPY {table.name} ({cols}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")) as copy:
+                if binary:  # the server need not parse text, and psycopg packs values in C
+                    copy.set_types(types)
                 for row in rows:
                     copy.write_row(row)
         return
@@ -64,6 +69,15 @@ def insert_new(conn: Connection, table: Table, columns: Sequence[str], rows: Ite
         cur.executemany(f"INSERT INTO {table.name} ({cols}) VALUES ({marks})", rows)
     finally:
         cur.close()
+
+
+def _pg_binary_type(col_type) -> str | None:
+    """The PostgreSQL type name for a binary COPY of a column (None: send text)."""
+    for cls, name in ((sqltypes.SmallInteger, "int2"), (sqltypes.BigInteger, "int8"), (sqltypes.Integer, "int4"),
+                      (sqltypes.Float, "float8"), (sqltypes.Boolean, "bool")):
+        if isinstance(col_type, cls):
+            return name
+    return None
 
 
 def update(conn: Connection, table: Table, set_columns: Sequence[str], key: Sequence[str],
