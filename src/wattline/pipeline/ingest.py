@@ -304,12 +304,21 @@ def _readings_before(conn: Connection, keys: list[tuple[int, int]]) -> dict[int,
     if not keys:
         return {}
     cte = bulk.values_cte("t", ("series_id", "t"), keys)
-    rows = conn.exec_driver_sql(f"""
-        WITH {cte}
-        SELECT r.series_id, r.ts, r.value, r.ref_milli_wh FROM t
-        JOIN readings r ON r.series_id = t.series_id
-         AND r.ts = (SELECT MAX(m.ts) FROM readings m WHERE m.series_id = t.series_id AND m.ts < t.t)
-    """).fetchall()
+    if conn.dialect.name == "postgresql":  # one backward index scan per series
+        sql = f"""
+            WITH {cte}
+            SELECT t.series_id, r.ts, r.value, r.ref_milli_wh FROM t
+            CROSS JOIN LATERAL (SELECT ts, value, ref_milli_wh FROM readings m
+                                WHERE m.series_id = t.series_id AND m.ts < t.t ORDER BY m.ts DESC LIMIT 1) r
+        """
+    else:
+        sql = f"""
+            WITH {cte}
+            SELECT r.series_id, r.ts, r.value, r.ref_milli_wh FROM t
+            JOIN readings r ON r.series_id = t.series_id
+             AND r.ts = (SELECT MAX(m.ts) FROM readings m WHERE m.series_id = t.series_id AND m.ts < t.t)
+        """
+    rows = conn.exec_driver_sql(sql).fetchall()
     return {s: (ts, value, ref) for s, ts, value, ref in rows}
 
 

@@ -54,14 +54,7 @@ def insert_new(conn: Connection, table: Table, columns: Sequence[str], rows: Ite
     cols = ", ".join(columns)
     driver = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
-        types = [_pg_binary_type(table.c[c].type) for c in columns]
-        binary = None not in types
-        with driver.cursor() as cur:
-            with cur.copy(f"COPY {table.name} ({cols}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")) as copy:
-                if binary:  # the server need not parse text, and psycopg packs values in C
-                    copy.set_types(types)
-                for row in rows:
-                    copy.write_row(row)
+        _pg_copy(conn, table.name, columns, [_pg_binary_type(table.c[c].type) for c in columns], rows)
         return
     marks = ", ".join("?" for _ in columns)
     cur = driver.cursor()  # inside the connection's open transaction
@@ -73,11 +66,26 @@ def insert_new(conn: Connection, table: Table, columns: Sequence[str], rows: Ite
 
 def _pg_binary_type(col_type) -> str | None:
     """The PostgreSQL type name for a binary COPY of a column (None: send text)."""
+    if isinstance(col_type, sqltypes.DateTime):
+        return "timestamptz" if col_type.timezone else "timestamp"
     for cls, name in ((sqltypes.SmallInteger, "int2"), (sqltypes.BigInteger, "int8"), (sqltypes.Integer, "int4"),
-                      (sqltypes.Float, "float8"), (sqltypes.Boolean, "bool")):
+                      (sqltypes.Float, "float8"), (sqltypes.Boolean, "bool"), (sqltypes.String, "text")):
         if isinstance(col_type, cls):
             return name
-    return None
+    return None  # JSON, bytes: text COPY
+
+
+def _pg_copy(conn: Connection, table_name: str, columns: Sequence[str], types: list, rows: Iterable[tuple]) -> None:
+    """COPY ``rows`` into ``table_name``: binary when every column type is known (the
+    server need not parse text, and psycopg packs the values in C), else text."""
+    binary = None not in types
+    cols = ", ".join(columns)
+    with conn.connection.driver_connection.cursor() as cur:
+        with cur.copy(f"COPY {table_name} ({cols}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")) as copy:
+            if binary:
+                copy.set_types(types)
+            for row in rows:
+                copy.write_row(row)
 
 
 def update(conn: Connection, table: Table, set_columns: Sequence[str], key: Sequence[str],
@@ -92,10 +100,8 @@ def update(conn: Connection, table: Table, set_columns: Sequence[str], key: Sequ
         conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "
                              f"AS SELECT {cols} FROM {table.name} WITH NO DATA")
         conn.exec_driver_sql(f"TRUNCATE {stage}")
-        with conn.connection.driver_connection.cursor() as cur:
-            with cur.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        names = list(set_columns) + list(key)
+        _pg_copy(conn, stage, names, [_pg_binary_type(table.c[c].type) for c in names], rows)
         conn.exec_driver_sql(
             f"UPDATE {table.name} t SET " + ", ".join(f"{c} = s.{c}" for c in set_columns)
             + f" FROM {stage} s WHERE " + " AND ".join(f"t.{k} = s.{k}" for k in key))
@@ -113,11 +119,7 @@ def _pg_copy_upsert(conn, table, columns, rows, key, action: str) -> None:
     )
     conn.exec_driver_sql(f"TRUNCATE {stage}")
     cols = ", ".join(columns)
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur:
-        with cur.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+    _pg_copy(conn, stage, columns, [_pg_binary_type(table.c[c].type) for c in columns], rows)
     conn.exec_driver_sql(
         f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage} "
         f"ON CONFLICT ({', '.join(key)}) {action}"
