@@ -15,8 +15,8 @@ PostgreSQL). Plant summaries are refreshed once after the run, inside the timing
 the daily sync does (``--summaries per-batch``: in every batch, as live polling).
 
 Prints rates, the ratio and peak memory; with ``--repeat N`` each round runs on fresh
-databases and the medians are printed. On SQLite both timed sections start with an
-empty WAL (``settle``).
+databases and the medians are printed. Both timed sections start with the database's
+write-ahead log flushed (``settle``).
 """
 
 from __future__ import annotations
@@ -92,11 +92,15 @@ def plant_ids(dbs):
 
 
 def settle(engine):
-    """Start a timed section with an empty WAL on SQLite, so neither side pays for
-    copying the other's pages back into the database file."""
-    if engine.dialect.name == "sqlite":
-        with engine.connect() as conn:
+    """Start a timed section with the database's write-ahead log flushed (SQLite: an
+    empty WAL; PostgreSQL: a CHECKPOINT), so neither side pays for writing back the
+    other's pages."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            conn.exec_driver_sql("CHECKPOINT")
+            conn.commit()
 
 
 def bare_insert(engine, all_rows):

@@ -71,6 +71,11 @@ def append(conn: Connection, ledger_cols: dict, reading_cols: dict, tz: dict[int
     wrote), the new entries and readings are disjoint from the stored ones: their own
     day/month/year buckets are combined with the stored rows by the upsert itself
     (:func:`merge_expressions`), without reading anything back. Returns rows written."""
+    return write_appended(conn, appended_rows(ledger_cols, reading_cols, tz))
+
+
+def appended_rows(ledger_cols: dict, reading_cols: dict, tz: dict[int, str]) -> list[tuple]:
+    """The day/month/year bucket rows (``AGG_COLUMNS``) of appended entries and readings alone."""
     partial = {"day": B.day_buckets(ledger_cols, reading_cols, tz)}
     for period, child in LEVELS:
         ps, pe = B.calendar_parents(partial[child]["start"], tz, partial[child]["series_id"], period)
@@ -78,6 +83,11 @@ def append(conn: Connection, ledger_cols: dict, reading_cols: dict, tz: dict[int
     rows = []
     for period in STORED_PERIODS:
         rows.extend(_to_rows(period, partial[period]))
+    return rows
+
+
+def write_appended(conn: Connection, rows: list[tuple]) -> int:
+    """Merge :func:`appended_rows` into the stored buckets; returns rows written."""
     bulk.upsert(conn, aggregates, AGG_COLUMNS, rows, key=("series_id", "period", "bucket_start"),
                 combine=merge_expressions(conn.dialect.name))
     return len(rows)

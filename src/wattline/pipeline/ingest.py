@@ -177,16 +177,14 @@ class Pipeline:
         result.ledger_entries += int(led.has.sum())
 
         h = led.has
-        missing = np.flatnonzero(~h).tolist()  # few: the first reading of a new series
-        bulk.insert_new(conn, readings, ("series_id", "ts", "value", "raw_event_id") + LEDGER_COLUMNS, zip(
-            sid.tolist(), ts.tolist(), val.tolist(), _with_nulls(lk, np.flatnonzero(lk == -1).tolist()),
-            _with_nulls(led.start_ts, missing), _with_nulls(led.delta, missing),
-            _with_nulls(led.method, missing), _with_nulls(led.confidence, missing),
-            _with_nulls(led.flags, missing), _with_nulls(led.ref, np.flatnonzero(~h | (led.ref < 0)).tolist()),
-        ))
+        columns = (sid, ts, val, lk, led.start_ts, led.delta, led.method, led.confidence, led.flags, led.ref)
+        # NULL: no raw payload; no entry (the first reading of a new series); no counter mark
+        nulls = (None, None, None, lk == -1) + (~h,) * 5 + (~h | (led.ref < 0),)
+        rows = _rows(columns, nulls)
         tz = {s: w.cfg.timezone for s, w in work.items()}
-        result.buckets_written += aggregate.append(
-            conn, led.entries(sid, ts), {"series_id": sid, "ts": ts, "value": val}, tz)
+        with bulk.inserting_new(conn, readings, ("series_id", "ts", "value", "raw_event_id") + LEDGER_COLUMNS, rows):
+            buckets = aggregate.appended_rows(led.entries(sid, ts), {"series_id": sid, "ts": ts, "value": val}, tz)
+        result.buckets_written += aggregate.write_appended(conn, buckets)
 
     def _apply_late(self, conn: Connection, work: dict[int, _SeriesWork], sid, ts, val, lk,
                     result: IngestResult) -> None:
@@ -322,12 +320,25 @@ def _readings_before(conn: Connection, keys: list[tuple[int, int]]) -> dict[int,
     return {s: (ts, value, ref) for s, ts, value, ref in rows}
 
 
-def _with_nulls(values: np.ndarray, null_at: list[int]) -> list:
-    """``values`` as a Python list with None at ``null_at``."""
-    if len(null_at) == len(values):
+ROW_CHUNK = 8192  # rows converted to Python at a time: a COPY starts streaming at once
+
+
+def _rows(columns: tuple[np.ndarray, ...], nulls: tuple[np.ndarray | None, ...]):
+    """Row tuples from numpy columns, None where ``nulls`` says, converted chunk by chunk."""
+    n = len(columns[0])
+    for a in range(0, n, ROW_CHUNK):
+        b = min(a + ROW_CHUNK, n)
+        yield from zip(*(_with_nulls(c[a:b], None if m is None else m[a:b]) for c, m in zip(columns, nulls)))
+
+
+def _with_nulls(values: np.ndarray, null: np.ndarray | None) -> list:
+    """``values`` as a Python list with None where ``null`` is true."""
+    if null is None or not null.any():
+        return values.tolist()
+    if null.all():
         return [None] * len(values)
     out = values.tolist()
-    for i in null_at:
+    for i in np.flatnonzero(null).tolist():
         out[i] = None
     return out
 

@@ -8,7 +8,9 @@ Rows must be unique on the key within one call.
 
 from __future__ import annotations
 
+import threading
 import zlib
+from contextlib import contextmanager
 from typing import Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, Table
@@ -86,6 +88,37 @@ def _pg_copy(conn: Connection, table_name: str, columns: Sequence[str], types: l
                 copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
+
+
+@contextmanager
+def inserting_new(conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[tuple]):
+    """:func:`insert_new` while the body of the ``with`` runs, where that pays.
+
+    On PostgreSQL the COPY runs in a helper thread: the server is the slower side of a
+    COPY and the client mostly waits for it (with the GIL released), so the caller's
+    own computation in the body overlaps the server's work. The body must not use
+    ``conn``; leaving the block waits for the COPY and re-raises its error. On SQLite,
+    which writes in this process, the rows are inserted before the body runs."""
+    if conn.dialect.name != "postgresql":
+        insert_new(conn, table, columns, rows)
+        yield
+        return
+    errors: list[BaseException] = []
+
+    def copy() -> None:
+        try:
+            insert_new(conn, table, columns, rows)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=copy, name="copy-new-rows")
+    worker.start()
+    try:
+        yield
+    finally:
+        worker.join()
+    if errors:
+        raise errors[0]
 
 
 def update(conn: Connection, table: Table, set_columns: Sequence[str], key: Sequence[str],
