@@ -101,3 +101,22 @@ def test_migration_0004_moves_ledger_entries_onto_their_readings(tmp_path, reque
     assert rows == [(900, None, None, None), (1800, 900, 1500000, 2500000)]
     assert view == [(1, 1800, 1500000)]
     engine.dispose()
+
+
+def test_an_insert_in_the_helper_thread_fails_the_batch_and_writes_nothing(dbs):
+    """bulk.inserting_new: the body runs while the rows are inserted; an error of the
+    insert (here a duplicate key) reaches the caller and the transaction rolls back."""
+    from wattline.store import bulk
+    from wattline.store.tables import readings
+
+    body_ran = []
+    with pytest.raises(Exception) as err:  # the driver's own error: the insert bypasses SQLAlchemy
+        with dbs.telemetry.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO readings (series_id, ts, value) VALUES (1, 100, 1.0)")
+            rows = iter([(1, 200, 2.0), (1, 100, 3.0)])  # the second already exists
+            with bulk.inserting_new(conn, readings, ("series_id", "ts", "value"), rows):
+                body_ran.append(True)
+    assert body_ran == [True]
+    assert "unique" in str(err.value).lower() or "duplicate" in str(err.value).lower()
+    with dbs.telemetry.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM readings").scalar() == 0
