@@ -8,8 +8,8 @@ Series come in pairs per plant (``energy_total`` counter + ``power``), 15-minute
 readings, delivered time window by time window (``--chunk`` timestamps of every
 series per batch), as a fleet's sync would. With ``--raw`` each plant reading pair
 carries a vendor-like raw JSON record. The baseline inserts the identical
-(series_id, ts, value) rows into a copy of the readings table in the same database,
-one transaction, with the writer the pipeline uses for new readings
+(series_id, ts, value) rows into a copy of the readings table in the same database
+(on PostgreSQL partitioned by year like readings), one transaction, with the writer the pipeline uses for new readings
 (``bulk.insert_new``: a plain executemany INSERT on SQLite, a binary COPY on
 PostgreSQL). Plant summaries are refreshed once after the run, inside the timing, as
 the daily sync does (``--summaries per-batch``: in every batch, as live polling).
@@ -38,7 +38,7 @@ from sqlalchemy import create_engine, text
 from wattline.domain.metrics import MetricType
 from wattline.domain.readings import ReadingBatch
 from wattline.pipeline import Pipeline, rollup
-from wattline.store import bulk, registry
+from wattline.store import bulk, partitions, registry
 from wattline.store.engines import open_databases
 from wattline.store.migrate import upgrade_all
 from wattline.store.tables import readings
@@ -105,9 +105,15 @@ def settle(engine):
 
 def bare_insert(engine, all_rows):
     name = f"bench_bare_{uuid.uuid4().hex[:8]}"
+    pg = engine.dialect.name == "postgresql"
     with engine.begin() as conn:
         conn.execute(text(f"CREATE TABLE {name} (series_id INTEGER NOT NULL, ts BIGINT NOT NULL, "
-                          f"value DOUBLE PRECISION NOT NULL, raw_event_id BIGINT, PRIMARY KEY (series_id, ts))"))
+                          f"value DOUBLE PRECISION NOT NULL, raw_event_id BIGINT, PRIMARY KEY (series_id, ts))"
+                          + (" PARTITION BY RANGE (ts)" if pg else "")))
+        if pg:  # like readings: one partition per UTC year of the rows
+            for year in sorted(partitions.years_of(np.array([r[1] for r in all_rows], np.int64))):
+                a, b = partitions.year_bounds_utc(year)
+                conn.execute(text(f"CREATE TABLE {name}_y{year} PARTITION OF {name} FOR VALUES FROM ({a}) TO ({b})"))
     tbl = readings.to_metadata(__import__("sqlalchemy").MetaData(), name=name)
     settle(engine)
     t0 = time.perf_counter()

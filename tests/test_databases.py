@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -107,8 +108,10 @@ def test_an_insert_in_the_helper_thread_fails_the_batch_and_writes_nothing(dbs):
     """bulk.inserting_new: the body runs while the rows are inserted; an error of the
     insert (here a duplicate key) reaches the caller and the transaction rolls back."""
     from wattline.store import bulk
+    from wattline.store.partitions import ReadingPartitions
     from wattline.store.tables import readings
 
+    ReadingPartitions(dbs.telemetry).ensure(np.array([100, 200]))  # PostgreSQL: the 1970 partition
     body_ran = []
     with pytest.raises(Exception) as err:  # the driver's own error: the insert bypasses SQLAlchemy
         with dbs.telemetry.begin() as conn:
@@ -120,3 +123,25 @@ def test_an_insert_in_the_helper_thread_fails_the_batch_and_writes_nothing(dbs):
     assert "unique" in str(err.value).lower() or "duplicate" in str(err.value).lower()
     with dbs.telemetry.connect() as conn:
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM readings").scalar() == 0
+
+
+def test_postgres_readings_are_partitioned_by_utc_year(dbs):
+    """Readings of three years land in three yearly partitions, created on arrival;
+    a second pipeline (another process) finds them and creates none twice."""
+    if dbs.telemetry.dialect.name != "postgresql":
+        pytest.skip("SQLite has no partitions")
+    from helpers import batch, new_series
+    from wattline.pipeline import Pipeline
+
+    sid = new_series(dbs)
+    ts = [1_703_980_800, 1_704_067_200 - 900, 1_704_067_200, 1_735_689_600 + 900]  # 2023-12-31 .. 2025
+    Pipeline(dbs.telemetry, dbs.main_reader).ingest(batch(sid, ts, [1.0, 2.0, 3.0, 4.0]))
+    Pipeline(dbs.telemetry, dbs.main_reader).ingest(batch(sid, [1_735_689_600 + 1800], [5.0]))
+    with dbs.telemetry.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT tableoid::regclass::text, COUNT(*) FROM readings GROUP BY 1 ORDER BY 1").fetchall()
+        kind = conn.exec_driver_sql("SELECT relkind FROM pg_class WHERE relname = 'readings'").scalar()
+        entries = conn.exec_driver_sql("SELECT COUNT(*) FROM ledger").scalar()
+    assert kind == "p"  # a partitioned table
+    assert [tuple(r) for r in rows] == [("readings_y2023", 2), ("readings_y2024", 1), ("readings_y2025", 2)]
+    assert entries == 4  # the ledger runs across the partitions

@@ -23,6 +23,7 @@ from wattline.pipeline.series import SeriesCatalog, SeriesConfig
 from wattline.pipeline.validate import quarantine_reasons
 from wattline.store import bulk
 from wattline.store.engines import write_transaction
+from wattline.store.partitions import ReadingPartitions
 from wattline.store.tables import LEDGER_COLUMNS, quarantined_readings, readings, series_info
 
 FOLLOW_LIMIT = 64  # readings after a late insert fetched per round to find convergence
@@ -73,6 +74,7 @@ class Pipeline:
         self.telemetry = telemetry
         self.main_reader = main_reader
         self.catalog = SeriesCatalog(main_reader)
+        self.partitions = ReadingPartitions(telemetry)
         self._series_info_known: set[int] = set()
 
     def ingest(
@@ -89,6 +91,7 @@ class Pipeline:
         reasons = quarantine_reasons(batch, configs)
         good = np.ones(len(batch), bool)
         good[list(reasons)] = False
+        self.partitions.ensure(batch.ts[good])  # PostgreSQL: the batch's years exist first
         with write_transaction(self.telemetry, list(configs)) as conn:
             self._ensure_series_info(conn, configs)
             raw_ids = np.array(rawstore.store(conn, batch.raw_payloads, batch.source, received) + [-1], np.int64)
