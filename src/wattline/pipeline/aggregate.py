@@ -3,13 +3,14 @@
 Stored: local day, month and year buckets per series. Two ways in:
 
 * a series whose batch only appended (the usual case: a sync, a live round) has its
-  new entries and readings aggregated on their own and merged into the stored
-  buckets (``append``) — nothing is read back but the stored rows being merged;
+  new entries and readings aggregated on their own (``appended_rows``) and merged
+  into the stored rows by the upsert itself (``write_appended``,
+  ``merge_expressions``): nothing is read back;
 * a series that received late data is recomputed (``recompute``) over its changed
   time range [lo, hi):
 
-1. the 5-minute buckets of every local day the range touches are rebuilt from the
-   ledger entries and readings of those days, and summed into day buckets;
+1. every local day the range touches is rebuilt from the ledger entries and
+   readings of that day (entries cut at local midnights, ``buckets.day_buckets``);
 2. months are rebuilt from days and years from months: the freshly computed
    children plus the stored children at the fringes of the parent buckets.
 

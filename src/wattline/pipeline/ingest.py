@@ -1,11 +1,19 @@
 """The one entry point every source uses: a ReadingBatch in, derived data out.
 
     normalize (the source) -> validate -> store raw + readings -> ledger
-    -> 5-minute buckets -> 15 min, hour, local day, month, year -> summaries
+    -> local day, month, year buckets -> summaries
+    (5-minute, 15-minute and hourly buckets are computed from the ledger on read)
 
 All writes of one batch happen in one telemetry transaction: a crash loses the
 batch as a whole or not at all, and rerunning it changes nothing (rule 5). Only
 the ledger entries and buckets a batch touches are re-derived.
+
+Two paths, chosen per series: a series whose readings in the batch are all newer
+than everything stored (a sync, a live round, a backfill in order) takes the
+vectorised append path — one ledger pass for all such series, each reading inserted
+once with the entry ending at it, buckets merged into the stored rows; a series
+with late or repeated readings is upserted and re-derived from the database around
+the touched range (``_apply_late``).
 """
 
 from __future__ import annotations
