@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -63,3 +65,13 @@ def ledger_total(dbs, series_id: int) -> int:
     with dbs.telemetry.connect() as c:
         return int(c.exec_driver_sql(
             f"SELECT COALESCE(SUM(delta_milli_wh), 0) FROM ledger WHERE series_id = {int(series_id)}").scalar())
+
+
+def shared_dir() -> Path:
+    """The team's shared folder (vendor fixtures, seeds): $WATTLINE_SHARED, the folder
+    beside this checkout, or /work/shared — whichever has the vendor fixtures."""
+    beside = Path(__file__).resolve().parents[1].parent / "shared"
+    for c in (os.environ.get("WATTLINE_SHARED"), beside, "/work/shared"):
+        if c and (Path(c) / "vendor-fixtures").is_dir():
+            return Path(c)
+    return beside

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from helpers import shared_dir
 
 from wattline.simulator.vendor_cloud import (
     DEFAULT_CREDENTIALS,
@@ -45,7 +46,7 @@ PROFILES = {
     ),
 }
 
-SHARED = Path(__file__).parents[2].parent / "shared"
+SHARED = shared_dir()
 SUNGROW_FIXTURES = SHARED / "vendor-fixtures" / "sungrow-isolarcloud"
 
 

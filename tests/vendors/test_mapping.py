@@ -7,6 +7,7 @@ from pathlib import Path
 from datetime import datetime, timezone
 
 import pytest
+from helpers import shared_dir
 
 from wattline.sources.vendors import VendorAuthError, VendorRequestError
 from wattline.sources.vendors.base import TokenInvalid
@@ -23,7 +24,7 @@ from wattline.sources.vendors.sungrow import (
 )
 from wattline.domain.metrics import MetricType
 
-SUNGROW_FIXTURES = Path(__file__).parents[2].parent / "shared" / "vendor-fixtures" / "sungrow-isolarcloud"
+SUNGROW_FIXTURES = shared_dir() / "vendor-fixtures" / "sungrow-isolarcloud"
 
 needs_fixtures = pytest.mark.skipif(
     not SUNGROW_FIXTURES.is_dir(), reason=f"vendor fixtures not found at {SUNGROW_FIXTURES}"
