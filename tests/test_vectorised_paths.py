@@ -75,6 +75,11 @@ def test_derive_appended_equals_derive_per_series(segments):
         assert (got.method[sl][h] == int(rules.method)).all()
 
 
+def append(conn, ledger, readings, tz):
+    """What the pipeline's append path does with a batch's new entries and readings."""
+    aggregate.write_appended(conn, aggregate.appended_rows(ledger, readings, tz))
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     steps=st.lists(st.sampled_from([300, 900, 3600, 20_000, 90_000]), min_size=2, max_size=40),
@@ -102,13 +107,13 @@ def test_upsert_merge_of_stored_and_appended_equals_whole(dbs, steps, cut, zone)
 
     with dbs.telemetry.begin() as conn:
         conn.exec_driver_sql("DELETE FROM aggregates")
-        aggregate.append(conn, ledger, readings, tz)
+        append(conn, ledger, readings, tz)
     whole = stored()
     with dbs.telemetry.begin() as conn:
         conn.exec_driver_sql("DELETE FROM aggregates")
         # stored: readings up to ts[cut - 1] and the entries ending there; appended: the rest
-        aggregate.append(conn, pick(ledger, ledger["end_ts"] <= ts[cut - 1]), pick(readings, ts <= ts[cut - 1]), tz)
-        aggregate.append(conn, pick(ledger, ledger["end_ts"] > ts[cut - 1]), pick(readings, ts > ts[cut - 1]), tz)
+        append(conn, pick(ledger, ledger["end_ts"] <= ts[cut - 1]), pick(readings, ts <= ts[cut - 1]), tz)
+        append(conn, pick(ledger, ledger["end_ts"] > ts[cut - 1]), pick(readings, ts > ts[cut - 1]), tz)
     merged = stored()
     for period in aggregate.STORED_PERIODS:
         for k in B.COLUMNS:

@@ -65,18 +65,13 @@ def recompute(conn: Connection, ranges: dict[int, tuple[int, int]], tz: dict[int
     return len(rows)
 
 
-def append(conn: Connection, ledger_cols: dict, reading_cols: dict, tz: dict[int, str]) -> int:
-    """Fold the ledger entries and readings a batch appended into the stored buckets.
+def appended_rows(ledger_cols: dict, reading_cols: dict, tz: dict[int, str]) -> list[tuple]:
+    """The day/month/year bucket rows (``AGG_COLUMNS``) of appended entries and readings alone.
 
     For series whose batch only appended (nothing stored is later than what it
-    wrote), the new entries and readings are disjoint from the stored ones: their own
-    day/month/year buckets are combined with the stored rows by the upsert itself
-    (:func:`merge_expressions`), without reading anything back. Returns rows written."""
-    return write_appended(conn, appended_rows(ledger_cols, reading_cols, tz))
-
-
-def appended_rows(ledger_cols: dict, reading_cols: dict, tz: dict[int, str]) -> list[tuple]:
-    """The day/month/year bucket rows (``AGG_COLUMNS``) of appended entries and readings alone."""
+    wrote), the new entries and readings are disjoint from the stored ones, so these
+    rows combine with the stored ones by :func:`write_appended` without reading
+    anything back."""
     partial = {"day": B.day_buckets(ledger_cols, reading_cols, tz)}
     for period, child in LEVELS:
         ps, pe = B.calendar_parents(partial[child]["start"], tz, partial[child]["series_id"], period)
