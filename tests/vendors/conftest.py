@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from types import SimpleNamespace
-from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
