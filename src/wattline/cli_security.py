@@ -1,4 +1,4 @@
-"""``wattline tokens`` and ``wattline users``: create API tokens and dashboard users.
+"""``wattline tokens`` and ``wattline users``: API tokens and dashboard users.
 
 Secrets are printed once (a new token) or never (passwords, token hashes).
 """
@@ -18,13 +18,6 @@ from wattline.security.roles import ROLES, RoleError, validate_role
 
 tokens_app = typer.Typer(help="API tokens for the REST API.", no_args_is_help=True)
 users_app = typer.Typer(help="Dashboard users.", no_args_is_help=True)
-
-
-
-@users_app.callback()
-def _users() -> None:
-    """Dashboard users."""  # a callback keeps `create` a subcommand while it is the only one
-
 
 console = Console()
 err = Console(stderr=True)
@@ -119,3 +112,53 @@ def users_create(
     except (RoleError, UserError) as exc:
         _fail(str(exc))
     console.print(f"user {username.strip()!r} created (id {user_id}, role {role})", highlight=False)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users (name, role, organization, created); never a password hash."""
+    from wattline.security.users import list_users
+
+    with _main_db() as conn:
+        rows = list_users(conn)
+    table = Table("id", "username", "role", "organization", "created")
+    for r in rows:
+        created = r["created_at"].isoformat(timespec="seconds") if r["created_at"] else ""
+        table.add_row(str(r["id"]), escape(r["username"]), r["role"], str(r["organization_id"] or ""), created)
+    console.print(table)
+
+
+@users_app.command("delete")
+def users_delete(username: str) -> None:
+    """Delete a user; their open dashboard sessions stop working at once."""
+    from wattline.security.users import UserError, delete_user
+
+    try:
+        with _main_db() as conn:
+            found = delete_user(conn, username)
+    except UserError as exc:
+        _fail(str(exc))
+    if not found:
+        _fail(f"no user {username.strip()!r}", 1)
+    console.print(f"user {username.strip()!r} deleted", highlight=False)
+
+
+@users_app.command("passwd")
+def users_passwd(
+    username: str,
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from one line of stdin"),
+) -> None:
+    """Set a user's password (prompted for twice, hidden); sessions opened with the old
+    one stop working."""
+    from wattline.security.users import UserError, check_password_policy, set_password
+
+    try:
+        password = _read_password(password_stdin)
+        check_password_policy(password)
+        with _main_db() as conn:
+            found = set_password(conn, username, password)
+    except UserError as exc:
+        _fail(str(exc))
+    if not found:
+        _fail(f"no user {username.strip()!r}", 1)
+    console.print(f"password of {username.strip()!r} changed; its open sessions are ended", highlight=False)

@@ -81,3 +81,35 @@ def test_users_create_prompts_twice(data_dir):
             assert authenticate(conn, "dave", "long enough pw") is None
     finally:
         ctx.close()
+
+
+def test_users_list_passwd_and_delete(data_dir):
+    for name, role in (("erin", "admin"), ("frank", "viewer")):
+        r = runner.invoke(users_app, ["create", name, "--role", role, "--password-stdin"], input="long enough pw\n")
+        assert r.exit_code == 0, r.output
+    r = runner.invoke(users_app, ["list"])
+    assert r.exit_code == 0 and "erin" in r.stdout and "frank" in r.stdout and "viewer" in r.stdout
+    assert "argon2" not in r.stdout  # never a hash
+
+    r = runner.invoke(users_app, ["passwd", "erin", "--password-stdin"], input="a new long pw\n")
+    assert r.exit_code == 0, r.output
+    assert "a new long pw" not in r.output
+    r = runner.invoke(users_app, ["passwd", "erin", "--password-stdin"], input="short\n")
+    assert r.exit_code == 2 and "at least 8" in r.stderr
+    r = runner.invoke(users_app, ["passwd", "nobody", "--password-stdin"], input="long enough pw\n")
+    assert r.exit_code == 1 and "no user" in r.stderr
+
+    r = runner.invoke(users_app, ["delete", "frank"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(users_app, ["delete", "frank"])
+    assert r.exit_code == 1 and "no user" in r.stderr
+    ctx = _open(data_dir)
+    try:
+        with ctx.dbs.main_reader.connect() as conn:
+            assert authenticate(conn, "erin", "a new long pw") is not None
+            assert authenticate(conn, "erin", "long enough pw") is None
+            assert authenticate(conn, "frank", "long enough pw") is None
+    finally:
+        ctx.close()
+    r = runner.invoke(users_app, ["list"])
+    assert "frank" not in r.stdout and "erin" in r.stdout

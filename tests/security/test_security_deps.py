@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -14,7 +15,7 @@ from wattline.security.errors import ApiError, install_error_handlers
 from wattline.security.principal import Principal
 from wattline.security.sessions import COOKIE_NAME, issue_session
 from wattline.security.tokens import create_token
-from wattline.security.users import create_user
+from wattline.security.users import authenticate, create_user, delete_user, get_user_principal, set_password
 
 CRON = "cron-secret-for-tests"
 
@@ -92,18 +93,43 @@ def test_cron_secret_unset_is_never_accepted(setup):
 
 def test_session_cookie(setup, dbs):
     client, _, settings = setup
-    alice = Principal("user", "alice", "superadmin")
+    with dbs.main.connect() as conn:
+        alice, vic = (get_user_principal(conn, n) for n in ("alice", "vic"))
     client.cookies.set(COOKIE_NAME, issue_session(settings.encryption_key, alice))
     r = client.get("/admin-only")
     assert r.status_code == 200 and r.json() == {"name": "alice", "kind": "user"}
     # a cookie claiming a higher role than the database grants gets the database's role
-    client.cookies.set(COOKIE_NAME, issue_session(settings.encryption_key, Principal("user", "vic", "superadmin")))
+    client.cookies.set(COOKIE_NAME, issue_session(settings.encryption_key, replace(vic, role="superadmin")))
     assert client.get("/admin-only").status_code == 403
     # a cookie for a user that no longer exists (or never did) is no login
     client.cookies.set(COOKIE_NAME, issue_session(settings.encryption_key, Principal("user", "ghost", "superadmin")))
     assert client.get("/admin-only").status_code == 401
     client.cookies.set(COOKIE_NAME, issue_session(os.urandom(32), alice))
     assert client.get("/whoami").json() == {"name": None}
+
+
+def test_password_change_and_deletion_end_open_sessions(setup, dbs):
+    client, _, settings = setup
+    with dbs.main.connect() as conn:
+        alice = get_user_principal(conn, "alice")
+    cookie = issue_session(settings.encryption_key, alice)
+    client.cookies.set(COOKIE_NAME, cookie)
+    assert client.get("/admin-only").status_code == 200
+    # without the credential tag (an older cookie format) a session is no login
+    client.cookies.set(COOKIE_NAME, issue_session(settings.encryption_key, replace(alice, credential=None)))
+    assert client.get("/admin-only").status_code == 401
+    with dbs.main.begin() as conn:
+        assert set_password(conn, "alice", "another long pw")
+    client.cookies.set(COOKIE_NAME, cookie)
+    assert client.get("/admin-only").status_code == 401  # opened with the old password
+    with dbs.main.begin() as conn:
+        fresh = authenticate(conn, "alice", "another long pw")
+        assert fresh is not None and authenticate(conn, "alice", "long enough pw") is None
+    client.cookies.set(COOKIE_NAME, issue_session(settings.encryption_key, fresh))
+    assert client.get("/admin-only").status_code == 200
+    with dbs.main.begin() as conn:
+        assert delete_user(conn, "alice") and not delete_user(conn, "alice")
+    assert client.get("/admin-only").status_code == 401
 
 
 def test_error_shapes(setup):

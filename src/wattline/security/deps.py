@@ -53,9 +53,12 @@ def get_principal(request: Request) -> Principal | None:
         claimed = sessions.read_session(ctx.settings.encryption_key, request.cookies.get(sessions.COOKIE_NAME))
         if claimed is not None:
             # the cookie proves who; the database says what they may do now
-            # (a deleted or demoted user loses access before the cookie expires)
+            # (a deleted or demoted user, or one whose password changed, loses access
+            # before the cookie expires)
             with ctx.dbs.main_reader.connect() as conn:
                 principal = users.get_user_principal(conn, claimed.name)
+            if principal is not None and principal.credential != claimed.credential:
+                principal = None  # the password changed since this session was opened
     request.state.principal = principal
     return principal
 

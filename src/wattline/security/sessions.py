@@ -3,7 +3,8 @@
 Cookie: base64url(JSON payload) "." base64url(HMAC-SHA256(payload)). The HMAC key
 is derived from the credential key with HKDF under its own label, so the AES key
 itself never signs anything and the two uses cannot be confused.
-The payload is signed, not encrypted: it holds nothing secret (username, role).
+The payload is signed, not encrypted: it holds nothing secret (username, role, and a
+truncated hash of the password hash, which changes when the password does).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def issue_session(key: bytes, principal: Principal, ttl_s: int = DEFAULT_TTL_S, 
         raise ValueError("ttl_s must be positive")
     iat = int(time.time() if now is None else now)
     payload = {"u": principal.name, "r": principal.role, "o": principal.organization_id,
-               "iat": iat, "exp": iat + int(ttl_s)}
+               "c": principal.credential, "iat": iat, "exp": iat + int(ttl_s)}
     body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
     return f"{body}.{_sign(key, body)}"
 
@@ -68,4 +69,4 @@ def read_session(key: bytes, cookie: str | None, *, now: float | None = None) ->
     t = time.time() if now is None else now
     if not (iat - _CLOCK_SKEW_S <= t < exp):
         return None
-    return Principal(kind="user", name=name, role=role, organization_id=org)
+    return Principal(kind="user", name=name, role=role, organization_id=org, credential=p.get("c"))

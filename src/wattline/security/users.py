@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select, update
+import hashlib
+
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from wattline.security import passwords
@@ -49,13 +51,40 @@ def create_user(conn: Connection, username: str, password: str, role: str,
     return result.inserted_primary_key[0]
 
 
+def credential_tag(password_hash: str) -> str:
+    """A short tag of a password hash: sessions carry it, and a new password changes it."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
 def get_user_principal(conn: Connection, username: str) -> Principal | None:
-    """The user's current role and organization, or None if the user is gone."""
-    row = conn.execute(select(users.c.username, users.c.role, users.c.organization_id)
+    """The user's current role, organization and credential tag, or None if the user is gone."""
+    row = conn.execute(select(users.c.username, users.c.role, users.c.organization_id, users.c.password_hash)
                        .where(users.c.username == username)).first()
     if row is None:
         return None
-    return Principal(kind="user", name=row.username, role=row.role, organization_id=row.organization_id)
+    return Principal(kind="user", name=row.username, role=row.role, organization_id=row.organization_id,
+                     credential=credential_tag(row.password_hash))
+
+
+def list_users(conn: Connection) -> list[dict]:
+    """Every user (id, username, role, organization, created); never a password hash."""
+    rows = conn.execute(select(users.c.id, users.c.username, users.c.role, users.c.organization_id,
+                               users.c.created_at).order_by(users.c.username))
+    return [dict(r._mapping) for r in rows]
+
+
+def delete_user(conn: Connection, username: str) -> bool:
+    """Delete a user; their sessions stop working at once. False if there was none."""
+    return conn.execute(delete(users).where(users.c.username == _check_username(username))).rowcount > 0
+
+
+def set_password(conn: Connection, username: str, password: str) -> bool:
+    """Give a user a new password; sessions opened with the old one stop working.
+    False if there is no such user."""
+    check_password_policy(password)
+    result = conn.execute(update(users).where(users.c.username == _check_username(username))
+                          .values(password_hash=passwords.hash_password(password)))
+    return result.rowcount > 0
 
 
 def authenticate(conn: Connection, username: str, password: str, *, rehash: bool = False) -> Principal | None:
@@ -73,7 +102,9 @@ def authenticate(conn: Connection, username: str, password: str, *, rehash: bool
         return None
     if not passwords.verify_password(row.password_hash, password):
         return None
-    if rehash and passwords.needs_rehash(row.password_hash):
-        conn.execute(update(users).where(users.c.id == row.id)
-                     .values(password_hash=passwords.hash_password(password)))
-    return Principal(kind="user", name=row.username, role=row.role, organization_id=row.organization_id)
+    current = row.password_hash
+    if rehash and passwords.needs_rehash(current):
+        current = passwords.hash_password(password)
+        conn.execute(update(users).where(users.c.id == row.id).values(password_hash=current))
+    return Principal(kind="user", name=row.username, role=row.role, organization_id=row.organization_id,
+                     credential=credential_tag(current))
