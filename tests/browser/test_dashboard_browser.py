@@ -379,7 +379,8 @@ def test_phone_width_has_no_horizontal_overflow(browser, server):
         for path, name, ready in (("/", "plants", "[data-testid=plant-row]"),
                                   (f"/plants/{PLANT}", "plant", "#chart-daily[data-state=ready]"),
                                   (f"/work-orders/{WORK_ORDER}", "work-order", "#chart-daily[data-state=ready]"),
-                                  ("/sync-logs", "sync-logs", "[data-testid=sync-row]")):
+                                  ("/sync-logs", "sync-logs", "[data-testid=sync-row]"),
+                                  ("/jobs", "jobs", "[data-testid=status]")):
             w.goto(path)
             w.page.wait_for_selector(ready, timeout=20_000)
             if name == "plant":
@@ -414,8 +415,20 @@ def test_backfill_button_shows_job_progress(admin):
                            "[data-testid=backfill-status][data-state=failed]", timeout=30_000)
     assert status.get_attribute("data-state") == "succeeded", status.inner_text()
     assert re.search(r"Done: [\d,]+ records", status.inner_text())
+    job_id = status.get_attribute("data-job-id")
     _wait_charts(page)
     admin.shot("plant-backfill")
+
+    # the jobs page lists it, as the API does, newest first
+    admin.goto("/jobs")
+    page.get_by_test_id("job-row").first.wait_for()
+    rows = page.get_by_test_id("job-row").evaluate_all(
+        "rs => rs.map(r => [r.dataset.jobId, r.dataset.kind, r.dataset.status, r.dataset.plantId])")
+    api = page.request.get(f"{admin.base}/api/jobs?limit=100").json()["jobs"]
+    assert rows == [[j["id"], j["kind"], j["status"], str(j["params"].get("plant_id", ""))] for j in api]
+    assert rows[0] == [job_id, "backfill", "succeeded", str(PLANT)]
+    assert re.search(r"Done: [\d,]+ records", page.get_by_test_id("job-row").first.inner_text())
+    admin.shot("jobs")
     admin.assert_clean()
 
 

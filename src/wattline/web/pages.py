@@ -234,6 +234,13 @@ def mount(app: FastAPI) -> None:
         return _render(request, "work_order.html", principal=principal, page="work-order", title=wo["name"],
                        work_order={"id": wo["id"], "name": wo["name"]})
 
+    @app.get("/jobs", response_class=HTMLResponse, include_in_schema=False)
+    def jobs_page(request: Request) -> Response:
+        principal = _user(request)
+        if principal is None:
+            return _to_login(request)
+        return _render(request, "jobs.html", principal=principal, page="jobs", title="Jobs")
+
     @app.get("/sync-logs", response_class=HTMLResponse, include_in_schema=False)
     def sync_logs_page(request: Request, plant_id: str | None = None, status: str | None = None,
                        limit: str | None = None) -> Response:

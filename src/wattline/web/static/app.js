@@ -416,7 +416,39 @@
     }).catch(function (e) { setStatus("Could not load the sync logs: " + e.message, true); });
   }
 
-  var pages = { plants: plantsPage, plant: plantPage, "work-order": workOrderPage, "sync-logs": syncLogsPage };
+  function jobProgress(j) {
+    var p = j.progress || {}, r = j.result || {};
+    if (j.status === "failed") return j.error || "failed";
+    if (j.status === "succeeded") {
+      var n = r.recordsSynced !== undefined ? r.recordsSynced : (r.records !== undefined ? r.records : p.records);
+      return n !== undefined ? "Done: " + fmt(n, 0) + " records" + (r.duration ? " in " + r.duration : "") : "Done";
+    }
+    if (p.totalChunks) return "chunk " + (p.chunk || 0) + "/" + p.totalChunks + " · " + fmt(p.records || 0, 0) + " records";
+    return j.status;
+  }
+
+  function jobsPage() {
+    var tbody = document.getElementById("jobs-body");
+    api("/api/jobs?limit=100").then(function (data) {
+      tbody.replaceChildren();
+      data.jobs.forEach(function (j) {
+        var plant = (j.params || {}).plant_id;
+        tbody.appendChild(el("tr", { "data-testid": "job-row", "data-status": j.status, "data-job-id": j.id,
+                                     "data-kind": j.kind, "data-plant-id": plant === undefined ? "" : plant }, [
+          el("td", { "data-label": "Created (UTC)", text: fmtUtc(j.createdAt) }),
+          el("td", { "data-label": "Kind", text: j.kind }),
+          el("td", { "data-label": "Plant" }, plant === undefined ? ["–"] : [el("a", { href: "/plants/" + plant, text: String(plant) })]),
+          el("td", { "data-label": "Status" }, [el("span", { "class": "pill pill-job-" + j.status, text: j.status })]),
+          el("td", { "class": j.status === "failed" ? "err" : "", "data-label": "Progress / result", text: jobProgress(j) }),
+          el("td", { "data-label": "Updated (UTC)", text: fmtUtc(j.updatedAt) })
+        ]));
+      });
+      setStatus(data.jobs.length ? data.jobs.length + (data.jobs.length === 1 ? " job" : " jobs") + ", newest first" : "No jobs yet: a backfill started from a plant page appears here.");
+    }).catch(function (e) { setStatus("Could not load the jobs: " + e.message, true); });
+  }
+
+  var pages = { plants: plantsPage, plant: plantPage, "work-order": workOrderPage, "sync-logs": syncLogsPage,
+                jobs: jobsPage };
   var init = pages[body.dataset.page];
   if (init) init();
 })();
