@@ -58,10 +58,7 @@ def test_derive_appended_equals_derive_per_series(segments):
         if rules is None:
             assert not got.has[sl].any()
             continue
-        ref = p_ref
-        if p_ts is not None and ref is None and rules.method is Method.COUNTER:
-            ref = int(np.rint(p_v * 1e6))
-        want = derive(s_ts, s_v, rules, p_ts, p_v, ref)
+        want = derive(s_ts, s_v, rules, p_ts, p_v, p_ref)
         at = np.searchsorted(s_ts, want.end_ts)
         has = np.zeros(len(s_ts), bool)
         has[at] = True
@@ -136,3 +133,15 @@ def test_calendar_parents_by_edges_equal_conversion_of_each_instant(ts, zone, pe
     np.testing.assert_array_equal(ps, want_s)
     np.testing.assert_array_equal(pe, want_e)
     assert (ps <= t).all() and (t < pe).all()
+
+
+def test_rows_for_the_driver_put_none_where_told_across_chunks(monkeypatch):
+    from wattline.pipeline import ingest
+
+    monkeypatch.setattr(ingest, "ROW_CHUNK", 3)  # several chunks, some all-null, some mixed
+    a = np.arange(7, dtype=np.int64)
+    b = np.arange(7, dtype=np.float64) / 2
+    null = np.array([False, True, False, True, True, True, False])
+    rows = list(ingest._rows((a, b, a), (None, null, np.ones(7, bool))))
+    assert rows == [(i, None if null[i] else i / 2, None) for i in range(7)]
+    assert all(type(r[0]) is int for r in rows)  # plain Python values for the driver

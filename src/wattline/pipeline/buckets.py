@@ -38,7 +38,7 @@ Buckets = dict[str, np.ndarray]
 
 
 def empty() -> Buckets:
-    return {c: np.zeros(0, _dtype(c)) for c in COLUMNS}
+    return empty_of(0)
 
 
 def _dtype(col: str):
@@ -75,6 +75,20 @@ def _group_starts(*keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(change)
 
 
+def _piece_energy(s: np.ndarray, e: np.ndarray, delta: np.ndarray, b_start: np.ndarray,
+                  b_end: np.ndarray) -> np.ndarray:
+    """The part (milli-Wh) of each entry [s, e) with ``delta`` that falls in its bucket
+    [b_start, b_end): rint(delta * elapsed share at the piece's end) minus the same at
+    its start, so an entry's pieces telescope to its delta exactly."""
+    lo, hi = np.maximum(s, b_start), np.minimum(e, b_end)
+    span = (e - s).astype(np.float64)
+    d = delta.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac_hi = np.where(span > 0, (hi - s).astype(np.float64) / span, 1.0)
+        frac_lo = np.where(span > 0, (lo - s).astype(np.float64) / span, 0.0)
+    return (np.rint(d * frac_hi) - np.rint(d * frac_lo)).astype(np.int64)
+
+
 def split_ledger(series_id, start_ts, end_ts, delta, flags):
     """Pieces of each ledger entry per 5-minute bucket.
 
@@ -90,17 +104,7 @@ def split_ledger(series_id, start_ts, end_ts, delta, flags):
     idx = np.repeat(np.arange(len(s)), count)
     offset = np.arange(len(idx)) - np.repeat(np.cumsum(count) - count, count)
     b_start = first[idx] + offset * BASE_S
-    lo = np.maximum(s[idx], b_start)
-    hi = np.minimum(e[idx], b_start + BASE_S)
-    # cumulative overlap up to the end of each piece, telescoped: exact sum
-    span = (e - s)[idx].astype(np.float64)
-    cum_hi = (hi - s[idx]).astype(np.float64)
-    cum_lo = (lo - s[idx]).astype(np.float64)
-    d = np.asarray(delta, np.int64)[idx].astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac_hi = np.where(span > 0, cum_hi / span, 1.0)
-        frac_lo = np.where(span > 0, cum_lo / span, 0.0)
-    energy = (np.rint(d * frac_hi) - np.rint(d * frac_lo)).astype(np.int64)
+    energy = _piece_energy(s[idx], e[idx], np.asarray(delta, np.int64)[idx], b_start, b_start + BASE_S)
     split_start = s[idx] < b_start
     split_end = e[idx] > b_start + BASE_S
     return (
@@ -147,21 +151,12 @@ def day_buckets(ledger_cols: dict, reading_cols: dict, series_tz: dict[int, str]
         day_end.append(ne)
         far = e[cross] > ne
         for i, a in zip(cross[far].tolist(), ne[far].tolist()):  # a gap of days: rare
-            tz = series_tz[int(sid[i])]
-            while a < e[i]:
-                b = timeutil.day_bounds(timeutil.local_date(a, tz), tz)[1]
-                idx.append(np.array([i]))
-                day_start.append(np.array([a]))
-                day_end.append(np.array([b]))
-                a = b
+            edges = _edges(series_tz[int(sid[i])], "day", a, int(e[i]) - 1, limit=None)
+            idx.append(np.full(len(edges) - 1, i))
+            day_start.append(edges[:-1])
+            day_end.append(edges[1:])
     idx, day_start, day_end = np.concatenate(idx), np.concatenate(day_start), np.concatenate(day_end)
-    lo, hi = np.maximum(s[idx], day_start), np.minimum(e[idx], day_end)
-    span = (e - s)[idx].astype(np.float64)
-    dd = d[idx].astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac_hi = np.where(span > 0, (hi - s[idx]).astype(np.float64) / span, 1.0)
-        frac_lo = np.where(span > 0, (lo - s[idx]).astype(np.float64) / span, 0.0)
-    energy = (np.rint(dd * frac_hi) - np.rint(dd * frac_lo)).astype(np.int64)
+    energy = _piece_energy(s[idx], e[idx], d[idx], day_start, day_end)
     pieces = (sid[idx], day_start, day_end, energy, fl[idx], s[idx] < day_start, e[idx] > day_end)
     r_sid = np.asarray(reading_cols["series_id"], np.int64)
     r_ts = np.asarray(reading_cols["ts"], np.int64)
@@ -292,18 +287,16 @@ def calendar_parents(
 MAX_EDGES = 20_000
 
 
-def _edges(tz: str, period: str, lo: int, hi: int) -> np.ndarray | None:
+def _edges(tz: str, period: str, lo: int, hi: int, limit: int | None = MAX_EDGES) -> np.ndarray | None:
     """Boundaries of the consecutive buckets from the one holding ``lo`` to the one
-    after the bucket holding ``hi`` (None if there are more than MAX_EDGES)."""
-    d = timeutil.local_date(lo, tz)
-    key: tuple = (d.year, d.month, d.day) if period == "day" else (d.year, d.month) if period == "month" \
-        else (d.year,)
+    holding ``hi`` (so the last edge is after ``hi``); None if there would be more
+    than ``limit``."""
+    key = _date_key(timeutil.local_date(lo, tz), period)
     out = [_bounds(key, tz, period)[0]]
     while out[-1] <= hi:
-        if len(out) > MAX_EDGES:
+        if limit is not None and len(out) > limit:
             return None
-        b = _bounds(key, tz, period)[1]
-        out.append(b)
+        out.append(_bounds(key, tz, period)[1])
         key = _next_key(key, period)
     return np.array(out, np.int64)
 
@@ -317,7 +310,11 @@ def _parents_by_conversion(t: np.ndarray, tz: str, period: str) -> tuple[np.ndar
 
 
 def _key(value: np.datetime64, period: str) -> tuple:
-    d = value.astype("datetime64[D]").item()
+    return _date_key(value.astype("datetime64[D]").item(), period)
+
+
+def _date_key(d: date, period: str) -> tuple:
+    """The calendar bucket of local date ``d``: (y, m, d), (y, m) or (y,)."""
     return (d.year, d.month, d.day) if period == "day" else (d.year, d.month) if period == "month" else (d.year,)
 
 
@@ -331,27 +328,14 @@ def _bounds(key: tuple, tz: str, period: str) -> tuple[int, int]:
 
 def bucket_range(period: str, start_ts: int, end_ts: int, tz: str) -> list[tuple[int, int]]:
     """Every bucket of ``period`` whose start lies in [start_ts, end_ts), in zone ``tz``."""
-    out: list[tuple[int, int]] = []
     if period in FIXED_PERIODS:
         w = FIXED_PERIODS[period]
         first = -(-start_ts // w) * w
         return [(t, t + w) for t in range(first, end_ts, w)]
-    d = timeutil.local_date(start_ts, tz)
-    if period == "month":
-        key: tuple = (d.year, d.month)
-    elif period == "year":
-        key = (d.year,)
-    else:
-        key = (d.year, d.month, d.day)
-    b = _bounds(key, tz, period)
-    if b[0] < start_ts:
-        b = _bounds(_next_key(key, period), tz, period)
-        key = _next_key(key, period)
-    while b[0] < end_ts:
-        out.append(b)
-        key = _next_key(key, period)
-        b = _bounds(key, tz, period)
-    return out
+    if end_ts <= start_ts:
+        return []
+    edges = _edges(tz, period, start_ts, end_ts - 1, limit=None).tolist()
+    return [(a, b) for a, b in zip(edges, edges[1:]) if a >= start_ts]
 
 
 def _next_key(key: tuple, period: str) -> tuple:

@@ -203,8 +203,7 @@ class Pipeline:
         re-derive the touched entries (forward until they converge) and recompute the
         buckets over the changed range from the database."""
         bulk.upsert(conn, readings, ("series_id", "ts", "value", "raw_event_id"),
-                    list(zip(sid.tolist(), ts.tolist(), val.tolist(),
-                             [None if x == -1 else x for x in lk.tolist()])),
+                    list(zip(sid.tolist(), ts.tolist(), val.tolist(), _with_nulls(lk, lk == -1))),
                     key=("series_id", "ts"), update=("value", "raw_event_id"))
         entries = self._derive_ledger(conn, work)
         result.ledger_entries += sum(len(e[1]) for e in entries)
@@ -245,12 +244,9 @@ class Pipeline:
             w.lo, w.hi = int(w.ts[0]), int(w.ts[-1]) + 1
             if rules is None:
                 continue
-            prev_ref = w.prev_ref
-            if w.prev_ts is not None and prev_ref is None and rules.method.name == "COUNTER":
-                # the previous reading opened the series: its value is the mark
-                prev_ref = int(ledger_mod.kwh_to_milli(np.array([w.prev_value]))[0])
-            lr = ledger_mod.derive(w.ts, w.value, rules, w.prev_ts, w.prev_value, prev_ref)
-            lr = self._extend_to_convergence(conn, s, w, lr, rules, prev_ref)
+            # derive() takes a neighbour without a stored mark (it opened the series) at its value
+            lr = ledger_mod.derive(w.ts, w.value, rules, w.prev_ts, w.prev_value, w.prev_ref)
+            lr = self._extend_to_convergence(conn, s, w, lr, rules, w.prev_ref)
             if len(lr):
                 w.lo = min(w.lo, int(lr.start_ts.min()))
                 w.hi = max(w.hi, int(lr.end_ts.max()))
@@ -348,10 +344,7 @@ def _with_nulls(values: np.ndarray, null: np.ndarray | None) -> list:
         return values.tolist()
     if null.all():
         return [None] * len(values)
-    out = values.tolist()
-    for i in np.flatnonzero(null).tolist():
-        out[i] = None
-    return out
+    return np.where(null, None, values.astype(object)).tolist()
 
 
 def _slice(lr: ledger_mod.LedgerRows, n: int) -> ledger_mod.LedgerRows:

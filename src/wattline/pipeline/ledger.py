@@ -242,11 +242,10 @@ def derive_appended(
     if counter.any():
         milli = kwh_to_milli(values)
         before_milli = np.r_[np.int64(0), milli[:-1]]
-        # a counter's reference after the stored neighbour: its high-water mark, or its value
-        p_ref = np.array([
-            r if r is not None else (int(kwh_to_milli(np.array([v]))[0]) if t is not None else 0)
-            for r, v, t in zip(prev_ref, prev_value, prev_ts)], np.int64)
-        before_milli[seg_starts] = p_ref
+        # after the stored neighbour: its high-water mark, or (as in derive) its own value
+        has_ref = np.array([r is not None for r in prev_ref], bool)
+        stored_ref = np.array([r if r is not None else 0 for r in prev_ref], np.int64)
+        before_milli[seg_starts] = np.where(has_ref, stored_ref, kwh_to_milli(p_v))
         m = counter & has_before
         delta = milli - before_milli
         out.delta[m] = delta[m]
@@ -258,8 +257,7 @@ def derive_appended(
         slow = np.unique(seg[m & (delta < 0)])
         for s in slow.tolist():
             a, b = int(seg_starts[s]), int(seg_starts[s]) + int(lengths[s])
-            lr = derive(ts[a:b], values[a:b], rules[s], prev_ts[s], prev_value[s],
-                        int(p_ref[s]) if prev_ts[s] is not None else None)
+            lr = derive(ts[a:b], values[a:b], rules[s], prev_ts[s], prev_value[s], prev_ref[s])
             at = a + np.searchsorted(ts[a:b], lr.end_ts)
             out.has[a:b] = False
             out.ref[a:b] = milli[a:b]

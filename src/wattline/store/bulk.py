@@ -53,13 +53,12 @@ def insert_new(conn: Connection, table: Table, columns: Sequence[str], rows: Ite
     that keeps it so): a plain INSERT, or on PostgreSQL a COPY straight into the
     table, skipping the staging table and the conflict check. ``rows`` may be an
     iterator: it is streamed to the driver, never held as a list."""
-    cols = ", ".join(columns)
-    driver = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
-        _pg_copy(conn, table.name, columns, [_pg_binary_type(table.c[c].type) for c in columns], rows)
+        _pg_copy(conn, table, columns, rows)
         return
+    cols = ", ".join(columns)
     marks = ", ".join("?" for _ in columns)
-    cur = driver.cursor()  # inside the connection's open transaction
+    cur = conn.connection.driver_connection.cursor()  # inside the connection's open transaction
     try:
         cur.executemany(f"INSERT INTO {table.name} ({cols}) VALUES ({marks})", rows)
     finally:
@@ -77,10 +76,14 @@ def _pg_binary_type(col_type) -> str | None:
     return None  # JSON, bytes: text COPY
 
 
-def _pg_copy(conn: Connection, table_name: str, columns: Sequence[str], types: list, rows: Iterable[tuple]) -> None:
-    """COPY ``rows`` into ``table_name``: binary when every column type is known (the
-    server need not parse text, and psycopg packs the values in C), else text."""
+def _pg_copy(conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[tuple],
+             into: str | None = None) -> None:
+    """COPY ``rows`` of ``table``'s ``columns`` into ``into`` (default: the table, else a
+    staging copy of it): binary when every column type is known (the server need not
+    parse text, and psycopg packs the values in C), else text."""
+    types = [_pg_binary_type(table.c[c].type) for c in columns]
     binary = None not in types
+    table_name = into or table.name
     cols = ", ".join(columns)
     with conn.connection.driver_connection.cursor() as cur:
         with cur.copy(f"COPY {table_name} ({cols}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")) as copy:
@@ -129,8 +132,7 @@ def update(conn: Connection, table: Table, set_columns: Sequence[str], key: Sequ
         conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "
                              f"AS SELECT {cols} FROM {table.name} WITH NO DATA")
         conn.exec_driver_sql(f"TRUNCATE {stage}")
-        names = list(set_columns) + list(key)
-        _pg_copy(conn, stage, names, [_pg_binary_type(table.c[c].type) for c in names], rows)
+        _pg_copy(conn, table, list(set_columns) + list(key), rows, into=stage)
         conn.exec_driver_sql(
             f"UPDATE {table.name} t SET " + ", ".join(f"{c} = s.{c}" for c in set_columns)
             + f" FROM {stage} s WHERE " + " AND ".join(f"t.{k} = s.{k}" for k in key))
@@ -148,7 +150,7 @@ def _pg_copy_upsert(conn, table, columns, rows, key, action: str) -> None:
     )
     conn.exec_driver_sql(f"TRUNCATE {stage}")
     cols = ", ".join(columns)
-    _pg_copy(conn, stage, columns, [_pg_binary_type(table.c[c].type) for c in columns], rows)
+    _pg_copy(conn, table, columns, rows, into=stage)
     conn.exec_driver_sql(
         f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage} "
         f"ON CONFLICT ({', '.join(key)}) {action}"

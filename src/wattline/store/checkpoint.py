@@ -53,7 +53,7 @@ class Checkpointer:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
-    def checkpoint(self, conn: sqlite3.Connection) -> None:
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as exc:  # a busy or vanished database: the next run retries
@@ -68,6 +68,6 @@ class Checkpointer:
                 # let the commit that woke us finish, and gather the ones right behind it
                 self._stop.wait(self.min_interval_s)
                 self._wake.clear()
-                self.checkpoint(conn)
+                self._checkpoint(conn)
         finally:
             conn.close()
