@@ -13,11 +13,11 @@ until the quota refreshes.
 
 from __future__ import annotations
 
+from wattline import clock as wall_clock
+
 import asyncio
 import math
-import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
 from sqlalchemy import select
@@ -85,7 +85,7 @@ def _save_checkpoint(ctx: AppContext, plant_id: int, fetched_until: int, target:
     with ctx.dbs.telemetry.begin() as conn:
         bulk.upsert(conn, backfill_checkpoints,
                     ("plant_id", "last_ts", "target_end_ts", "chunks_done", "records", "updated_at"),
-                    [(plant_id, fetched_until, target, chunks, records, datetime.now(timezone.utc))],
+                    [(plant_id, fetched_until, target, chunks, records, wall_clock.now_dt())],
                     key=("plant_id",))
 
 
@@ -107,7 +107,7 @@ async def backfill_plant(
     ctx: AppContext, plant_id: int, *, now: int | None = None,
     on_progress: Callable[[BackfillProgress], None] | None = None,
     session: VendorSession | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    clock: Callable[[], float] = time.time,
+    clock: Callable[[], float] = wall_clock.now,
 ) -> BackfillResult:
     t_start = clock()
     end = int(now if now is not None else clock()) + 1  # a reading stamped exactly now is included

@@ -3,9 +3,10 @@ progress and result, executed as a task on the server's event loop."""
 
 from __future__ import annotations
 
+from wattline import clock
+
 import asyncio
 import uuid
-from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
 from sqlalchemy import insert, select, update
@@ -30,7 +31,7 @@ class JobRunner:
         with self.ctx.dbs.telemetry.begin() as conn:
             n = conn.execute(update(jobs).where(jobs.c.status.in_(("queued", "running"))).values(
                 status="failed", error="interrupted: the server stopped before the job finished",
-                updated_at=datetime.now(timezone.utc))).rowcount
+                updated_at=clock.now_dt())).rowcount
         if n:
             log.warning("jobs.interrupted", count=n)
 
@@ -41,7 +42,7 @@ class JobRunner:
                *, key: tuple | None = None) -> str:
         """Start ``work(report_progress)``; returns the job id at once."""
         job_id = str(uuid.uuid4())
-        now = datetime.now(timezone.utc)
+        now = clock.now_dt()
         with self.ctx.dbs.telemetry.begin() as conn:
             conn.execute(insert(jobs).values(id=job_id, kind=kind, params=params, status="queued",
                                              progress={}, created_at=now, updated_at=now))
@@ -63,7 +64,7 @@ class JobRunner:
             self._set(job_id, status="failed", error=f"{type(exc).__name__}: {exc}")
 
     def _set(self, job_id: str, **values: Any) -> None:
-        values["updated_at"] = datetime.now(timezone.utc)
+        values["updated_at"] = clock.now_dt()
         with self.ctx.dbs.telemetry.begin() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
 

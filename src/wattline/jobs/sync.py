@@ -9,8 +9,9 @@ the run goes on. Afterwards: summaries, the 31-day chart window, one run row.
 
 from __future__ import annotations
 
+from wattline import clock
+
 import asyncio
-import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -80,7 +81,7 @@ def _parse(text: str) -> float:
 async def sync_all(ctx: AppContext, *, now: int | None = None, organization_ids: set[int] | None = None,
                    only_due: bool = False, concurrency: int = 32,
                    session: VendorSession | None = None) -> SyncResult:
-    t0 = time.time()
+    t0 = clock.now()
     now = int(now if now is not None else t0)
     plants = load_plants(ctx.dbs.main_reader, auto_sync_only=True)
     if only_due:
@@ -130,7 +131,7 @@ async def sync_all(ctx: AppContext, *, now: int | None = None, organization_ids:
         rollup.refresh_summaries(conn, ctx.dbs.main_reader, set(touched), now)
         window.refresh(conn, touched, now)
         window.expire(conn, now)
-    duration = time.time() - t0
+    duration = clock.now() - t0
     for org in sorted({p.organization_id for p in plants}):
         org_plants = [p for p in plants if p.organization_id == org]
         org_errors = [e for e in errors if e["plant"] in {p.plant_id for p in org_plants}]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from wattline import clock
+
 import json
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -42,7 +44,7 @@ def log_rejected(telemetry: Engine, vendor_id: int, plant_id: int, rejected: lis
     """Corrupted records are skipped, and kept here with their raw data and the reason."""
     if not rejected:
         return
-    now = datetime.now(timezone.utc)
+    now = clock.now_dt()
     metrics.REJECTED_RECORDS.labels(str(vendor_id)).inc(len(rejected))
     rows = []
     for r in rejected:
@@ -64,15 +66,14 @@ def log_run(telemetry: Engine, *, sync_type: str, status: str, started_at: float
         conn.execute(insert(vendor_sync_logs).values(
             vendor_id=vendor_id, plant_id=plant_id, sync_type=sync_type, status=status,
             error_message=error, records_processed=records, started_at=_dt(started_at),
-            completed_at=datetime.now(timezone.utc), metadata=metadata or {},
+            completed_at=clock.now_dt(), metadata=metadata or {},
         ))
 
 
 def calls_used(telemetry: Engine, vendor_id: int, now: float | None = None) -> tuple[int, int]:
     """Vendor calls logged for an account today and this month (UTC), for quotas."""
-    import time as _time
 
-    now_dt = datetime.fromtimestamp(now if now is not None else _time.time(), timezone.utc)
+    now_dt = datetime.fromtimestamp(now if now is not None else clock.now(), timezone.utc)
     day = now_dt.replace(hour=0, minute=0, second=0, microsecond=0)
     month = day.replace(day=1)
     with telemetry.connect() as conn:

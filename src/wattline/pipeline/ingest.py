@@ -18,6 +18,8 @@ the touched range (``_apply_late``).
 
 from __future__ import annotations
 
+from wattline import clock
+
 import time
 from dataclasses import dataclass, field
 
@@ -95,7 +97,7 @@ class Pipeline:
         if batch.raw_index.max() >= len(batch.raw_payloads) or batch.raw_index.min() < -1:
             raise ValueError("raw_index must point into raw_payloads (or be -1)")
         configs = self.catalog.get_many(np.unique(batch.series_id).tolist())
-        received = int(time.time()) if now is None else now
+        received = clock.now_s() if now is None else now
         reasons = quarantine_reasons(batch, configs)
         good = np.ones(len(batch), bool)
         good[list(reasons)] = False

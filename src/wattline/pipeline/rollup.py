@@ -9,7 +9,8 @@ registry with the read-only handle.
 
 from __future__ import annotations
 
-import time
+from wattline import clock
+
 from datetime import datetime, timezone
 
 from sqlalchemy import Connection, Engine, select
@@ -25,7 +26,7 @@ ENERGY_KEYS = ("energy_total", "power")  # preferred source of a plant's energy,
 
 
 def refresh_summaries(conn: Connection, main_reader: Engine, asset_ids, now: int | None = None) -> None:
-    as_of = int(time.time()) if now is None else int(now)
+    as_of = clock.now_s() if now is None else int(now)
     with main_reader.connect() as mconn:
         plants = [r[0] for r in mconn.execute(
             select(assets.c.id).where(assets.c.id.in_(sorted(asset_ids)), assets.c.kind == "plant"))]
@@ -95,7 +96,7 @@ def refresh_plants(conn: Connection, plant_ids: list[int], as_of: int) -> None:
             pid, vendor_plant_id or "",
             round(energy["day"] / 1e6, 3), round(energy["month"] / 1e9, 3), round(energy["year"] / 1e9, 3),
             round(total_kwh / 1000.0, 3), None if power is None else round(power, 3),
-            datetime.fromtimestamp(last_ts, timezone.utc), datetime.now(timezone.utc), int(flags),
+            datetime.fromtimestamp(last_ts, timezone.utc), clock.now_dt(), int(flags),
         ))
     bulk.upsert(conn, plant_aggregates, (
         "plant_id", "vendor_plant_id", "daily_energy_kwh", "monthly_energy_mwh", "yearly_energy_mwh",
@@ -147,7 +148,7 @@ def refresh_work_order(conn: Connection, work_order_id: int, plant_ids: list[int
         work_order_id, total("daily_energy_kwh"), total("monthly_energy_mwh"), total("yearly_energy_mwh"),
         total("total_energy_mwh"),
         total("current_power_kw") if any(r["current_power_kw"] is not None for r in rows) else None,
-        max(_aware(r["last_update_time"]) for r in rows), datetime.now(timezone.utc), flags,
+        max(_aware(r["last_update_time"]) for r in rows), clock.now_dt(), flags,
     )
     bulk.upsert(conn, work_order_aggregates, (
         "work_order_id", "daily_energy_kwh", "monthly_energy_mwh", "yearly_energy_mwh",

@@ -9,11 +9,12 @@ truncated hash of the password hash, which changes when the password does).
 
 from __future__ import annotations
 
+from wattline import clock
+
 import base64
 import hashlib
 import hmac
 import json
-import time
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -47,7 +48,7 @@ def issue_session(key: bytes, principal: Principal, ttl_s: int = DEFAULT_TTL_S, 
     """A cookie value for a logged-in user, valid for ``ttl_s`` seconds."""
     if ttl_s <= 0:
         raise ValueError("ttl_s must be positive")
-    iat = int(time.time() if now is None else now)
+    iat = int(clock.now() if now is None else now)
     payload = {"u": principal.name, "r": principal.role, "o": principal.organization_id,
                "c": principal.credential, "iat": iat, "exp": iat + int(ttl_s)}
     body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
@@ -66,7 +67,7 @@ def read_session(key: bytes, cookie: str | None, *, now: float | None = None) ->
         name, role, org, iat, exp = p["u"], p["r"], p["o"], int(p["iat"]), int(p["exp"])
     except (ValueError, TypeError, KeyError):
         return None  # signed by us but unreadable: a format change; treat as logged out
-    t = time.time() if now is None else now
+    t = clock.now() if now is None else now
     if not (iat - _CLOCK_SKEW_S <= t < exp):
         return None
     return Principal(kind="user", name=name, role=role, organization_id=org, credential=p.get("c"))

@@ -38,6 +38,8 @@ transaction, so the two cannot share one). The failure modes and what they leave
 
 from __future__ import annotations
 
+from wattline import clock
+
 import hashlib
 import json
 import math
@@ -45,7 +47,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -148,7 +150,7 @@ def _state_row(site: SiteSpec, state: SiteState, interval_s: int, now: datetime)
 
 def save_states(ctx, sites: Iterable[SiteSpec], states: Mapping[str, SiteState], interval_s: int) -> int:
     """Upsert the states of ``sites`` into ``simulator_state`` (one transaction)."""
-    now = datetime.now(timezone.utc)
+    now = clock.now_dt()
     rows = [_state_row(s, states[s.id], interval_s, now) for s in sites if s.id in states]
     if rows:
         with ctx.dbs.telemetry.begin() as conn:

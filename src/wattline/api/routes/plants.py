@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import time
+from wattline import clock
+
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -29,14 +30,14 @@ def _plant_card(p: dict, s: dict | None, now: int) -> dict:
 def list_plants(request: Request) -> dict:
     c = ctx(request)
     sums = plant_queries.summaries(c.dbs.telemetry)
-    now = int(time.time())
+    now = clock.now_s()
     return {"plants": [_plant_card(p, sums.get(p["id"]), now) for p in plant_queries.plants(c.dbs.main_reader)]}
 
 
 @router.get("/plants/{plant_id}")
 def get_plant(request: Request, plant_id: PlantId) -> dict:
     p = plant_or_404(request, plant_id)
-    card = _plant_card(p, plant_queries.summary(ctx(request).dbs.telemetry, plant_id), int(time.time()))
+    card = _plant_card(p, plant_queries.summary(ctx(request).dbs.telemetry, plant_id), clock.now_s())
     card["workOrders"] = [w["id"] for w in plant_queries.work_orders(ctx(request).dbs.main_reader)
                           if plant_id in w["plant_ids"]]
     return card
@@ -57,7 +58,7 @@ def get_work_order(request: Request, work_order_id: WorkOrderId, days: int = Que
     if w is None:
         raise ApiError(404, "not_found", f"no work order with id {work_order_id}")
     sums = plant_queries.summaries(c.dbs.telemetry)
-    now = int(time.time())
+    now = clock.now_s()
     members = [plant_queries.plant(c.dbs.main_reader, pid) for pid in w["plant_ids"]]
     members = [m for m in members if m]
     # daily bars: per plant in its own zone, summed by local date

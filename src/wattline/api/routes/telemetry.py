@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import time
+from wattline import clock
+
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -37,7 +38,7 @@ def _int_param(value: str | None, name: str, default: int, lo: int, hi: int) -> 
 def plant_telemetry(request: Request, plant_id: PlantId, hours: str | None = Query(None)) -> dict:
     n = _int_param(hours, "hours", 24, 1, 744)
     p = plant_or_404(request, plant_id)
-    now = int(time.time())
+    now = clock.now_s()
     data = plant_queries.telemetry_rows(ctx(request).dbs.telemetry, p["series"], now - n * 3600, now + 1)
     return {"plantId": plant_id, "data": data, "period": f"{n}h", "recordCount": len(data)}
 
@@ -47,7 +48,7 @@ def chart_energy(request: Request, plant_id: PlantId, days: str | None = Query(N
     """Cumulative energy (MWh) at 15 minutes over the last ``days`` (default 31)."""
     n = _int_param(days, "days", 31, 1, 366)
     p = plant_or_404(request, plant_id)
-    now = int(time.time())
+    now = clock.now_s()
     pts = plant_queries.series_points(ctx(request).dbs.telemetry, p["series"].get("energy_total"),
                                       now - n * 86400, now + 1, scale=1e-3)
     return {"plantId": plant_id, "timezone": p["timezone"], "unit": "MWh", "days": n,
@@ -59,7 +60,7 @@ def chart_power(request: Request, plant_id: PlantId, hours: str | None = Query(N
     """Power (kW) over the last ``hours`` (default 24)."""
     n = _int_param(hours, "hours", 24, 1, 744)
     p = plant_or_404(request, plant_id)
-    now = int(time.time())
+    now = clock.now_s()
     pts = plant_queries.series_points(ctx(request).dbs.telemetry, p["series"].get("power"), now - n * 3600, now + 1)
     return {"plantId": plant_id, "timezone": p["timezone"], "unit": "kW", "hours": n,
             "points": [{"ts": t, "power_kw": v} for t, v in pts]}
@@ -72,7 +73,7 @@ def chart_daily(request: Request, plant_id: PlantId, days: str | None = Query(No
     p = plant_or_404(request, plant_id)
     sid = p["series"].get("energy_total") or p["series"].get("power")
     bars = plant_queries.daily_energy(ctx(request).dbs.telemetry, [sid] if sid else [], p["timezone"], n,
-                                      int(time.time()))
+                                      clock.now_s())
     return {"plantId": plant_id, "timezone": p["timezone"], "unit": "kWh", "days": n, "bars": bars}
 
 

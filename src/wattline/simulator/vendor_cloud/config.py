@@ -39,7 +39,8 @@ itself answer 429 beyond that many calls per account per minute.
 
 from __future__ import annotations
 
-import time
+from wattline import clock as wall_clock
+
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Literal
@@ -127,7 +128,7 @@ class CloudConfig:
     rate_limit_per_minute: int | None = None
     history_source: Literal["auto", "simulator", "clear_sky"] = "auto"
     warm_plants: bool = True
-    clock: Callable[[], float] = time.time
+    clock: Callable[[], float] = wall_clock.now
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.fault_rate <= 1.0:

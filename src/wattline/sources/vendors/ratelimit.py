@@ -20,9 +20,10 @@ function are injectable so tests run on simulated time.
 
 from __future__ import annotations
 
+from wattline import clock as wall_clock
+
 import asyncio
 import threading
-import time
 from collections import deque
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
@@ -66,7 +67,7 @@ class RateLimiter:
         calls_per_day: int | None = None,
         calls_per_month: int | None = None,
         *,
-        clock: Clock = time.time,
+        clock: Clock = wall_clock.now,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         for name, value in (
