@@ -47,7 +47,7 @@ def aggregate_rows(dbs, series_id: int):
 
 def energy_by_period(dbs, series_id: int) -> dict[str, int]:
     """Total energy per period: the stored periods, plus the ones computed on read."""
-    from wattline.pipeline.aggregate import ON_READ_PERIODS, fixed_on_read
+    from wattline.store.fine_buckets import ON_READ_PERIODS, fixed_on_read
 
     with dbs.telemetry.connect() as c:
         out = {p: int(s or 0) for p, s in c.exec_driver_sql(
@@ -56,8 +56,9 @@ def energy_by_period(dbs, series_id: int) -> dict[str, int]:
         lo, hi = c.exec_driver_sql(
             f"SELECT MIN(start_ts), MAX(end_ts) FROM ledger WHERE series_id = {int(series_id)}").one()
         if lo is not None:
+            tz = c.exec_driver_sql(f"SELECT timezone FROM series_info WHERE series_id = {int(series_id)}").scalar()
             for period in ON_READ_PERIODS:
-                out[period] = int(fixed_on_read(c, series_id, period, lo, hi)["energy"].sum())
+                out[period] = int(fixed_on_read(c, series_id, period, lo, hi, tz)["energy"].sum())
     return out
 
 

@@ -7,7 +7,7 @@ import math
 
 from helpers import batch, energy_by_period, ledger_rows, ledger_total, new_series
 from wattline.domain.metrics import MetricType
-from wattline.pipeline.quality import Flag
+from wattline.domain.quality import Flag
 
 T0 = 1_700_000_100 // 900 * 900
 Q = 900

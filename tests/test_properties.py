@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import aggregate_rows, batch, energy_by_period, ledger_rows, ledger_total, new_series
-from wattline.pipeline.buckets import PERIODS
+from wattline.domain.buckets import PERIODS
 
 # Europe/Berlin's spring-forward night, so many examples cross a 23-hour day
 T0 = int(datetime(2024, 3, 30, 20, tzinfo=timezone.utc).timestamp())
@@ -128,7 +128,7 @@ def test_dst_days_total_correctly(dbs, pipeline):
 @PROPS
 @given(series=counter_series())
 def test_each_stored_day_equals_its_hours_computed_on_read(dbs, pipeline, series):
-    from wattline.pipeline.aggregate import fixed_on_read
+    from wattline.store.fine_buckets import fixed_on_read
 
     ts, values = series
     sid = new_series(dbs, tz=TZ)
@@ -138,5 +138,5 @@ def test_each_stored_day_equals_its_hours_computed_on_read(dbs, pipeline, series
             f"SELECT bucket_start, bucket_end, energy_milli_wh FROM aggregates WHERE series_id = {sid} "
             "AND period = 'day'").all()
         for start, end, energy in days:
-            hours = fixed_on_read(c, sid, "hour", start, end)
+            hours = fixed_on_read(c, sid, "hour", start, end, TZ)
             assert int(hours["energy"].sum()) == int(energy or 0)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from wattline.pipeline import aggregate, buckets as B
-from wattline.pipeline.ledger import SeriesRules, derive, derive_appended
-from wattline.pipeline.quality import Method
+from wattline.domain import buckets as B
+from wattline.domain.ledger import SeriesRules, derive, derive_appended
+from wattline.domain.quality import Method
+from wattline.pipeline import aggregate
 
 RULES = [
     SeriesRules(Method.COUNTER),

@@ -130,7 +130,7 @@ def import_cmd(file: Path = typer.Argument(..., exists=False)) -> None:
 
 def _series_query(asset: str, point: str, period: str, from_: str, to: str):
     """Validate a report's arguments; returns (context, asset row, point row, start, end)."""
-    from wattline.pipeline.buckets import PERIODS
+    from wattline.domain.buckets import PERIODS
     from wattline.store import registry
 
     if period not in PERIODS:

@@ -21,7 +21,7 @@ from sqlalchemy import delete, select
 from wattline.config import Settings
 from wattline.context import open_context
 from wattline.domain.timeutil import parse_instant
-from wattline.pipeline.quality import Flag
+from wattline.domain.quality import Flag
 from wattline.simulator import COUNTERS, METRICS, BatteryState, LiveSimulator, default_sites, replay
 from wattline.simulator import load as load_module
 from wattline.simulator import service as service_module

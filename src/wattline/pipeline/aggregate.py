@@ -15,7 +15,7 @@ Stored: local day, month and year buckets per series. Two ways in:
    children plus the stored children at the fringes of the parent buckets.
 
 5-minute, 15-minute and hourly buckets are computed from the ledger when asked for
-(``fixed_on_read``) with the same arithmetic, so they sum exactly to the stored days.
+(``store.fine_buckets``) with the same arithmetic, so they sum exactly to the stored days.
 Storing them cost ~1.3 extra rows per 15-minute reading — most of the pipeline's
 writes — for periods that are read over short ranges only.
 
@@ -28,12 +28,11 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import Connection
 
-from wattline.pipeline import buckets as B
+from wattline.domain import buckets as B
 from wattline.store import bulk
 from wattline.store.tables import aggregates
 
 STORED_PERIODS = ("day", "month", "year")
-ON_READ_PERIODS = ("5min", "15min", "hour")
 # stored period -> the stored period it is summed from
 LEVELS = (("month", "day"), ("year", "month"))
 
@@ -121,25 +120,6 @@ def merge_expressions(dialect: str) -> dict[str, str]:
         "split_start": f"{t}.split_start OR excluded.split_start",
         "split_end": f"{t}.split_end OR excluded.split_end",
     }
-
-
-def fixed_on_read(conn: Connection, series_id: int, period: str, start_ts: int, end_ts: int) -> B.Buckets:
-    """5-minute, 15-minute or hourly buckets of one series over [start_ts, end_ts),
-    widened to whole buckets, computed from the ledger and readings."""
-    w = B.FIXED_PERIODS[period]
-    a, b = start_ts // w * w, -(-end_ts // w) * w
-    base = base_for_range(conn, {series_id: (a, b)})
-    if period == "5min":
-        return base
-    ps, pe = B.fixed_parents(base["start"], w)
-    return B.compose(base, ps, pe)
-
-
-def base_for_range(conn: Connection, rng: dict[int, tuple[int, int]]) -> B.Buckets:
-    """5-minute buckets of each series over its [a, b) (5-minute aligned), from the ledger."""
-    lc, rc = _inputs(conn, rng)
-    bk = B.base_buckets(lc, rc)
-    return _within(bk, rng)
 
 
 def _days(conn: Connection, rng: dict[int, tuple[int, int]], tz: dict[int, str]) -> B.Buckets:

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Connection, Engine, select
 
 from wattline.domain import timeutil
-from wattline.pipeline.quality import Flag
+from wattline.domain.quality import Flag
 from wattline.store import bulk
 from wattline.store.tables import (
     assets, group_members, groups, plant_aggregates, work_order_aggregates,

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 
 from wattline.domain.metrics import DEFAULT_PLAUSIBLE_RANGE, MetricType
-from wattline.pipeline.ledger import MILLI_WH_PER_KWH, SeriesRules
-from wattline.pipeline.quality import Method
+from wattline.domain.ledger import MILLI_WH_PER_KWH, SeriesRules
+from wattline.domain.quality import Method
 from wattline.store.tables import assets, points
 
 

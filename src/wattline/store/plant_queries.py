@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from sqlalchemy import Engine, select
 
 from wattline.domain import timeutil
-from wattline.pipeline.quality import Flag, flag_names
+from wattline.domain.health import data_health
+from wattline.domain.quality import Flag, flag_names
 from wattline.store.tables import (
     assets, group_members, groups, plant_aggregates, points, vendor_sync_logs, work_order_aggregates,
 )
@@ -69,14 +70,8 @@ def _summary(row) -> dict | None:
 
 def health(last_update_iso: str | None, expected_interval_s: int, now: int) -> str:
     """green: data within two expected intervals, yellow: within four, red: older or never."""
-    if last_update_iso is None:
-        return "red"
-    age = now - timeutil.parse_instant(last_update_iso)
-    if age <= 2 * expected_interval_s:
-        return "green"
-    if age <= 4 * expected_interval_s:
-        return "yellow"
-    return "red"
+    return data_health(None if last_update_iso is None else timeutil.parse_instant(last_update_iso),
+                       expected_interval_s, now)
 
 
 def telemetry_rows(telemetry: Engine, series: dict[str, int], since: int, until: int) -> list[dict]:

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 
 from wattline.domain import timeutil
-from wattline.pipeline import buckets as B
-from wattline.pipeline.quality import Flag, flag_names
+from wattline.domain import buckets as B
+from wattline.domain.quality import Flag, flag_names
+from wattline.store.fine_buckets import fixed_on_read
 from wattline.store.tables import aggregates
 
 
@@ -36,7 +37,7 @@ def energy_buckets(telemetry: Engine, series_id: int, period: str, start_ts: int
         raise ValueError(f"period must be one of {', '.join(B.PERIODS)}")
     wanted = B.bucket_range(period, start_ts, end_ts, tz)
     if period in B.FIXED_PERIODS:
-        return _fixed(telemetry, series_id, period, wanted)
+        return _fixed(telemetry, series_id, period, wanted, tz)
     with telemetry.connect() as conn:
         rows = conn.execute(
             select(aggregates.c.bucket_start, aggregates.c.energy_milli_wh, aggregates.c.flags,
@@ -56,14 +57,13 @@ def energy_buckets(telemetry: Engine, series_id: int, period: str, start_ts: int
     return out
 
 
-def _fixed(telemetry: Engine, series_id: int, period: str, wanted: list[tuple[int, int]]) -> list[EnergyBucket]:
+def _fixed(telemetry: Engine, series_id: int, period: str, wanted: list[tuple[int, int]],
+           tz: str) -> list[EnergyBucket]:
     """5-minute, 15-minute and hourly buckets are computed from the ledger on read."""
     if not wanted:
         return []
-    from wattline.pipeline.aggregate import fixed_on_read
-
     with telemetry.connect() as conn:
-        bk = fixed_on_read(conn, series_id, period, wanted[0][0], wanted[-1][1])
+        bk = fixed_on_read(conn, series_id, period, wanted[0][0], wanted[-1][1], tz)
     got = {int(s): i for i, s in enumerate(bk["start"].tolist())}
     out = []
     for s, e in wanted:
@@ -100,10 +100,8 @@ def stat_buckets(telemetry: Engine, series_id: int, period: str, start_ts: int, 
         raise ValueError(f"period must be one of {', '.join(B.PERIODS)}")
     wanted = B.bucket_range(period, start_ts, end_ts, tz)
     if period in B.FIXED_PERIODS:
-        from wattline.pipeline.aggregate import fixed_on_read
-
         with telemetry.connect() as conn:
-            bk = fixed_on_read(conn, series_id, period, wanted[0][0], wanted[-1][1]) if wanted else None
+            bk = fixed_on_read(conn, series_id, period, wanted[0][0], wanted[-1][1], tz) if wanted else None
         stored = {} if bk is None else {
             int(st): (bk["vmin"][i], bk["vmax"][i], bk["vsum"][i], int(bk["vcount"][i]), bk["vlast"][i])
             for i, st in enumerate(bk["start"].tolist())}

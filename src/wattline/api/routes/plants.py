@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from wattline.api.deps import OptionalId, PlantId, WorkOrderId, ctx, plant_or_404
 from wattline.domain import timeutil
-from wattline.pipeline.buckets import PERIODS
+from wattline.domain.buckets import PERIODS
 from wattline.security.deps import require_role
 from wattline.security.errors import ApiError
 from wattline.store import plant_queries, queries, registry

@@ -2,14 +2,18 @@
 
 A ledger delta is split over the buckets it overlaps in proportion to time (rule 2)
 with a telescoping rounding: the piece in [lo, hi) is rint(d * frac(hi)) -
-rint(d * frac(lo)), frac being the elapsed share of the entry. Pieces therefore sum to
-the delta exactly, and a bucket's piece equals the sum of the pieces of any finer
-buckets inside it — which is why local days can be cut directly at midnights
-(``day_buckets``) while 5-minute, 15-minute and hourly buckets are cut on a 5-minute
-grid on read (``split_ledger``, ``compose``), and all of them agree with each other and
-with the ledger to the milliwatt-hour. Local midnight is a multiple of 15 minutes in
-UTC in every current zone, so days are unions of 5-minute buckets.
+rint(d * frac(lo)), frac being the elapsed share of the entry (``piece_energy``).
+Pieces therefore sum to the delta exactly, and a bucket's piece equals the sum of the
+pieces of any finer buckets inside it — which is why local days can be cut directly
+at midnights (``day_buckets``) while 5-minute, 15-minute and hourly buckets are cut on
+the local 5-minute grid on read (``split_on_grid``, ``base_buckets``) and composed
+(``compose``), and all of them agree with each other and with the ledger to the
+milliwatt-hour. Every bucket follows the series' wall clock (``wallclock``): the
+edges of a coarser period are edges of every finer one, local midnight included, so
+days are unions of hours, hours of 15-minute and those of 5-minute buckets, in every
+zone (Asia/Kolkata's hours run from :00 to :00 IST, not :30 to :30).
 
+Units: instants are UTC epoch seconds (int64), energies milli-Wh (int64).
 A bucket table is a dict of equal-length numpy columns (see ``COLUMNS``), sorted
 by (series_id, start).
 """
@@ -17,14 +21,11 @@ by (series_id, start).
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Callable
-
 import numpy as np
 import pandas as pd
 
-from wattline.domain import timeutil
+from wattline.domain import timeutil, wallclock
 
-BASE_S = 300
 FIXED_PERIODS = {"5min": 300, "15min": 900, "hour": 3600}
 CALENDAR_PERIODS = ("day", "month", "year")
 PERIODS = ("5min", "15min", "hour", "day", "month", "year")
@@ -75,11 +76,26 @@ def _group_starts(*keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(change)
 
 
-def _piece_energy(s: np.ndarray, e: np.ndarray, delta: np.ndarray, b_start: np.ndarray,
-                  b_end: np.ndarray) -> np.ndarray:
-    """The part (milli-Wh) of each entry [s, e) with ``delta`` that falls in its bucket
-    [b_start, b_end): rint(delta * elapsed share at the piece's end) minus the same at
-    its start, so an entry's pieces telescope to its delta exactly."""
+def piece_energy(s: np.ndarray, e: np.ndarray, delta: np.ndarray, b_start: np.ndarray,
+                 b_end: np.ndarray) -> np.ndarray:
+    """The part of each ledger entry that falls in a bucket, by share of time.
+
+    Parameters
+    ----------
+    s, e : numpy.ndarray of int64
+        Start and end of each entry [s, e), UTC epoch seconds.
+    delta : numpy.ndarray of int64
+        Energy of each entry, milli-Wh.
+    b_start, b_end : numpy.ndarray of int64
+        The bucket [b_start, b_end) each entry is cut to, UTC epoch seconds.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Energy of each piece, milli-Wh: rint(delta * elapsed share at the piece's
+        end) minus the same at its start, so the pieces of an entry telescope to its
+        delta exactly, whatever buckets they are cut at.
+    """
     lo, hi = np.maximum(s, b_start), np.minimum(e, b_end)
     span = (e - s).astype(np.float64)
     d = delta.astype(np.float64)
@@ -89,43 +105,73 @@ def _piece_energy(s: np.ndarray, e: np.ndarray, delta: np.ndarray, b_start: np.n
     return (np.rint(d * frac_hi) - np.rint(d * frac_lo)).astype(np.int64)
 
 
-def split_ledger(series_id, start_ts, end_ts, delta, flags):
-    """Pieces of each ledger entry per 5-minute bucket.
+def split_on_grid(ledger_cols: dict, series_tz: dict[int, str], period: str = "5min"):
+    """Pieces of each ledger entry per bucket of ``period`` on its series' local clock.
 
-    Returns (series_id, bucket_start, energy, flags, split_start, split_end) columns,
-    one row per (entry, bucket) overlap. ``split_start``: the entry began before the
-    bucket; ``split_end``: it ended after it.
+    Parameters
+    ----------
+    ledger_cols : dict of numpy.ndarray
+        ``series_id``, ``start_ts`` and ``end_ts`` (UTC epoch seconds), ``delta``
+        (milli-Wh) and ``flags`` (``quality.Flag`` bits) of the entries.
+    series_tz : dict of int to str
+        IANA zone of each series (a group's roll-up may give its members the group's).
+    period : str
+        One of ``PERIODS``.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (series_id, bucket start, bucket end, energy, flags, split_start, split_end),
+        one row per (entry, bucket) overlap; instants in UTC epoch seconds, energy in
+        milli-Wh. ``split_start``: the entry began before the bucket; ``split_end``:
+        it ended after it.
     """
-    s = np.asarray(start_ts, np.int64)
-    e = np.asarray(end_ts, np.int64)
-    first = (s // BASE_S) * BASE_S
-    last = ((e - 1) // BASE_S) * BASE_S  # bucket holding the entry's last second
-    count = np.maximum((last - first) // BASE_S + 1, 1)
+    sid = np.asarray(ledger_cols["series_id"], np.int64)
+    s = np.asarray(ledger_cols["start_ts"], np.int64)
+    e = np.asarray(ledger_cols["end_ts"], np.int64)
+    first = np.zeros(len(s), np.int64)  # index of the first bucket, into edges
+    count = np.ones(len(s), np.int64)
+    edges_of = []  # per zone: (mask, edges)
+    for mask, tz in _zones(series_tz, sid):
+        ms, last_second = s[mask], np.maximum(e[mask] - 1, s[mask])
+        edges = _edges(tz, period, int(ms.min()), int(last_second.max()), limit=None)
+        base = sum(len(x) for _, x in edges_of)  # edges of all zones, one after another
+        i0 = np.searchsorted(edges, ms, side="right") - 1
+        i1 = np.searchsorted(edges, last_second, side="right") - 1
+        first[mask], count[mask] = base + i0, i1 - i0 + 1
+        edges_of.append((mask, edges))
+    all_edges = np.concatenate([x for _, x in edges_of]) if edges_of else np.zeros(1, np.int64)
     idx = np.repeat(np.arange(len(s)), count)
     offset = np.arange(len(idx)) - np.repeat(np.cumsum(count) - count, count)
-    b_start = first[idx] + offset * BASE_S
-    energy = _piece_energy(s[idx], e[idx], np.asarray(delta, np.int64)[idx], b_start, b_start + BASE_S)
-    split_start = s[idx] < b_start
-    split_end = e[idx] > b_start + BASE_S
-    return (
-        np.asarray(series_id, np.int64)[idx], b_start, energy,
-        np.asarray(flags, np.int64)[idx], split_start, split_end,
-    )
+    at = first[idx] + offset
+    b_start, b_end = all_edges[at], all_edges[at + 1]
+    energy = piece_energy(s[idx], e[idx], np.asarray(ledger_cols["delta"], np.int64)[idx], b_start, b_end)
+    return (sid[idx], b_start, b_end, energy, np.asarray(ledger_cols["flags"], np.int64)[idx],
+            s[idx] < b_start, e[idx] > b_end)
 
 
-def base_buckets(ledger_cols: dict, reading_cols: dict) -> Buckets:
-    """5-minute buckets from ledger entries and readings of many series.
+def base_buckets(ledger_cols: dict, reading_cols: dict, series_tz: dict[int, str]) -> Buckets:
+    """5-minute buckets, on each series' local clock, from ledger entries and readings.
 
-    ``ledger_cols``: series_id, start_ts, end_ts, delta, flags.
-    ``reading_cols``: series_id, ts, value.
+    Parameters
+    ----------
+    ledger_cols : dict of numpy.ndarray
+        ``series_id``, ``start_ts``, ``end_ts`` (UTC epoch seconds), ``delta``
+        (milli-Wh), ``flags``.
+    reading_cols : dict of numpy.ndarray
+        ``series_id``, ``ts`` (UTC epoch seconds), ``value`` (canonical unit).
+    series_tz : dict of int to str
+        IANA zone of each series.
+
+    Returns
+    -------
+    Buckets
+        Every 5-minute bucket holding a ledger piece or a reading.
     """
-    sid, bst, en, fl, ss, se = split_ledger(
-        ledger_cols["series_id"], ledger_cols["start_ts"], ledger_cols["end_ts"],
-        ledger_cols["delta"], ledger_cols["flags"],
-    )
-    r_ts = np.asarray(reading_cols["ts"], np.int64)
-    r_start = (r_ts // BASE_S) * BASE_S
-    return _assemble((sid, bst, bst + BASE_S, en, fl, ss, se), reading_cols, r_start, r_start + BASE_S)
+    pieces = split_on_grid(ledger_cols, series_tz, "5min")
+    r_sid = np.asarray(reading_cols["series_id"], np.int64)
+    r_start, r_end = bucket_parents(np.asarray(reading_cols["ts"], np.int64), series_tz, r_sid, "5min")
+    return _assemble(pieces, reading_cols, r_start, r_end)
 
 
 def day_buckets(ledger_cols: dict, reading_cols: dict, series_tz: dict[int, str]) -> Buckets:
@@ -156,7 +202,7 @@ def day_buckets(ledger_cols: dict, reading_cols: dict, series_tz: dict[int, str]
             day_start.append(edges[:-1])
             day_end.append(edges[1:])
     idx, day_start, day_end = np.concatenate(idx), np.concatenate(day_start), np.concatenate(day_end)
-    energy = _piece_energy(s[idx], e[idx], d[idx], day_start, day_end)
+    energy = piece_energy(s[idx], e[idx], d[idx], day_start, day_end)
     pieces = (sid[idx], day_start, day_end, energy, fl[idx], s[idx] < day_start, e[idx] > day_end)
     r_sid = np.asarray(reading_cols["series_id"], np.int64)
     r_ts = np.asarray(reading_cols["ts"], np.int64)
@@ -251,32 +297,52 @@ def compose(children: Buckets, parent_start: np.ndarray, parent_end: np.ndarray)
     return out
 
 
-def fixed_parents(starts: np.ndarray, width_s: int) -> tuple[np.ndarray, np.ndarray]:
-    ps = (starts // width_s) * width_s
-    return ps, ps + width_s
-
-
 _UNIT = {"day": "datetime64[D]", "month": "datetime64[M]", "year": "datetime64[Y]"}
 
 
-def calendar_parents(
-    starts: np.ndarray, series_tz: dict[int, str], series_id: np.ndarray, period: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Local day / month / year bucket (start, end) of each child start, per series zone."""
-    ps = np.empty(len(starts), np.int64)
-    pe = np.empty(len(starts), np.int64)
-    if not len(starts):
-        return ps, pe
+def _zones(series_tz: dict[int, str], series_id: np.ndarray):
+    """(mask or slice, zone) of each zone among ``series_id``; nothing when empty."""
+    if not len(series_id):
+        return
     zones = sorted(set(series_tz.values()))
-    if len(zones) > 1:
-        ids, at = np.unique(series_id, return_inverse=True)
-        zones = sorted({series_tz[int(s)] for s in ids.tolist()})
-        zone_code = np.array([zones.index(series_tz[int(s)]) for s in ids.tolist()], np.int64)[at]
+    if len(zones) == 1:
+        yield slice(None), zones[0]
+        return
+    ids, at = np.unique(series_id, return_inverse=True)
+    zones = sorted({series_tz[int(s)] for s in ids.tolist()})
+    zone_code = np.array([zones.index(series_tz[int(s)]) for s in ids.tolist()], np.int64)[at]
     for code, tz in enumerate(zones):
-        mask = zone_code == code if len(zones) > 1 else slice(None)
-        t = starts[mask]
+        yield zone_code == code, tz
+
+
+def bucket_parents(
+    instants: np.ndarray, series_tz: dict[int, str], series_id: np.ndarray, period: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The bucket of ``period`` holding each instant, on its series' local clock.
+
+    Parameters
+    ----------
+    instants : numpy.ndarray of int64
+        UTC epoch seconds (a reading's time, a child bucket's start...).
+    series_tz : dict of int to str
+        IANA zone of each series.
+    series_id : numpy.ndarray of int64
+        Series of each instant.
+    period : str
+        One of ``PERIODS``: the local wall clock's 5-minute, 15-minute or hour grid
+        (``wallclock``), or the local day, month or year.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray) of int64
+        Start and end of each instant's bucket, UTC epoch seconds.
+    """
+    ps = np.empty(len(instants), np.int64)
+    pe = np.empty(len(instants), np.int64)
+    for mask, tz in _zones(series_tz, series_id):
+        t = instants[mask]
         edges = _edges(tz, period, int(t.min()), int(t.max()))
-        if edges is None:  # a range of many thousands of buckets: convert each instant
+        if edges is None:  # a range of many thousands of calendar buckets: convert each instant
             ps[mask], pe[mask] = _parents_by_conversion(t, tz, period)
             continue
         i = np.searchsorted(edges, t, side="right") - 1
@@ -284,13 +350,25 @@ def calendar_parents(
     return ps, pe
 
 
+def calendar_parents(
+    starts: np.ndarray, series_tz: dict[int, str], series_id: np.ndarray, period: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Local day / month / year bucket (start, end) of each child start, per series zone
+    (:func:`bucket_parents` for a calendar period)."""
+    if period not in CALENDAR_PERIODS:
+        raise ValueError(f"not a calendar period: {period!r}")
+    return bucket_parents(starts, series_tz, series_id, period)
+
+
 MAX_EDGES = 20_000
 
 
 def _edges(tz: str, period: str, lo: int, hi: int, limit: int | None = MAX_EDGES) -> np.ndarray | None:
     """Boundaries of the consecutive buckets from the one holding ``lo`` to the one
-    holding ``hi`` (so the last edge is after ``hi``); None if there would be more
-    than ``limit``."""
+    holding ``hi`` (so the last edge is after ``hi``); for a calendar period None if
+    there would be more than ``limit`` (a fixed period's edges are computed in bulk)."""
+    if period in FIXED_PERIODS:
+        return wallclock.grid_edges(tz, FIXED_PERIODS[period], lo, hi)
     key = _date_key(timeutil.local_date(lo, tz), period)
     out = [_bounds(key, tz, period)[0]]
     while out[-1] <= hi:
@@ -327,15 +405,48 @@ def _bounds(key: tuple, tz: str, period: str) -> tuple[int, int]:
 
 
 def bucket_range(period: str, start_ts: int, end_ts: int, tz: str) -> list[tuple[int, int]]:
-    """Every bucket of ``period`` whose start lies in [start_ts, end_ts), in zone ``tz``."""
-    if period in FIXED_PERIODS:
-        w = FIXED_PERIODS[period]
-        first = -(-start_ts // w) * w
-        return [(t, t + w) for t in range(first, end_ts, w)]
+    """Every bucket of ``period`` whose start lies in [start_ts, end_ts) on the local clock.
+
+    Parameters
+    ----------
+    period : str
+        One of ``PERIODS``.
+    start_ts, end_ts : int
+        UTC epoch seconds.
+    tz : str
+        IANA zone whose wall clock and calendar the buckets follow.
+
+    Returns
+    -------
+    list of (int, int)
+        (start, end) of each bucket, UTC epoch seconds, in order.
+    """
     if end_ts <= start_ts:
         return []
     edges = _edges(tz, period, start_ts, end_ts - 1, limit=None).tolist()
     return [(a, b) for a, b in zip(edges, edges[1:]) if a >= start_ts]
+
+
+def covering_span(period: str, start_ts: int, end_ts: int, tz: str) -> tuple[int, int]:
+    """[start_ts, end_ts) widened to whole buckets of ``period`` on the local clock.
+
+    Parameters
+    ----------
+    period : str
+        One of ``PERIODS``.
+    start_ts, end_ts : int
+        UTC epoch seconds, ``start_ts < end_ts``.
+    tz : str
+        IANA zone.
+
+    Returns
+    -------
+    (int, int)
+        Start of the bucket holding ``start_ts`` and end of the one holding
+        ``end_ts - 1``, UTC epoch seconds.
+    """
+    edges = _edges(tz, period, start_ts, end_ts - 1, limit=None)
+    return int(edges[0]), int(edges[-1])
 
 
 def _next_key(key: tuple, period: str) -> tuple:
@@ -346,6 +457,4 @@ def _next_key(key: tuple, period: str) -> tuple:
         return (key[0] + 1, 1) if key[1] == 12 else (key[0], key[1] + 1)
     return (key[0] + 1,)
 
-
-ParentFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wattline.pipeline.quality import CONFIDENCE, GAP_CONFIDENCE, GAP_FACTOR, Flag, Method
+from wattline.domain.quality import CONFIDENCE, GAP_CONFIDENCE, GAP_FACTOR, Flag, Method
 
 MILLI_WH_PER_KWH = 1_000_000
 

@@ -6,14 +6,38 @@ never used.
 
 from __future__ import annotations
 
+from typing import Mapping, Protocol
+
 import numpy as np
 
 from wattline.domain.readings import ReadingBatch
-from wattline.pipeline.series import SeriesConfig
 
 
-def quarantine_reasons(batch: ReadingBatch, configs: dict[int, SeriesConfig]) -> dict[int, str]:
-    """Row index -> the reason the reading may not be used, for the rejected rows only."""
+class PlausibleRange(Protocol):
+    """What validation needs of a series: its plausible range, in the canonical unit
+    of its metric type (kWh for counters, kW for power, % for soc...)."""
+
+    plausible_min: float
+    plausible_max: float
+
+
+def quarantine_reasons(batch: ReadingBatch, configs: Mapping[int, PlausibleRange]) -> dict[int, str]:
+    """The readings of ``batch`` that may not be used, with the reason.
+
+    Parameters
+    ----------
+    batch : ReadingBatch
+        Readings (series id, UTC epoch seconds, value in the canonical unit).
+    configs : mapping of int to PlausibleRange
+        Series id -> its plausible range (canonical unit); every series of ``batch``
+        must be present.
+
+    Returns
+    -------
+    dict of int to str
+        Row index in ``batch`` -> reason (a non-finite value, or a value outside
+        the plausible range), for the rejected rows only.
+    """
     if len(batch) == 0:
         return {}
     ids = np.array(sorted(configs), np.int64)
