@@ -140,3 +140,94 @@ def test_each_stored_day_equals_its_hours_computed_on_read(dbs, pipeline, series
         for start, end, energy in days:
             hours = fixed_on_read(c, sid, "hour", start, end, TZ)
             assert int(hours["energy"].sum()) == int(energy or 0)
+
+
+# Zones whose offset is not a whole hour, with and without DST (Lord Howe's DST is 30
+# minutes), and a whole-hour DST zone; each with days around its 2024 offset changes.
+WALL_CLOCK_ZONES = {
+    "Asia/Kolkata": ["2024-03-10"],
+    "Asia/Kathmandu": ["2024-06-01"],
+    "Australia/Adelaide": ["2024-04-07", "2024-10-06"],
+    "Australia/Lord_Howe": ["2024-04-07", "2024-10-06"],
+    "Europe/Berlin": ["2024-03-31", "2024-10-27"],
+}
+GRID_MINUTES = {"5min": 5, "15min": 15, "hour": 60}
+
+
+@st.composite
+def local_days_with_readings(draw):
+    """A zone, a range [a, b) of 1-3 whole local days near an offset change, and counter
+    readings at a, at b and at random instants in and around the range."""
+    from datetime import date, timedelta
+
+    from wattline.domain import timeutil
+
+    tz = draw(st.sampled_from(sorted(WALL_CLOCK_ZONES)))
+    anchor = date.fromisoformat(draw(st.sampled_from(WALL_CLOCK_ZONES[tz])))
+    first = anchor + timedelta(days=draw(st.integers(-1, 0)))
+    a = timeutil.local_midnight(first, tz)
+    b = timeutil.local_midnight(first + timedelta(days=draw(st.integers(1, 3))), tz)
+    inside = draw(st.lists(st.integers(a - 6 * 3600, b + 6 * 3600), min_size=1, max_size=60, unique=True))
+    ts = sorted(set(inside) | {a, b})
+    values, v = [], draw(st.floats(0, 1000))
+    for _ in ts:
+        kind = draw(st.sampled_from(["up", "up", "up", "up", "flat", "reset"]))
+        v = draw(st.floats(0, 2)) if kind == "reset" else v + (draw(st.floats(0.001, 40)) if kind == "up" else 0)
+        values.append(round(v, 3))
+    return tz, a, b, ts, values
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(case=local_days_with_readings())
+def test_local_wall_clock_buckets_add_up_to_days_and_the_ledger_in_every_zone(dbs, pipeline, case):
+    """5-minute = 15-minute = hour = day buckets = the ledger over whole local days,
+    exactly; fine buckets tile each day without gap or overlap, on the wall clock's grid."""
+    from wattline.domain import timeutil
+    from wattline.store.queries import energy_buckets
+
+    tz, a, b, ts, values = case
+    sid = new_series(dbs, tz=tz)
+    pipeline.ingest(batch(sid, ts, values), refresh_summaries=False)
+    with dbs.telemetry.connect() as c:  # readings at a and b: no entry crosses the range's edges
+        ledger = int(c.exec_driver_sql(
+            f"SELECT COALESCE(SUM(delta_milli_wh), 0) FROM ledger WHERE series_id = {sid} "
+            f"AND start_ts >= {a} AND end_ts <= {b}").scalar())
+    days = energy_buckets(dbs.telemetry, sid, "day", a, b, tz)
+    assert (days[0].start, days[-1].end) == (a, b)
+    assert sum(d.energy_milli_wh for d in days) == ledger
+    zone = timeutil.zone(tz)
+    for period, minutes in GRID_MINUTES.items():
+        fine = energy_buckets(dbs.telemetry, sid, period, a, b, tz)
+        assert sum(f.energy_milli_wh for f in fine) == ledger, period
+        assert fine[0].start == a and fine[-1].end == b
+        assert all(x.end == y.start for x, y in zip(fine, fine[1:])), f"{period}: gap or overlap"
+        for f in fine:
+            wall = datetime.fromtimestamp(f.start, zone)
+            assert wall.minute % minutes == 0 and wall.second == 0, f"{period} bucket at {wall.isoformat()}"
+        for d in days:  # each day is exactly the union of its fine buckets
+            inside = [f for f in fine if d.start <= f.start < d.end]
+            assert inside[0].start == d.start and inside[-1].end == d.end
+            assert sum(f.energy_milli_wh for f in inside) == d.energy_milli_wh, f"{period} in {d.start}"
+
+
+def test_an_hour_in_kolkata_runs_from_the_full_hour_ist():
+    """Asia/Kolkata's hour 00:00-01:00 IST is one bucket, [18:30, 19:30) UTC."""
+    from wattline.domain import buckets as B, timeutil
+
+    day = timeutil.parse_instant("2024-11-05T00:00:00+05:30")
+    hours = B.bucket_range("hour", day, day + 86400, "Asia/Kolkata")
+    assert len(hours) == 24 and hours[0] == (day, day + 3600)
+    assert timeutil.iso(hours[0][0]) == "2024-11-04T18:30:00Z"
+
+
+def test_lord_howe_change_days_have_one_90_minute_hour():
+    """A 30-minute DST jump lands off the hour grid: the hour it falls in lasts 90 minutes."""
+    from wattline.domain import buckets as B, timeutil
+
+    for day, count in (("2024-10-06", 23), ("2024-04-07", 24)):
+        a, b = timeutil.day_bounds(datetime.fromisoformat(day).date(), "Australia/Lord_Howe")
+        hours = B.bucket_range("hour", a, b, "Australia/Lord_Howe")
+        lengths = sorted(e - s for s, e in hours)
+        assert len(hours) == count and lengths[-1] == 5400 and set(lengths[:-1]) == {3600}
+        assert hours[0][0] == a and hours[-1][1] == b

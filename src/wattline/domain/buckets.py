@@ -178,8 +178,24 @@ def day_buckets(ledger_cols: dict, reading_cols: dict, series_tz: dict[int, str]
     """Local-day buckets straight from ledger entries and readings.
 
     A delta is cut only at the local midnights it spans, with the same telescoping
-    rounding as :func:`split_ledger`, so a day equals the sum of its 5-minute pieces
-    exactly (the pieces' rounding telescopes to the day's own boundaries)."""
+    rounding as :func:`split_on_grid`, so a day equals the sum of its 5-minute pieces
+    exactly (the pieces' rounding telescopes to the day's own boundaries).
+
+    Parameters
+    ----------
+    ledger_cols : dict of numpy.ndarray
+        ``series_id``, ``start_ts``, ``end_ts`` (UTC epoch seconds), ``delta``
+        (milli-Wh), ``flags``.
+    reading_cols : dict of numpy.ndarray
+        ``series_id``, ``ts`` (UTC epoch seconds), ``value`` (canonical unit).
+    series_tz : dict of int to str
+        IANA zone of each series.
+
+    Returns
+    -------
+    Buckets
+        Every local day holding a ledger piece or a reading (energy in milli-Wh).
+    """
     sid = np.asarray(ledger_cols["series_id"], np.int64)
     s = np.asarray(ledger_cols["start_ts"], np.int64)
     e = np.asarray(ledger_cols["end_ts"], np.int64)
@@ -265,9 +281,22 @@ def empty_of(n: int) -> Buckets:
 
 
 def compose(children: Buckets, parent_start: np.ndarray, parent_end: np.ndarray) -> Buckets:
-    """Coarser buckets from children sorted by (series_id, start).
+    """Coarser buckets from finer ones.
 
-    ``parent_start[i]`` / ``parent_end[i]`` is the parent bucket of child i.
+    Parameters
+    ----------
+    children : Buckets
+        Buckets sorted by (series_id, start).
+    parent_start, parent_end : numpy.ndarray of int64
+        The parent bucket of each child, UTC epoch seconds (from
+        :func:`bucket_parents`); each child must lie wholly inside its parent.
+
+    Returns
+    -------
+    Buckets
+        One bucket per (series, parent): energies (milli-Wh) and counts summed,
+        min/max/last of the readings, flags or-ed, and split marks only where an
+        entry crosses the parent's own edges.
     """
     n = len(children["series_id"])
     if n == 0:

@@ -29,7 +29,21 @@ MILLI_WH_PER_KWH = 1_000_000
 
 @dataclass(frozen=True)
 class SeriesRules:
-    """What the ledger needs to know about a series (from its point)."""
+    """What the ledger needs to know about a series (from its point).
+
+    Attributes
+    ----------
+    method : Method
+        Counter, interval energy or power integration.
+    reset_ratio : float
+        A counter value below ``reset_ratio`` times the high-water mark is a reset
+        (dimensionless, 0..1); a smaller drop is a dip.
+    wrap_milli_wh : int or None
+        Width of a fixed-width counter, milli-Wh (None: the counter does not wrap).
+    expected_interval_s : int
+        Expected time between readings, seconds; an entry longer than
+        ``GAP_FACTOR`` times this is a gap.
+    """
 
     method: Method
     reset_ratio: float = 0.9
@@ -39,7 +53,8 @@ class SeriesRules:
 
 @dataclass
 class LedgerRows:
-    """Columns of ledger entries for one series, ordered by ``end_ts``."""
+    """Columns of ledger entries for one series, ordered by ``end_ts`` (UTC epoch
+    seconds; ``delta`` and ``ref`` in milli-Wh)."""
 
     start_ts: np.ndarray
     end_ts: np.ndarray
@@ -53,6 +68,18 @@ class LedgerRows:
 
 
 def kwh_to_milli(values_kwh: np.ndarray) -> np.ndarray:
+    """Energies in kWh (float) as integer milli-Wh, rounded to the nearest (half to even).
+
+    Parameters
+    ----------
+    values_kwh : array-like of float
+        Energy, kWh.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Energy, milli-Wh (1 kWh = 1,000,000 mWh).
+    """
     return np.rint(np.asarray(values_kwh, dtype=np.float64) * MILLI_WH_PER_KWH).astype(np.int64)
 
 
@@ -64,11 +91,33 @@ def derive(
     prev_value: float | None = None,
     prev_ref: int | None = None,
 ) -> LedgerRows:
-    """Ledger entries ending at each of ``ts`` (sorted, unique).
+    """Ledger entries of one series ending at its readings.
 
-    ``prev_*`` describe the reading just before ``ts[0]`` (and, for counters, the
-    high-water mark after it); without it the first reading opens the series and
-    gets no entry (counter, power) — an interval-energy reading always has one.
+    Parameters
+    ----------
+    ts : numpy.ndarray of int64
+        Reading instants, UTC epoch seconds, sorted and unique.
+    values : numpy.ndarray of float64
+        Readings in the canonical unit: kWh for counters and interval energy, kW
+        for power.
+    rules : SeriesRules
+        The series' method, reset ratio, wrap width and expected interval.
+    prev_ts : int, optional
+        The reading just before ``ts[0]``, UTC epoch seconds. Without it the first
+        reading opens the series and gets no entry (counter, power); an
+        interval-energy reading always has one.
+    prev_value : float, optional
+        That reading's value (kWh or kW).
+    prev_ref : int, optional
+        For a counter, the high-water mark after that reading, milli-Wh (default:
+        its own value).
+
+    Returns
+    -------
+    LedgerRows
+        One entry per reading that ends one: start and end (UTC epoch seconds),
+        delta (milli-Wh, never negative for a counter), ``Flag`` bits, confidence
+        (0..1) and the counter's high-water mark after it (milli-Wh; -1 otherwise).
     """
     ts = np.asarray(ts, dtype=np.int64)
     values = np.asarray(values, dtype=np.float64)
@@ -161,7 +210,8 @@ def _empty() -> LedgerRows:
 class AlignedLedger:
     """Ledger entries of many series at once, one slot per reading: slot i holds the
     entry ending at reading i when ``has[i]`` (a series' first reading and metrics
-    without energy have none). ``method`` is -1 where there is no entry."""
+    without energy have none). Instants in UTC epoch seconds, ``delta`` and ``ref``
+    in milli-Wh, ``flags`` ``Flag`` bits; ``method`` is -1 where there is no entry."""
 
     has: np.ndarray  # bool
     start_ts: np.ndarray
@@ -189,11 +239,26 @@ def derive_appended(
 ) -> AlignedLedger:
     """:func:`derive` for many series in one vectorised pass.
 
-    ``ts``/``values`` hold the series one after another (segment k starts at
-    ``seg_starts[k]``, sorted and unique within it); ``rules``/``prev_*`` are per
-    segment, as for :func:`derive`. The result equals calling :func:`derive` on each
-    segment — bit for bit: the same float expressions run element-wise, and a
-    counter segment with a reset or dip (rare) is handed to :func:`derive` itself.
+    Parameters
+    ----------
+    ts : numpy.ndarray of int64
+        Reading instants of every series one after another, UTC epoch seconds;
+        sorted and unique within each series.
+    values : numpy.ndarray of float64
+        Readings in the canonical unit (kWh or kW).
+    seg_starts : numpy.ndarray of int64
+        Index in ``ts`` where each series' segment starts.
+    rules : list of SeriesRules or None
+        Per segment; None for a metric without energy (soc, voltage...).
+    prev_ts, prev_value, prev_ref : list
+        Per segment, as for :func:`derive` (UTC epoch seconds, kWh or kW, milli-Wh).
+
+    Returns
+    -------
+    AlignedLedger
+        One slot per reading. It equals calling :func:`derive` on each segment — bit
+        for bit: the same float expressions run element-wise, and a counter segment
+        with a reset or dip (rare) is handed to :func:`derive` itself.
     """
     ts = np.asarray(ts, np.int64)
     values = np.asarray(values, np.float64)

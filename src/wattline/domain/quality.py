@@ -22,10 +22,22 @@ class Method(enum.IntEnum):
 
 
 def flag_names(flags: int) -> list[str]:
-    """Lower-case names of the set bits, in bit order: ``[\"gap\", \"estimated\"]``."""
+    """Names of the quality flags set in a bit field.
+
+    Parameters
+    ----------
+    flags : int
+        ``Flag`` bits, as stored on ledger entries and buckets.
+
+    Returns
+    -------
+    list of str
+        Lower-case names of the set bits, in bit order: ``["gap", "estimated"]``.
+    """
     return [f.name.lower() for f in Flag if flags & f]
 
 
+# confidence (0..1) of an entry by how its energy was obtained
 CONFIDENCE = {Method.COUNTER: 1.0, Method.INTERVAL_ENERGY: 1.0, Method.POWER_INTEGRATION: 0.6}
 GAP_CONFIDENCE = 0.5  # cap for an entry that spans a gap
 GAP_FACTOR = 1.5  # a step longer than this many expected intervals is a gap

@@ -23,12 +23,14 @@ def zone(name: str) -> ZoneInfo:
 
 
 def to_epoch(dt: datetime) -> int:
+    """UTC epoch seconds (int, truncated) of an aware datetime; ValueError if naive."""
     if dt.tzinfo is None:
         raise ValueError("naive datetime: give a timezone offset")
     return int(dt.timestamp())
 
 
 def from_epoch(ts: int) -> datetime:
+    """Aware UTC datetime of UTC epoch seconds ``ts``."""
     return datetime.fromtimestamp(int(ts), UTC)
 
 
@@ -79,17 +81,35 @@ def local_midnight(d: date, tz: str) -> int:
 
 
 def local_date(ts: int, tz: str) -> date:
+    """Calendar date in zone ``tz`` (IANA name) at instant ``ts`` (UTC epoch seconds)."""
     return datetime.fromtimestamp(int(ts), zone(tz)).date()
 
 
 def day_bounds(d: date, tz: str) -> tuple[int, int]:
+    """Local day ``d`` in zone ``tz`` as [start, end), UTC epoch seconds.
+
+    Parameters
+    ----------
+    d : datetime.date
+        Calendar date.
+    tz : str
+        IANA zone name.
+
+    Returns
+    -------
+    (int, int)
+        :func:`local_midnight` of ``d`` and of the next day: 23, 24 or 25 hours apart
+        on a DST change (23.5 / 24.5 in Australia/Lord_Howe).
+    """
     return local_midnight(d, tz), local_midnight(d + timedelta(days=1), tz)
 
 
 def month_bounds(year: int, month: int, tz: str) -> tuple[int, int]:
+    """Local calendar month in zone ``tz`` as [start, end), UTC epoch seconds."""
     ny, nm = (year + 1, 1) if month == 12 else (year, month + 1)
     return local_midnight(date(year, month, 1), tz), local_midnight(date(ny, nm, 1), tz)
 
 
 def year_bounds(year: int, tz: str) -> tuple[int, int]:
+    """Local calendar year in zone ``tz`` as [start, end), UTC epoch seconds."""
     return local_midnight(date(year, 1, 1), tz), local_midnight(date(year + 1, 1, 1), tz)
