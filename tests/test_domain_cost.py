@@ -124,7 +124,8 @@ def version_sets(draw):
         scope = draw(st.sampled_from(list(Scope)))
         scope_id = {Scope.GLOBAL: None, Scope.ORGANIZATION: draw(st.sampled_from([3, 4])),
                     Scope.GROUP: draw(st.sampled_from([11, 12, 13])), Scope.ASSET: draw(st.sampled_from([7, 8]))}[scope]
-        out.append(CostVersion(i + 1, draw(st.integers(0, 20_000_000)), T0 + draw(st.integers(0, 7200)), scope, scope_id))
+        rate, effective = draw(st.integers(0, 20_000_000)), T0 + draw(st.integers(0, 7200))
+        out.append(CostVersion(i + 1, rate, effective, scope, scope_id))
     return out
 
 

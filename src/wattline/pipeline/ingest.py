@@ -27,11 +27,11 @@ import numpy as np
 from sqlalchemy import Connection, Engine
 
 from wattline import metrics
-from wattline.domain.readings import ReadingBatch
 from wattline.domain import ledger as ledger_mod
+from wattline.domain.readings import ReadingBatch
+from wattline.domain.validate import quarantine_reasons
 from wattline.pipeline import aggregate, rawstore, rollup
 from wattline.pipeline.series import SeriesCatalog, SeriesConfig
-from wattline.domain.validate import quarantine_reasons
 from wattline.store import bulk
 from wattline.store.engines import write_transaction
 from wattline.store.partitions import ReadingPartitions
