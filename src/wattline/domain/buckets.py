@@ -129,18 +129,18 @@ def split_on_grid(ledger_cols: dict, series_tz: dict[int, str], period: str = "5
     sid = np.asarray(ledger_cols["series_id"], np.int64)
     s = np.asarray(ledger_cols["start_ts"], np.int64)
     e = np.asarray(ledger_cols["end_ts"], np.int64)
-    first = np.zeros(len(s), np.int64)  # index of the first bucket, into edges
+    first = np.zeros(len(s), np.int64)  # index of an entry's first bucket into all_edges
     count = np.ones(len(s), np.int64)
-    edges_of = []  # per zone: (mask, edges)
+    zone_edges, base = [], 0  # the edges of each zone, one zone after another
     for mask, tz in _zones(series_tz, sid):
         ms, last_second = s[mask], np.maximum(e[mask] - 1, s[mask])
         edges = _edges(tz, period, int(ms.min()), int(last_second.max()), limit=None)
-        base = sum(len(x) for _, x in edges_of)  # edges of all zones, one after another
         i0 = np.searchsorted(edges, ms, side="right") - 1
         i1 = np.searchsorted(edges, last_second, side="right") - 1
         first[mask], count[mask] = base + i0, i1 - i0 + 1
-        edges_of.append((mask, edges))
-    all_edges = np.concatenate([x for _, x in edges_of]) if edges_of else np.zeros(1, np.int64)
+        zone_edges.append(edges)
+        base += len(edges)
+    all_edges = np.concatenate(zone_edges) if zone_edges else np.zeros(1, np.int64)
     idx = np.repeat(np.arange(len(s)), count)
     offset = np.arange(len(idx)) - np.repeat(np.cumsum(count) - count, count)
     at = first[idx] + offset
