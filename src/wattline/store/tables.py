@@ -111,6 +111,8 @@ groups = Table(
     Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=False),
     Column("kind", String(20), nullable=False),  # work_order | composite | classroom
     Column("name", String(200), nullable=False),
+    # periods of a group's roll-ups are those of this zone; NULL: its organization's
+    Column("timezone", String(64), nullable=True),
     UniqueConstraint("organization_id", "kind", "name", name="uq_groups_org_kind_name"),
 )
 
