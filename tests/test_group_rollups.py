@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from sqlalchemy import update
 
-from wattline import clock
 from wattline.domain import groups as rules
 from wattline.domain import timeutil
 from wattline.domain.metrics import MetricType
@@ -85,16 +84,14 @@ def test_work_order_at_23_30_utc_has_31_bars_of_its_zone(dbs, pipeline):
     assert any("estimated" in b["quality"] for b in bars)  # deltas across the group's midnights
 
 
-def test_the_api_route_reads_the_group_bars_at_the_clock(dbs, pipeline):
-    """The route takes 'now' from the clock: at 23:30 UTC the group's bars still number 31."""
+def test_group_bars_take_now_from_the_clock(dbs, pipeline, set_clock):
+    """Without an explicit ``now`` (as the API calls it) the bars end at the clock's day:
+    at 23:30 UTC still 31 of them."""
     zones = {301: "Europe/Madrid", 302: "Asia/Kolkata"}
     now = _t("2026-12-01T23:30:00")
     _members(dbs, pipeline, zones, "Europe/Madrid", now)
-    clock.set_now(now)
-    try:
-        bars = rollup.group_daily_bars(dbs.telemetry, dbs.main_reader, 900)
-    finally:
-        clock.set_now(None)
+    set_clock(now)
+    bars = rollup.group_daily_bars(dbs.telemetry, dbs.main_reader, 900)
     assert len(bars) == 31 and bars[-1]["date"] == "2026-12-02"
 
 
