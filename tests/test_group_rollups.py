@@ -95,6 +95,30 @@ def test_group_bars_take_now_from_the_clock(dbs, pipeline, set_clock):
     assert len(bars) == 31 and bars[-1]["date"] == "2026-12-02"
 
 
+def test_work_order_route_serves_the_group_bars(dbs, pipeline, tmp_path, set_clock):
+    """GET /api/work-orders/{id} at 23:30 UTC: 31 bars of the group's zone, not 32."""
+    from fastapi.testclient import TestClient
+
+    from world import make_ctx
+    from wattline.api.app import create_app
+    from wattline.security import tokens
+
+    zones = {301: "Europe/Madrid", 302: "Asia/Kolkata"}
+    now = _t("2026-12-01T23:30:00")
+    series = _members(dbs, pipeline, zones, "Europe/Madrid", now)
+    with dbs.main.begin() as conn:
+        token = tokens.create_token(conn, "viewer token", "viewer")
+    set_clock(now)
+    with TestClient(create_app(make_ctx(dbs, tmp_path))) as client:
+        r = client.get("/api/work-orders/900?days=31", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    bars = r.json()["dailyBars"]
+    assert len(bars) == 31 and bars[-1]["date"] == "2026-12-02"
+    start = timeutil.day_bounds(datetime.fromisoformat(bars[0]["date"]).date(), "Europe/Madrid")[0]
+    end = timeutil.day_bounds(datetime.fromisoformat(bars[-1]["date"]).date(), "Europe/Madrid")[1]
+    assert round(sum(b["energy_kwh"] for b in bars) * 1e6) == _fifteen_minute_sum(dbs, series, zones, start, end)
+
+
 def test_group_with_its_own_timezone(dbs, pipeline):
     """A group's own zone (Pacific/Kiritimati, +14:00) wins over its organization's;
     its days and months are that zone's, exact against the members' ledgers."""
