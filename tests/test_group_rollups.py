@@ -98,8 +98,8 @@ def test_group_bars_take_now_from_the_clock(dbs, pipeline, set_clock):
 def test_work_order_route_serves_the_group_bars(dbs, pipeline, tmp_path, set_clock):
     """GET /api/work-orders/{id} at 23:30 UTC: 31 bars of the group's zone, not 32."""
     from fastapi.testclient import TestClient
-
     from world import make_ctx
+
     from wattline.api.app import create_app
     from wattline.security import tokens
 

@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 import pytest
 
 from wattline import clock as wall_clock
-
 from wattline.sources.vendors import (
     QuotaExhausted,
     RateLimiter,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -5,6 +5,8 @@ These names stay for the jobs that call them after a sync or a backfill.
 
 from __future__ import annotations
 
-from wattline.pipeline.rollup import WINDOW_S, expire_window as expire, refresh_window as refresh
+from wattline.pipeline.rollup import WINDOW_S
+from wattline.pipeline.rollup import expire_window as expire
+from wattline.pipeline.rollup import refresh_window as refresh
 
 __all__ = ["WINDOW_S", "expire", "refresh"]

@@ -180,7 +180,7 @@ def group_energy_periods(telemetry, main_reader, group_id: int, period: str, cou
     totals = _cut(led, tz, period, start, end)
     out = []
     for s, e in periods:
-        energy, flags, n, estimated = totals.get(s, (0, int(Flag.NO_DATA), 0, False))
+        energy, flags, _n, estimated = totals.get(s, (0, int(Flag.NO_DATA), 0, False))
         if estimated:
             flags |= Flag.ESTIMATED
         out.append({"date": timeutil.local_date(s, tz).isoformat(), "start": timeutil.iso(s, tz),

@@ -6,8 +6,8 @@ Read with the pipeline's read-only handle; :func:`set_timezone` is for provision
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from sqlalchemy import Connection, func, select, update
 

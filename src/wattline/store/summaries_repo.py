@@ -4,7 +4,7 @@ members' ledger entries a group's periods are cut from, and seed 000's 31-day wi
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sqlalchemy import Connection, select
