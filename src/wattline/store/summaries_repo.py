@@ -97,10 +97,14 @@ def ledger_entries(conn: Connection, series_ids: Sequence[int], start_ts: int, e
     """Ledger entries of ``series_ids`` overlapping [start_ts, end_ts): columns
     series_id, start_ts, end_ts (epoch s), delta (milli-Wh), flags."""
     names = ("series_id", "start_ts", "end_ts", "delta", "flags")
-    rows = [] if not series_ids else conn.exec_driver_sql(
-        "SELECT series_id, start_ts, ts, delta_milli_wh, flags FROM readings "
-        f"WHERE series_id IN ({_ids(series_ids)}) AND ts > {int(start_ts)} AND start_ts < {int(end_ts)} "
-        "AND delta_milli_wh IS NOT NULL").fetchall()
+    rows = []
+    if series_ids:
+        result = conn.exec_driver_sql(
+            "SELECT series_id, start_ts, ts, delta_milli_wh, flags FROM readings "
+            f"WHERE series_id IN ({_ids(series_ids)}) AND ts > {int(start_ts)} AND start_ts < {int(end_ts)} "
+            "AND delta_milli_wh IS NOT NULL")
+        rows = result.cursor.fetchall()  # the driver's tuples: numpy converts them in C, Row objects not
+        result.close()
     if not rows:
         return {n: np.zeros(0, np.int64) for n in names}
     arr = np.array(rows, dtype=np.int64)
