@@ -141,6 +141,20 @@ def test_group_with_its_own_timezone(dbs, pipeline):
     assert rollup.group_timezone(dbs.main_reader, 900) == "UTC"
 
 
+@pytest.mark.parametrize("now_text, change_day, hours", [
+    ("2026-03-29T23:30:00", "2026-03-29", 23), ("2026-10-25T23:30:00", "2026-10-25", 25)])
+def test_group_days_across_a_dst_change(dbs, pipeline, now_text, change_day, hours):
+    """In the group's zone (Europe/Madrid) the change day is a 23- or 25-hour bar,
+    still exact against a Kolkata member's ledger."""
+    zones = {331: "Asia/Kolkata", 332: "Europe/Madrid"}
+    now = _t(now_text)
+    series = _members(dbs, pipeline, zones, "Europe/Madrid", now)
+    bars = rollup.group_daily_bars(dbs.telemetry, dbs.main_reader, 900, 31, now)
+    _check_bars(dbs, series, zones, bars, "Europe/Madrid", now)
+    bar = next(b for b in bars if b["date"] == change_day)
+    assert timeutil.parse_instant(bar["end"]) - timeutil.parse_instant(bar["start"]) == hours * 3600
+
+
 def test_group_state_of_charge_is_capacity_weighted(dbs, pipeline):
     zones = {321: "UTC", 322: "UTC"}
     now = _t("2026-12-01T18:45:00")
