@@ -1,23 +1,62 @@
-"""Shared fixtures: fresh database pairs on SQLite and PostgreSQL.
+"""Shared fixtures: fresh database pairs on SQLite and PostgreSQL; the clock.
 
 With CI=true a test whose service is unreachable fails instead of skipping.
+
+Every "now" comes from ``wattline.clock``. Run the suite at another instant with
+``WATTLINE_CLOCK=2026-12-01T23:30:00Z`` in the environment or ``--clock
+2026-12-01T23:30:00Z``; the clock starts there for the session (and for the child
+processes it starts) and the header of the run says where. A test that moves the
+clock takes the ``set_clock`` fixture, which puts the session's clock back after it.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from wattline import clock
+from wattline.domain import timeutil
 from wattline.pipeline import Pipeline
 from wattline.store.engines import open_databases
 from wattline.store.migrate import upgrade_all
 
 PG_ADMIN_URL = os.environ.get("WATTLINE_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--clock", default=None, metavar="INSTANT",
+                     help="start wattline.clock at this ISO-8601 instant (with Z or an offset) for the "
+                          "session; the same as WATTLINE_CLOCK=INSTANT")
+
+
+def pytest_configure(config):
+    instant = config.getoption("--clock")
+    if instant:
+        os.environ.pop("WATTLINE_CLOCK_OFFSET_S", None)
+        os.environ["WATTLINE_CLOCK"] = instant
+        clock.set_now(timeutil.parse_instant(instant))
+    else:
+        clock.now()  # turn WATTLINE_CLOCK into the offset now, before any child process starts
+
+
+def pytest_report_header(config):
+    offset = clock.now() - time.time()
+    return f"wattline clock: {clock.now_dt().isoformat(timespec='seconds')}" + (
+        "" if abs(offset) < 1 else f" (offset {offset:+.0f} s from real time)")
+
+
+@pytest.fixture
+def set_clock():
+    """``set_clock(instant)`` moves the clock (datetime or epoch s); restored after the test."""
+    offset = clock.now() - time.time()
+    yield clock.set_now
+    clock.set_now(time.time() + offset)
 
 
 def service_missing(what: str, exc: Exception):

@@ -11,6 +11,7 @@ import pytest
 import uvicorn
 
 from world import WorldPlant, cloud_config, make_ctx, set_up
+from wattline import clock
 from wattline.api.app import create_app
 from wattline.security import tokens
 from wattline.simulator.vendor_cloud.server import BackgroundCloud
@@ -42,11 +43,11 @@ class Server:
 def api(dbs, tmp_path):
     ctx = make_ctx(dbs, tmp_path)
     ctx.settings.cron_secret = "cron-secret-for-tests"
-    now = int(time.time()) // 900 * 900
+    now = clock.now_s() // 900 * 900
     plants = [WorldPlant(123, "solarman", "64786338", "UTC", now - 3 * DAY),
               WorldPlant(124, "sungrow", "5001240", "Europe/Berlin", now - 3 * DAY)]
     cfg = cloud_config(plants)
-    cfg.clock = time.time  # live data up to now, so the 24-hour window has readings
+    cfg.clock = clock.now  # live data up to now, so the 24-hour window has readings
     with BackgroundCloud(cfg) as cloud:
         set_up(ctx, cloud.base_url, plants, work_order=456)
         with ctx.dbs.main.begin() as conn:
@@ -61,8 +62,8 @@ def _h(token):
 
 
 def _wait_job(url, job_url, token, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         job = httpx.get(url + job_url, headers=_h(token)).json()
         if job["status"] in ("succeeded", "failed"):
             return job
@@ -149,15 +150,13 @@ def test_authentication_and_roles(api):
 
 
 def test_jobs_left_running_by_a_stopped_server_are_marked_failed(dbs, tmp_path):
-    from datetime import datetime, timezone
-
     from sqlalchemy import insert, select
 
     from wattline.jobs.runner import JobRunner
     from wattline.store.tables import jobs
 
     ctx = make_ctx(dbs, tmp_path)
-    now = datetime.now(timezone.utc)
+    now = clock.now_dt()
     with ctx.dbs.telemetry.begin() as conn:
         conn.execute(insert(jobs), [
             dict(id="a", kind="backfill", status="running", created_at=now, updated_at=now),

@@ -73,3 +73,13 @@ def test_seed_000_plant_and_work_order_aggregates(dbs, pipeline):
     assert p123["last_update_time"].replace(tzinfo=timezone.utc) == datetime(2025, 11, 22, 12, tzinfo=timezone.utc)
     assert (float(wo["daily_energy_kwh"]), float(wo["monthly_energy_mwh"]), float(wo["yearly_energy_mwh"]),
             float(wo["total_energy_mwh"]), float(wo["current_power_kw"])) == (375.0, 1.875, 15.425, 150.625, 7.5)
+
+    # the work order's own periods (its organization's zone, UTC here, as its members'):
+    # today's bar is the summary's day, the 31 bars end today
+    bars = rollup.group_daily_bars(dbs.telemetry, dbs.main_reader, 456, 31, now=NOW)
+    assert len(bars) == 31 and bars[-1]["date"] == "2025-11-22"
+    assert bars[-1]["energy_kwh"] == float(wo["daily_energy_kwh"]) == 375.0
+    months = rollup.group_energy_periods(dbs.telemetry, dbs.main_reader, 456, "month", 1, now=NOW)
+    years = rollup.group_energy_periods(dbs.telemetry, dbs.main_reader, 456, "year", 1, now=NOW)
+    assert round(months[0]["energy_kwh"] / 1000, 3) == float(wo["monthly_energy_mwh"])
+    assert round(years[0]["energy_kwh"] / 1000, 3) == float(wo["yearly_energy_mwh"])

@@ -67,7 +67,7 @@ class _Server:
 def server(tmp_path_factory):
     from rich.console import Console
 
-    from wattline import demo
+    from wattline import clock, demo
     from wattline.api.app import create_app
     from wattline.config import Settings
     from wattline.context import open_context
@@ -78,7 +78,7 @@ def server(tmp_path_factory):
         pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
     data = tmp_path_factory.mktemp("dashboard")
     ctx = open_context(Settings(data_dir=data, main_url=None, telemetry_url=None))
-    since = int(time.time()) - 40 * 86400
+    since = clock.now_s() - 40 * 86400
     with demo.BackgroundCloud(demo.cloud_config(since), port=0) as cloud:
         demo.set_up(ctx, cloud.base_url, since)
         asyncio.run(demo.backfill_all(ctx, Console(quiet=True)))
@@ -86,7 +86,7 @@ def server(tmp_path_factory):
             users.create_user(conn, ADMIN, ADMIN_PW, "superadmin")
             users.create_user(conn, VIEWER, VIEWER_PW, "viewer")
         # one failed run, so the status filter has something to tell apart
-        synclog.log_run(ctx.dbs.telemetry, sync_type="job", status="error", started_at=time.time() - 30,
+        synclog.log_run(ctx.dbs.telemetry, sync_type="job", status="error", started_at=clock.now() - 30,
                         records=0, plant_id=124, error="vendor timed out (test row)",
                         metadata={"job": "sync", "duration_ms": 30000})
         srv = _Server(create_app(ctx))

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from wattline import clock as wall_clock
 from wattline.sources.vendors import (
     QuotaExhausted,
     RateLimiter,
@@ -58,7 +59,7 @@ class OneDayWindows(SungrowAdapter):
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_twenty_percent_faults_every_recoverable_record_arrives(kit, start_cloud, vendor):
     running = start_cloud(fault_rate=0.2, seed=7, retry_after_s=1, slow_delay_s=0.6)
-    clock = kit.FakeClock(time.time())  # 429 waits are simulated, everything else is real
+    clock = kit.FakeClock(wall_clock.now())  # 429 waits are simulated, everything else is real
     cls = SmallPages if vendor == "solarman" else OneDayWindows
     ad = cls(
         running.base_url, kit.credentials(vendor), timeout_s=0.3,

@@ -111,6 +111,8 @@ groups = Table(
     Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=False),
     Column("kind", String(20), nullable=False),  # work_order | composite | classroom
     Column("name", String(200), nullable=False),
+    # periods of a group's roll-ups are those of this zone; NULL: its organization's
+    Column("timezone", String(64), nullable=True),
     UniqueConstraint("organization_id", "kind", "name", name="uq_groups_org_kind_name"),
 )
 
@@ -162,9 +164,9 @@ readings = Table(
     Column("raw_event_id", BigInteger, nullable=True),
     Column("start_ts", BigInteger, nullable=True),
     Column("delta_milli_wh", BigInteger, nullable=True),  # >= 0 for counters
-    Column("method", SmallInteger, nullable=True),  # see pipeline.quality.Method
+    Column("method", SmallInteger, nullable=True),  # see domain.quality.Method
     Column("confidence", Float, nullable=True),
-    Column("flags", Integer, nullable=True),  # pipeline.quality.Flag bits
+    Column("flags", Integer, nullable=True),  # domain.quality.Flag bits
     # counter high-water mark after this entry (milli-Wh): lets a late reading
     # re-derive only the entries it touches
     Column("ref_milli_wh", BigInteger, nullable=True),

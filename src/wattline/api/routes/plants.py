@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from wattline.api.deps import OptionalId, PlantId, WorkOrderId, ctx, plant_or_404
 from wattline.domain import timeutil
+from wattline.pipeline import rollup
 from wattline.domain.buckets import PERIODS
 from wattline.security.deps import require_role
 from wattline.security.errors import ApiError
@@ -61,15 +62,7 @@ def get_work_order(request: Request, work_order_id: WorkOrderId, days: int = Que
     now = clock.now_s()
     members = [plant_queries.plant(c.dbs.main_reader, pid) for pid in w["plant_ids"]]
     members = [m for m in members if m]
-    # daily bars: per plant in its own zone, summed by local date
-    by_date: dict[str, dict] = {}
-    for m in members:
-        sid = m["series"].get("energy_total") or m["series"].get("power")
-        for bar in plant_queries.daily_energy(c.dbs.telemetry, [sid] if sid else [], m["timezone"], days, now):
-            agg = by_date.setdefault(bar["date"], {"date": bar["date"], "energy_kwh": 0.0, "quality": set()})
-            agg["energy_kwh"] = round(agg["energy_kwh"] + bar["energy_kwh"], 6)
-            agg["quality"].update(bar["quality"])
-    bars = [{**b, "quality": sorted(b["quality"])} for _, b in sorted(by_date.items())]
+    bars = rollup.group_daily_bars(c.dbs.telemetry, c.dbs.main_reader, work_order_id, days, now)
     return {"id": w["id"], "name": w["name"],
             "plants": [_plant_card(m, sums.get(m["id"]), now) for m in members],
             "summary": plant_queries.work_order_summary(c.dbs.telemetry, work_order_id), "dailyBars": bars}
