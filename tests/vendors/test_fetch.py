@@ -26,7 +26,7 @@ def adapter(kit, cloud, vendor: str, **kw):
 def fetch(kit, ad, plant: str, start: int, end: int, tz: str):
     async def main():
         async with ad:
-            return await ad.fetch_telemetry(plant, start, end, tz)
+            return await ad.fetch_history(plant, start, end, tz)
 
     return kit.run(main())
 

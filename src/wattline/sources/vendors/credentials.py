@@ -1,0 +1,63 @@
+"""Credentials of a vendor account: one pydantic model per vendor, checked before use.
+
+``wattline vendors add-account`` validates the given keys against the vendor's model
+and stores nothing when they do not fit; an adapter validates stored credentials
+again when it is built. Secret fields are :class:`pydantic.SecretStr`, so neither a
+``repr`` nor a validation error shows them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from .errors import InvalidCredentials
+
+
+class VendorCredentials(BaseModel):
+    """Base of every vendor's credentials model: unknown keys are refused, values are
+    stripped strings and none may be empty."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, str_min_length=1,
+                              hide_input_in_errors=True)
+
+    def to_storage(self) -> dict[str, str]:
+        """The plain dict that is encrypted and stored (secrets revealed, unset keys left out)."""
+        out: dict[str, str] = {}
+        for name, value in self:
+            if value is None:
+                continue
+            out[name] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        return out
+
+    @classmethod
+    def describe(cls) -> str:
+        """``required: a, b; optional: c`` for messages and help texts."""
+        req = [n for n, f in cls.model_fields.items() if f.is_required()]
+        opt = [n for n, f in cls.model_fields.items() if not f.is_required()]
+        return "required: " + ", ".join(req) + (f"; optional: {', '.join(opt)}" if opt else "")
+
+
+def _problem(err: dict) -> str:
+    where = ".".join(str(p) for p in err.get("loc", ())) or "credentials"
+    kind = err.get("type", "")
+    if kind == "missing":
+        return f"missing key {where!r}"
+    if kind == "extra_forbidden":
+        return f"unknown key {where!r}"
+    if kind in ("string_too_short", "too_short"):
+        return f"key {where!r} is empty"
+    return f"{where}: {err.get('msg', 'invalid')}"  # pydantic's own words, without the input
+
+
+def validate_credentials(vendor_type: str, model: type[VendorCredentials],
+                         credentials: Mapping[str, Any] | VendorCredentials) -> VendorCredentials:
+    """``credentials`` as ``model``; :class:`InvalidCredentials` naming every bad key."""
+    if isinstance(credentials, model):
+        return credentials
+    try:
+        return model.model_validate(dict(credentials))
+    except ValidationError as exc:
+        problems = "; ".join(_problem(e) for e in exc.errors(include_input=False))
+        raise InvalidCredentials(f"{vendor_type} credentials refused: {problems} ({model.describe()})") from None
