@@ -63,9 +63,8 @@ def assets_add(
 ) -> None:
     """Register an asset. A plant with --vendor gets the points its vendor reports and
     the organization's account of that vendor."""
-    from wattline import provision
+    from wattline import provisioning
     from wattline.sources.vendors.errors import UnknownVendorError
-    from wattline.store import registry
 
     start_ts = None
     if start:
@@ -81,12 +80,12 @@ def assets_add(
             if vendor:
                 if kind != "plant":
                     _fail("only plants have vendors here: use --kind plant")
-                new_id = provision.add_vendor_plant(conn, name, vendor, vendor_id, timezone, asset_id=asset_id,
-                                                    start_operating_time=start_ts)
+                new_id = provisioning.add_vendor_plant(conn, name, vendor, vendor_id, timezone, asset_id=asset_id,
+                                                       start_operating_time=start_ts)
             else:
-                new_id = registry.add_asset(conn, name, kind, timezone, asset_id=asset_id,
-                                            start_operating_time=start_ts)
-    except (registry.RegistryError, UnknownVendorError) as exc:
+                new_id = provisioning.add_asset(conn, name, kind, timezone, asset_id=asset_id,
+                                                start_operating_time=start_ts)
+    except (provisioning.RegistryError, UnknownVendorError) as exc:
         _fail(str(exc))
     console.print(f"asset {name!r} added with id {new_id}")
 
@@ -110,13 +109,13 @@ def assets_list() -> None:
 @app.command("import")
 def import_cmd(file: Path = typer.Argument(..., exists=False)) -> None:
     """Import readings from a CSV file: asset,point,ts,value,unit[,type]."""
-    from wattline.sources.csv_import import CsvFormatError, import_csv
+    from wattline.sources.csv_import import CsvFormatError
 
     if not file.is_file():
         _fail(f"no such file: {file}")
     ctx = _ctx()
     try:
-        report = import_csv(ctx, file)
+        report = _import_csv(ctx, file)
     except CsvFormatError as exc:
         _fail(str(exc))
     for e in report.rejected:
@@ -126,6 +125,28 @@ def import_cmd(file: Path = typer.Argument(..., exists=False)) -> None:
     console.print(f"{report.rows} rows read, {report.written} written, {len(report.rejected)} rejected")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _import_csv(ctx, path: Path):
+    """The CSV source parses, provisioning registers the points it names, the pipeline
+    ingests the batches the source builds with the read-only resolver."""
+    from wattline import provisioning
+    from wattline.sources.csv_import import ImportReport, RowError, read_csv
+    from wattline.store.series_resolver import RegistrySeriesResolver
+
+    readings = read_csv(path)
+    with ctx.dbs.main.begin() as conn:
+        registered = provisioning.register_points_by_name(conn, readings.registrations())
+    report = ImportReport(rows=readings.rows_read, points_created=registered.created)
+    resolver = RegistrySeriesResolver(ctx.dbs.main_reader)
+    for batch, lines in readings.batches(resolver, registered.asset_ids, registered.refused):
+        result = ctx.pipeline.ingest(batch)
+        report.written += len(batch) - len(result.quarantined)
+        by_key = {(int(s), int(t)): line for s, t, line in zip(batch.series_id, batch.ts, lines)}
+        for q in result.quarantined:
+            readings.rejected.append(RowError(by_key.get((q.series_id, q.ts), 0), q.reason))
+    report.rejected = sorted(readings.rejected, key=lambda e: e.line)
+    return report
 
 
 def _series_query(asset: str, point: str, period: str, from_: str, to: str):
@@ -314,34 +335,43 @@ def vendors_add_account(
     name: str,
     vendor: str = typer.Option(..., help="vendor type, e.g. solarman, sungrow"),
     base_url: Optional[str] = typer.Option(None, help="API base URL (default: the vendor's cloud)"),
-    credential: list[str] = typer.Option([], help="KEY=VALUE, repeatable (e.g. app_id=..., password=...)"),
+    credential: list[str] = typer.Option(
+        [], help="KEY=VALUE, repeatable; the keys the vendor needs (solarman: app_id, app_secret, "
+                 "email or username, password or password_sha256; sungrow: appkey, username, password)"),
     calls_per_minute: Optional[int] = typer.Option(None, help="override the vendor's declared limit"),
     calls_per_day: Optional[int] = typer.Option(None, help="override the vendor's daily quota"),
     unlimited: bool = typer.Option(False, help="no rate limit (an emulated cloud on loopback)"),
 ) -> None:
-    """Add a vendor account; its credentials are stored encrypted (AES-256-GCM)."""
-    from wattline import provision
-    from wattline.sources.vendors.errors import UnknownVendorError
-    from wattline.store import registry
+    """Add a vendor account; its credentials are checked against the vendor's model and
+    stored encrypted (AES-256-GCM). Wrong, unknown or missing keys store nothing."""
+    from wattline import provisioning
+    from wattline.sources.vendors.errors import InvalidCredentials, UnknownVendorError
 
-    creds = {}
+    creds: dict[str, str] = {}
     for item in credential:
         key, sep, value = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             _fail(f"--credential must be KEY=VALUE, got a value without '=' for {key or '?'!r}")
+        if key in creds:
+            _fail(f"--credential {key} is given twice")
         creds[key] = value
-    limits = dict(provision.UNLIMITED) if unlimited else {}
+    limits = dict(provisioning.UNLIMITED) if unlimited else {}
     for key, value in (("calls_per_minute", calls_per_minute), ("calls_per_day", calls_per_day)):
         if value is not None:
             if value < 1:
                 _fail(f"--{key.replace('_', '-')} must be at least 1")
             limits[key] = value
+    try:  # before opening the databases: a refused account touches nothing
+        provisioning.validate_vendor_credentials(vendor, creds)
+    except (InvalidCredentials, UnknownVendorError) as exc:
+        _fail(str(exc))
     ctx = _ctx()
     try:
         with ctx.dbs.main.begin() as conn:
-            aid = provision.add_vendor_account(conn, ctx.settings, vendor, name, creds, base_url=base_url,
-                                               rate_limits=limits or None)
-    except (registry.RegistryError, UnknownVendorError) as exc:
+            aid = provisioning.add_vendor_account(conn, ctx.settings, vendor, name, creds, base_url=base_url,
+                                                  rate_limits=limits or None)
+    except (provisioning.RegistryError, InvalidCredentials, UnknownVendorError) as exc:
         _fail(str(exc))
     console.print(f"vendor account {name!r} added with id {aid} ({len(creds)} credential fields, encrypted)")
 

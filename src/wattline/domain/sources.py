@@ -55,6 +55,14 @@ class PointDefinition:
 
 
 @dataclass(frozen=True)
+class PointRegistration:
+    """A point a source needs on an asset it knows by name (e.g. a CSV row's asset)."""
+
+    asset_name: str
+    definition: PointDefinition
+
+
+@dataclass(frozen=True)
 class ResolvedSeries:
     """A registered point: its series id and the configuration a source may need.
 
