@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
 from .errors import InvalidCredentials
 
@@ -19,8 +19,16 @@ class VendorCredentials(BaseModel):
     """Base of every vendor's credentials model: unknown keys are refused, values are
     stripped strings and none may be empty."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, str_min_length=1,
-                              hide_input_in_errors=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_blank(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                raise ValueError(_EMPTY)
+        return value
 
     def to_storage(self) -> dict[str, str]:
         """The plain dict that is encrypted and stored (secrets revealed, unset keys left out)."""
@@ -39,6 +47,9 @@ class VendorCredentials(BaseModel):
         return "required: " + ", ".join(req) + (f"; optional: {', '.join(opt)}" if opt else "")
 
 
+_EMPTY = "is empty"
+
+
 def _problem(err: dict) -> str:
     where = ".".join(str(p) for p in err.get("loc", ())) or "credentials"
     kind = err.get("type", "")
@@ -46,9 +57,10 @@ def _problem(err: dict) -> str:
         return f"missing key {where!r}"
     if kind == "extra_forbidden":
         return f"unknown key {where!r}"
-    if kind in ("string_too_short", "too_short"):
+    if kind == "value_error" and str(err.get("msg", "")).endswith(_EMPTY):
         return f"key {where!r} is empty"
-    return f"{where}: {err.get('msg', 'invalid')}"  # pydantic's own words, without the input
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    return msg if where == "credentials" else f"{where}: {msg}"  # pydantic's words, never the input
 
 
 def validate_credentials(vendor_type: str, model: type[VendorCredentials],
