@@ -93,14 +93,12 @@ def assets_add(
 @assets_app.command("list")
 def assets_list() -> None:
     """List assets."""
-    from sqlalchemy import select
-
-    from wattline.store.tables import assets
+    from wattline.store import registry
 
     ctx = _ctx()
     table = Table("id", "name", "kind", "timezone", "vendor", "vendor id")
     with ctx.dbs.main.connect() as conn:
-        for r in conn.execute(select(assets).order_by(assets.c.id)).mappings():
+        for r in registry.list_assets(conn):
             table.add_row(str(r["id"]), r["name"], r["kind"], r["timezone"], r["vendor_type"] or "",
                           r["vendor_plant_id"] or "")
     console.print(table)

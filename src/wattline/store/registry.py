@@ -116,6 +116,11 @@ def add_group(conn: Connection, name: str, kind: str, member_ids: Iterable[int],
     return gid
 
 
+def list_assets(conn: Connection):
+    """Every asset, by id (rows as mappings)."""
+    return conn.execute(select(assets).order_by(assets.c.id)).mappings().all()
+
+
 def asset_by_name(conn: Connection, name: str):
     return conn.execute(select(assets).where(assets.c.name == name)).mappings().first()
 

@@ -8,7 +8,7 @@ again when it is built. Secret fields are :class:`pydantic.SecretStr`, so neithe
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
@@ -20,6 +20,8 @@ class VendorCredentials(BaseModel):
     stripped strings and none may be empty."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    # what a person must give, when the fields alone do not say it (one of two keys...)
+    keys_help: ClassVar[str | None] = None
 
     @field_validator("*", mode="before")
     @classmethod
@@ -42,6 +44,8 @@ class VendorCredentials(BaseModel):
     @classmethod
     def describe(cls) -> str:
         """``required: a, b; optional: c`` for messages and help texts."""
+        if cls.keys_help:
+            return cls.keys_help
         req = [n for n, f in cls.model_fields.items() if f.is_required()]
         opt = [n for n, f in cls.model_fields.items() if not f.is_required()]
         return "required: " + ", ".join(req) + (f"; optional: {', '.join(opt)}" if opt else "")

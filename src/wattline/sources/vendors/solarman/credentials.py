@@ -12,6 +12,8 @@ class SolarmanCredentials(VendorCredentials):
     ``email`` or ``username``, and its ``password`` (hashed before it is sent) or
     ``password_sha256`` (lowercase hex SHA-256 of it)."""
 
+    keys_help = "required: app_id, app_secret, email or username, password or password_sha256"
+
     app_id: str
     app_secret: SecretStr
     email: str | None = None
