@@ -329,51 +329,6 @@ def demo_cmd(
         uvicorn.run(create_app(ctx, schedule=True), host="127.0.0.1", port=port, log_config=None)
 
 
-def vendors_add_account(
-    name: str,
-    vendor: str = typer.Option(..., help="vendor type, e.g. solarman, sungrow"),
-    base_url: Optional[str] = typer.Option(None, help="API base URL (default: the vendor's cloud)"),
-    credential: list[str] = typer.Option(
-        [], help="KEY=VALUE, repeatable; the keys the vendor needs (solarman: app_id, app_secret, "
-                 "email or username, password or password_sha256; sungrow: appkey, username, password)"),
-    calls_per_minute: Optional[int] = typer.Option(None, help="override the vendor's declared limit"),
-    calls_per_day: Optional[int] = typer.Option(None, help="override the vendor's daily quota"),
-    unlimited: bool = typer.Option(False, help="no rate limit (an emulated cloud on loopback)"),
-) -> None:
-    """Add a vendor account; its credentials are checked against the vendor's model and
-    stored encrypted (AES-256-GCM). Wrong, unknown or missing keys store nothing."""
-    from wattline import provisioning
-    from wattline.sources.vendors.errors import InvalidCredentials, UnknownVendorError
-
-    creds: dict[str, str] = {}
-    for item in credential:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            _fail(f"--credential must be KEY=VALUE, got a value without '=' for {key or '?'!r}")
-        if key in creds:
-            _fail(f"--credential {key} is given twice")
-        creds[key] = value
-    limits = dict(provisioning.UNLIMITED) if unlimited else {}
-    for key, value in (("calls_per_minute", calls_per_minute), ("calls_per_day", calls_per_day)):
-        if value is not None:
-            if value < 1:
-                _fail(f"--{key.replace('_', '-')} must be at least 1")
-            limits[key] = value
-    try:  # before opening the databases: a refused account touches nothing
-        provisioning.validate_vendor_credentials(vendor, creds)
-    except (InvalidCredentials, UnknownVendorError) as exc:
-        _fail(str(exc))
-    ctx = _ctx()
-    try:
-        with ctx.dbs.main.begin() as conn:
-            aid = provisioning.add_vendor_account(conn, ctx.settings, vendor, name, creds, base_url=base_url,
-                                                  rate_limits=limits or None)
-    except (provisioning.RegistryError, InvalidCredentials, UnknownVendorError) as exc:
-        _fail(str(exc))
-    console.print(f"vendor account {name!r} added with id {aid} ({len(creds)} credential fields, encrypted)")
-
-
 def _mount_sub_commands() -> None:
     """Command groups that live in their own modules (imported here, at the end, because
     they use this module's helpers)."""
@@ -381,7 +336,6 @@ def _mount_sub_commands() -> None:
     from wattline.cli_simulate import simulate_app
     from wattline.cli_vendors import vendors_app
 
-    vendors_app.command("add-account")(vendors_add_account)
     app.add_typer(vendors_app, name="vendors")
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(users_app, name="users")
