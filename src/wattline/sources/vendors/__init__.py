@@ -7,6 +7,14 @@
 * :mod:`.normalize` -- vendor records to the pipeline's ReadingBatch;
 * ``solarman/``, ``sungrow/`` -- one package per vendor (adapter, credentials, mapping).
 
+Adding a vendor: a package ``<vendor>/`` with ``credentials.py`` (a
+:class:`VendorCredentials` model: unknown keys are refused), ``mapping.py`` (its
+:class:`VendorPointSpec` s and the parsing of its answers, pure functions tested
+against ``vendor-fixtures/``) and ``adapter.py`` (a :class:`VendorAdapter`: vendor
+type, base URL, limits, points, credentials model; the three HTTP hooks ``_login``,
+``_authorize``, ``_check``; ``_fetch_window`` for one range-limited window), plus one
+line in ``registry._ADAPTERS`` and an emulation under ``simulator/vendor_cloud/``.
+
 Use::
 
     from wattline.sources.vendors import get_adapter_class, RateLimiter
