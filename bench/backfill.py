@@ -81,7 +81,7 @@ def drop(names):
 
 
 def run(backend: str, n_plants: int, base_url: str, fleet_url: str) -> None:
-    from wattline import provision
+    from wattline import provisioning
     from wattline.config import Settings
     from wattline.context import open_context
     from wattline.jobs.backfill import backfill_plant
@@ -94,9 +94,9 @@ def run(backend: str, n_plants: int, base_url: str, fleet_url: str) -> None:
     ctx = open_context(settings)
     try:
         with ctx.dbs.main.begin() as conn:
-            acc = provision.add_vendor_account(conn, settings, "solarman", "bench",
-                                               _creds(), base_url=base_url, rate_limits=provision.UNLIMITED)
-            provision.add_vendor_plant(conn, "seed plant 123", "solarman", "64786338", "UTC", asset_id=123,
+            acc = provisioning.add_vendor_account(conn, settings, "solarman", "bench",
+                                               _creds(), base_url=base_url, rate_limits=provisioning.UNLIMITED)
+            provisioning.add_vendor_plant(conn, "seed plant 123", "solarman", "64786338", "UTC", asset_id=123,
                                        start_operating_time=START, vendor_account_id=acc)
         t0 = time.perf_counter()
         r = asyncio.run(backfill_plant(ctx, 123, now=SEED_NOW))
@@ -109,10 +109,10 @@ def run(backend: str, n_plants: int, base_url: str, fleet_url: str) -> None:
         # starts 2024-01-01; the sync window is the last 24 h)
         now = int(time.time()) // 900 * 900
         with ctx.dbs.main.begin() as conn:
-            fleet = provision.add_vendor_account(conn, settings, "solarman", "fleet", _creds(), base_url=fleet_url,
-                                                 rate_limits=provision.UNLIMITED)
+            fleet = provisioning.add_vendor_account(conn, settings, "solarman", "fleet", _creds(), base_url=fleet_url,
+                                                 rate_limits=provisioning.UNLIMITED)
             for i in range(n_plants):
-                provision.add_vendor_plant(conn, f"fleet {i}", "solarman", f"fleet-{i}", "Europe/Berlin",
+                provisioning.add_vendor_plant(conn, f"fleet {i}", "solarman", f"fleet-{i}", "Europe/Berlin",
                                            start_operating_time=now - 2 * 86400, vendor_account_id=fleet)
         t0 = time.perf_counter()
         first = asyncio.run(sync_all(ctx, now=now - 86400))

@@ -37,7 +37,7 @@ def main() -> None:
         upgrade_all(dbs.main, dbs.telemetry)
         with dbs.main.begin() as conn:
             aid = registry.add_asset(conn, "late-meter", "meter", "Europe/Berlin")
-            sid = registry.ensure_points(conn, aid, [registry.PointSpec("energy", MetricType.COUNTER)])["energy"]
+            sid = registry.ensure_points(conn, aid, [registry.PointDefinition("energy", MetricType.COUNTER)])["energy"]
         pipe = Pipeline(dbs.telemetry, dbs.main_reader)
         n = args.readings
 

@@ -61,8 +61,8 @@ def setup(dbs, n_series):
     with dbs.main.begin() as conn:
         for p in range(n_series // 2):
             aid = registry.add_asset(conn, f"bench-{p}", "plant", "Europe/Berlin", vendor_plant_id=str(p))
-            s = registry.ensure_points(conn, aid, [registry.PointSpec("energy_total", MetricType.COUNTER),
-                                                   registry.PointSpec("power", MetricType.POWER)])
+            s = registry.ensure_points(conn, aid, [registry.PointDefinition("energy_total", MetricType.COUNTER),
+                                                   registry.PointDefinition("power", MetricType.POWER)])
             ids.append((s["energy_total"], s["power"]))
     return np.array(ids, np.int64)
 

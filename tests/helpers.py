@@ -19,7 +19,7 @@ def new_series(dbs, metric=MetricType.COUNTER, tz="UTC", kind="meter", **point_k
     """A fresh asset with one point; returns the series id."""
     with dbs.main.begin() as conn:
         aid = registry.add_asset(conn, f"asset-{next(_counter)}-{np.random.randint(1e9)}", kind, tz)
-        return registry.ensure_points(conn, aid, [registry.PointSpec("energy", metric, **point_kw)])["energy"]
+        return registry.ensure_points(conn, aid, [registry.PointDefinition("energy", metric, **point_kw)])["energy"]
 
 
 def batch(series_id: int, ts, values) -> ReadingBatch:

@@ -154,6 +154,7 @@ def test_vendor_account_credentials_are_stored_encrypted(run, tmp_path):
     import sqlite3
 
     p = run("vendors", "add-account", "roof-sm", "--vendor", "solarman", "--credential", "app_id=12345",
+            "--credential", "app_secret=app-s3cret", "--credential", "email=me@example.org",
             "--credential", "password=s3cret-pass", "--calls-per-day", "300")
     assert "s3cret-pass" not in p.stdout + p.stderr
     db = sqlite3.connect(tmp_path / "data" / "main.db")

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from world import CLOUD_NOW, WorldPlant, cloud_config, make_ctx, set_up, stored
-from wattline import provision
+from wattline import provisioning
 from wattline.jobs.backfill import backfill_plant
 from wattline.jobs.scheduler import build_scheduler
 from wattline.jobs.sync import sync_all
@@ -34,7 +34,7 @@ def test_sync_window_covers_an_outage_and_one_failing_plant_does_not_stop_the_ru
         # a third plant the vendor does not know fails; the others still sync
         with ctx.dbs.main.begin() as conn:
             acc = conn.execute(select(vendor_accounts.c.id).where(vendor_accounts.c.vendor_type == "solarman")).scalar()
-            provision.add_vendor_plant(conn, "ghost", "solarman", "does-not-exist", "UTC", asset_id=203,
+            provisioning.add_vendor_plant(conn, "ghost", "solarman", "does-not-exist", "UTC", asset_id=203,
                                        start_operating_time=CLOUD_NOW - DAY, vendor_account_id=acc)
         second = asyncio.run(sync_all(ctx, now=CLOUD_NOW))
     assert second.plantsSynced == 2 and not second.success

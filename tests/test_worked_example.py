@@ -43,8 +43,8 @@ def test_seed_000_plant_and_work_order_aggregates(dbs, pipeline):
             registry.add_asset(conn, f"plant {pid}", "plant", "UTC", asset_id=pid, vendor_type="solarman",
                                vendor_plant_id=vid, start_operating_time=START)
             series[pid] = registry.ensure_points(conn, pid, [
-                registry.PointSpec("energy_total", MetricType.COUNTER),
-                registry.PointSpec("power", MetricType.POWER),
+                registry.PointDefinition("energy_total", MetricType.COUNTER),
+                registry.PointDefinition("power", MetricType.POWER),
             ])
         registry.add_group(conn, "WO 456", "work_order", list(PLANTS), group_id=456)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wattline import provision
+from wattline import provisioning
 from wattline.config import Settings
 from wattline.context import AppContext
 from wattline.pipeline import Pipeline
@@ -58,11 +58,11 @@ def set_up(ctx: AppContext, base_url: str, plants: list[WorldPlant], work_order:
     with ctx.dbs.main.begin() as conn:
         accounts = {}
         for vendor in sorted({p.vendor for p in plants}):
-            accounts[vendor] = provision.add_vendor_account(
+            accounts[vendor] = provisioning.add_vendor_account(
                 conn, ctx.settings, vendor, f"{vendor} test", DEFAULT_CREDENTIALS[vendor], base_url=base_url,
-                rate_limits=provision.UNLIMITED)
+                rate_limits=provisioning.UNLIMITED)
         for p in plants:
-            provision.add_vendor_plant(conn, f"plant {p.plant_id}", p.vendor, p.vendor_plant_id, p.timezone,
+            provisioning.add_vendor_plant(conn, f"plant {p.plant_id}", p.vendor, p.vendor_plant_id, p.timezone,
                                        asset_id=p.plant_id, start_operating_time=p.start,
                                        vendor_account_id=accounts[p.vendor])
         if work_order is not None:

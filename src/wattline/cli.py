@@ -63,9 +63,8 @@ def assets_add(
 ) -> None:
     """Register an asset. A plant with --vendor gets the points its vendor reports and
     the organization's account of that vendor."""
-    from wattline import provision
+    from wattline import provisioning
     from wattline.sources.vendors.errors import UnknownVendorError
-    from wattline.store import registry
 
     start_ts = None
     if start:
@@ -81,12 +80,12 @@ def assets_add(
             if vendor:
                 if kind != "plant":
                     _fail("only plants have vendors here: use --kind plant")
-                new_id = provision.add_vendor_plant(conn, name, vendor, vendor_id, timezone, asset_id=asset_id,
-                                                    start_operating_time=start_ts)
+                new_id = provisioning.add_vendor_plant(conn, name, vendor, vendor_id, timezone, asset_id=asset_id,
+                                                       start_operating_time=start_ts)
             else:
-                new_id = registry.add_asset(conn, name, kind, timezone, asset_id=asset_id,
-                                            start_operating_time=start_ts)
-    except (registry.RegistryError, UnknownVendorError) as exc:
+                new_id = provisioning.add_asset(conn, name, kind, timezone, asset_id=asset_id,
+                                                start_operating_time=start_ts)
+    except (provisioning.RegistryError, UnknownVendorError) as exc:
         _fail(str(exc))
     console.print(f"asset {name!r} added with id {new_id}")
 
@@ -94,14 +93,12 @@ def assets_add(
 @assets_app.command("list")
 def assets_list() -> None:
     """List assets."""
-    from sqlalchemy import select
-
-    from wattline.store.tables import assets
+    from wattline.store import registry
 
     ctx = _ctx()
     table = Table("id", "name", "kind", "timezone", "vendor", "vendor id")
     with ctx.dbs.main.connect() as conn:
-        for r in conn.execute(select(assets).order_by(assets.c.id)).mappings():
+        for r in registry.list_assets(conn):
             table.add_row(str(r["id"]), r["name"], r["kind"], r["timezone"], r["vendor_type"] or "",
                           r["vendor_plant_id"] or "")
     console.print(table)
@@ -110,13 +107,13 @@ def assets_list() -> None:
 @app.command("import")
 def import_cmd(file: Path = typer.Argument(..., exists=False)) -> None:
     """Import readings from a CSV file: asset,point,ts,value,unit[,type]."""
-    from wattline.sources.csv_import import CsvFormatError, import_csv
+    from wattline.sources.csv_import import CsvFormatError
 
     if not file.is_file():
         _fail(f"no such file: {file}")
     ctx = _ctx()
     try:
-        report = import_csv(ctx, file)
+        report = _import_csv(ctx, file)
     except CsvFormatError as exc:
         _fail(str(exc))
     for e in report.rejected:
@@ -126,6 +123,28 @@ def import_cmd(file: Path = typer.Argument(..., exists=False)) -> None:
     console.print(f"{report.rows} rows read, {report.written} written, {len(report.rejected)} rejected")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _import_csv(ctx, path: Path):
+    """The CSV source parses, provisioning registers the points it names, the pipeline
+    ingests the batches the source builds with the read-only resolver."""
+    from wattline import provisioning
+    from wattline.sources.csv_import import ImportReport, RowError, read_csv
+    from wattline.store.series_resolver import RegistrySeriesResolver
+
+    readings = read_csv(path)
+    with ctx.dbs.main.begin() as conn:
+        registered = provisioning.register_points_by_name(conn, readings.registrations())
+    report = ImportReport(rows=readings.rows_read, points_created=registered.created)
+    resolver = RegistrySeriesResolver(ctx.dbs.main_reader)
+    for batch, lines in readings.batches(resolver, registered.asset_ids, registered.refused):
+        result = ctx.pipeline.ingest(batch)
+        report.written += len(batch) - len(result.quarantined)
+        by_key = {(int(s), int(t)): line for s, t, line in zip(batch.series_id, batch.ts, lines)}
+        for q in result.quarantined:
+            readings.rejected.append(RowError(by_key.get((q.series_id, q.ts), 0), q.reason))
+    report.rejected = sorted(readings.rejected, key=lambda e: e.line)
+    return report
 
 
 def _series_query(asset: str, point: str, period: str, from_: str, to: str):
@@ -310,42 +329,6 @@ def demo_cmd(
         uvicorn.run(create_app(ctx, schedule=True), host="127.0.0.1", port=port, log_config=None)
 
 
-def vendors_add_account(
-    name: str,
-    vendor: str = typer.Option(..., help="vendor type, e.g. solarman, sungrow"),
-    base_url: Optional[str] = typer.Option(None, help="API base URL (default: the vendor's cloud)"),
-    credential: list[str] = typer.Option([], help="KEY=VALUE, repeatable (e.g. app_id=..., password=...)"),
-    calls_per_minute: Optional[int] = typer.Option(None, help="override the vendor's declared limit"),
-    calls_per_day: Optional[int] = typer.Option(None, help="override the vendor's daily quota"),
-    unlimited: bool = typer.Option(False, help="no rate limit (an emulated cloud on loopback)"),
-) -> None:
-    """Add a vendor account; its credentials are stored encrypted (AES-256-GCM)."""
-    from wattline import provision
-    from wattline.sources.vendors.errors import UnknownVendorError
-    from wattline.store import registry
-
-    creds = {}
-    for item in credential:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            _fail(f"--credential must be KEY=VALUE, got a value without '=' for {key or '?'!r}")
-        creds[key] = value
-    limits = dict(provision.UNLIMITED) if unlimited else {}
-    for key, value in (("calls_per_minute", calls_per_minute), ("calls_per_day", calls_per_day)):
-        if value is not None:
-            if value < 1:
-                _fail(f"--{key.replace('_', '-')} must be at least 1")
-            limits[key] = value
-    ctx = _ctx()
-    try:
-        with ctx.dbs.main.begin() as conn:
-            aid = provision.add_vendor_account(conn, ctx.settings, vendor, name, creds, base_url=base_url,
-                                               rate_limits=limits or None)
-    except (registry.RegistryError, UnknownVendorError) as exc:
-        _fail(str(exc))
-    console.print(f"vendor account {name!r} added with id {aid} ({len(creds)} credential fields, encrypted)")
-
-
 def _mount_sub_commands() -> None:
     """Command groups that live in their own modules (imported here, at the end, because
     they use this module's helpers)."""
@@ -353,7 +336,6 @@ def _mount_sub_commands() -> None:
     from wattline.cli_simulate import simulate_app
     from wattline.cli_vendors import vendors_app
 
-    vendors_app.command("add-account")(vendors_add_account)
     app.add_typer(vendors_app, name="vendors")
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(users_app, name="users")

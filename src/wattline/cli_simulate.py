@@ -53,6 +53,17 @@ def _fleet(sites: int, seed: int):
     return default_sites(sites, seed)
 
 
+def simulator_ports(app_ctx):
+    """The simulator's collaborators over an open context: the pipeline, the
+    provisioning service for its sites, the state repository of the telemetry database."""
+    from wattline.provisioning import SiteProvisioner
+    from wattline.simulator.ports import SimulatorPorts
+    from wattline.store.simulator_state_repo import SimulatorStateRepo
+
+    return SimulatorPorts(pipeline=app_ctx.pipeline, sites=SiteProvisioner(app_ctx.dbs.main),
+                          state=SimulatorStateRepo(app_ctx.dbs.telemetry))
+
+
 def _print_round(result) -> None:
     clock = timeutil.iso(result.ts)
     width = max((len(line.name) for line in result.lines), default=10)
@@ -94,7 +105,7 @@ def simulate(
     stop = threading.Event()
     restore_handlers = install_signal_handlers(stop)
     try:
-        service = LiveService(app_ctx, fleet, interval_s)
+        service = LiveService(simulator_ports(app_ctx), fleet, interval_s)
         rep = service.restore_report
         console.print(f"simulating {len(service.sites)} sites (seed {seed}) every {_fmt_interval(interval_s)}; "
                       f"state restored for {len(rep.restored)}, fresh for {len(rep.fresh)}"
@@ -158,7 +169,7 @@ def replay_cmd(
         with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
                       TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
             task = bar.add_task("replay", total=total)
-            res = replay_into_db(app_ctx, fleet, start_ts, end_ts, step_s,
+            res = replay_into_db(simulator_ports(app_ctx), fleet, start_ts, end_ts, step_s,
                                  lambda done, _total: bar.update(task, completed=done), metrics=wanted)
     finally:
         app_ctx.close()

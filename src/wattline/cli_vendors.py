@@ -1,6 +1,9 @@
-"""``wattline vendors …``: the emulated vendor clouds on loopback (mounted by ``cli.py``)."""
+"""``wattline vendors …``: vendor accounts, and the emulated vendor clouds on loopback
+(mounted by ``cli.py``)."""
 
 from __future__ import annotations
+
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -37,3 +40,50 @@ def serve_command(
     )
     console.print("Default credentials: wattline.simulator.vendor_cloud.config.DEFAULT_CREDENTIALS")
     serve(host=host, port=port, fault_rate=fault_rate, latency_ms=latency_ms, seed=seed)
+
+
+@vendors_app.command("add-account")
+def vendors_add_account(
+    name: str,
+    vendor: str = typer.Option(..., help="vendor type, e.g. solarman, sungrow"),
+    base_url: Optional[str] = typer.Option(None, help="API base URL (default: the vendor's cloud)"),
+    credential: list[str] = typer.Option(
+        [], help="KEY=VALUE, repeatable; the keys the vendor needs (solarman: app_id, app_secret, "
+                 "email or username, password or password_sha256; sungrow: appkey, username, password)"),
+    calls_per_minute: Optional[int] = typer.Option(None, help="override the vendor's declared limit"),
+    calls_per_day: Optional[int] = typer.Option(None, help="override the vendor's daily quota"),
+    unlimited: bool = typer.Option(False, help="no rate limit (an emulated cloud on loopback)"),
+) -> None:
+    """Add a vendor account; its credentials are checked against the vendor's model and
+    stored encrypted (AES-256-GCM). Wrong, unknown or missing keys store nothing."""
+    from wattline import provisioning
+    from wattline.cli import _ctx, _fail, console
+    from wattline.sources.vendors.errors import InvalidCredentials, UnknownVendorError
+
+    creds: dict[str, str] = {}
+    for item in credential:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            _fail(f"--credential must be KEY=VALUE, got a value without '=' for {key or '?'!r}")
+        if key in creds:
+            _fail(f"--credential {key} is given twice")
+        creds[key] = value
+    limits = dict(provisioning.UNLIMITED) if unlimited else {}
+    for key, value in (("calls_per_minute", calls_per_minute), ("calls_per_day", calls_per_day)):
+        if value is not None:
+            if value < 1:
+                _fail(f"--{key.replace('_', '-')} must be at least 1")
+            limits[key] = value
+    try:  # before opening the databases: a refused account touches nothing
+        provisioning.validate_vendor_credentials(vendor, creds)
+    except (InvalidCredentials, UnknownVendorError) as exc:
+        _fail(str(exc))
+    ctx = _ctx()
+    try:
+        with ctx.dbs.main.begin() as conn:
+            aid = provisioning.add_vendor_account(conn, ctx.settings, vendor, name, creds, base_url=base_url,
+                                                  rate_limits=limits or None)
+    except (provisioning.RegistryError, InvalidCredentials, UnknownVendorError) as exc:
+        _fail(str(exc))
+    console.print(f"vendor account {name!r} added with id {aid} ({len(creds)} credential fields, encrypted)")

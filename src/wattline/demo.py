@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select, update
 
-from wattline import provision
+from wattline import provisioning
 from wattline.context import AppContext
 from wattline.jobs.backfill import backfill_plant
 from wattline.simulator.vendor_cloud.config import DEFAULT_CREDENTIALS, CloudConfig, PlantProfile
@@ -69,15 +69,15 @@ def set_up(ctx: AppContext, base_url: str, since_ts: int) -> dict[str, int]:
                                                                   vendor_accounts.c.name == name)).first()
             if row is None:
                 # the emulated clouds on loopback are not quota-limited
-                accounts[vendor] = provision.add_vendor_account(
+                accounts[vendor] = provisioning.add_vendor_account(
                     conn, ctx.settings, vendor, name, DEFAULT_CREDENTIALS[vendor], base_url=base_url,
-                    organization_id=org, rate_limits=provision.UNLIMITED)
+                    organization_id=org, rate_limits=provisioning.UNLIMITED)
             else:
                 accounts[vendor] = row[0]
                 conn.execute(update(vendor_accounts).where(vendor_accounts.c.id == row[0]).values(base_url=base_url))
         for p in PLANTS:
             if conn.execute(select(assets.c.id).where(assets.c.id == p.plant_id)).first() is None:
-                provision.add_vendor_plant(
+                provisioning.add_vendor_plant(
                     conn, p.name, p.vendor, p.vendor_plant_id, p.timezone, asset_id=p.plant_id,
                     organization_id=org, vendor_account_id=accounts[p.vendor], start_operating_time=since_ts,
                     capacity_kw=p.capacity_kw, latitude=p.latitude, longitude=p.longitude)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from sqlalchemy import delete, select
 
+from wattline.cli_simulate import simulator_ports
 from wattline.config import Settings
 from wattline.context import open_context
 from wattline.domain.timeutil import parse_instant
@@ -89,8 +90,8 @@ def _uninterrupted(sites, rounds):
 
 
 def test_register_sites_is_idempotent_and_types_points_by_metric(ctx, sites):
-    first = register_sites(ctx, sites, STEP)
-    second = register_sites(ctx, sites, STEP)
+    first = register_sites(simulator_ports(ctx), sites, STEP)
+    second = register_sites(simulator_ports(ctx), sites, STEP)
     assert first == second
     with ctx.dbs.main.connect() as c:
         for site in sites:
@@ -113,7 +114,7 @@ def test_register_sites_is_idempotent_and_types_points_by_metric(ctx, sites):
 
 
 def test_a_round_ingests_one_reading_per_metric_per_site_with_raw_payloads(ctx, sites):
-    svc = LiveService(ctx, sites, STEP)
+    svc = LiveService(simulator_ports(ctx), sites, STEP)
     r1 = svc.run_round(NOON)
     assert r1.errors == {} and r1.state_saved
     assert [line.site_id for line in r1.lines] == [s.id for s in sites]
@@ -149,14 +150,14 @@ def test_a_round_ingests_one_reading_per_metric_per_site_with_raw_payloads(ctx, 
 def test_restart_restores_state_and_continues_like_an_uninterrupted_run(settings, sites):
     K = 6
     ctx1 = open_context(settings)
-    first = LiveService(ctx1, sites, STEP)
+    first = LiveService(simulator_ports(ctx1), sites, STEP)
     for k in range(1, K + 1):
         assert first.run_round(NOON + k * STEP).errors == {}
     at_shutdown = {s.id: first.sim.site_state(s.id) for s in sites}
     ctx1.close()
 
     ctx2 = open_context(settings)  # a new process, as it were
-    second = LiveService(ctx2, sites, STEP)
+    second = LiveService(simulator_ports(ctx2), sites, STEP)
     assert sorted(second.restore_report.restored) == sorted(s.id for s in sites)
     assert second.restore_report.fast_forwarded == {}
     for site in sites:
@@ -173,7 +174,7 @@ def test_restart_restores_state_and_continues_like_an_uninterrupted_run(settings
     assert stored == {s.site_id: s.values["load_energy_kwh"] for s in reference[-1]}
 
     # control: a service that does not restore produces something else
-    fresh = LiveService(ctx2, sites, STEP, restore=False)
+    fresh = LiveService(simulator_ports(ctx2), sites, STEP, restore=False)
     other = fresh.sim.step(NOON + (K + 1) * STEP)
     assert _values(other) != _values(reference[-1])
     ctx2.close()
@@ -181,7 +182,7 @@ def test_restart_restores_state_and_continues_like_an_uninterrupted_run(settings
 
 def test_state_lost_after_ingest_is_fast_forwarded_on_restart(ctx, sites, monkeypatch):
     K = 4
-    svc = LiveService(ctx, sites, STEP)
+    svc = LiveService(simulator_ports(ctx), sites, STEP)
     for k in range(1, K):
         svc.run_round(NOON + k * STEP)
 
@@ -195,7 +196,7 @@ def test_state_lost_after_ingest_is_fast_forwarded_on_restart(ctx, sites, monkey
     with ctx.dbs.telemetry.connect() as c:
         assert {r.last_ts for r in c.execute(select(simulator_state))} == {NOON + (K - 1) * STEP}
 
-    restarted = LiveService(ctx, sites, STEP)
+    restarted = LiveService(simulator_ports(ctx), sites, STEP)
     rep = restarted.restore_report
     assert rep.fast_forwarded == {s.id: NOON + K * STEP for s in sites}
     assert rep.counters_adopted == []  # the deterministic re-run matched the stored readings
@@ -207,12 +208,12 @@ def test_state_lost_after_ingest_is_fast_forwarded_on_restart(ctx, sites, monkey
 
 
 def test_state_lost_altogether_continues_counters_from_the_readings(ctx, sites):
-    svc = LiveService(ctx, sites, STEP)
+    svc = LiveService(simulator_ports(ctx), sites, STEP)
     for k in range(1, 4):
         svc.run_round(NOON + k * STEP)
     with ctx.dbs.telemetry.begin() as c:
         c.execute(delete(simulator_state))
-    restarted = LiveService(ctx, sites, STEP)
+    restarted = LiveService(simulator_ports(ctx), sites, STEP)
     assert sorted(restarted.restore_report.counters_adopted) == sorted(s.id for s in sites)
     restarted.run_round(NOON + 4 * STEP)
     for site in sites:
@@ -231,10 +232,11 @@ def test_rounds_and_restart_on_each_backend(dbs, sites):
     from wattline.pipeline import Pipeline
 
     c = AppContext(Settings(), dbs, Pipeline(dbs.telemetry, dbs.main_reader))
-    svc = LiveService(c, sites, STEP)
+    svc = LiveService(simulator_ports(c), sites, STEP)
     for k in range(1, 4):
         assert svc.run_round(NOON + k * STEP).state_saved
-    again = LiveService(AppContext(Settings(), dbs, Pipeline(dbs.telemetry, dbs.main_reader)), sites, STEP)
+    again = LiveService(simulator_ports(AppContext(Settings(), dbs, Pipeline(dbs.telemetry, dbs.main_reader))),
+                        sites, STEP)
     assert sorted(again.restore_report.restored) == sorted(s.id for s in sites)
     assert again.sim.state_dict() == svc.sim.state_dict()
     assert _count(c, "readings") == 3 * sum(len(site_metrics(s)) for s in sites)
@@ -246,7 +248,7 @@ def test_rounds_and_restart_on_each_backend(dbs, sites):
 def test_a_site_with_an_invalid_timezone_does_not_stop_the_round(ctx, sites):
     broken = dataclasses.replace(sites[1], id="site-bad", name="Nowhere 99", timezone="Mars/Olympus_Mons")
     fleet = [sites[0], broken, sites[2]]
-    svc = LiveService(ctx, fleet, STEP)
+    svc = LiveService(simulator_ports(ctx), fleet, STEP)
     result = svc.run_round(NOON)
     assert set(result.errors) == {"site-bad"} and "Olympus" in result.errors["site-bad"]
     assert [line.site_id for line in result.lines] == [sites[0].id, sites[2].id]
@@ -265,7 +267,7 @@ def test_a_site_raising_inside_the_model_does_not_stop_the_round(ctx, sites, mon
             self.base_kw = self.base_kw.copy()
             self.base_kw[ids.index(victim)] = np.nan
 
-    svc = LiveService(ctx, sites, STEP)
+    svc = LiveService(simulator_ports(ctx), sites, STEP)
     monkeypatch.setattr(load_module.LoadModel, "__init__", poisoned)
     result = svc.run_round(NOON)
     assert set(result.errors) == {victim} and "non-finite" in result.errors[victim]
@@ -278,7 +280,7 @@ def test_a_site_raising_inside_the_model_does_not_stop_the_round(ctx, sites, mon
 
 
 def test_a_site_whose_ingest_fails_is_rewound_and_caught_up_next_round(ctx, sites, monkeypatch):
-    svc = LiveService(ctx, sites, STEP)
+    svc = LiveService(simulator_ports(ctx), sites, STEP)
     assert svc.run_round(NOON + STEP).errors == {}
     victim = sites[0].id
     victim_series = set(svc.series[victim].values())
@@ -324,7 +326,7 @@ class FakeClock:
 
 
 def test_run_forever_runs_at_once_then_on_interval_boundaries(ctx, sites):
-    svc = LiveService(ctx, sites[:2], STEP)
+    svc = LiveService(simulator_ports(ctx), sites[:2], STEP)
     clock = FakeClock(NOON + 1000)  # 100 s after a boundary
     seen = []
     n = svc.run_forever(threading.Event(), max_rounds=3, on_round=lambda r: seen.append((r.ts, clock())),
@@ -335,7 +337,7 @@ def test_run_forever_runs_at_once_then_on_interval_boundaries(ctx, sites):
     assert [t for _, t in seen[1:]] == [NOON + 1200, NOON + 1500]
 
     # a restart within the same interval waits for the next boundary; a stop request ends the loop
-    again = LiveService(ctx, sites[:2], STEP)
+    again = LiveService(simulator_ports(ctx), sites[:2], STEP)
     clock.t = NOON + 1550
     stop = threading.Event()
     ts_seen = []
@@ -349,7 +351,7 @@ def test_run_forever_runs_at_once_then_on_interval_boundaries(ctx, sites):
 
 
 def test_run_forever_catches_up_after_falling_behind(ctx, sites):
-    svc = LiveService(ctx, sites[:2], STEP)
+    svc = LiveService(simulator_ports(ctx), sites[:2], STEP)
     clock = FakeClock(NOON + 10)
     seen = []
 
@@ -370,7 +372,7 @@ def test_run_forever_catches_up_after_falling_behind(ctx, sites):
 def test_a_signal_during_a_round_lets_it_finish_then_stops(ctx, sites):
     from wattline.simulator.service import install_signal_handlers
 
-    svc = LiveService(ctx, sites[:2], STEP)
+    svc = LiveService(simulator_ports(ctx), sites[:2], STEP)
     real_round = svc.run_round
 
     def round_interrupted_midway(ts):
@@ -405,7 +407,7 @@ def test_replay_into_db_stores_every_reading_and_the_ledger_matches_the_counters
     fleet = sites[:3]
     start, end, step = T0, T0 + 86400, 900
     progress = []
-    res = replay_into_db(ctx, fleet, start, end, step, lambda d, t: progress.append((d, t)), max_batch=2000)
+    res = replay_into_db(simulator_ports(ctx), fleet, start, end, step, lambda d, t: progress.append((d, t)), max_batch=2000)
     T = 96
     per_step = sum(len(site_metrics(s)) for s in fleet)
     assert res.steps == T and res.readings == T * per_step and res.quarantined == 0
@@ -413,7 +415,7 @@ def test_replay_into_db_stores_every_reading_and_the_ledger_matches_the_counters
     assert _count(ctx, "readings") == T * per_step
     assert progress[-1] == (T, T) and [d for d, _ in progress] == sorted(d for d, _ in progress)
 
-    series = register_sites(ctx, fleet, step)
+    series = register_sites(simulator_ports(ctx), fleet, step)
     ref = replay(fleet, start, end, step)
     for i, site in enumerate(fleet):
         sol = [v for _, v, _ in _readings(ctx, series[site.id]["solar_power_kw"])]
@@ -431,11 +433,11 @@ def test_replay_into_db_stores_every_reading_and_the_ledger_matches_the_counters
     assert any(sum(e[2] for e in _ledger(ctx, series[s.id]["solar_energy_kwh"])) > 0 for s in fleet)
 
     # idempotent: the same replay again changes nothing
-    again = replay_into_db(ctx, fleet, start, end, step)
+    again = replay_into_db(simulator_ports(ctx), fleet, start, end, step)
     assert again.readings == T * per_step and _count(ctx, "readings") == T * per_step
 
     # live mode continues from the replay's end (state saved), as if the replay went on
-    svc = LiveService(ctx, fleet, step)
+    svc = LiveService(simulator_ports(ctx), fleet, step)
     assert sorted(svc.restore_report.restored) == sorted(s.id for s in fleet)
     nxt = svc.run_round(end)
     longer = replay(fleet, start, end + 1, step)

@@ -90,7 +90,7 @@ def test_cloud_enforces_its_own_per_minute_limit(kit, start_cloud):
 
     async def main():
         async with ad:
-            return await ad.fetch_telemetry(kit.SUNGROW_PLANT, start, start + 35 * kit.DAY, kit.SUNGROW_TZ)
+            return await ad.fetch_history(kit.SUNGROW_PLANT, start, start + 35 * kit.DAY, kit.SUNGROW_TZ)
 
     result = kit.run(main())
     assert len(result.records) == 35 * 96
@@ -168,7 +168,7 @@ def test_adapter_does_not_stall_on_first_contact(kit, start_cloud):
 
     async def main():
         async with ad:
-            return await ad.fetch_telemetry(kit.SOLARMAN_PLANT, kit.NOW - kit.DAY, kit.NOW, kit.SOLARMAN_TZ)
+            return await ad.fetch_history(kit.SOLARMAN_PLANT, kit.NOW - kit.DAY, kit.NOW, kit.SOLARMAN_TZ)
 
     assert len(kit.run(main()).records) == 96
     assert time.monotonic() - t0 < 2.0

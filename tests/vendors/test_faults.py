@@ -39,7 +39,7 @@ def fetch(kit, ad, vendor: str, start: int, end: int):
 
     async def main():
         async with ad:
-            return await ad.fetch_telemetry(plant, start, end, tz)
+            return await ad.fetch_history(plant, start, end, tz)
 
     return kit.run(main())
 
@@ -202,10 +202,12 @@ def test_bad_credentials_raise_auth_error_without_retrying(kit, cloud, vendor, c
     assert cloud.state.stats.errors() == {"auth": 2}
 
 
-def test_missing_credentials_raise_auth_error(kit, cloud):
-    ad = get_adapter_class("sungrow")(cloud.base_url, {"appkey": "x"}, limiter=RateLimiter.unlimited())
-    with pytest.raises(VendorAuthError, match="username"):
-        fetch(kit, ad, "sungrow", kit.START, kit.START + kit.DAY)
+def test_missing_credentials_raise_auth_error_before_any_call(kit, cloud):
+    cloud.state.stats.reset()
+    with pytest.raises(VendorAuthError, match="missing key 'username'") as exc:
+        get_adapter_class("sungrow")(cloud.base_url, {"appkey": "x"}, limiter=RateLimiter.unlimited())
+    assert "missing key 'password'" in str(exc.value)
+    assert cloud.state.stats.count("sungrow") == 0
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
@@ -216,9 +218,9 @@ def test_expired_token_relogs_in_once(kit, start_cloud, vendor):
 
     async def main():
         async with ad:
-            first = await ad.fetch_telemetry(plant, kit.START, kit.START + kit.DAY, tz)
+            first = await ad.fetch_history(plant, kit.START, kit.START + kit.DAY, tz)
             running.state.tokens[vendor].revoke_all()
-            second = await ad.fetch_telemetry(plant, kit.START, kit.START + kit.DAY, tz)
+            second = await ad.fetch_history(plant, kit.START, kit.START + kit.DAY, tz)
             return first, second
 
     first, second = kit.run(main())
@@ -246,7 +248,7 @@ def test_unknown_plant_is_a_vendor_error_when_configured(kit, start_cloud):
 
         async def main():
             async with ad:
-                return await ad.fetch_telemetry("999999", kit.START, kit.START + kit.DAY, "UTC")
+                return await ad.fetch_history("999999", kit.START, kit.START + kit.DAY, "UTC")
 
         with pytest.raises(VendorRequestError):
             kit.run(main())

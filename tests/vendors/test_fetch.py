@@ -26,7 +26,7 @@ def adapter(kit, cloud, vendor: str, **kw):
 def fetch(kit, ad, plant: str, start: int, end: int, tz: str):
     async def main():
         async with ad:
-            return await ad.fetch_telemetry(plant, start, end, tz)
+            return await ad.fetch_history(plant, start, end, tz)
 
     return kit.run(main())
 
@@ -211,3 +211,20 @@ def test_list_plants_follows_pagination(kit, start_cloud):
     assert by_id["5003"].start_operating_ts == kit.START  # install_date at the plant's GMT offset
     roof = {p.vendor_plant_id: p for p in solarman_plants}["777"]
     assert (roof.name, roof.capacity_kw, roof.timezone) == ("Roof", 42.0, "Europe/Berlin")
+
+
+@pytest.mark.parametrize("vendor", ["solarman", "sungrow"])
+def test_fetch_latest_is_the_newest_record_of_the_history(kit, cloud, vendor):
+    plant, tz = (kit.SOLARMAN_PLANT, kit.SOLARMAN_TZ) if vendor == "solarman" else (kit.SUNGROW_PLANT, kit.SUNGROW_TZ)
+    now = utc(2024, 6, 5, 10, 7)
+    ad = adapter(kit, cloud, vendor)
+
+    async def main():
+        async with ad:
+            return await ad.fetch_latest(plant, tz, now_ts=now)
+
+    latest = kit.run(main())
+    expected = kit.expected_records(vendor, plant, now - 3600, now + 1)
+    newest = max(expected)
+    assert [(r.ts, r.values) for r in latest.records] == [(newest, expected[newest])]
+    assert newest == utc(2024, 6, 5, 10, 0) and latest.calls

@@ -9,11 +9,11 @@ import pytest
 from helpers import shared_dir
 
 from wattline.sources.vendors import VendorAuthError, VendorRequestError
-from wattline.sources.vendors.base import TokenInvalid
+from wattline.sources.vendors.http import TokenInvalid
 from wattline.sources.vendors.parsing import BadValue
 from wattline.sources.vendors.solarman import POINTS as SOLARMAN_POINTS, parse_station_item
+from wattline.sources.vendors.models import VendorPointSpec
 from wattline.sources.vendors.sungrow import (
-    PointSpec,
     check_envelope,
     local_stamp,
     parse_login,
@@ -31,8 +31,8 @@ needs_fixtures = pytest.mark.skipif(
 
 # The capture asked for p83033 (power, W) and p83022 (daily yield, Wh) only.
 CAPTURED_POINTS = [
-    PointSpec("power", MetricType.POWER, "p83033", "W"),
-    PointSpec("energy_today", MetricType.COUNTER, "p83022", "Wh", daily_reset=True),
+    VendorPointSpec("power", MetricType.POWER, "p83033", "W"),
+    VendorPointSpec("energy_today", MetricType.COUNTER, "p83022", "Wh", daily_reset=True),
 ]
 BRISBANE = "Australia/Brisbane"  # the capture's plant: ps_timezone "GMT+10", no DST
 

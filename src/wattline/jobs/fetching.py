@@ -11,17 +11,17 @@ from __future__ import annotations
 import dataclasses
 
 import httpx
-import numpy as np
 
 from wattline.context import AppContext
 from wattline.domain.readings import ReadingBatch
 from wattline.jobs import synclog
 from wattline.jobs.plants import VendorPlantInfo
 from wattline.security.crypto import decrypt_credentials
-from wattline.store import bulk
 from wattline.sources.vendors import VendorAdapter, VendorError
+from wattline.sources.vendors import normalize
 from wattline.sources.vendors.models import FetchResult, VendorRecord
 from wattline.sources.vendors.registry import get_adapter_class
+from wattline.store.vendor_plants import newest_reading_per_series
 
 
 class VendorSession:
@@ -66,19 +66,9 @@ class VendorSession:
 
 
 def records_to_batch(plant: VendorPlantInfo, records: list[VendorRecord], source: str) -> ReadingBatch:
-    """Readings of every point the plant has, each linked to its record's raw payload."""
-    sid, ts, val, idx = [], [], [], []
-    for i, rec in enumerate(records):
-        for key, value in rec.values.items():
-            s = plant.series.get(key)
-            if s is None:
-                continue  # a vendor field the plant has no point for
-            sid.append(s)
-            ts.append(rec.ts)
-            val.append(value)
-            idx.append(i)
-    return ReadingBatch(np.array(sid, np.int64), np.array(ts, np.int64), np.array(val, np.float64),
-                        np.array(idx, np.int64), [r.raw for r in records], source)
+    """Readings of every point the plant has, each linked to its record's raw payload
+    (the normalisation is the source's: :func:`wattline.sources.vendors.normalize.records_to_batch`)."""
+    return normalize.records_to_batch(plant.resolver(), plant.plant_id, records, source)
 
 
 def store_fetch(ctx: AppContext, plant: VendorPlantInfo, fetched: FetchResult, job: str) -> None:
@@ -98,9 +88,9 @@ async def fetch_only(session: VendorSession, plant: VendorPlantInfo, start_ts: i
                      end_ts: int) -> tuple[FetchResult, VendorError | None]:
     """Fetch [start_ts, end_ts). A VendorError after retries comes back beside the good
     prefix fetched before it, not raised."""
-    adapter = session.adapter_for(plant)
     try:
-        return await adapter.fetch_telemetry(plant.vendor_plant_id, start_ts, end_ts, plant.timezone), None
+        adapter = session.adapter_for(plant)  # stored credentials the vendor's model refuses: VendorError
+        return await adapter.fetch_history(plant.vendor_plant_id, start_ts, end_ts, plant.timezone), None
     except VendorError as exc:
         partial = exc.partial or FetchResult()
         partial.calls = exc.calls or partial.calls
@@ -120,16 +110,8 @@ def merge(results: list[FetchResult]) -> FetchResult:
 def last_stored(ctx: AppContext, plants: list[VendorPlantInfo]) -> dict[int, int]:
     """Newest stored reading per plant (one query for all): where a resume starts."""
     sids = {s: p.plant_id for p in plants for s in p.series.values()}
-    if not sids:
-        return {}
-    cte = bulk.values_cte("s", ("series_id",), [(s,) for s in sids])
-    with ctx.dbs.telemetry.connect() as conn:
-        rows = conn.exec_driver_sql(
-            f"WITH {cte} SELECT s.series_id, (SELECT MAX(ts) FROM readings r WHERE r.series_id = s.series_id) FROM s"
-        ).all()
     out: dict[int, int] = {}
-    for sid, ts in rows:
-        if ts is not None:
-            pid = sids[sid]
-            out[pid] = max(out.get(pid, ts), ts)
+    for sid, ts in newest_reading_per_series(ctx.dbs.telemetry, sids).items():
+        pid = sids[sid]
+        out[pid] = max(out.get(pid, ts), ts)
     return out

@@ -1,81 +1,11 @@
-"""What a job needs to know about a vendor plant, read from the registry (read-only)."""
+"""What a job needs to know about a vendor plant (read from the registry by store/)."""
 
-from __future__ import annotations
+from wattline.store.vendor_plants import (  # noqa: F401 - the names jobs and routes use
+    PlantNotFound,
+    PlantNotSyncable,
+    VendorPlantInfo,
+    load_plant,
+    load_plants,
+)
 
-from dataclasses import dataclass
-
-from sqlalchemy import Engine, select
-
-from wattline.store.tables import assets, organizations, points, vendor_accounts
-
-
-class PlantNotFound(LookupError):
-    pass
-
-
-class PlantNotSyncable(ValueError):
-    """The plant lacks what a vendor sync needs (vendor account, vendor plant id)."""
-
-
-@dataclass(frozen=True)
-class VendorPlantInfo:
-    plant_id: int
-    name: str
-    timezone: str
-    organization_id: int
-    vendor_type: str
-    vendor_plant_id: str
-    vendor_account_id: int
-    base_url: str | None
-    credentials_encrypted: bytes
-    start_operating_time: int | None
-    series: dict[str, int]  # point key -> series id
-    rate_limits: dict | None = None  # the account's overrides of the adapter's limits
-
-
-def load_plant(main_reader: Engine, plant_id: int) -> VendorPlantInfo:
-    plants = load_plants(main_reader, [plant_id])
-    if not plants:
-        raise PlantNotFound(f"no plant with id {plant_id}")
-    return plants[0]
-
-
-def load_plants(main_reader: Engine, plant_ids: list[int] | None = None, *,
-                auto_sync_only: bool = False) -> list[VendorPlantInfo]:
-    """Vendor plants (by id, or all), with their account and series ids."""
-    q = (
-        select(assets, vendor_accounts.c.base_url, vendor_accounts.c.credentials_encrypted,
-               vendor_accounts.c.rate_limits,
-               vendor_accounts.c.vendor_type.label("account_vendor_type"))
-        .join(vendor_accounts, vendor_accounts.c.id == assets.c.vendor_account_id, isouter=True)
-        .join(organizations, organizations.c.id == assets.c.organization_id)
-        .where(assets.c.kind == "plant")
-        .order_by(assets.c.id)
-    )
-    if plant_ids is not None:
-        q = q.where(assets.c.id.in_(plant_ids))
-    if auto_sync_only:
-        q = q.where(organizations.c.auto_sync_enabled.is_(True), assets.c.vendor_account_id.is_not(None))
-    with main_reader.connect() as conn:
-        rows = conn.execute(q).mappings().all()
-        ids = [r["id"] for r in rows]
-        series: dict[int, dict[str, int]] = {}
-        if ids:
-            for aid, key, sid in conn.execute(
-                    select(points.c.asset_id, points.c.key, points.c.id).where(points.c.asset_id.in_(ids))):
-                series.setdefault(aid, {})[key] = sid
-    out = []
-    for r in rows:
-        if r["vendor_account_id"] is None or not r["vendor_plant_id"]:
-            if plant_ids is not None:
-                raise PlantNotSyncable(
-                    f"plant {r['id']} ({r['name']}) has no vendor account or vendor plant id")
-            continue
-        out.append(VendorPlantInfo(
-            plant_id=r["id"], name=r["name"], timezone=r["timezone"], organization_id=r["organization_id"],
-            vendor_type=r["vendor_type"] or r["account_vendor_type"], vendor_plant_id=r["vendor_plant_id"],
-            vendor_account_id=r["vendor_account_id"], base_url=r["base_url"],
-            credentials_encrypted=r["credentials_encrypted"], start_operating_time=r["start_operating_time"],
-            series=series.get(r["id"], {}), rate_limits=r["rate_limits"],
-        ))
-    return out
+__all__ = ["PlantNotFound", "PlantNotSyncable", "VendorPlantInfo", "load_plant", "load_plants"]

@@ -1,10 +1,11 @@
 """The simulator as a telemetry source: registry entries, live rounds, replays.
 
 Like every other source, the simulator only *produces* readings and hands them to
-``ctx.pipeline.ingest`` (one entry point, rule "sources never write tables"). The
-only table it writes itself is ``simulator_state`` (telemetry database): each
+the pipeline (one entry point, rule "sources never write tables"). It is given its
+collaborators as :class:`~wattline.simulator.ports.SimulatorPorts`: the pipeline, the
+provisioning service for its sites and points, and a state repository keeping each
 site's battery, counters and last simulated instant, so that a restarted live
-service continues exactly where it stopped.
+service continues exactly where it stopped. It imports no store.
 
 * :func:`register_sites` -- one ``site`` asset per :class:`SiteSpec` and one point
   per simulated metric (idempotent).
@@ -51,16 +52,15 @@ from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-from sqlalchemy import select
 
 from wattline import logs
 from wattline.domain.readings import ReadingBatch
+from wattline.domain.sources import PointDefinition
 from wattline.simulator.engine import COUNTERS, METRICS, SiteState
 from wattline.simulator.live import STATE_VERSION, LiveSimulator, SiteSample, StepResult
+from wattline.simulator.ports import SavedState, SimulatorPorts
 from wattline.simulator.replay import ReplayRun, step_grid
 from wattline.simulator.sites import SiteSpec
-from wattline.store import bulk, registry
-from wattline.store.tables import assets, simulator_state
 
 log = logs.get("wattline.simulator")
 
@@ -68,7 +68,6 @@ SOURCE = "simulator"
 ASSET_PREFIX = "sim "
 ANCHOR_METRIC = "load_energy_kwh"  # every site has it; its newest reading dates a site's data
 DEFAULT_MAX_BATCH = 200_000
-_STATE_COLUMNS = ("site_key", "state", "last_ts", "updated_at")
 
 SeriesMap = dict[str, dict[str, int]]
 ProgressCallback = Callable[[int, int], None]
@@ -93,9 +92,10 @@ def spec_fingerprint(site: SiteSpec) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def register_sites(ctx, sites: Sequence[SiteSpec], interval_s: int = 300, *,
+def register_sites(ports: SimulatorPorts, sites: Sequence[SiteSpec], interval_s: int = 300, *,
                    errors: dict[str, str] | None = None) -> SeriesMap:
-    """Create (or find) one ``site`` asset per site and one point per metric.
+    """Create (or find) one ``site`` asset per site and one point per metric, through
+    the provisioning service (``ports.sites``).
 
     Idempotent: a second call finds the assets by name and returns the same series
     ids. Each site is registered in its own transaction; with ``errors`` given, a
@@ -109,7 +109,7 @@ def register_sites(ctx, sites: Sequence[SiteSpec], interval_s: int = 300, *,
     out: SeriesMap = {}
     for site in sites:
         try:
-            out[site.id] = _register_one(ctx, site, int(interval_s))
+            out[site.id] = _register_one(ports, site, int(interval_s))
         except Exception as exc:  # noqa: BLE001 - one bad site must not stop the fleet
             if errors is None:
                 raise
@@ -118,57 +118,41 @@ def register_sites(ctx, sites: Sequence[SiteSpec], interval_s: int = 300, *,
     return out
 
 
-def _register_one(ctx, site: SiteSpec, interval_s: int) -> dict[str, int]:
-    name = asset_name(site)
-    specs = [registry.PointSpec(k, METRICS[k].metric_type, expected_interval_s=interval_s)
-             for k in site_metrics(site)]
-    with ctx.dbs.main.begin() as conn:
-        row = registry.asset_by_name(conn, name)
-        if row is None:
-            aid = registry.add_asset(conn, name, "site", site.timezone, latitude=site.latitude,
-                                     longitude=site.longitude, capacity_kw=site.pv_capacity_kwp)
-        else:
-            if row["kind"] != "site":
-                raise registry.RegistryError(f"asset {name!r} exists and is a {row['kind']}, not a site")
-            aid = row["id"]
-            # the same name with another seed: keep the registry describing the fleet
-            changes = {k: v for k, v in (("latitude", site.latitude), ("longitude", site.longitude),
-                                         ("capacity_kw", site.pv_capacity_kwp)) if row[k] != v}
-            if changes:
-                conn.execute(assets.update().where(assets.c.id == aid).values(**changes))
-        return registry.ensure_points(conn, aid, specs)
+def _register_one(ports: SimulatorPorts, site: SiteSpec, interval_s: int) -> dict[str, int]:
+    points = [PointDefinition(k, METRICS[k].metric_type, expected_interval_s=interval_s)
+              for k in site_metrics(site)]
+    # the same name with another seed: the registrar updates location and capacity
+    return ports.sites.ensure_site(asset_name(site), site.timezone, points, latitude=site.latitude,
+                                   longitude=site.longitude, capacity_kw=site.pv_capacity_kwp)
 
 
 # -- state persistence --------------------------------------------------------------
 
 
-def _state_row(site: SiteSpec, state: SiteState, interval_s: int, now: datetime) -> tuple:
+def _saved_state(site: SiteSpec, state: SiteState, interval_s: int, now: datetime) -> SavedState:
     doc = {"version": STATE_VERSION, "spec": spec_fingerprint(site), "interval_s": int(interval_s),
            "site": state.to_dict()}
-    return (site.id, json.dumps(doc), state.last_ts, now)
+    return SavedState(site.id, doc, state.last_ts, now)
 
 
-def save_states(ctx, sites: Iterable[SiteSpec], states: Mapping[str, SiteState], interval_s: int) -> int:
-    """Upsert the states of ``sites`` into ``simulator_state`` (one transaction)."""
+def save_states(ports: SimulatorPorts, sites: Iterable[SiteSpec], states: Mapping[str, SiteState],
+                interval_s: int) -> int:
+    """Save the states of ``sites`` (one transaction); returns how many."""
     now = clock.now_dt()
-    rows = [_state_row(s, states[s.id], interval_s, now) for s in sites if s.id in states]
+    rows = [_saved_state(s, states[s.id], interval_s, now) for s in sites if s.id in states]
     if rows:
-        with ctx.dbs.telemetry.begin() as conn:
-            bulk.upsert(conn, simulator_state, _STATE_COLUMNS, rows, key=("site_key",))
+        ports.state.save(rows)
     return len(rows)
 
 
-def load_states(ctx, sites: Sequence[SiteSpec]) -> tuple[dict[str, SiteState], dict[str, str]]:
+def load_states(ports: SimulatorPorts, sites: Sequence[SiteSpec]) -> tuple[dict[str, SiteState], dict[str, str]]:
     """Saved states of ``sites`` whose spec is unchanged, plus notes on the others."""
     by_id = {s.id: s for s in sites}
     out: dict[str, SiteState] = {}
     notes: dict[str, str] = {}
     if not by_id:
         return out, notes
-    with ctx.dbs.telemetry.connect() as conn:
-        rows = conn.execute(select(simulator_state.c.site_key, simulator_state.c.state)
-                            .where(simulator_state.c.site_key.in_(sorted(by_id)))).all()
-    for key, doc in rows:
+    for key, doc in ports.state.load(sorted(by_id)).items():
         try:
             if isinstance(doc, str):
                 doc = json.loads(doc)
@@ -184,27 +168,19 @@ def load_states(ctx, sites: Sequence[SiteSpec]) -> tuple[dict[str, SiteState], d
     return out, notes
 
 
-def _latest_readings(ctx, series: SeriesMap, site_ids: Iterable[str]) -> dict[str, int]:
+def _latest_readings(ports: SimulatorPorts, series: SeriesMap, site_ids: Iterable[str]) -> dict[str, int]:
     """Newest stored reading time of each site (by its anchor counter series)."""
     anchor = {series[s][ANCHOR_METRIC]: s for s in site_ids if ANCHOR_METRIC in series.get(s, {})}
     if not anchor:
         return {}
-    ids = ", ".join(str(int(i)) for i in sorted(anchor))
-    with ctx.dbs.telemetry.connect() as conn:
-        rows = conn.exec_driver_sql(
-            f"SELECT series_id, MAX(ts) FROM readings WHERE series_id IN ({ids}) GROUP BY series_id").all()
-    return {anchor[int(sid)]: int(ts) for sid, ts in rows if ts is not None}
+    return {anchor[sid]: ts for sid, ts in ports.state.newest_reading_ts(anchor).items()}
 
 
-def _stored_counters(ctx, series: Mapping[str, int], ts: int) -> dict[str, float]:
+def _stored_counters(ports: SimulatorPorts, series: Mapping[str, int], ts: int) -> dict[str, float]:
     ids = {series[k]: k for k in COUNTERS if k in series}
     if not ids:
         return {}
-    sid_list = ", ".join(str(int(i)) for i in sorted(ids))
-    with ctx.dbs.telemetry.connect() as conn:
-        rows = conn.exec_driver_sql(
-            f"SELECT series_id, value FROM readings WHERE ts = {int(ts)} AND series_id IN ({sid_list})").all()
-    return {ids[int(sid)]: float(v) for sid, v in rows}
+    return {ids[sid]: v for sid, v in ports.state.values_at(ids, ts).items()}
 
 
 # -- live mode ----------------------------------------------------------------------
@@ -247,7 +223,8 @@ class LiveService:
 
     Parameters
     ----------
-    ctx : AppContext
+    ports : SimulatorPorts
+        The pipeline, the site registrar and the state repository.
     sites : sequence of SiteSpec
         E.g. ``default_sites(n, seed)``: the fleet is a pure function of ``(n, seed)``.
     interval_s : int
@@ -258,15 +235,15 @@ class LiveService:
         Longest gap a restart or a late round simulates (see :class:`LiveSimulator`).
     """
 
-    def __init__(self, ctx, sites: Sequence[SiteSpec], interval_s: int = 300, *, restore: bool = True,
-                 max_catchup_s: int = 2 * 86400):
+    def __init__(self, ports: SimulatorPorts, sites: Sequence[SiteSpec], interval_s: int = 300, *,
+                 restore: bool = True, max_catchup_s: int = 2 * 86400):
         if interval_s <= 0:
             raise ValueError("interval_s must be > 0")
-        self.ctx = ctx
+        self.ports = ports
         self.interval_s = int(interval_s)
         self.all_sites = tuple(sites)
         self.registration_errors: dict[str, str] = {}
-        self.series = register_sites(ctx, self.all_sites, self.interval_s, errors=self.registration_errors)
+        self.series = register_sites(ports, self.all_sites, self.interval_s, errors=self.registration_errors)
         self.sites = tuple(s for s in self.all_sites if s.id in self.series)
         self._by_id = {s.id: s for s in self.sites}
         self.sim = LiveSimulator(self.sites, self.interval_s, max_catchup_s=max_catchup_s)
@@ -275,9 +252,9 @@ class LiveService:
     # -- state -------------------------------------------------------------------
 
     def restore(self) -> RestoreReport:
-        """Continue from ``simulator_state``, fast-forwarded to the newest stored readings."""
+        """Continue from the saved state, fast-forwarded to the newest stored readings."""
         report = RestoreReport()
-        saved, report.notes = load_states(self.ctx, self.sites)
+        saved, report.notes = load_states(self.ports, self.sites)
         fresh = LiveSimulator(self.sites, self.interval_s).state_dict()["sites"]
         states: dict[str, SiteState] = {}
         for site in self.sites:
@@ -287,7 +264,7 @@ class LiveService:
             else:
                 states[site.id] = SiteState.from_dict(fresh[site.id])
                 report.fresh.append(site.id)
-        latest = _latest_readings(self.ctx, self.series, [s.id for s in self.sites])
+        latest = _latest_readings(self.ports, self.series, [s.id for s in self.sites])
         behind: dict[int, list[SiteSpec]] = {}
         for site in self.sites:
             ts = latest.get(site.id)
@@ -310,7 +287,7 @@ class LiveService:
         for sample in step:
             site = self._by_id[sample.site_id]
             st = sim.site_state(site.id)
-            stored = _stored_counters(self.ctx, self.series[site.id], ts)
+            stored = _stored_counters(self.ports, self.series[site.id], ts)
             differs = [k for k, v in stored.items()
                        if not math.isclose(st.counters_kwh.get(k, 0.0), v, rel_tol=1e-9, abs_tol=1e-9)]
             # the stored readings are the truth: continue exactly from them (in the normal
@@ -360,7 +337,7 @@ class LiveService:
         if not samples:
             return [], 0
         try:
-            res = self.ctx.pipeline.ingest(self._batch(samples), refresh_summaries=True)
+            res = self.ports.pipeline.ingest(self._batch(samples), refresh_summaries=True)
             return samples, res.readings_written + len(res.quarantined)
         except Exception as exc:  # noqa: BLE001
             log.warning("simulate.round_ingest_failed", error=f"{type(exc).__name__}: {exc}",
@@ -368,7 +345,7 @@ class LiveService:
         ok, n = [], 0
         for sample in samples:
             try:
-                res = self.ctx.pipeline.ingest(self._batch([sample]), refresh_summaries=True)
+                res = self.ports.pipeline.ingest(self._batch([sample]), refresh_summaries=True)
             except Exception as exc:  # noqa: BLE001 - isolate the failing site
                 errors[sample.site_id] = f"ingest failed: {type(exc).__name__}: {exc}"
                 log.error("simulate.site_ingest_failed", site=sample.site_id, error=str(exc))
@@ -396,7 +373,7 @@ class LiveService:
             self.sim.restore(current)
         states = {sid: self.sim.site_state(sid) for sid in done}
         try:
-            save_states(self.ctx, [self._by_id[sid] for sid in sorted(done)], states, self.interval_s)
+            save_states(self.ports, [self._by_id[sid] for sid in sorted(done)], states, self.interval_s)
             result.state_saved = True
         except Exception as exc:  # noqa: BLE001 - readings are stored; restore fast-forwards
             log.error("simulate.state_not_saved", error=f"{type(exc).__name__}: {exc}",
@@ -500,7 +477,7 @@ class ReplayIngestResult:
     notes: dict[str, str] = field(default_factory=dict)  # site id -> warning
 
 
-def replay_into_db(ctx, sites: Sequence[SiteSpec], start_ts: int, end_ts: int, step_s: int = 300,
+def replay_into_db(ports: SimulatorPorts, sites: Sequence[SiteSpec], start_ts: int, end_ts: int, step_s: int = 300,
                    on_progress: ProgressCallback | None = None, *, metrics: Iterable[str] | None = None,
                    max_batch: int = DEFAULT_MAX_BATCH, series: SeriesMap | None = None,
                    save_state: bool = True) -> ReplayIngestResult:
@@ -519,7 +496,7 @@ def replay_into_db(ctx, sites: Sequence[SiteSpec], start_ts: int, end_ts: int, s
     if max_batch <= 0:
         raise ValueError("max_batch must be > 0")
     sites = list(sites)
-    series = series if series is not None else register_sites(ctx, sites, step_s)
+    series = series if series is not None else register_sites(ports, sites, step_s)
     wanted = list(metrics) if metrics is not None else list(METRICS)
     unknown = [m for m in wanted if m not in METRICS]
     if unknown:
@@ -529,12 +506,12 @@ def replay_into_db(ctx, sites: Sequence[SiteSpec], start_ts: int, end_ts: int, s
     if not sites or not len(grid):
         return result
 
-    saved, _ = load_states(ctx, sites)
+    saved, _ = load_states(ports, sites)
     first = int(grid[0])
     last = int(grid[-1])
     initial = {sid: st for sid, st in saved.items() if st.last_ts == first - step_s}
     result.continued_from_state = sorted(initial)
-    for sid, ts in _latest_readings(ctx, series, [s.id for s in sites]).items():
+    for sid, ts in _latest_readings(ports, series, [s.id for s in sites]).items():
         if ts > last:
             # the pipeline re-derives the ledger entry up to that later reading (the gap's
             # delta split over its local days: 25 k readings before a 1.7-year gap, 0.3 s)
@@ -561,7 +538,7 @@ def replay_into_db(ctx, sites: Sequence[SiteSpec], start_ts: int, end_ts: int, s
         for a in range(0, len(sid), max_batch):
             b = a + max_batch
             batch = ReadingBatch(sid[a:b], ts[a:b], val[a:b], np.full(len(sid[a:b]), -1, np.int64), [], SOURCE)
-            res = ctx.pipeline.ingest(batch, refresh_summaries=False)
+            res = ports.pipeline.ingest(batch, refresh_summaries=False)
             result.readings += res.readings_written
             result.ledger_entries += res.ledger_entries
             result.quarantined += len(res.quarantined)
@@ -570,7 +547,7 @@ def replay_into_db(ctx, sites: Sequence[SiteSpec], start_ts: int, end_ts: int, s
         final = run.final_state()
         newer = [s for s in sites if s.id in series and (
             s.id not in saved or saved[s.id].last_ts is None or saved[s.id].last_ts < final[s.id].last_ts)]
-        result.state_saved = save_states(ctx, newer, final, step_s)
+        result.state_saved = save_states(ports, newer, final, step_s)
     result.seconds = time.perf_counter() - t0
     return result
 

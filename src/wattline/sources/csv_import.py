@@ -1,9 +1,12 @@
-"""CSV import for people with meter data: ``asset,point,ts,value,unit[,type]``.
+"""CSV files of meter data: ``asset,point,ts,value,unit[,type]`` -> readings.
 
-Each row is checked on its own; a bad row is reported with its line number and
-reason and not written, the good rows go through the pipeline. Points that do not
-exist yet are created with the row's type (defaulting from the unit). Each row's
-original line is kept as its raw payload.
+A source like any other: it parses, it never writes. :func:`read_csv` checks each row
+on its own (a bad row is reported with its line number and reason), converts values
+to the canonical unit and keeps each row's original line as its raw payload. It
+names the points the rows need (:meth:`CsvReadings.registrations`, typed from the
+first row of each point, defaulting from the unit); the caller registers them
+through :mod:`wattline.provisioning`, then :meth:`CsvReadings.batches` resolves the
+rows with the read-only resolver and yields :class:`ReadingBatch` es for the pipeline.
 """
 
 from __future__ import annotations
@@ -13,15 +16,16 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator, Mapping
 
-from wattline.context import AppContext
 from wattline.domain import timeutil
 from wattline.domain.metrics import MetricType, UnitError, default_metric_type, to_canonical_factor
 from wattline.domain.readings import Reading, ReadingBatch
-from wattline.store import registry
+from wattline.domain.sources import PointDefinition, PointRegistration, SeriesResolver
 
 REQUIRED = ("asset", "point", "ts", "value", "unit")
 CHUNK_ROWS = 50_000
+SOURCE = "csv"
 
 
 @dataclass
@@ -46,8 +50,78 @@ class CsvFormatError(ValueError):
     """The file as a whole is unusable (no header, missing columns)."""
 
 
-def import_csv(ctx: AppContext, path: Path) -> ImportReport:
-    report = ImportReport()
+@dataclass(frozen=True)
+class CsvRow:
+    line: int
+    asset: str
+    point: str
+    metric_type: MetricType
+    ts: int  # UTC epoch s
+    value: float  # canonical unit of metric_type
+    raw: str  # the line as it was in the file
+
+
+@dataclass
+class CsvReadings:
+    """The good rows of a file, the rejected ones, and the points they name."""
+
+    rows: list[CsvRow] = field(default_factory=list)
+    rejected: list[RowError] = field(default_factory=list)
+    rows_read: int = 0
+
+    def registrations(self) -> list[PointRegistration]:
+        """The points the rows name, each typed by its first row."""
+        seen: dict[tuple[str, str], PointRegistration] = {}
+        for r in self.rows:
+            if (r.asset, r.point) not in seen:
+                seen[(r.asset, r.point)] = PointRegistration(r.asset, PointDefinition(r.point, r.metric_type))
+        return list(seen.values())
+
+    def batches(self, resolver: SeriesResolver, asset_ids: Mapping[str, int],
+                refused: Mapping[tuple[str, str], str] | None = None, *,
+                chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[ReadingBatch, list[int]]]:
+        """Batches of at most ``chunk_rows`` readings, each with the line of every reading.
+
+        A row whose point is not registered (``refused`` says why, e.g. an unknown
+        asset) or is registered with another metric type is added to
+        :attr:`rejected` instead.
+        """
+        refused = refused or {}
+        cache: dict[tuple[str, str], tuple[int, MetricType] | None] = {}
+        pending: list[tuple[int, Reading]] = []
+        payloads: list[str] = []
+        for r in self.rows:
+            key = (r.asset, r.point)
+            if key not in cache:
+                aid = asset_ids.get(r.asset)
+                found = resolver.resolve(aid, r.point) if aid is not None else None
+                cache[key] = (found.series_id, found.metric_type) if found is not None else None
+            hit = cache[key]
+            if hit is None:
+                self.rejected.append(RowError(r.line, refused.get(key) or f"unknown asset {r.asset!r} "
+                                              "(add it with 'wattline assets add')"))
+                continue
+            if hit[1] is not r.metric_type:
+                self.rejected.append(RowError(
+                    r.line, f"point {r.point!r} of {r.asset!r} is a {hit[1].value} series, not {r.metric_type.value}"))
+                continue
+            payloads.append(r.raw)
+            pending.append((r.line, Reading(hit[0], r.ts, r.value, len(payloads) - 1)))
+            if len(pending) >= chunk_rows:
+                yield _batch(pending, payloads)
+                pending, payloads = [], []
+        if pending:
+            yield _batch(pending, payloads)
+
+
+def _batch(pending: list[tuple[int, Reading]], payloads: list[str]) -> tuple[ReadingBatch, list[int]]:
+    return (ReadingBatch.from_readings((r for _, r in pending), payloads, source=SOURCE),
+            [line for line, _ in pending])
+
+
+def read_csv(path: Path) -> CsvReadings:
+    """Parse a file; CsvFormatError if it has no usable header."""
+    out = CsvReadings()
     with open(path, newline="", encoding="utf-8-sig") as fh:
         text = fh.read()
     lines = text.splitlines()
@@ -60,30 +134,22 @@ def import_csv(ctx: AppContext, path: Path) -> ImportReport:
     if missing:
         raise CsvFormatError(f"{path}: header lacks column(s) {', '.join(missing)}")
     col = {name: header.index(name) for name in header}
-    resolver = _PointResolver(ctx, report)
-    pending: list[tuple[int, Reading]] = []
-    payloads: list[str] = []
     for row in reader:
         line_no = reader.line_num
         if not row or all(not c.strip() for c in row):
             continue
-        report.rows += 1
+        out.rows_read += 1
         try:
-            sid, ts, value = _parse_row(row, col, resolver)
-        except (ValueError, UnitError, registry.RegistryError) as exc:
-            report.rejected.append(RowError(line_no, str(exc)))
+            asset, point, mtype, ts, value = _parse_row(row, col)
+        except (ValueError, UnitError) as exc:
+            out.rejected.append(RowError(line_no, str(exc)))
             continue
-        payloads.append(lines[line_no - 1] if line_no - 1 < len(lines) else ",".join(row))
-        pending.append((line_no, Reading(sid, ts, value, len(payloads) - 1)))
-        if len(pending) >= CHUNK_ROWS:
-            _flush(ctx, pending, payloads, report)
-            pending, payloads = [], []
-    _flush(ctx, pending, payloads, report)
-    report.rejected.sort(key=lambda e: e.line)
-    return report
+        raw = lines[line_no - 1] if line_no - 1 < len(lines) else ",".join(row)
+        out.rows.append(CsvRow(line_no, asset, point, mtype, ts, value, raw))
+    return out
 
 
-def _parse_row(row, col, resolver: "_PointResolver"):
+def _parse_row(row, col):
     if len(row) < len(REQUIRED):
         raise ValueError(f"expected at least {len(REQUIRED)} columns, got {len(row)}")
     get = lambda name: row[col[name]].strip() if col.get(name) is not None and col[name] < len(row) else ""  # noqa: E731
@@ -109,45 +175,5 @@ def _parse_row(row, col, resolver: "_PointResolver"):
     else:
         mtype = default_metric_type(unit)
     factor = to_canonical_factor(unit, mtype)
-    sid = resolver.series(asset, point, mtype)
     # non-finite and implausible values still go on: the pipeline quarantines them
-    return sid, ts, value * factor if math.isfinite(value) else value
-
-
-class _PointResolver:
-    def __init__(self, ctx: AppContext, report: ImportReport):
-        self.ctx, self.report = ctx, report
-        self.cache: dict[tuple[str, str], tuple[int, MetricType]] = {}
-
-    def series(self, asset: str, point: str, mtype: MetricType) -> int:
-        hit = self.cache.get((asset, point))
-        if hit:
-            if hit[1] is not mtype:
-                raise ValueError(f"point {point!r} of {asset!r} is a {hit[1].value} series, not {mtype.value}")
-            return hit[0]
-        with self.ctx.dbs.main.begin() as conn:
-            a = registry.asset_by_name(conn, asset)
-            if a is None:
-                raise ValueError(f"unknown asset {asset!r} (add it with 'wattline assets add')")
-            existing = registry.point(conn, a["id"], point)
-            if existing is None:
-                sid = registry.ensure_points(conn, a["id"], [registry.PointSpec(point, mtype)])[point]
-                self.report.points_created.append(f"{asset}/{point}")
-            else:
-                sid = existing["id"]
-                if existing["metric_type"] != mtype.value:
-                    raise ValueError(
-                        f"point {point!r} of {asset!r} is a {existing['metric_type']} series, not {mtype.value}")
-        self.cache[(asset, point)] = (sid, mtype)
-        return sid
-
-
-def _flush(ctx: AppContext, pending, payloads, report: ImportReport) -> None:
-    if not pending:
-        return
-    batch = ReadingBatch.from_readings((r for _, r in pending), payloads, source="csv")
-    result = ctx.pipeline.ingest(batch)
-    report.written += len(pending) - len(result.quarantined)
-    by_key = {(r.series_id, r.ts): line for line, r in pending}
-    for q in result.quarantined:
-        report.rejected.append(RowError(by_key.get((q.series_id, q.ts), 0), q.reason))
+    return asset, point, mtype, ts, value * factor if math.isfinite(value) else value

@@ -1,19 +1,20 @@
-"""Registry operations on the main database: organizations, assets, points, groups.
+"""Registry SQL on the main database: organizations, vendor accounts, assets, points, groups.
 
-Writes here are administration (CLI, API admin, demo set-up); the pipeline and
-jobs only read the registry.
+Writes here are administration; callers go through :mod:`wattline.provisioning`
+(CLI, demo set-up, simulator sites, CSV points), which adds the rules that span the
+registry and the vendors. The pipeline and jobs only read the registry.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from sqlalchemy import Connection, insert, select
 
 from wattline.domain import timeutil
-from wattline.domain.metrics import CANONICAL_UNIT, MetricType
-from wattline.store.tables import assets, group_members, groups, organizations, points
+from wattline.domain.metrics import CANONICAL_UNIT
+from wattline.domain.sources import PointDefinition
+from wattline.store.tables import assets, group_members, groups, organizations, points, vendor_accounts
 
 ASSET_KINDS = ("plant", "system", "site", "device", "meter")
 GROUP_KINDS = ("work_order", "composite", "classroom")
@@ -24,16 +25,8 @@ class RegistryError(ValueError):
     """Bad registry input: the message says what and why."""
 
 
-@dataclass(frozen=True)
-class PointSpec:
-    key: str
-    metric_type: MetricType
-    expected_interval_s: int = 900
-    vendor_field: str | None = None
-    reset_ratio: float = 0.9
-    wrap_kwh: float | None = None
-    plausible_min: float | None = None
-    plausible_max: float | None = None
+# the connection type callers pass through (a transaction on the main database)
+Conn = Connection
 
 
 def _after_explicit_id(conn: Connection, table: str) -> None:
@@ -85,7 +78,7 @@ def add_asset(
     return new_id
 
 
-def ensure_points(conn: Connection, asset_id: int, specs: Iterable[PointSpec]) -> dict[str, int]:
+def ensure_points(conn: Connection, asset_id: int, specs: Iterable[PointDefinition]) -> dict[str, int]:
     """Create missing points of an asset; return key -> series id for all given."""
     out = {}
     for spec in specs:
@@ -123,6 +116,11 @@ def add_group(conn: Connection, name: str, kind: str, member_ids: Iterable[int],
     return gid
 
 
+def list_assets(conn: Connection):
+    """Every asset, by id (rows as mappings)."""
+    return conn.execute(select(assets).order_by(assets.c.id)).mappings().all()
+
+
 def asset_by_name(conn: Connection, name: str):
     return conn.execute(select(assets).where(assets.c.name == name)).mappings().first()
 
@@ -133,3 +131,32 @@ def asset_by_id(conn: Connection, asset_id: int):
 
 def point(conn: Connection, asset_id: int, key: str):
     return conn.execute(select(points).where(points.c.asset_id == asset_id, points.c.key == key)).mappings().first()
+
+
+def update_asset(conn: Connection, asset_id: int, **values: Any) -> None:
+    """Change columns of an asset (e.g. a simulated site's location and capacity)."""
+    if values:
+        conn.execute(assets.update().where(assets.c.id == asset_id).values(**values))
+
+
+# -- vendor accounts ----------------------------------------------------------------
+
+
+def vendor_account_exists(conn: Connection, organization_id: int, name: str) -> bool:
+    return conn.execute(select(vendor_accounts.c.id).where(
+        vendor_accounts.c.organization_id == organization_id, vendor_accounts.c.name == name)).first() is not None
+
+
+def insert_vendor_account(conn: Connection, organization_id: int, vendor_type: str, name: str,
+                          credentials_encrypted: bytes, *, base_url: str | None = None,
+                          rate_limits: dict | None = None) -> int:
+    return conn.execute(insert(vendor_accounts).values(
+        organization_id=organization_id, vendor_type=vendor_type, name=name, base_url=base_url,
+        credentials_encrypted=credentials_encrypted, rate_limits=rate_limits,
+    )).inserted_primary_key[0]
+
+
+def vendor_account_ids(conn: Connection, vendor_type: str, organization_id: int) -> list[int]:
+    """Ids of the organization's accounts of one vendor type."""
+    return [r[0] for r in conn.execute(select(vendor_accounts.c.id).where(
+        vendor_accounts.c.vendor_type == vendor_type, vendor_accounts.c.organization_id == organization_id))]

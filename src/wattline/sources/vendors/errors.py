@@ -2,7 +2,7 @@
 
 Only :class:`VendorUnavailable` and :class:`VendorRateLimited` are retried by an
 adapter; everything else is raised at once. An error that escapes
-``fetch_telemetry`` carries the call log (``calls``) and whatever was fetched before
+``fetch_history`` carries the call log (``calls``) and whatever was fetched before
 it (``partial``) so the caller can write its sync-log rows and keep good records.
 Messages never contain credentials or tokens.
 """
@@ -66,3 +66,10 @@ class UnknownVendorError(VendorError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return self.message
+
+
+class InvalidCredentials(VendorAuthError):
+    """Credentials that do not fit the vendor's model (a key missing, unknown or empty).
+
+    The message names the keys, never their values.
+    """

@@ -21,8 +21,9 @@ ENERGY_TODAY = "energy_today"  # kWh since local midnight; resets daily
 
 
 @dataclass(frozen=True)
-class PointSpec:
-    """One quantity a vendor reports, and how it maps onto a Wattline point.
+class VendorPointSpec:
+    """One quantity a vendor reports, and how it maps onto a Wattline point (the
+    registry's side of a point is :class:`wattline.domain.sources.PointDefinition`).
 
     ``vendor_unit`` is what the vendor sends; ``unit`` is the canonical unit the
     adapter converts to (``factor`` = multiplier from one to the other).

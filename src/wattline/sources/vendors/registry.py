@@ -1,11 +1,11 @@
-"""Adapter classes by vendor type (``"solarman"``, ``"sungrow"``), one module per vendor."""
+"""Adapter classes by vendor type (``"solarman"``, ``"sungrow"``), one package per vendor."""
 
 from __future__ import annotations
 
 from importlib import import_module
 from typing import Any
 
-from .base import VendorAdapter
+from .adapter import VendorAdapter
 from .errors import UnknownVendorError
 
 # vendor type -> "module:Class"; imported on first use so one vendor's import cost or
