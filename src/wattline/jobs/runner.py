@@ -92,9 +92,25 @@ class JobRunner:
         return jobs_repo.key_is_live(self._db, job_key((kind, key_id)), clock.now_dt())
 
     def submit(self, kind: str, params: dict, work: Work, *, key: tuple | None = None) -> str:
-        """Record a queued job and start ``work(report_progress)`` on the runner's event
-        loop; returns the job id at once. Blocking (one insert): from async code use
+        """Record a queued job and start ``work(report_progress)`` on the event loop; returns
+        the job id at once. Blocking (one insert): from async code use :meth:`start`; from
+        a worker thread it starts the work on the loop of the last :meth:`recover` or
         :meth:`start`. Raises :class:`JobAlreadyRunning` if ``key`` is held by a live job."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called from a worker thread
+            loop = self._loop
+        if loop is None:
+            raise RuntimeError("JobRunner.submit from a thread needs the runner's loop: await recover() first")
+        return self._submit(loop, kind, params, work, key)
+
+    async def start(self, kind: str, params: dict, work: Work, *, key: tuple | None = None) -> str:
+        """:meth:`submit` with its database write in a worker thread."""
+        self._loop = asyncio.get_running_loop()
+        return await asyncio.to_thread(self._submit, self._loop, kind, params, work, key)
+
+    def _submit(self, loop: asyncio.AbstractEventLoop, kind: str, params: dict, work: Work,
+                key: tuple | None) -> str:
         job_id = str(uuid.uuid4())
         try:
             jobs_repo.create(self._db, job_id=job_id, kind=kind, params=params,
@@ -103,22 +119,14 @@ class JobRunner:
         except jobs_repo.JobKeyTaken:
             raise JobAlreadyRunning(job_key(key)) from None
         try:
-            on_loop = asyncio.get_running_loop()
-        except RuntimeError:  # called from a worker thread
-            on_loop = None
-        if on_loop is not None:
-            self._loop = self._loop or on_loop
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
             self._spawn(job_id, work)
-        elif self._loop is not None:
-            self._loop.call_soon_threadsafe(self._spawn, job_id, work)
         else:
-            raise RuntimeError("JobRunner.submit from a thread needs the runner's loop: await recover() first")
+            loop.call_soon_threadsafe(self._spawn, job_id, work)
         return job_id
-
-    async def start(self, kind: str, params: dict, work: Work, *, key: tuple | None = None) -> str:
-        """:meth:`submit` with its database write in a worker thread."""
-        self._loop = self._loop or asyncio.get_running_loop()
-        return await asyncio.to_thread(self.submit, kind, params, work, key=key)
 
     def _spawn(self, job_id: str, work: Work) -> None:
         task = asyncio.get_running_loop().create_task(self._run(job_id, work))
