@@ -162,7 +162,7 @@ def test_jobs_left_running_by_a_stopped_server_are_marked_failed(dbs, tmp_path):
         conn.execute(insert(jobs), [
             dict(id="a", kind="backfill", status="running", created_at=now, updated_at=now),
             dict(id="b", kind="backfill", status="succeeded", created_at=now, updated_at=now)])
-    JobRunner(ctx)
+    JobRunner(ctx).fail_expired()  # what a starting server does (api/app.py: recover())
     with ctx.dbs.telemetry.connect() as conn:
         status = dict(conn.execute(select(jobs.c.id, jobs.c.status)).all())
     assert status == {"a": "failed", "b": "succeeded"}
