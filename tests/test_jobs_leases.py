@@ -135,6 +135,28 @@ def test_a_live_key_is_refused_across_runners_and_a_dead_holder_is_not(dbs, tmp_
     assert dead["status"] == "failed" and "gone:3:cccc" in dead["error"]
 
 
+def test_submit_from_a_worker_thread_runs_the_work_on_the_runner_loop(dbs, tmp_path):
+    """As a sync route in FastAPI's threadpool would call it."""
+    ctx = make_ctx(dbs, tmp_path)
+    runner = JobRunner(ctx)
+    ran_on = []
+
+    async def work(report):
+        ran_on.append(threading.get_ident())
+        return {"ok": 1}
+
+    async def main():
+        await runner.recover()
+        job_id = await asyncio.to_thread(runner.submit, "thread", {}, work)
+        await asyncio.sleep(0)  # the loop picks up the task scheduled from the thread
+        await runner.wait_all()
+        return job_id, threading.get_ident()
+
+    job_id, loop_thread = asyncio.run(main())
+    assert ran_on == [loop_thread]
+    assert jobs_repo.get(ctx.dbs.telemetry, job_id)["status"] == "succeeded"
+
+
 def test_the_jobs_package_keeps_no_module_level_registry():
     """Module-level dicts, sets or lists in jobs/ would be state of one process."""
     mutable_calls = {"dict", "set", "list", "defaultdict", "OrderedDict", "WeakValueDictionary", "WeakSet",
