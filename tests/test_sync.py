@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 
 import pytest
 from sqlalchemy import select, update
@@ -36,8 +38,13 @@ def test_sync_window_covers_an_outage_and_one_failing_plant_does_not_stop_the_ru
             acc = conn.execute(select(vendor_accounts.c.id).where(vendor_accounts.c.vendor_type == "solarman")).scalar()
             provisioning.add_vendor_plant(conn, "ghost", "solarman", "does-not-exist", "UTC", asset_id=203,
                                        start_operating_time=CLOUD_NOW - DAY, vendor_account_id=acc)
+        t0 = time.monotonic()
         second = asyncio.run(sync_all(ctx, now=CLOUD_NOW))
+        elapsed = time.monotonic() - t0
     assert second.plantsSynced == 2 and not second.success
+    # the reported duration is the run's own, rounded to the second
+    h, m, sec = re.fullmatch(r"(?:(\d+)h )?(\d+)m (\d+)s", second.duration).groups()
+    assert int(h or 0) * 3600 + int(m) * 60 + int(sec) == pytest.approx(elapsed, abs=1.0)
     assert [e["plant"] for e in second.errors] == [203] and second.errors[0]["vendor"] == "solarman"
     ts, _ = stored(ctx, 201, "energy_total")
     # no gap: every 15 minutes from the first sync's window to now
@@ -59,8 +66,18 @@ def test_sync_skips_organizations_without_auto_sync(dbs, tmp_path):
         set_up(ctx, cloud.base_url, PLANTS)
         with ctx.dbs.main.begin() as conn:
             conn.execute(update(organizations).values(auto_sync_enabled=False))
+        calls_before = len(cloud.state.stats.calls)
         result = asyncio.run(sync_all(ctx, now=CLOUD_NOW))
-    assert result.plantsSynced == 0 and result.totalRecords == 0
+        calls = cloud.state.stats.calls[calls_before:]
+        assert result.plantsSynced == 0 and result.totalRecords == 0
+        assert calls == [], "a skipped organization's plants were fetched"
+        assert stored(ctx, 201, "energy_total")[0].size == 0
+        # the same sync with auto sync on does fetch them: the flag, not a broken sync, skipped them
+        with ctx.dbs.main.begin() as conn:
+            conn.execute(update(organizations).values(auto_sync_enabled=True))
+        enabled = asyncio.run(sync_all(ctx, now=CLOUD_NOW))
+        assert enabled.plantsSynced == 2 and enabled.totalRecords > 0
+        assert cloud.state.stats.count("solarman", "history") > 0 and cloud.state.stats.count("sungrow") > 0
 
 
 def test_backfill_pauses_when_the_quota_runs_out_and_resumes_when_it_refreshes(dbs, tmp_path):

@@ -14,15 +14,13 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import select, update
 
 from wattline import provisioning
 from wattline.context import AppContext
 from wattline.jobs.backfill import backfill_plant
 from wattline.simulator.vendor_cloud.config import DEFAULT_CREDENTIALS, CloudConfig, PlantProfile
 from wattline.simulator.vendor_cloud.server import BackgroundCloud  # noqa: F401 - the demo's cloud, used by the CLI
-from wattline.store import plant_queries, registry
-from wattline.store.tables import assets, organizations, vendor_accounts
+from wattline.store import demo_setup_repo, plant_queries, registry
 
 ORG = "Demo Solar O&M"
 WORK_ORDER_ID = 456
@@ -61,22 +59,20 @@ def set_up(ctx: AppContext, base_url: str, since_ts: int) -> dict[str, int]:
     accounts = {}
     with ctx.dbs.main.begin() as conn:
         org = registry.ensure_organization(conn, ORG, "Europe/Berlin")
-        conn.execute(update(organizations).where(organizations.c.id == org)
-                     .values(auto_sync_enabled=True, sync_interval_minutes=15))
+        demo_setup_repo.set_auto_sync(conn, org, 15)
         for vendor in ("solarman", "sungrow"):
             name = f"{vendor} (emulated)"
-            row = conn.execute(select(vendor_accounts.c.id).where(vendor_accounts.c.organization_id == org,
-                                                                  vendor_accounts.c.name == name)).first()
-            if row is None:
+            account_id = demo_setup_repo.vendor_account_id(conn, org, name)
+            if account_id is None:
                 # the emulated clouds on loopback are not quota-limited
                 accounts[vendor] = provisioning.add_vendor_account(
                     conn, ctx.settings, vendor, name, DEFAULT_CREDENTIALS[vendor], base_url=base_url,
                     organization_id=org, rate_limits=provisioning.UNLIMITED)
             else:
-                accounts[vendor] = row[0]
-                conn.execute(update(vendor_accounts).where(vendor_accounts.c.id == row[0]).values(base_url=base_url))
+                accounts[vendor] = account_id
+                demo_setup_repo.set_base_url(conn, account_id, base_url)
         for p in PLANTS:
-            if conn.execute(select(assets.c.id).where(assets.c.id == p.plant_id)).first() is None:
+            if registry.asset_by_id(conn, p.plant_id) is None:
                 provisioning.add_vendor_plant(
                     conn, p.name, p.vendor, p.vendor_plant_id, p.timezone, asset_id=p.plant_id,
                     organization_id=org, vendor_account_id=accounts[p.vendor], start_operating_time=since_ts,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -25,11 +26,12 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False) -> Fast
     async def lifespan(app: FastAPI):
         app.state.ctx = ctx or open_context()  # applies migrations at start
         app.state.runner = JobRunner(app.state.ctx)
+        await app.state.runner.recover()  # fails only jobs whose lease expired (dead workers)
         scheduler = None
         if schedule:
             from wattline.jobs.scheduler import build_scheduler
 
-            scheduler = build_scheduler(app.state.ctx)
+            scheduler = await asyncio.to_thread(build_scheduler, app.state.ctx)  # reads the organizations
             scheduler.start()
         log.info("api.started", version=__version__, schedule=schedule)
         yield

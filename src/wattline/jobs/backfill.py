@@ -8,7 +8,7 @@ checkpoint) and never refetches a stored chunk, leaving no gap. Consecutive chun
 are stored together, up to ``FLUSH_RECORDS`` records per pipeline batch. A chunk whose
 retries are exhausted stops the run (status ``partial``) rather than skipping
 ahead, so the next run resumes exactly there. A used-up call quota pauses the run
-until the quota refreshes.
+until the quota refreshes. Database work runs in worker threads, off the event loop.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Awaitable, Callable
 
-from sqlalchemy import select
-
 from wattline import logs
 from wattline.context import AppContext
 from wattline.domain import timeutil
@@ -31,8 +29,7 @@ from wattline.jobs.plants import VendorPlantInfo, load_plant
 from wattline.pipeline import rollup
 from wattline.sources.vendors.errors import QuotaExhausted
 from wattline.sources.vendors.registry import get_adapter_class
-from wattline.store import bulk
-from wattline.store.tables import backfill_checkpoints, plant_aggregates
+from wattline.store import backfill_checkpoints_repo, backfill_figures_repo
 
 log = logs.get("wattline.backfill")
 CHUNK_S = 7 * 86400
@@ -74,30 +71,32 @@ def format_duration(seconds: float) -> str:
     return f"{h}h {m}m {s}s" if h else f"{m}m {s}s"
 
 
-def _checkpoint(ctx: AppContext, plant_id: int) -> int | None:
-    with ctx.dbs.telemetry.connect() as conn:
-        return conn.execute(select(backfill_checkpoints.c.last_ts)
-                            .where(backfill_checkpoints.c.plant_id == plant_id)).scalar()
-
-
 def _save_checkpoint(ctx: AppContext, plant_id: int, fetched_until: int, target: int, chunks: int,
                      records: int) -> None:
-    with ctx.dbs.telemetry.begin() as conn:
-        bulk.upsert(conn, backfill_checkpoints,
-                    ("plant_id", "last_ts", "target_end_ts", "chunks_done", "records", "updated_at"),
-                    [(plant_id, fetched_until, target, chunks, records, wall_clock.now_dt())],
-                    key=("plant_id",))
+    backfill_checkpoints_repo.save(ctx.dbs.telemetry, plant_id, fetched_until=fetched_until, target_end=target,
+                                   chunks=chunks, records=records, now=wall_clock.now_dt())
+
+
+def open_accounts(session: VendorSession, plants: list[VendorPlantInfo]) -> None:
+    """Open each account's adapter before fetching: a new rate limiter reads the calls
+    already logged today (a database read, kept off the event loop). A plant whose
+    adapter cannot be made fails later, in its own fetch, as before."""
+    for p in plants:
+        try:
+            session.adapter_for(p)
+        except Exception:  # noqa: BLE001 - reported by that plant's fetch
+            pass
 
 
 def resume_point(ctx: AppContext, plant: VendorPlantInfo, interval_s: int) -> int:
-    """Where fetching starts: the plant's start, or after what is already stored."""
+    """Where fetching starts: the plant's start, or after what is already stored (blocking)."""
     start = plant.start_operating_time
     if start is None:
         raise ValueError(f"plant {plant.plant_id} has no start_operating_time to backfill from")
     last = last_stored(ctx, [plant]).get(plant.plant_id)
     if last is not None:
         start = max(start, last + interval_s)
-    cp = _checkpoint(ctx, plant.plant_id)
+    cp = backfill_checkpoints_repo.fetched_until(ctx.dbs.telemetry, plant.plant_id)
     if cp is not None:
         start = max(start, cp)
     return int(start)
@@ -111,12 +110,12 @@ async def backfill_plant(
 ) -> BackfillResult:
     t_start = clock()
     end = int(now if now is not None else clock()) + 1  # a reading stamped exactly now is included
-    plant = load_plant(ctx.dbs.main_reader, plant_id)
+    plant = await asyncio.to_thread(load_plant, ctx.dbs.main_reader, plant_id)
     cls = get_adapter_class(plant.vendor_type)
     interval = cls.limits.interval_s
     chunk_s = min(CHUNK_S, cls.limits.max_range_s)
     first = plant.start_operating_time or end
-    begin = resume_point(ctx, plant, interval)
+    begin = await asyncio.to_thread(resume_point, ctx, plant, interval)
     total = max(1, math.ceil((end - first) / chunk_s))
     done = max(0, (begin - first) // chunk_s)
     resumed = begin > first
@@ -146,6 +145,8 @@ async def backfill_plant(
             storing = None
 
     try:
+        # a new account limiter reads the calls logged today: a database read, off the loop
+        await asyncio.to_thread(open_accounts, session, [plant])
         cursor = begin
         while cursor < end:
             chunk_end = min(cursor + chunk_s, end)
@@ -185,12 +186,13 @@ async def backfill_plant(
             await storing
         if own_session:
             await session.aclose()
-    aggregates, cumulative = finish_plant(ctx, plant, end)
+    aggregates, cumulative = await asyncio.to_thread(finish_plant, ctx, plant, end)
     duration = clock() - t_start
-    synclog.log_run(ctx.dbs.telemetry, sync_type="backfill", status=status, started_at=t_start,
-                    records=records, vendor_id=plant.vendor_account_id, plant_id=plant_id,
-                    error="; ".join(e["error"] for e in errors) or None,
-                    metadata={"chunks": done, "total_chunks": total, "resumed": resumed})
+    await asyncio.to_thread(
+        synclog.log_run, ctx.dbs.telemetry, sync_type="backfill", status=status, started_at=t_start,
+        records=records, vendor_id=plant.vendor_account_id, plant_id=plant_id,
+        error="; ".join(e["error"] for e in errors) or None,
+        metadata={"chunks": done, "total_chunks": total, "resumed": resumed})
     return BackfillResult(
         success=status == "success", plantId=plant_id, recordsSynced=records, chunksProcessed=done,
         duration=format_duration(duration), aggregates=aggregates, cumulative=cumulative,
@@ -199,12 +201,11 @@ async def backfill_plant(
 
 
 def finish_plant(ctx: AppContext, plant: VendorPlantInfo, now: int) -> tuple[dict, dict]:
-    """Plant and work-order summaries, the chart window and the seed's cumulative figures."""
+    """Plant and work-order summaries, the chart window and the seed's cumulative figures (blocking)."""
     with ctx.dbs.telemetry.begin() as conn:
         rollup.refresh_summaries(conn, ctx.dbs.main_reader, {plant.plant_id}, now)
         window.refresh(conn, [plant.plant_id], now)
-        row = conn.execute(select(plant_aggregates).where(
-            plant_aggregates.c.plant_id == plant.plant_id)).mappings().first()
+        row = backfill_figures_repo.plant_summary(conn, plant.plant_id)
     aggregates = {} if row is None else {
         k: (None if row[k] is None else float(row[k])) for k in (
             "daily_energy_kwh", "monthly_energy_mwh", "yearly_energy_mwh", "total_energy_mwh",
@@ -224,12 +225,5 @@ def cumulative_figures(ctx: AppContext, plant: VendorPlantInfo, now: int) -> dic
         "month_on_month_mwh": ("month", timeutil.month_bounds(d.year, d.month, tz)[0]),
         "till_last_day_mwh": ("day", timeutil.day_bounds(d, tz)[0]),
     }
-    out = {}
-    with ctx.dbs.telemetry.connect() as conn:
-        for name, (period, before) in bounds.items():
-            total = conn.exec_driver_sql(
-                "SELECT COALESCE(SUM(energy_milli_wh), 0) FROM aggregates "
-                f"WHERE series_id = {int(sid)} AND period = '{period}' AND bucket_start < {int(before)}"
-            ).scalar()
-            out[name] = round(int(total) / 1e9, 3)
-    return out
+    totals = backfill_figures_repo.energy_before(ctx.dbs.telemetry, int(sid), list(bounds.values()))
+    return {name: round(int(total) / 1e9, 3) for name, total in zip(bounds, totals)}

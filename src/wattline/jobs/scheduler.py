@@ -6,23 +6,20 @@ from __future__ import annotations
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import select
 
 from wattline import logs
 from wattline.context import AppContext
 from wattline.jobs.sync import sync_all
-from wattline.store.tables import organizations
+from wattline.store.auto_sync_repo import auto_sync_organizations
 
 log = logs.get("wattline.scheduler")
 
 
 def build_scheduler(ctx: AppContext) -> AsyncIOScheduler:
+    """The schedule of every auto-sync organization (blocking: reads the registry;
+    from async code, build it in a worker thread and ``start()`` it on the loop)."""
     scheduler = AsyncIOScheduler(timezone="UTC")
-    with ctx.dbs.main_reader.connect() as conn:
-        orgs = conn.execute(select(organizations.c.id, organizations.c.name, organizations.c.timezone,
-                                   organizations.c.sync_interval_minutes)
-                            .where(organizations.c.auto_sync_enabled.is_(True))).all()
-    for org_id, name, tz, interval in orgs:
+    for org_id, name, tz, interval in auto_sync_organizations(ctx.dbs.main_reader):
         async def run(org_id=org_id):
             result = await sync_all(ctx, organization_ids={org_id}, only_due=True)
             log.info("scheduler.sync_done", organization_id=org_id, plants=result.plantsSynced,

@@ -11,11 +11,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import Connection, delete, insert, select
-
 from wattline.security.principal import Principal
 from wattline.security.roles import validate_role
-from wattline.store.tables import api_tokens
+from wattline.store import tokens_repo
+from wattline.store.tokens_repo import Connection
 
 PREFIX = "wl_"
 _MAX_TOKEN_LENGTH = 200  # ours are 46 chars; anything longer is not worth hashing
@@ -36,8 +35,7 @@ def create_token(conn: Connection, name: str, role: str, organization_id: int | 
         raise TokenError("token name must be 1-120 characters")
     validate_role(role)
     token = PREFIX + secrets.token_urlsafe(32)
-    conn.execute(insert(api_tokens).values(
-        name=name, role=role, organization_id=organization_id, token_sha256=token_sha256(token)))
+    tokens_repo.insert_token(conn, name, role, organization_id, token_sha256(token))
     return token
 
 
@@ -45,27 +43,20 @@ def lookup_token(conn: Connection, token: str) -> Principal | None:
     """The principal a token stands for, or None if unknown."""
     if not token or not token.startswith(PREFIX) or len(token) > _MAX_TOKEN_LENGTH:
         return None
-    row = conn.execute(
-        select(api_tokens.c.name, api_tokens.c.role, api_tokens.c.organization_id)
-        .where(api_tokens.c.token_sha256 == token_sha256(token))
-    ).first()
+    row = tokens_repo.by_sha256(conn, token_sha256(token))
     if row is None:
         return None
-    return Principal(kind="token", name=row.name, role=row.role, organization_id=row.organization_id)
+    return Principal(kind="token", name=row["name"], role=row["role"], organization_id=row["organization_id"])
 
 
 def list_tokens(conn: Connection) -> list[dict]:
     """Token metadata for display; never the hash."""
-    rows = conn.execute(
-        select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.role,
-               api_tokens.c.organization_id, api_tokens.c.created_at).order_by(api_tokens.c.id)
-    )
-    return [dict(r._mapping) for r in rows]
+    return tokens_repo.list_all(conn)
 
 
 def revoke_token(conn: Connection, token_id: int) -> bool:
     """Delete a token by id; True if it existed."""
-    return conn.execute(delete(api_tokens).where(api_tokens.c.id == token_id)).rowcount > 0
+    return tokens_repo.delete_by_id(conn, token_id)
 
 
 __all__ = ["PREFIX", "TokenError", "create_token", "list_tokens", "lookup_token", "revoke_token",

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
-
 from wattline.security import passwords
 from wattline.security.principal import Principal
 from wattline.security.roles import validate_role
-from wattline.store.tables import users
+from wattline.store import users_repo
+from wattline.store.users_repo import Connection
 
 MAX_PASSWORD_LENGTH = 1024  # argon2 accepts more; a cap keeps a login request cheap
 
@@ -39,16 +37,13 @@ def create_user(conn: Connection, username: str, password: str, role: str,
     username = _check_username(username)
     validate_role(role)
     check_password_policy(password)
-    if conn.execute(select(users.c.id).where(users.c.username == username)).first() is not None:
+    if users_repo.exists(conn, username):
         raise UserError(f"user {username!r} already exists")
     try:
-        result = conn.execute(insert(users).values(
-            username=username, password_hash=passwords.hash_password(password), role=role,
-            organization_id=organization_id))
-    except IntegrityError:
+        return users_repo.insert_user(conn, username, passwords.hash_password(password), role, organization_id)
+    except users_repo.UserRowConflict:
         # a concurrent create won the race (or the organization does not exist)
         raise UserError(f"user {username!r} could not be created: already exists or unknown organization") from None
-    return result.inserted_primary_key[0]
 
 
 def credential_tag(password_hash: str) -> str:
@@ -58,33 +53,29 @@ def credential_tag(password_hash: str) -> str:
 
 def get_user_principal(conn: Connection, username: str) -> Principal | None:
     """The user's current role, organization and credential tag, or None if the user is gone."""
-    row = conn.execute(select(users.c.username, users.c.role, users.c.organization_id, users.c.password_hash)
-                       .where(users.c.username == username)).first()
+    row = users_repo.by_username(conn, username)
     if row is None:
         return None
-    return Principal(kind="user", name=row.username, role=row.role, organization_id=row.organization_id,
-                     credential=credential_tag(row.password_hash))
+    return Principal(kind="user", name=row["username"], role=row["role"], organization_id=row["organization_id"],
+                     credential=credential_tag(row["password_hash"]))
 
 
 def list_users(conn: Connection) -> list[dict]:
     """Every user (id, username, role, organization, created); never a password hash."""
-    rows = conn.execute(select(users.c.id, users.c.username, users.c.role, users.c.organization_id,
-                               users.c.created_at).order_by(users.c.username))
-    return [dict(r._mapping) for r in rows]
+    return users_repo.list_all(conn)
 
 
 def delete_user(conn: Connection, username: str) -> bool:
     """Delete a user; their sessions stop working at once. False if there was none."""
-    return conn.execute(delete(users).where(users.c.username == _check_username(username))).rowcount > 0
+    return users_repo.delete_by_username(conn, _check_username(username))
 
 
 def set_password(conn: Connection, username: str, password: str) -> bool:
     """Give a user a new password; sessions opened with the old one stop working.
     False if there is no such user."""
     check_password_policy(password)
-    result = conn.execute(update(users).where(users.c.username == _check_username(username))
-                          .values(password_hash=passwords.hash_password(password)))
-    return result.rowcount > 0
+    return users_repo.set_password_hash_by_username(conn, _check_username(username),
+                                                    passwords.hash_password(password))
 
 
 def authenticate(conn: Connection, username: str, password: str, *, rehash: bool = False) -> Principal | None:
@@ -95,16 +86,15 @@ def authenticate(conn: Connection, username: str, password: str, *, rehash: bool
     """
     if not username or not password or len(password) > MAX_PASSWORD_LENGTH:
         return None
-    row = conn.execute(select(users.c.id, users.c.username, users.c.password_hash, users.c.role,
-                              users.c.organization_id).where(users.c.username == username.strip())).first()
+    row = users_repo.by_username(conn, username.strip())
     if row is None:
         passwords.verify_password(passwords.dummy_hash(), password)  # same cost as a miss
         return None
-    if not passwords.verify_password(row.password_hash, password):
+    if not passwords.verify_password(row["password_hash"], password):
         return None
-    current = row.password_hash
+    current = row["password_hash"]
     if rehash and passwords.needs_rehash(current):
         current = passwords.hash_password(password)
-        conn.execute(update(users).where(users.c.id == row.id).values(password_hash=current))
-    return Principal(kind="user", name=row.username, role=row.role, organization_id=row.organization_id,
+        users_repo.set_password_hash_by_id(conn, row["id"], current)
+    return Principal(kind="user", name=row["username"], role=row["role"], organization_id=row["organization_id"],
                      credential=credential_tag(current))

@@ -291,7 +291,16 @@ jobs = Table(
     Column("error", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # which process runs the job (hostname:pid:token) and until when its claim holds;
+    # the worker renews the lease while it runs (jobs/runner.py)
+    Column("owner", String(200), nullable=True),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    # e.g. "backfill:123": at most one live (queued or running) job per key
+    Column("job_key", String(120), nullable=True),
 )
+Index("uq_jobs_live_key", jobs.c.job_key, unique=True,
+      sqlite_where=jobs.c.status.in_(("queued", "running")),
+      postgresql_where=jobs.c.status.in_(("queued", "running")))
 
 backfill_checkpoints = Table(
     "backfill_checkpoints",
