@@ -28,7 +28,7 @@ def recent_jobs(request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 5
     return S.JobList(jobs=[_public(r) for r in jobs_read.recent_jobs(request.app.state.ctx.dbs.telemetry, limit)])
 
 
-@router.get("/{job_id}", responses=S.errors(404))
+@router.get("/{job_id}", responses=S.errors(400, 404))
 def job(request: Request, job_id: Annotated[str, Path(max_length=64)]) -> S.Job:
     """One job: status, progress while it runs, result or error when it ends."""
     row = request.app.state.runner.get(job_id)
