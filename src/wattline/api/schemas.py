@@ -106,12 +106,18 @@ class DailyBar(_Model):
     quality: list[str]
 
 
+class WorkOrderBar(_Model):
+    date: str = Field(description="local date, YYYY-MM-DD")
+    energy_kwh: float
+    quality: list[str]
+
+
 class WorkOrderDetail(_Model):
     id: int
     name: str
     plants: list[PlantCard]
     summary: Summary | None
-    dailyBars: list[DailyBar]
+    dailyBars: list[WorkOrderBar]
 
 
 class SyncLog(_Model):
