@@ -6,6 +6,7 @@ the declared response model (errors included: ``{"error", "code", "details"}``).
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import pytest
@@ -36,13 +37,14 @@ def served(tmp_path_factory):
         asyncio.run(backfill_plant(ctx, 123, now=CLOUD_NOW + 60))
         with ctx.dbs.main.begin() as conn:
             token = tokens.create_token(conn, "fuzz", "viewer")  # viewer: no long jobs get started
-        offset = clock.now() - time.time()
+        clock.now()  # a WATTLINE_CLOCK setting becomes the offset in the environment
+        saved = os.environ.get("WATTLINE_CLOCK_OFFSET_S")
         clock.set_now(CLOUD_NOW + 600)
         try:
             with Server(create_app(ctx)) as server:
                 yield server.url, token
         finally:
-            clock.set_now(None if offset == 0 else time.time() + offset)
+            clock.set_now(None if saved is None else time.time() + float(saved))
     dbs.dispose()
 
 
