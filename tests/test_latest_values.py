@@ -189,3 +189,21 @@ def test_newest_per_series_takes_the_last_of_equal_timestamps():
     got = newest_per_series(np.array([2, 1, 2, 1, 2]), np.array([10, 30, 20, 20, 20]),
                             np.array([1.0, 2.0, 3.0, 4.0, 5.0]), {1: 7, 2: 8})
     assert got == [LatestValue(7, 1, 30, 2.0), LatestValue(8, 2, 20, 5.0)]
+
+
+def test_settings_choose_redis_for_the_api_and_the_pipeline(tmp_path, redis_server):
+    from wattline.config import Settings
+    from wattline.context import open_context
+
+    settings = Settings(data_dir=tmp_path / "data", redis_url=redis_server.url, redis_namespace="prod:")
+    ctx = open_context(settings)
+    try:
+        assert isinstance(ctx.latest_values, RedisLatestValues) and ctx.pipeline.latest_values is ctx.latest_values
+        assert ctx.latest_values.key(3) == "prod:latest:asset:3" and redis_server.url not in repr(settings)
+    finally:
+        ctx.close()
+    plain = open_context(Settings(data_dir=tmp_path / "plain"))
+    try:
+        assert isinstance(plain.latest_values, DatabaseLatestValues) and plain.pipeline.latest_values is None
+    finally:
+        plain.close()

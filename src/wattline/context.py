@@ -28,6 +28,7 @@ class AppContext:
             self.latest_values = DatabaseLatestValues(self.dbs.telemetry)
 
     def close(self) -> None:
+        getattr(self.latest_values, "close", lambda: None)()
         self.dbs.dispose()
 
 

@@ -68,6 +68,9 @@ class RedisLatestValues:
                                       retry=Retry(NoBackoff(), 0), decode_responses=True)
         return cls(client, namespace, fallback, retry_after_s=retry_after_s)
 
+    def close(self) -> None:
+        self.client.close()
+
     def key(self, asset_id: int) -> str:
         return f"{self.namespace}latest:asset:{int(asset_id)}"
 
