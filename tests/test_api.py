@@ -264,3 +264,5 @@ def test_openapi_documents_every_answer():
                 assert "400" in codes, (method, path)
             if path.startswith("/api/"):
                 assert {"401", "403"} <= set(codes), (method, path)
+                assert op["security"] == [{"bearer": []}, {"session": []}], (method, path)
+    assert schema["paths"]["/api/telemetry/sync-all"]["post"]["responses"]["202"]["headers"]["Location"]

@@ -1,7 +1,8 @@
 """Schemathesis fuzzes every API operation from the OpenAPI schema, with every check
 it has: no server error, and each answer conforms to the schema — a documented
 status code, the documented content type and headers, a body that validates against
-the declared response model (errors included: ``{"error", "code", "details"}``)."""
+the declared response model (errors included: ``{"error", "code", "details"}``), and
+an operation that declares authentication refusing a request without it (401)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ in the ``{"error", "code", "details"}`` shape, naming the parameter and the rule
 FastAPI answers such a request with 422 and its own body; Wattline's API documents
 and returns 400 with the shared error shape instead (as it did when parameters were
 checked by hand), so :func:`openapi_without_default_422` removes the 422 entries
-FastAPI adds to the schema.
+FastAPI adds to the schema (and declares how the API authenticates).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
+from wattline.security import sessions
 from wattline.security.errors import error_response
 
 _LOCATIONS = {"query", "path", "header", "cookie"}
@@ -48,6 +49,21 @@ def install_validation_handler(app: FastAPI) -> None:
         return error_response(400, "invalid_request", f"invalid request: {first['msg']}", {"errors": errors})
 
 
+def _declare_authentication(schema: dict) -> None:
+    """What security.deps accepts, for /docs' "Authorize" and for clients: a bearer
+    credential (API token, or the cron secret for sync-all) or the dashboard's session
+    cookie, on every /api operation."""
+    schema.setdefault("components", {})["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "an API token (wattline tokens create)"},
+        "session": {"type": "apiKey", "in": "cookie", "name": sessions.COOKIE_NAME,
+                    "description": "the dashboard's session, after signing in at /login"},
+    }
+    for path, ops in schema.get("paths", {}).items():
+        if path.startswith("/api/"):
+            for op in ops.values():
+                op["security"] = [{"bearer": []}, {"session": []}]
+
+
 def openapi_without_default_422(app: FastAPI) -> None:
     """Build the OpenAPI document once, without FastAPI's automatic 422 answers (and
     their schemas): validation errors come out as the documented 400."""
@@ -63,6 +79,7 @@ def openapi_without_default_422(app: FastAPI) -> None:
             schemas = schema.get("components", {}).get("schemas", {})
             for name in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(name, None)
+            _declare_authentication(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -19,6 +19,9 @@ from wattline.store import plant_queries
 router = APIRouter(prefix="/api/telemetry", tags=["telemetry"])
 VIEWER = Depends(require_role("viewer"))
 READ_ERRORS = S.errors(400, 401, 403, 404)
+ACCEPTED = {202: {"description": "Job queued; follow its URL",
+                  "headers": {"Location": {"description": "the job's URL (/api/jobs/{id})",
+                                           "schema": {"type": "string"}}}}}
 
 
 @router.get("/plant/{plant_id}", dependencies=[VIEWER], responses=READ_ERRORS)
@@ -76,7 +79,7 @@ def _accepted(response: Response, job_id: str) -> S.JobAccepted:
 
 
 @router.post("/plant/{plant_id}/backfill", status_code=202, dependencies=[Depends(require_role("superadmin"))],
-             responses=S.errors(400, 401, 403, 404, 409))
+             responses={**ACCEPTED, **S.errors(400, 401, 403, 404, 409)})
 async def start_backfill(request: Request, response: Response, plant_id: PlantId) -> S.JobAccepted:
     """Start a backfill of the plant from its start (resumable); 202 with the job's URL."""
     c = ctx(request)
@@ -103,7 +106,7 @@ async def start_backfill(request: Request, response: Response, plant_id: PlantId
 
 
 @router.post("/sync-all", status_code=202, dependencies=[Depends(require_cron_or_role("superadmin"))],
-             responses=S.errors(401, 403, 409))
+             responses={**ACCEPTED, **S.errors(401, 403, 409)})
 async def start_sync_all(request: Request, response: Response) -> S.JobAccepted:
     """Start the daily sync of every plant now (the cron secret or a superadmin); 202."""
     c = ctx(request)
