@@ -67,8 +67,12 @@ def newest_per_series(series_id: np.ndarray, ts: np.ndarray, value: np.ndarray,
     """
     if len(series_id) == 0:
         return []
-    order = np.lexsort((np.arange(len(series_id)), ts, series_id))
-    sid, t, v = series_id[order], ts[order], value[order]
+    ds, dt = np.diff(series_id), np.diff(ts)
+    if ((ds > 0) | ((ds == 0) & (dt >= 0))).all():  # sources mostly send sorted batches
+        sid, t, v = series_id, ts, value
+    else:
+        order = np.lexsort((np.arange(len(series_id)), ts, series_id))
+        sid, t, v = series_id[order], ts[order], value[order]
     last = np.flatnonzero(np.r_[sid[1:] != sid[:-1], True])
     return [LatestValue(asset_of[int(s)], int(s), int(x), float(y))
             for s, x, y in zip(sid[last].tolist(), t[last].tolist(), v[last].tolist())]

@@ -29,12 +29,14 @@ from wattline.domain.latest import LatestValue, LatestValueStore
 
 log = logs.get("wattline.latest")
 
-# KEYS[1]: the asset's hash; ARGV: field, ts, value triples. Replace when ts >= held ts.
+# KEYS: the assets' hashes; ARGV: (key index, field, ts, value) quadruples.
+# Replace a field when the held reading is not newer. One call for a whole batch.
 _SET_IF_NEWER = """
-for i = 1, #ARGV, 3 do
-  local held = redis.call('HGET', KEYS[1], ARGV[i])
-  if (not held) or tonumber(string.match(held, '^(%S+)')) <= tonumber(ARGV[i + 1]) then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1] .. ' ' .. ARGV[i + 2])
+for i = 1, #ARGV, 4 do
+  local key = KEYS[tonumber(ARGV[i])]
+  local held = redis.call('HGET', key, ARGV[i + 1])
+  if (not held) or tonumber(string.match(held, '^(%S+)')) <= tonumber(ARGV[i + 2]) then
+    redis.call('HSET', key, ARGV[i + 1], ARGV[i + 2] .. ' ' .. ARGV[i + 3])
   end
 end
 return 0
@@ -122,13 +124,12 @@ class RedisLatestValues:
     # -- plumbing --------------------------------------------------------------
 
     def _send(self, values: list[LatestValue]) -> None:
-        by_asset: dict[int, list[str]] = {}
+        keys: dict[int, int] = {}  # asset id -> index in KEYS (1-based, as Lua counts)
+        args: list[str] = []
         for v in values:
-            by_asset.setdefault(v.asset_id, []).extend((str(v.series_id), str(int(v.ts)), repr(float(v.value))))
-        pipe = self.client.pipeline(transaction=False)
-        for asset_id, args in by_asset.items():
-            self._set_if_newer(keys=[self.key(asset_id)], args=args, client=pipe)
-        pipe.execute()
+            k = keys.setdefault(v.asset_id, len(keys) + 1)
+            args.extend((str(k), str(v.series_id), str(int(v.ts)), repr(float(v.value))))
+        self._set_if_newer(keys=[self.key(a) for a in keys], args=args)
 
     def _catch_up(self) -> None:
         """Send what an outage held back. If more series were held than MAX_PENDING,
