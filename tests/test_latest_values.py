@@ -207,3 +207,13 @@ def test_settings_choose_redis_for_the_api_and_the_pipeline(tmp_path, redis_serv
         assert isinstance(plain.latest_values, DatabaseLatestValues) and plain.pipeline.latest_values is None
     finally:
         plain.close()
+
+
+def test_an_unreadable_field_is_answered_by_the_database_and_replaced(served):
+    ctx, store, client, direct = served
+    _ingest(ctx, T0, 100.0, 5.0)
+    key = store.key(PLANT)
+    for field in direct.hkeys(key):
+        direct.hset(key, field, "garbage")
+    assert _values(client)["power"] == ("2025-11-22T12:00:00Z", 5.0)
+    assert sorted(direct.hgetall(key).values()) == [f"{T0} 100.0", f"{T0} 5.0"]

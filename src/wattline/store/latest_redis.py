@@ -35,7 +35,8 @@ _SET_IF_NEWER = """
 for i = 1, #ARGV, 4 do
   local key = KEYS[tonumber(ARGV[i])]
   local held = redis.call('HGET', key, ARGV[i + 1])
-  if (not held) or tonumber(string.match(held, '^(%S+)')) <= tonumber(ARGV[i + 2]) then
+  local held_ts = held and tonumber(string.match(held, '^(%S+)'))
+  if (not held_ts) or held_ts <= tonumber(ARGV[i + 2]) then
     redis.call('HSET', key, ARGV[i + 1], ARGV[i + 2] .. ' ' .. ARGV[i + 3])
   end
 end
@@ -103,16 +104,16 @@ class RedisLatestValues:
         try:
             self._catch_up()  # Redis must not answer with values older than the outage's
             held = self.client.hmget(self.key(asset_id), [str(s) for s in series_ids])
-        except redis.RedisError as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of the cache: the database answers
             self._failed("read", exc)
             metrics.LATEST_FALLBACK_READS.labels("unavailable").inc()
             return self.fallback.read(asset_id, series_ids)
         self._answered()
         out = {}
         for sid, text in zip(series_ids, held):
-            if text is not None:
-                ts, _, value = text.partition(" ")
-                out[sid] = LatestValue(asset_id, sid, int(ts), float(value))
+            parsed = _parse(text)
+            if parsed is not None:
+                out[sid] = LatestValue(asset_id, sid, *parsed)
         missing = [s for s in series_ids if s not in out]
         if missing:
             metrics.LATEST_FALLBACK_READS.labels("missing").inc()
@@ -181,3 +182,14 @@ class RedisLatestValues:
                 if held is None or held.ts <= v.ts:
                     self._pending[v.series_id] = v
 
+
+def _parse(text: str | None) -> tuple[int, float] | None:
+    """(ts, value) of a hash field, or None for an absent or unreadable one (the
+    database answers for it and the write-back replaces it)."""
+    if text is None:
+        return None
+    ts, _, value = text.partition(" ")
+    try:
+        return int(ts), float(value)
+    except ValueError:
+        return None
