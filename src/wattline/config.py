@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(default=None, repr=False)
     cron_secret: str | None = Field(default=None, repr=False)
     log_level: str = "INFO"
+    # latest-value cache: unset = the database answers (the newest stored reading).
+    # May hold a password (redis://:pw@host/0): never logged or shown.
+    redis_url: str | None = Field(default=None, repr=False)
+    redis_namespace: str = "wattline:"  # key prefix, e.g. "prod:" to share one Redis
 
     @property
     def main_database_url(self) -> str:

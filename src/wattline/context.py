@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 from wattline.config import Settings, get_settings
 from wattline.pipeline import Pipeline
+from wattline.domain.latest import LatestValueStore
 from wattline.sources.vendors.ratelimit import RateLimiterRegistry
 from wattline.store.engines import Databases, open_databases
+from wattline.store.latest_values import DatabaseLatestValues, open_latest_values
 from wattline.store.migrate import upgrade_all
 
 
@@ -18,8 +20,15 @@ class AppContext:
     pipeline: Pipeline
     # one rate limiter per vendor account, shared by backfill, sync and polling
     limiters: RateLimiterRegistry = field(default_factory=RateLimiterRegistry)
+    # current values for the API; the pipeline writes to it after each commit
+    latest_values: LatestValueStore | None = None
+
+    def __post_init__(self) -> None:
+        if self.latest_values is None:
+            self.latest_values = DatabaseLatestValues(self.dbs.telemetry)
 
     def close(self) -> None:
+        getattr(self.latest_values, "close", lambda: None)()
         self.dbs.dispose()
 
 
@@ -35,4 +44,8 @@ def open_context(settings: Settings | None = None, *, migrate: bool = True) -> A
         dispose_engine(main)
         dispose_engine(tel)
     dbs = open_databases(settings.main_database_url, settings.telemetry_database_url)
-    return AppContext(settings, dbs, Pipeline(dbs.telemetry, dbs.main_reader))
+    latest = open_latest_values(dbs.telemetry, settings.redis_url, settings.redis_namespace)
+    # only a cache needs the pipeline's writes (the database holds the readings already)
+    sink = latest if settings.redis_url else None
+    return AppContext(settings, dbs, Pipeline(dbs.telemetry, dbs.main_reader, latest_values=sink),
+                      latest_values=latest)

@@ -16,3 +16,10 @@ VENDOR_CALLS = Counter("wattline_vendor_calls_total", "Vendor API calls", ["vend
 REJECTED_RECORDS = Counter("wattline_vendor_records_rejected_total", "Corrupted vendor records skipped",
                            ["vendor_id"])
 JOB_RUNS = Counter("wattline_job_runs_total", "Job runs", ["kind", "status"])
+LATEST_FALLBACK_READS = Counter(
+    "wattline_latest_values_fallback_total",
+    "Latest-value reads the database answered instead of Redis (unavailable: Redis down; missing: not in Redis)",
+    ["reason"])
+LATEST_REDIS_ERRORS = Counter("wattline_latest_values_redis_errors_total",
+                              "Failed Redis calls of the latest-value store (reads fall back, writes are kept)",
+                              ["operation"])

@@ -8,13 +8,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from wattline import __version__, logs
+from wattline.api.errors import install_validation_handler, openapi_without_default_422
 from wattline.api.routes import jobs, plants, telemetry
+from wattline.api.schemas import HealthReport
 from wattline.context import AppContext, open_context
 from wattline.jobs.runner import JobRunner
 from wattline.security.errors import install_error_handlers
+from wattline.store import health_repo
 
 log = logs.get("wattline.api")
 
@@ -42,6 +44,8 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False) -> Fast
 
     app = FastAPI(title="Wattline", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
+    install_validation_handler(app)
+    openapi_without_default_422(app)
     for r in (telemetry.router, plants.router, jobs.router):
         app.include_router(r)
     _mount_web(app)
@@ -50,20 +54,15 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False) -> Fast
     def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/health")
+    @app.get("/health", response_model=HealthReport,
+             responses={503: {"model": HealthReport, "description": "A database does not answer"}})
     def health() -> JSONResponse:
         c: AppContext = app.state.ctx
-        checks = {}
-        for name, engine in (("main", c.dbs.main_reader), ("telemetry", c.dbs.telemetry)):
-            try:
-                with engine.connect() as conn:
-                    conn.execute(text("SELECT 1"))
-                checks[name] = {"status": "ok", "dialect": engine.dialect.name}
-            except Exception as exc:  # noqa: BLE001 - report, never raise from a probe
-                checks[name] = {"status": "error", "error": type(exc).__name__}
+        checks = {name: health_repo.probe(engine)
+                  for name, engine in (("main", c.dbs.main_reader), ("telemetry", c.dbs.telemetry))}
         ok = all(v["status"] == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ok else "degraded", "databases": checks},
-                            status_code=200 if ok else 503)
+        report = HealthReport(status="ok" if ok else "degraded", databases=checks)
+        return JSONResponse(report.model_dump(exclude_none=True), status_code=200 if ok else 503)
 
     return app
 

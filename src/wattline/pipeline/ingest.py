@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine
 
 from wattline import metrics
 from wattline.domain import ledger as ledger_mod
+from wattline.domain.latest import LatestValueStore, newest_per_series
 from wattline.domain.readings import ReadingBatch
 from wattline.domain.validate import quarantine_reasons
 from wattline.pipeline import aggregate, rawstore, rollup
@@ -81,8 +82,9 @@ class _SeriesWork:
 
 
 class Pipeline:
-    def __init__(self, telemetry: Engine, main_reader: Engine):
+    def __init__(self, telemetry: Engine, main_reader: Engine, latest_values: LatestValueStore | None = None):
         self.telemetry = telemetry
+        self.latest_values = latest_values  # written after each commit (e.g. Redis), or None
         self.main_reader = main_reader
         self.catalog = SeriesCatalog(main_reader)
         self.partitions = ReadingPartitions(telemetry)
@@ -112,6 +114,10 @@ class Pipeline:
                 self._apply(conn, batch.take(good), link[good], configs, result)
             if refresh_summaries and result.touched_assets:
                 rollup.refresh_summaries(conn, self.main_reader, result.touched_assets, now)
+        if self.latest_values is not None and good.any():  # after commit; write() never raises
+            self.latest_values.write(newest_per_series(
+                batch.series_id[good], batch.ts[good], batch.value[good],
+                {s: c.asset_id for s, c in configs.items()}))
         metrics.INGEST_SECONDS.labels(batch.source).observe(time.perf_counter() - t0)
         metrics.READINGS_INGESTED.labels(batch.source).inc(result.readings_written)
         metrics.READINGS_QUARANTINED.labels(batch.source).inc(len(result.quarantined))

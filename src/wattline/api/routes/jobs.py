@@ -2,33 +2,35 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import select
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from wattline.api import schemas as S
 from wattline.security.deps import require_role
 from wattline.security.errors import ApiError
-from wattline.store import plant_queries
-from wattline.store.tables import jobs
+from wattline.store import jobs_read, plant_queries
 
-router = APIRouter(prefix="/api/jobs", tags=["jobs"])
-
-
-def _public(row) -> dict:
-    return {"id": row["id"], "kind": row["kind"], "status": row["status"], "params": row["params"],
-            "progress": row["progress"], "result": row["result"], "error": row["error"],
-            "createdAt": plant_queries.iso_utc(row["created_at"]), "updatedAt": plant_queries.iso_utc(row["updated_at"])}
+router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(require_role("viewer"))],
+                   responses=S.errors(401, 403))
 
 
-@router.get("", dependencies=[Depends(require_role("viewer"))])
-def recent_jobs(request: Request, limit: int = Query(50, ge=1, le=500)) -> dict:
+def _public(row: dict) -> S.Job:
+    return S.Job(id=row["id"], kind=row["kind"], status=row["status"], params=row["params"],
+                 progress=row["progress"], result=row["result"], error=row["error"],
+                 createdAt=plant_queries.iso_utc(row["created_at"]),
+                 updatedAt=plant_queries.iso_utc(row["updated_at"]))
+
+
+@router.get("", responses=S.errors(400))
+def recent_jobs(request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> S.JobList:
     """The most recent jobs (backfills, syncs started over the API), newest first."""
-    with request.app.state.ctx.dbs.telemetry.connect() as conn:
-        rows = conn.execute(select(jobs).order_by(jobs.c.created_at.desc()).limit(limit)).mappings().all()
-    return {"jobs": [_public(r) for r in rows]}
+    return S.JobList(jobs=[_public(r) for r in jobs_read.recent_jobs(request.app.state.ctx.dbs.telemetry, limit)])
 
 
-@router.get("/{job_id}", dependencies=[Depends(require_role("viewer"))])
-def job(request: Request, job_id: str) -> dict:
+@router.get("/{job_id}", responses=S.errors(400, 404))
+def job(request: Request, job_id: Annotated[str, Path(max_length=64)]) -> S.Job:
+    """One job: status, progress while it runs, result or error when it ends."""
     row = request.app.state.runner.get(job_id)
     if row is None:
         raise ApiError(404, "not_found", f"no job {job_id}")

@@ -5,9 +5,12 @@ from __future__ import annotations
 from wattline import clock
 
 
+from typing import Annotated, Literal
+
 from fastapi import APIRouter, Depends, Query, Request
 
-from wattline.api.deps import OptionalId, PlantId, WorkOrderId, ctx, plant_or_404
+from wattline.api import schemas as S
+from wattline.api.deps import Days, OptionalId, PlantId, WorkOrderId, ctx, latest_of, plant_or_404
 from wattline.domain import timeutil
 from wattline.pipeline import rollup
 from wattline.domain.buckets import PERIODS
@@ -15,7 +18,8 @@ from wattline.security.deps import require_role
 from wattline.security.errors import ApiError
 from wattline.store import plant_queries, queries, registry
 
-router = APIRouter(prefix="/api", tags=["plants"], dependencies=[Depends(require_role("viewer"))])
+router = APIRouter(prefix="/api", tags=["plants"], dependencies=[Depends(require_role("viewer"))],
+                   responses=S.errors(401, 403))
 EXPECTED_INTERVAL_S = 900
 
 
@@ -28,32 +32,38 @@ def _plant_card(p: dict, s: dict | None, now: int) -> dict:
 
 
 @router.get("/plants")
-def list_plants(request: Request) -> dict:
+def list_plants(request: Request) -> S.PlantList:
+    """Every plant with its summary and health."""
     c = ctx(request)
     sums = plant_queries.summaries(c.dbs.telemetry)
     now = clock.now_s()
-    return {"plants": [_plant_card(p, sums.get(p["id"]), now) for p in plant_queries.plants(c.dbs.main_reader)]}
+    return S.PlantList(plants=[_plant_card(p, sums.get(p["id"]), now) for p in plant_queries.plants(c.dbs.main_reader)])
 
 
-@router.get("/plants/{plant_id}")
-def get_plant(request: Request, plant_id: PlantId) -> dict:
+@router.get("/plants/{plant_id}", responses=S.errors(400, 404))
+def get_plant(request: Request, plant_id: PlantId) -> S.PlantDetail:
+    """One plant: summary, health, its work orders and the newest reading of each point."""
     p = plant_or_404(request, plant_id)
     card = _plant_card(p, plant_queries.summary(ctx(request).dbs.telemetry, plant_id), clock.now_s())
     card["workOrders"] = [w["id"] for w in plant_queries.work_orders(ctx(request).dbs.main_reader)
                           if plant_id in w["plant_ids"]]
-    return card
+    card["latest"] = latest_of(request, p)
+    return S.PlantDetail(**card)
 
 
 @router.get("/work-orders")
-def list_work_orders(request: Request) -> dict:
+def list_work_orders(request: Request) -> S.WorkOrderList:
+    """Every work order with its member plants and summary."""
     c = ctx(request)
-    return {"workOrders": [{"id": w["id"], "name": w["name"], "plantIds": w["plant_ids"],
-                            "summary": plant_queries.work_order_summary(c.dbs.telemetry, w["id"])}
-                           for w in plant_queries.work_orders(c.dbs.main_reader)]}
+    return S.WorkOrderList(workOrders=[
+        {"id": w["id"], "name": w["name"], "plantIds": w["plant_ids"],
+         "summary": plant_queries.work_order_summary(c.dbs.telemetry, w["id"])}
+        for w in plant_queries.work_orders(c.dbs.main_reader)])
 
 
-@router.get("/work-orders/{work_order_id}")
-def get_work_order(request: Request, work_order_id: WorkOrderId, days: int = Query(31, ge=1, le=366)) -> dict:
+@router.get("/work-orders/{work_order_id}", responses=S.errors(400, 404))
+def get_work_order(request: Request, work_order_id: WorkOrderId, days: Days = 31) -> S.WorkOrderDetail:
+    """One work order: its plants' cards, its summary and daily bars over ``days``."""
     c = ctx(request)
     w = plant_queries.work_order(c.dbs.main_reader, work_order_id)
     if w is None:
@@ -63,26 +73,30 @@ def get_work_order(request: Request, work_order_id: WorkOrderId, days: int = Que
     members = [plant_queries.plant(c.dbs.main_reader, pid) for pid in w["plant_ids"]]
     members = [m for m in members if m]
     bars = rollup.group_daily_bars(c.dbs.telemetry, c.dbs.main_reader, work_order_id, days, now)
-    return {"id": w["id"], "name": w["name"],
-            "plants": [_plant_card(m, sums.get(m["id"]), now) for m in members],
-            "summary": plant_queries.work_order_summary(c.dbs.telemetry, work_order_id), "dailyBars": bars}
+    return S.WorkOrderDetail(id=w["id"], name=w["name"],
+                             plants=[_plant_card(m, sums.get(m["id"]), now) for m in members],
+                             summary=plant_queries.work_order_summary(c.dbs.telemetry, work_order_id),
+                             dailyBars=bars)
 
 
-@router.get("/sync-logs")
-def list_sync_logs(request: Request, plant_id: OptionalId = None, status: str | None = Query(None),
-                   limit: int = Query(100, ge=1, le=1000)) -> dict:
-    if status is not None and status not in ("success", "error", "partial"):
-        raise ApiError(400, "invalid_parameter", "status must be success, error or partial")
-    return {"logs": plant_queries.sync_logs(ctx(request).dbs.telemetry, plant_id=plant_id, status=status,
-                                            limit=limit)}
+@router.get("/sync-logs", responses=S.errors(400))
+def list_sync_logs(request: Request, plant_id: OptionalId = None,
+                   status: Annotated[Literal["success", "error", "partial"] | None, Query()] = None,
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> S.SyncLogList:
+    """Vendor sync logs, newest first, optionally of one plant and one status."""
+    return S.SyncLogList(logs=plant_queries.sync_logs(ctx(request).dbs.telemetry, plant_id=plant_id,
+                                                      status=status, limit=limit))
 
 
-@router.get("/energy")
-def energy(request: Request, asset: str, point: str, period: str, from_: str = Query(..., alias="from"),
-           to: str = Query(...)) -> dict:
-    """The ``wattline energy --format json`` report over HTTP."""
-    if period not in PERIODS:
-        raise ApiError(400, "invalid_parameter", f"period must be one of {', '.join(PERIODS)}")
+Period = Literal[PERIODS]  # type: ignore[valid-type]
+
+
+@router.get("/energy", responses=S.errors(400, 404))
+def energy(request: Request, asset: Annotated[str, Query(max_length=200)],
+           point: Annotated[str, Query(max_length=80)], period: Annotated[Period, Query()],
+           from_: Annotated[str, Query(alias="from", max_length=64, description="ISO-8601 with offset, or epoch s")],
+           to: Annotated[str, Query(max_length=64, description="ISO-8601 with offset, or epoch s")]) -> S.EnergyReport:
+    """The ``wattline energy --format json`` report over HTTP: energy per bucket with quality."""
     try:
         start, end = timeutil.parse_instant(from_), timeutil.parse_instant(to)
     except ValueError as exc:
@@ -98,4 +112,4 @@ def energy(request: Request, asset: str, point: str, period: str, from_: str = Q
     if p["metric_type"] not in ("counter", "interval_energy", "power"):
         raise ApiError(400, "invalid_parameter", f"point {point!r} is a {p['metric_type']} series")
     rows = queries.energy_buckets(c.dbs.telemetry, p["id"], period, start, end, a["timezone"])
-    return queries.energy_report(asset, point, period, a["timezone"], rows)
+    return S.EnergyReport(**queries.energy_report(asset, point, period, a["timezone"], rows))

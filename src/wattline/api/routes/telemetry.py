@@ -5,10 +5,10 @@ from __future__ import annotations
 from wattline import clock
 
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request, Response
 
-from wattline.api.deps import PlantId, ctx, plant_or_404
+from wattline.api import schemas as S
+from wattline.api.deps import Days, Hours, PlantId, ctx, latest_of, plant_or_404
 from wattline.jobs.backfill import backfill_plant
 from wattline.jobs.plants import PlantNotSyncable, load_plant
 from wattline.jobs.sync import sync_all
@@ -18,68 +18,70 @@ from wattline.store import plant_queries
 
 router = APIRouter(prefix="/api/telemetry", tags=["telemetry"])
 VIEWER = Depends(require_role("viewer"))
+READ_ERRORS = S.errors(400, 401, 403, 404)
+ACCEPTED = {202: {"description": "Job queued; follow its URL",
+                  "headers": {"Location": {"description": "the job's URL (/api/jobs/{id})",
+                                           "schema": {"type": "string"}}}}}
 
 
-def _int_param(value: str | None, name: str, default: int, lo: int, hi: int) -> int:
-    """Parse a bounded integer query parameter; a 400 names the allowed range."""
-    if value is None:
-        return default
-    try:
-        n = int(value)
-    except ValueError:
-        n = None
-    if n is None or not lo <= n <= hi:
-        raise ApiError(400, "invalid_parameter", f"{name} must be an integer from {lo} to {hi}",
-                       {"parameter": name, "value": value, "min": lo, "max": hi})
-    return n
-
-
-@router.get("/plant/{plant_id}", dependencies=[VIEWER])
-def plant_telemetry(request: Request, plant_id: PlantId, hours: str | None = Query(None)) -> dict:
-    n = _int_param(hours, "hours", 24, 1, 744)
+@router.get("/plant/{plant_id}", dependencies=[VIEWER], responses=READ_ERRORS)
+def plant_telemetry(request: Request, plant_id: PlantId, hours: Hours = 24) -> S.Telemetry:
+    """Seed 000's telemetry rows (energy, power, raw payload) over the last ``hours``."""
     p = plant_or_404(request, plant_id)
     now = clock.now_s()
-    data = plant_queries.telemetry_rows(ctx(request).dbs.telemetry, p["series"], now - n * 3600, now + 1)
-    return {"plantId": plant_id, "data": data, "period": f"{n}h", "recordCount": len(data)}
+    data = plant_queries.telemetry_rows(ctx(request).dbs.telemetry, p["series"], now - hours * 3600, now + 1)
+    return S.Telemetry(plantId=plant_id, data=data, period=f"{hours}h", recordCount=len(data))
 
 
-@router.get("/plant/{plant_id}/charts/energy-15m", dependencies=[VIEWER])
-def chart_energy(request: Request, plant_id: PlantId, days: str | None = Query(None)) -> dict:
+@router.get("/plant/{plant_id}/latest", dependencies=[VIEWER], responses=READ_ERRORS)
+def plant_latest(request: Request, plant_id: PlantId) -> S.LatestValues:
+    """The newest reading of each of the plant's points (from Redis when configured)."""
+    p = plant_or_404(request, plant_id)
+    return S.LatestValues(plantId=plant_id, values=latest_of(request, p))
+
+
+@router.get("/plant/{plant_id}/charts/energy-15m", dependencies=[VIEWER], responses=READ_ERRORS)
+def chart_energy(request: Request, plant_id: PlantId, days: Days = 31) -> S.EnergyChart:
     """Cumulative energy (MWh) at 15 minutes over the last ``days`` (default 31)."""
-    n = _int_param(days, "days", 31, 1, 366)
     p = plant_or_404(request, plant_id)
     now = clock.now_s()
     pts = plant_queries.series_points(ctx(request).dbs.telemetry, p["series"].get("energy_total"),
-                                      now - n * 86400, now + 1, scale=1e-3)
-    return {"plantId": plant_id, "timezone": p["timezone"], "unit": "MWh", "days": n,
-            "points": [{"ts": t, "total_energy_mwh": v} for t, v in pts]}
+                                      now - days * 86400, now + 1, scale=1e-3)
+    return S.EnergyChart(plantId=plant_id, timezone=p["timezone"], unit="MWh", days=days,
+                         points=[{"ts": t, "total_energy_mwh": v} for t, v in pts])
 
 
-@router.get("/plant/{plant_id}/charts/power", dependencies=[VIEWER])
-def chart_power(request: Request, plant_id: PlantId, hours: str | None = Query(None)) -> dict:
+@router.get("/plant/{plant_id}/charts/power", dependencies=[VIEWER], responses=READ_ERRORS)
+def chart_power(request: Request, plant_id: PlantId, hours: Hours = 24) -> S.PowerChart:
     """Power (kW) over the last ``hours`` (default 24)."""
-    n = _int_param(hours, "hours", 24, 1, 744)
     p = plant_or_404(request, plant_id)
     now = clock.now_s()
-    pts = plant_queries.series_points(ctx(request).dbs.telemetry, p["series"].get("power"), now - n * 3600, now + 1)
-    return {"plantId": plant_id, "timezone": p["timezone"], "unit": "kW", "hours": n,
-            "points": [{"ts": t, "power_kw": v} for t, v in pts]}
+    pts = plant_queries.series_points(ctx(request).dbs.telemetry, p["series"].get("power"),
+                                      now - hours * 3600, now + 1)
+    return S.PowerChart(plantId=plant_id, timezone=p["timezone"], unit="kW", hours=hours,
+                        points=[{"ts": t, "power_kw": v} for t, v in pts])
 
 
-@router.get("/plant/{plant_id}/charts/daily-energy", dependencies=[VIEWER])
-def chart_daily(request: Request, plant_id: PlantId, days: str | None = Query(None)) -> dict:
+@router.get("/plant/{plant_id}/charts/daily-energy", dependencies=[VIEWER], responses=READ_ERRORS)
+def chart_daily(request: Request, plant_id: PlantId, days: Days = 31) -> S.DailyChart:
     """Energy per local day (kWh) over the last ``days`` (default 31), with quality."""
-    n = _int_param(days, "days", 31, 1, 366)
     p = plant_or_404(request, plant_id)
     sid = p["series"].get("energy_total") or p["series"].get("power")
-    bars = plant_queries.daily_energy(ctx(request).dbs.telemetry, [sid] if sid else [], p["timezone"], n,
+    bars = plant_queries.daily_energy(ctx(request).dbs.telemetry, [sid] if sid else [], p["timezone"], days,
                                       clock.now_s())
-    return {"plantId": plant_id, "timezone": p["timezone"], "unit": "kWh", "days": n, "bars": bars}
+    return S.DailyChart(plantId=plant_id, timezone=p["timezone"], unit="kWh", days=days, bars=bars)
 
 
-@router.post("/plant/{plant_id}/backfill", status_code=202,
-             dependencies=[Depends(require_role("superadmin"))])
-async def start_backfill(request: Request, plant_id: PlantId) -> JSONResponse:
+def _accepted(response: Response, job_id: str) -> S.JobAccepted:
+    url = f"/api/jobs/{job_id}"
+    response.headers["Location"] = url
+    return S.JobAccepted(jobId=job_id, jobUrl=url, status="queued")
+
+
+@router.post("/plant/{plant_id}/backfill", status_code=202, dependencies=[Depends(require_role("superadmin"))],
+             responses={**ACCEPTED, **S.errors(400, 401, 403, 404, 409)})
+async def start_backfill(request: Request, response: Response, plant_id: PlantId) -> S.JobAccepted:
+    """Start a backfill of the plant from its start (resumable); 202 with the job's URL."""
     c = ctx(request)
     plant_or_404(request, plant_id)
     try:
@@ -100,13 +102,13 @@ async def start_backfill(request: Request, plant_id: PlantId) -> JSONResponse:
         return result.to_dict()
 
     job_id = runner.submit("backfill", {"plant_id": plant_id}, work, key=("backfill", plant_id))
-    url = f"/api/jobs/{job_id}"
-    return JSONResponse({"jobId": job_id, "jobUrl": url, "status": "queued"}, status_code=202,
-                        headers={"Location": url})
+    return _accepted(response, job_id)
 
 
-@router.post("/sync-all", status_code=202, dependencies=[Depends(require_cron_or_role("superadmin"))])
-async def start_sync_all(request: Request) -> JSONResponse:
+@router.post("/sync-all", status_code=202, dependencies=[Depends(require_cron_or_role("superadmin"))],
+             responses={**ACCEPTED, **S.errors(401, 403, 409)})
+async def start_sync_all(request: Request, response: Response) -> S.JobAccepted:
+    """Start the daily sync of every plant now (the cron secret or a superadmin); 202."""
     c = ctx(request)
     runner = request.app.state.runner
     if runner.running("sync-all", 0):
@@ -116,6 +118,4 @@ async def start_sync_all(request: Request) -> JSONResponse:
         return (await sync_all(c)).to_dict()
 
     job_id = runner.submit("sync-all", {}, work, key=("sync-all", 0))
-    url = f"/api/jobs/{job_id}"
-    return JSONResponse({"jobId": job_id, "jobUrl": url, "status": "queued"}, status_code=202,
-                        headers={"Location": url})
+    return _accepted(response, job_id)

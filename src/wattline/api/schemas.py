@@ -1,0 +1,255 @@
+"""Response models of the REST API: what ``/docs`` documents and every route returns.
+
+Field names are the JSON names the API has always used (seed 000's camelCase for the
+telemetry endpoints, snake_case for the summaries). ``extra="forbid"``: a route that
+returns a field its model does not declare fails loudly instead of documenting less
+than it sends.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------ errors
+
+
+class ErrorBody(_Model):
+    """Every 4xx/5xx answer of the API."""
+
+    error: str = Field(description="human-readable message")
+    code: str = Field(description="machine-readable code, e.g. not_found, invalid_parameter")
+    details: dict[str, Any] | None = Field(description="what the error is about (parameter, id...)")
+
+
+_ERROR_TEXT = {
+    400: "Invalid parameter or request (code invalid_parameter / invalid_request / not_syncable)",
+    401: "Authentication required or credential not accepted",
+    403: "The caller's role does not allow this",
+    404: "No such resource",
+    409: "Conflicts with work already running",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries documenting the error shape for ``statuses``."""
+    return {s: {"model": ErrorBody, "description": _ERROR_TEXT[s]} for s in statuses}
+
+
+# ------------------------------------------------------------------ plants and work orders
+
+Health = Literal["green", "yellow", "red"]
+
+
+class Summary(_Model):
+    """Current-period snapshot of a plant or a work order."""
+
+    daily_energy_kwh: float | None
+    monthly_energy_mwh: float | None
+    yearly_energy_mwh: float | None
+    total_energy_mwh: float | None
+    current_power_kw: float | None
+    last_update_time: str | None = Field(description="ISO-8601 UTC of the newest reading")
+    updated_at: str | None
+    quality: list[str]
+
+
+class PlantCard(_Model):
+    id: int
+    name: str
+    vendor: str | None
+    vendorPlantId: str | None
+    timezone: str
+    summary: Summary | None
+    health: Health = Field(description="green: data within 2 expected intervals, yellow: 4, red: older or none")
+
+
+class LatestValue(_Model):
+    """The newest reading of one point."""
+
+    seriesId: int
+    ts: str = Field(description="ISO-8601 UTC")
+    value: float = Field(description="in the point's canonical unit")
+
+
+class PlantDetail(PlantCard):
+    workOrders: list[int]
+    latest: dict[str, LatestValue] = Field(description="newest reading per point key")
+
+
+class PlantList(_Model):
+    plants: list[PlantCard]
+
+
+class WorkOrderItem(_Model):
+    id: int
+    name: str
+    plantIds: list[int]
+    summary: Summary | None
+
+
+class WorkOrderList(_Model):
+    workOrders: list[WorkOrderItem]
+
+
+class DailyBar(_Model):
+    date: str = Field(description="local date, YYYY-MM-DD")
+    start: str
+    end: str
+    energy_kwh: float
+    quality: list[str]
+
+
+class WorkOrderBar(_Model):
+    date: str = Field(description="local date of the work order's zone, YYYY-MM-DD")
+    start: str = Field(description="the day's first instant, ISO-8601 in the work order's zone")
+    end: str = Field(description="the next day's first instant, ISO-8601 in the work order's zone")
+    energy_kwh: float
+    quality: list[str]
+
+
+class WorkOrderDetail(_Model):
+    id: int
+    name: str
+    plants: list[PlantCard]
+    summary: Summary | None
+    dailyBars: list[WorkOrderBar]
+
+
+class SyncLog(_Model):
+    id: int
+    vendor_id: int | None
+    plant_id: int | None
+    sync_type: str
+    status: str
+    error_message: str | None
+    records_processed: int
+    started_at: str | None
+    completed_at: str | None
+    metadata: dict[str, Any] | None
+    duration_ms: float | None
+
+
+class SyncLogList(_Model):
+    logs: list[SyncLog]
+
+
+class EnergyBucketOut(_Model):
+    start: str
+    end: str
+    energy_kwh: float
+    quality: list[str]
+
+
+class EnergyReport(_Model):
+    """``wattline energy --format json``."""
+
+    asset: str
+    point: str
+    period: str
+    timezone: str
+    buckets: list[EnergyBucketOut]
+    total_kwh: float
+
+
+# ------------------------------------------------------------------ telemetry and charts
+
+
+class TelemetryRow(_Model):
+    ts: str
+    total_energy_mwh: float | None
+    power_kw: float | None
+    raw: dict[str, Any] = Field(description="the vendor payload the reading came from")
+
+
+class Telemetry(_Model):
+    plantId: int
+    data: list[TelemetryRow]
+    period: str
+    recordCount: int
+
+
+class EnergyPoint(_Model):
+    ts: str
+    total_energy_mwh: float
+
+
+class EnergyChart(_Model):
+    plantId: int
+    timezone: str
+    unit: Literal["MWh"]
+    days: int
+    points: list[EnergyPoint]
+
+
+class PowerPoint(_Model):
+    ts: str
+    power_kw: float
+
+
+class PowerChart(_Model):
+    plantId: int
+    timezone: str
+    unit: Literal["kW"]
+    hours: int
+    points: list[PowerPoint]
+
+
+class DailyChart(_Model):
+    plantId: int
+    timezone: str
+    unit: Literal["kWh"]
+    days: int
+    bars: list[DailyBar]
+
+
+class LatestValues(_Model):
+    plantId: int
+    values: dict[str, LatestValue] = Field(description="newest reading per point key")
+
+
+# ------------------------------------------------------------------ jobs
+
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+
+
+class JobAccepted(_Model):
+    jobId: str
+    jobUrl: str
+    status: Literal["queued"]
+
+
+class Job(_Model):
+    id: str
+    kind: str
+    status: JobStatus
+    params: dict[str, Any] | None
+    progress: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error: str | None
+    createdAt: str | None
+    updatedAt: str | None
+
+
+class JobList(_Model):
+    jobs: list[Job]
+
+
+# ------------------------------------------------------------------ health
+
+
+class DatabaseCheck(_Model):
+    status: Literal["ok", "error"]
+    dialect: str | None = None
+    error: str | None = None
+
+
+class HealthReport(_Model):
+    status: Literal["ok", "degraded"]
+    databases: dict[str, DatabaseCheck]
