@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from sqlalchemy import Engine, select
+from typing import Iterable
 
 from wattline.domain.metrics import DEFAULT_PLAUSIBLE_RANGE, MetricType
 from wattline.pipeline.ledger import MILLI_WH_PER_KWH, SeriesRules
 from wattline.pipeline.quality import Method
-from wattline.store.tables import assets, points
+from wattline.store import series_catalog
+from wattline.store.engines import DbEngine
 
 
 class UnknownSeriesError(LookupError):
@@ -44,42 +44,54 @@ class SeriesConfig:
         wrap = int(round(self.wrap_kwh * MILLI_WH_PER_KWH)) if self.wrap_kwh else None
         return SeriesRules(method, self.reset_ratio, wrap, self.expected_interval_s)
 
+    @classmethod
+    def from_row(cls, row: tuple) -> SeriesConfig:
+        """From a ``store.series_catalog.CONFIG_COLUMNS`` tuple; an unset plausible
+        bound is the metric's default."""
+        f = dict(zip(series_catalog.CONFIG_COLUMNS, row))
+        mt = MetricType(f["metric_type"])
+        lo, hi = DEFAULT_PLAUSIBLE_RANGE[mt]
+        f["metric_type"] = mt
+        f["plausible_min"] = lo if f["plausible_min"] is None else f["plausible_min"]
+        f["plausible_max"] = hi if f["plausible_max"] is None else f["plausible_max"]
+        return cls(**f)
+
 
 class SeriesCatalog:
-    """Cache of series configs; reloads from the registry on an unknown id."""
+    """Series configs, fresh for every batch.
 
-    def __init__(self, main_reader: Engine):
+    :meth:`get_many` re-reads the registry rows of the batch's series in one query
+    (by primary key: ~1 ms for 1,000 series, against ~0.5 s to ingest their
+    readings) and rebuilds only the configs whose row changed. So a point's new
+    plausible range or reset ratio, or its asset's new timezone, applies from the next
+    batch on, whichever process changed it, with no cache to invalidate and no
+    restart. A config that did not change stays the same object, so callers can tell
+    a change by identity.
+    """
+
+    def __init__(self, main_reader: DbEngine):
         self._engine = main_reader
+        self._rows: dict[int, tuple] = {}
         self._by_id: dict[int, SeriesConfig] = {}
 
-    def get_many(self, ids) -> dict[int, SeriesConfig]:
+    def get_many(self, ids: Iterable[int]) -> dict[int, SeriesConfig]:
         wanted = {int(i) for i in ids}
-        missing = wanted - self._by_id.keys()
+        found = set()
+        for row in series_catalog.read_configs(self._engine, wanted):
+            sid = row[0]
+            found.add(sid)
+            if self._rows.get(sid) != row:
+                self._rows[sid] = row
+                self._by_id[sid] = SeriesConfig.from_row(row)
+        missing = wanted - found
         if missing:
-            self._load(missing)
-            still = wanted - self._by_id.keys()
-            if still:
-                raise UnknownSeriesError(f"unknown series id(s): {sorted(still)[:10]}")
+            for sid in missing:  # deleted from the registry
+                self._rows.pop(sid, None)
+                self._by_id.pop(sid, None)
+            raise UnknownSeriesError(f"unknown series id(s): {sorted(missing)[:10]}")
         return {i: self._by_id[i] for i in wanted}
 
     def invalidate(self) -> None:
+        """Forget every config (the next batch rebuilds them all)."""
+        self._rows.clear()
         self._by_id.clear()
-
-    def _load(self, ids: set[int]) -> None:
-        q = (
-            select(points, assets.c.kind, assets.c.timezone, assets.c.vendor_plant_id)
-            .join(assets, assets.c.id == points.c.asset_id)
-            .where(points.c.id.in_(sorted(ids)))
-        )
-        with self._engine.connect() as conn:
-            for r in conn.execute(q).mappings():
-                mt = MetricType(r["metric_type"])
-                lo, hi = DEFAULT_PLAUSIBLE_RANGE[mt]
-                self._by_id[r["id"]] = SeriesConfig(
-                    series_id=r["id"], asset_id=r["asset_id"], asset_kind=r["kind"],
-                    point_key=r["key"], metric_type=mt, timezone=r["timezone"],
-                    vendor_plant_id=r["vendor_plant_id"], reset_ratio=r["reset_ratio"],
-                    wrap_kwh=r["wrap_kwh"], expected_interval_s=r["expected_interval_s"],
-                    plausible_min=lo if r["plausible_min"] is None else r["plausible_min"],
-                    plausible_max=hi if r["plausible_max"] is None else r["plausible_max"],
-                )

@@ -12,13 +12,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from wattline.store.wal_checkpoints import BACKSTOP_PAGES, JOURNAL_SIZE_LIMIT, WalCheckpointer
 
 
 WRITE_LOCK_OPTION = "wattline_write_lock"
+
+# Names for the handles that layers above store/ hold and pass back in, so that they
+# need not import SQLAlchemy for a type hint.
+DbEngine = Engine
+DbConnection = Connection
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
