@@ -67,6 +67,12 @@ class IngestResult:
     # newest stored one: what a latest-value store writes after commit
     newest: dict[int, tuple[int, float]] = field(default_factory=dict)
 
+    @property
+    def accepted(self) -> int:
+        """Readings taken in: written, or identical to stored ones (not quarantined, not
+        superseded within the batch)."""
+        return self.readings_written + self.repeats
+
 
 AfterCommit = Callable[[ReadingBatch, IngestResult], None]
 
