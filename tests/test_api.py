@@ -14,7 +14,6 @@ import uvicorn
 from world import WorldPlant, cloud_config, make_ctx, set_up
 from wattline import clock
 from wattline.api.app import create_app
-from wattline.domain import timeutil
 from wattline.security import tokens
 from wattline.simulator.vendor_cloud.server import BackgroundCloud
 

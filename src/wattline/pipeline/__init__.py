@@ -1,5 +1,5 @@
 """normalize -> validate -> store -> ledger -> aggregate -> roll up."""
 
-from wattline.pipeline.ingest import IngestResult, Pipeline
+from wattline.pipeline.ingest import AfterCommit, IngestResult, Pipeline
 
-__all__ = ["IngestResult", "Pipeline"]
+__all__ = ["AfterCommit", "IngestResult", "Pipeline"]

@@ -5,7 +5,7 @@ Stored: local day, month and year buckets per series. Two ways in:
 * a series whose batch only appended (the usual case: a sync, a live round) has its
   new entries and readings aggregated on their own (``appended_rows``) and merged
   into the stored rows by the upsert itself (``write_appended``,
-  ``merge_expressions``): nothing is read back;
+  ``store.aggregates_repo.merge_expressions``): nothing is read back;
 * a series that received late data is recomputed (``recompute``) over its changed
   time range [lo, hi):
 
@@ -26,21 +26,13 @@ splits a ledger entry), so upserting the recomputed rows is enough.
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import Connection
 
 from wattline.domain import buckets as B
-from wattline.store import bulk
-from wattline.store.tables import aggregates
-
-STORED_PERIODS = ("day", "month", "year")
+from wattline.store import aggregates_repo
+from wattline.store.aggregates_repo import AGG_COLUMNS, STORED_PERIODS  # noqa: F401 - rows are in this order
+from wattline.store.engines import DbConnection as Connection
 # stored period -> the stored period it is summed from
 LEVELS = (("month", "day"), ("year", "month"))
-
-AGG_COLUMNS = (
-    "series_id", "period", "bucket_start", "bucket_end", "energy_milli_wh", "value_min",
-    "value_max", "value_sum", "value_count", "value_last", "last_ts", "ledger_count", "flags",
-    "split_start", "split_end",
-)
 
 
 def recompute(conn: Connection, ranges: dict[int, tuple[int, int]], tz: dict[int, str]) -> int:
@@ -60,8 +52,7 @@ def recompute(conn: Connection, ranges: dict[int, tuple[int, int]], tz: dict[int
     rows = []
     for period in STORED_PERIODS:
         rows.extend(_to_rows(period, computed[period]))
-    bulk.upsert(conn, aggregates, AGG_COLUMNS, rows, key=("series_id", "period", "bucket_start"))
-    return len(rows)
+    return aggregates_repo.upsert_buckets(conn, rows)
 
 
 def appended_rows(ledger_cols: dict, reading_cols: dict, tz: dict[int, str]) -> list[tuple]:
@@ -82,44 +73,9 @@ def appended_rows(ledger_cols: dict, reading_cols: dict, tz: dict[int, str]) -> 
 
 
 def write_appended(conn: Connection, rows: list[tuple]) -> int:
-    """Merge :func:`appended_rows` into the stored buckets; returns rows written."""
-    bulk.upsert(conn, aggregates, AGG_COLUMNS, rows, key=("series_id", "period", "bucket_start"),
-                combine=merge_expressions(conn.dialect.name))
-    return len(rows)
-
-
-def merge_expressions(dialect: str) -> dict[str, str]:
-    """SET expressions that combine a stored bucket with one over disjoint ledger
-    entries and readings: sums, min/max, bitwise or, and the value of the latest
-    reading — so the row equals a recomputation from everything (the energy exactly;
-    ``value_sum`` up to float rounding). Split marks are or-ed: an entry crossing a
-    bucket boundary lies wholly in one of the two sides."""
-    t = aggregates.name
-
-    def nullable_sum(c: str) -> str:  # NULL: nothing of this kind in the bucket
-        return f"CASE WHEN {t}.{c} IS NULL THEN excluded.{c} WHEN excluded.{c} IS NULL THEN {t}.{c} " \
-               f"ELSE {t}.{c} + excluded.{c} END"
-
-    def extreme(c: str, fn: str) -> str:
-        if dialect == "postgresql":  # LEAST/GREATEST skip NULLs
-            return f"{'LEAST' if fn == 'MIN' else 'GREATEST'}({t}.{c}, excluded.{c})"
-        return f"COALESCE({fn}({t}.{c}, excluded.{c}), {t}.{c}, excluded.{c})"  # SQLite: NULL if any is
-
-    newer = f"excluded.last_ts IS NOT NULL AND ({t}.last_ts IS NULL OR excluded.last_ts >= {t}.last_ts)"
-    return {
-        "bucket_end": "excluded.bucket_end",
-        "energy_milli_wh": nullable_sum("energy_milli_wh"),
-        "value_min": extreme("value_min", "MIN"),
-        "value_max": extreme("value_max", "MAX"),
-        "value_sum": nullable_sum("value_sum"),
-        "value_count": f"{t}.value_count + excluded.value_count",
-        "value_last": f"CASE WHEN {newer} THEN excluded.value_last ELSE {t}.value_last END",
-        "last_ts": f"CASE WHEN {newer} THEN excluded.last_ts ELSE {t}.last_ts END",
-        "ledger_count": f"{t}.ledger_count + excluded.ledger_count",
-        "flags": f"{t}.flags | excluded.flags",
-        "split_start": f"{t}.split_start OR excluded.split_start",
-        "split_end": f"{t}.split_end OR excluded.split_end",
-    }
+    """Merge :func:`appended_rows` into the stored buckets (``aggregates_repo.merge_buckets``:
+    sums, min/max, or of flags, latest value); returns rows written."""
+    return aggregates_repo.merge_buckets(conn, rows)
 
 
 def _days(conn: Connection, rng: dict[int, tuple[int, int]], tz: dict[int, str]) -> B.Buckets:
@@ -130,21 +86,7 @@ def _days(conn: Connection, rng: dict[int, tuple[int, int]], tz: dict[int, str])
 
 def _inputs(conn: Connection, rng: dict[int, tuple[int, int]]):
     """Ledger entries overlapping and readings inside each series' [a, b)."""
-    cte = bulk.values_cte("t", ("series_id", "a", "b"), list((s, a, b) for s, (a, b) in rng.items()))
-    led = _raw(conn, f"""
-        WITH {cte}
-        SELECT l.series_id, l.start_ts, l.ts, l.delta_milli_wh, l.flags FROM t
-        JOIN readings l ON l.series_id = t.series_id AND l.ts > t.a AND l.start_ts < t.b
-         AND l.delta_milli_wh IS NOT NULL
-    """)
-    rd = _raw(conn, f"""
-        WITH {cte}
-        SELECT r.series_id, r.ts, r.value FROM t
-        JOIN readings r ON r.series_id = t.series_id AND r.ts >= t.a AND r.ts < t.b
-    """)
-    lc = _cols(led, ("series_id", "start_ts", "end_ts", "delta", "flags"), (np.int64,) * 5)
-    rc = _cols(rd, ("series_id", "ts", "value"), (np.int64, np.int64, np.float64))
-    return lc, rc
+    return aggregates_repo.ledger_inputs(conn, rng)
 
 
 def _within(bk: B.Buckets, rng: dict[int, tuple[int, int]]) -> B.Buckets:
@@ -155,24 +97,6 @@ def _within(bk: B.Buckets, rng: dict[int, tuple[int, int]]) -> B.Buckets:
     b = np.array([rng[int(s)][1] for s in ids], np.int64)[at]
     keep = (bk["start"] >= a) & (bk["start"] < b)  # pieces outside: partial buckets
     return {k: v[keep] for k, v in bk.items()}
-
-
-def _raw(conn: Connection, sql: str) -> list[tuple]:
-    """Plain tuples from the driver: numpy converts them in C, while SQLAlchemy Row
-    objects cost a failed key lookup each."""
-    result = conn.exec_driver_sql(sql)
-    rows = result.cursor.fetchall()
-    result.close()
-    return rows
-
-
-def _cols(rows, names, dtypes) -> dict[str, np.ndarray]:
-    if not rows:
-        return {n: np.zeros(0, d) for n, d in zip(names, dtypes)}
-    # one C-level conversion; every integer here (ids, epoch s, milli-Wh) is far below
-    # 2**53, so the float64 round trip is exact
-    arr = np.array(rows, dtype=np.float64)
-    return {n: arr[:, i].astype(d) for i, (n, d) in enumerate(zip(names, dtypes))}
 
 
 def _rollup(conn, period, child, children: B.Buckets, child_rng, tz):
@@ -197,18 +121,7 @@ def _rollup(conn, period, child, children: B.Buckets, child_rng, tz):
 
 def read_buckets(conn: Connection, period: str, ranges: list[tuple[int, int, int]]) -> B.Buckets:
     """Stored buckets of ``period`` with start in each (series_id, lo, hi) range."""
-    if not ranges:
-        return B.empty()
-    cte = bulk.values_cte("t", ("series_id", "lo", "hi"), ranges)
-    rows = conn.exec_driver_sql(f"""
-        WITH {cte}
-        SELECT a.series_id, a.bucket_start, a.bucket_end, a.energy_milli_wh, a.ledger_count,
-               a.value_min, a.value_max, a.value_sum, a.value_count, a.value_last, a.last_ts,
-               a.flags, a.split_start, a.split_end
-        FROM t JOIN aggregates a ON a.series_id = t.series_id AND a.period = '{period}'
-          AND a.bucket_start >= t.lo AND a.bucket_start < t.hi
-    """).fetchall()
-    return from_rows(rows)
+    return from_rows(aggregates_repo.read_bucket_rows(conn, period, ranges))
 
 
 def from_rows(rows) -> B.Buckets:

@@ -8,35 +8,41 @@ All writes of one batch happen in one telemetry transaction: a crash loses the
 batch as a whole or not at all, and rerunning it changes nothing (rule 5). Only
 the ledger entries and buckets a batch touches are re-derived.
 
-Two paths, chosen per series: a series whose readings in the batch are all newer
-than everything stored (a sync, a live round, a backfill in order) takes the
-vectorised append path — one ledger pass for all such series, each reading inserted
-once with the entry ending at it, buckets merged into the stored rows; a series
-with late or repeated readings is upserted and re-derived from the database around
-the touched range (``_apply_late``).
+First, readings identical to stored ones (same series, ts and value: a sync window
+overlapping what is stored, a page fetched twice, a redelivered message) are
+dropped, found by one read of the stored readings in the range where the batch
+overlaps its series' history; they change nothing and cost only that read
+(``IngestResult.repeats``). Then two paths, chosen per series: a series whose
+remaining readings are all newer than everything stored (a sync, a live round, a
+backfill in order) takes the vectorised append path — one ledger pass for all such
+series, each reading inserted once with the entry ending at it, buckets merged into
+the stored rows; a series with late or changed readings is upserted and re-derived
+from the database around the touched range (``_apply_late``).
+
+SQL lives in ``store/`` (``readings_repo``, ``aggregates_repo``, ``raw_events``);
+this module holds the flow.
 """
 
 from __future__ import annotations
 
-from wattline import clock
-
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
-from sqlalchemy import Connection, Engine
 
-from wattline import metrics
+from wattline import clock, logs, metrics
+from wattline.domain.readings import ReadingBatch
 from wattline.domain import ledger as ledger_mod
 from wattline.domain.latest import LatestValueStore, newest_per_series
-from wattline.domain.readings import ReadingBatch
-from wattline.domain.validate import quarantine_reasons
-from wattline.pipeline import aggregate, rawstore, rollup
+from wattline.pipeline import aggregate, rollup
 from wattline.pipeline.series import SeriesCatalog, SeriesConfig
-from wattline.store import bulk
-from wattline.store.engines import write_transaction
+from wattline.domain.validate import quarantine_reasons
+from wattline.store import raw_events, readings_repo
+from wattline.store.engines import DbConnection, DbEngine, write_transaction
 from wattline.store.partitions import ReadingPartitions
-from wattline.store.tables import LEDGER_COLUMNS, quarantined_readings, readings, series_info
+
+log = logs.get("wattline.pipeline")
 
 FOLLOW_LIMIT = 64  # readings after a late insert fetched per round to find convergence
 
@@ -53,11 +59,24 @@ class Quarantined:
 class IngestResult:
     readings_written: int = 0
     duplicates_in_batch: int = 0
+    repeats: int = 0  # identical to a stored reading (series, ts, value): nothing written
     late_readings: int = 0  # older than the newest stored reading of their series
     ledger_entries: int = 0
     buckets_written: int = 0
     quarantined: list[Quarantined] = field(default_factory=list)
     touched_assets: set[int] = field(default_factory=set)
+    # series id -> (ts, value) of each reading of the batch that became its series'
+    # newest stored one: what a latest-value store writes after commit
+    newest: dict[int, tuple[int, float]] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> int:
+        """Readings taken in: written, or identical to stored ones (not quarantined, not
+        superseded within the batch)."""
+        return self.readings_written + self.repeats
+
+
+AfterCommit = Callable[[ReadingBatch, IngestResult], None]
 
 
 @dataclass
@@ -82,13 +101,16 @@ class _SeriesWork:
 
 
 class Pipeline:
-    def __init__(self, telemetry: Engine, main_reader: Engine, latest_values: LatestValueStore | None = None):
+    def __init__(self, telemetry: DbEngine, main_reader: DbEngine, latest_values: LatestValueStore | None = None):
         self.telemetry = telemetry
         self.latest_values = latest_values  # written after each commit (e.g. Redis), or None
         self.main_reader = main_reader
         self.catalog = SeriesCatalog(main_reader)
         self.partitions = ReadingPartitions(telemetry)
-        self._series_info_known: set[int] = set()
+        # run after each batch's transaction committed, in order, with the batch and its
+        # result (e.g. writing latest values); a failing hook is logged, never undoes the batch
+        self.after_commit: list[AfterCommit] = []
+        self._series_info_written: dict[int, SeriesConfig] = {}
 
     def ingest(
         self, batch: ReadingBatch, *, refresh_summaries: bool = True, now: int | None = None
@@ -106,14 +128,16 @@ class Pipeline:
         good[list(reasons)] = False
         self.partitions.ensure(batch.ts[good])  # PostgreSQL: the batch's years exist first
         with write_transaction(self.telemetry, list(configs)) as conn:
-            self._ensure_series_info(conn, configs)
-            raw_ids = np.array(rawstore.store(conn, batch.raw_payloads, batch.source, received) + [-1], np.int64)
+            info_written = self._ensure_series_info(conn, configs)
+            raw_ids = np.array(raw_events.store(conn, batch.raw_payloads, batch.source, received) + [-1], np.int64)
             link = raw_ids[batch.raw_index]  # raw_index -1 picks the trailing -1: no payload
             self._store_quarantine(conn, batch, reasons, link, received, result)
             if good.any():
                 self._apply(conn, batch.take(good), link[good], configs, result)
             if refresh_summaries and result.touched_assets:
                 rollup.refresh_summaries(conn, self.main_reader, result.touched_assets, now)
+        self._series_info_written.update(info_written)
+        self._run_after_commit(batch, result)
         if self.latest_values is not None and good.any():  # after commit; write() never raises
             self.latest_values.write(newest_per_series(
                 batch.series_id[good], batch.ts[good], batch.value[good],
@@ -126,16 +150,22 @@ class Pipeline:
 
     # -- steps ---------------------------------------------------------------
 
-    def _ensure_series_info(self, conn: Connection, configs: dict[int, SeriesConfig]) -> None:
-        new = [c for sid, c in configs.items() if sid not in self._series_info_known]
-        if not new:
-            return
-        rows = [(c.series_id, c.asset_id, c.point_key, c.metric_type.value, c.timezone, c.vendor_plant_id)
-                for c in new]
-        bulk.upsert(conn, series_info,
-                    ("series_id", "asset_id", "point_key", "metric_type", "timezone", "vendor_plant_id"),
-                    rows, key=("series_id",))
-        self._series_info_known.update(c.series_id for c in new)
+    def _run_after_commit(self, batch: ReadingBatch, result: IngestResult) -> None:
+        for hook in self.after_commit:
+            try:
+                hook(batch, result)
+            except Exception:  # noqa: BLE001 - the batch is committed; a hook cannot undo it
+                log.exception("pipeline.after_commit_failed", hook=getattr(hook, "__name__", repr(hook)))
+
+    def _ensure_series_info(self, conn: DbConnection, configs: dict[int, SeriesConfig]) -> dict[int, SeriesConfig]:
+        """Copy new or changed configs into ``series_info``; returns what to remember once committed."""
+        # the catalog hands out a new object only when a config changed (new timezone...)
+        new = {sid: c for sid, c in configs.items() if self._series_info_written.get(sid) is not c}
+        if new:
+            readings_repo.upsert_series_info(
+                conn, [(c.series_id, c.asset_id, c.point_key, c.metric_type.value, c.timezone, c.vendor_plant_id)
+                       for c in new.values()])
+        return new
 
     def _store_quarantine(self, conn, batch, reasons: dict[int, str], link, received, result) -> None:
         rows = {}
@@ -143,11 +173,9 @@ class Pipeline:
             sid, ts, v = int(batch.series_id[i]), int(batch.ts[i]), float(batch.value[i])
             rows[(sid, ts, reason)] = (sid, ts, reason, repr(v), int(link[i]) if link[i] != -1 else None, received)
             result.quarantined.append(Quarantined(sid, ts, v, reason))
-        bulk.upsert(conn, quarantined_readings,
-                    ("series_id", "ts", "reason", "value_text", "raw_event_id", "received_at"),
-                    list(rows.values()), key=("series_id", "ts", "reason"))
+        readings_repo.upsert_quarantined(conn, list(rows.values()))
 
-    def _apply(self, conn: Connection, batch: ReadingBatch, link: np.ndarray,
+    def _apply(self, conn: DbConnection, batch: ReadingBatch, link: np.ndarray,
                configs: dict[int, SeriesConfig], result: IngestResult) -> None:
         # last occurrence of a (series, ts) in the batch wins, like an upsert
         sid, ts, val, lk = batch.series_id, batch.ts, batch.value, link
@@ -159,7 +187,18 @@ class Pipeline:
         keep[:-1] = (sid[1:] != sid[:-1]) | (ts[1:] != ts[:-1])
         result.duplicates_in_batch = int((~keep).sum())
         sid, ts, val, lk = sid[keep], ts[keep], val[keep], lk[keep]
+
+        # newest stored reading of each series: for a batch that only appends, the
+        # one lookup it needs (the previous reading of its first entry)
+        newest = readings_repo.newest_before(conn, [(s, 2**62) for s in np.unique(sid).tolist()])
+        repeat = _stored_repeats(conn, sid, ts, val, newest)
+        if repeat is not None:
+            result.repeats = int(repeat.sum())
+            fresh = ~repeat
+            sid, ts, val, lk = sid[fresh], ts[fresh], val[fresh], lk[fresh]
         result.readings_written = len(sid)
+        if not len(sid):
+            return
 
         starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
         ends = np.r_[starts[1:], len(sid)]
@@ -167,10 +206,13 @@ class Pipeline:
             int(sid[a]): _SeriesWork(configs[int(sid[a])], ts[a:b], val[a:b])
             for a, b in zip(starts, ends)
         }
-        self._load_neighbours(conn, work)
+        self._load_neighbours(conn, work, newest)
         result.late_readings = int(sum(
             int((w.ts < w.stored_max).sum()) for w in work.values() if w.stored_max is not None))
         result.touched_assets.update(w.cfg.asset_id for w in work.values())
+        result.newest.update(
+            (s, (int(w.ts[-1]), float(w.value[-1]))) for s, w in work.items()
+            if w.stored_max is None or w.ts[-1] > w.stored_max)
 
         appends = np.array([work[int(sid[a])].appends for a in starts], bool)
         seg_appends = np.repeat(appends, ends - starts)
@@ -184,7 +226,7 @@ class Pipeline:
             self._apply_late(conn, {s: work[s] for s in keys}, sid[late], ts[late], val[late], lk[late],
                              result)
 
-    def _apply_appends(self, conn: Connection, work: dict[int, _SeriesWork], sid, ts, val, lk,
+    def _apply_appends(self, conn: DbConnection, work: dict[int, _SeriesWork], sid, ts, val, lk,
                        result: IngestResult) -> None:
         """Series whose readings are all newer than everything stored: one vectorised
         ledger pass, the readings inserted once with the entry ending at each, and
@@ -202,18 +244,17 @@ class Pipeline:
         nulls = (None, None, None, lk == -1) + (~h,) * 5 + (~h | (led.ref < 0),)
         rows = _rows(columns, nulls)
         tz = {s: w.cfg.timezone for s, w in work.items()}
-        with bulk.inserting_new(conn, readings, ("series_id", "ts", "value", "raw_event_id") + LEDGER_COLUMNS, rows):
+        with readings_repo.inserting_new_with_entries(conn, rows):
             buckets = aggregate.appended_rows(led.entries(sid, ts), {"series_id": sid, "ts": ts, "value": val}, tz)
         result.buckets_written += aggregate.write_appended(conn, buckets)
 
-    def _apply_late(self, conn: Connection, work: dict[int, _SeriesWork], sid, ts, val, lk,
+    def _apply_late(self, conn: DbConnection, work: dict[int, _SeriesWork], sid, ts, val, lk,
                     result: IngestResult) -> None:
         """Series with readings at or before their newest stored one: upsert them, then
         re-derive the touched entries (forward until they converge) and recompute the
         buckets over the changed range from the database."""
-        bulk.upsert(conn, readings, ("series_id", "ts", "value", "raw_event_id"),
-                    list(zip(sid.tolist(), ts.tolist(), val.tolist(), _with_nulls(lk, lk == -1))),
-                    key=("series_id", "ts"), update=("value", "raw_event_id"))
+        readings_repo.upsert_values(
+            conn, list(zip(sid.tolist(), ts.tolist(), val.tolist(), _with_nulls(lk, lk == -1))))
         entries = self._derive_ledger(conn, work)
         result.ledger_entries += sum(len(e[1]) for e in entries)
         changed = []
@@ -223,16 +264,16 @@ class Pipeline:
                 lr.start_ts.tolist(), lr.delta.tolist(), [method] * len(lr), lr.confidence.tolist(),
                 lr.flags.tolist(), [None if r < 0 else r for r in lr.ref.tolist()], [s] * len(lr),
                 lr.end_ts.tolist()))
-        bulk.update(conn, readings, LEDGER_COLUMNS, ("series_id", "ts"), changed)
+        readings_repo.update_entries(conn, changed)
         ranges = {s: (w.lo, w.hi) for s, w in work.items()}
         tz = {s: w.cfg.timezone for s, w in work.items()}
         result.buckets_written += aggregate.recompute(conn, ranges, tz)
 
-    def _load_neighbours(self, conn: Connection, work: dict[int, _SeriesWork]) -> None:
-        """Newest stored reading of each series and the stored reading just before
-        the batch's first (with its counter high-water mark). For a batch that only
-        appends they are the same reading: one lookup per series."""
-        newest = _readings_before(conn, [(s, 2**62) for s in work])
+    def _load_neighbours(self, conn: DbConnection, work: dict[int, _SeriesWork],
+                         newest: dict[int, tuple]) -> None:
+        """Each series' newest stored reading (``newest``) and the stored reading just
+        before the batch's first (with its counter high-water mark). For a batch that
+        only appends they are the same reading: nothing more to read."""
         late = []
         for s, w in work.items():
             ts, value, ref = newest.get(s, (None, None, None))
@@ -241,10 +282,10 @@ class Pipeline:
                 w.prev_ts, w.prev_value, w.prev_ref = ts, value, ref
             elif ts is not None:
                 late.append((s, int(w.ts[0])))
-        for s, (ts, value, ref) in _readings_before(conn, late).items():
+        for s, (ts, value, ref) in readings_repo.newest_before(conn, late).items():
             work[s].prev_ts, work[s].prev_value, work[s].prev_ref = ts, value, ref
 
-    def _derive_ledger(self, conn: Connection, work: dict[int, _SeriesWork]):
+    def _derive_ledger(self, conn: DbConnection, work: dict[int, _SeriesWork]):
         """Ledger entries to (re)write per series; also sets each series' bucket range."""
         out = []
         self._merge_stored_window(conn, work)
@@ -262,38 +303,21 @@ class Pipeline:
             out.append((s, lr))
         return out
 
-    def _merge_stored_window(self, conn: Connection, work: dict[int, _SeriesWork]) -> None:
+    def _merge_stored_window(self, conn: DbConnection, work: dict[int, _SeriesWork]) -> None:
         """For late data: the window becomes every stored reading in [tmin, tmax]
         (already upserted with the batch's values)."""
-        cte = bulk.values_cte("t", ("series_id", "tmin", "tmax"),
-                              [(s, w.ts[0], w.ts[-1]) for s, w in work.items()])
-        q = f"""
-            WITH {cte}
-            SELECT r.series_id, r.ts, r.value FROM t
-            JOIN readings r ON r.series_id = t.series_id AND r.ts >= t.tmin AND r.ts <= t.tmax
-            ORDER BY r.series_id, r.ts
-        """
-        rows = conn.exec_driver_sql(q).fetchall()
-        by: dict[int, list] = {}
-        for s, t, v in rows:
-            by.setdefault(s, []).append((t, v))
+        stored = readings_repo.values_in_ranges(conn, [(s, w.ts[0], w.ts[-1]) for s, w in work.items()])
+        ids = stored["series_id"]
         for s, w in work.items():
-            pts = by.get(s, [])
-            if pts:
-                w.ts = np.array([p[0] for p in pts], np.int64)
-                w.value = np.array([p[1] for p in pts], np.float64)
+            a, b = np.searchsorted(ids, s, "left"), np.searchsorted(ids, s, "right")
+            if b > a:
+                w.ts, w.value = stored["ts"][a:b], stored["value"][a:b]
 
     def _extend_to_convergence(self, conn, s, w, lr, rules, prev_ref):
         """Re-derive stored entries after the window until one comes out unchanged."""
         limit = FOLLOW_LIMIT
         while True:
-            q = f"""
-                SELECT r.ts, r.value, r.start_ts, r.delta_milli_wh, r.flags, r.ref_milli_wh
-                FROM readings r
-                WHERE r.series_id = {int(s)} AND r.ts > {int(w.ts[-1])}
-                ORDER BY r.ts LIMIT {int(limit)}
-            """
-            follow = conn.exec_driver_sql(q).fetchall()
+            follow = readings_repo.entries_after(conn, s, int(w.ts[-1]), limit)
             if not follow:
                 return lr
             f_ts = np.array([f[0] for f in follow], np.int64)
@@ -312,28 +336,36 @@ class Pipeline:
             limit *= 4
 
 
-def _readings_before(conn: Connection, keys: list[tuple[int, int]]) -> dict[int, tuple]:
-    """For each (series_id, t): the series' newest stored reading before t, as
-    (ts, value, ref_milli_wh); series without one are left out."""
-    if not keys:
-        return {}
-    cte = bulk.values_cte("t", ("series_id", "t"), keys)
-    if conn.dialect.name == "postgresql":  # one backward index scan per series
-        sql = f"""
-            WITH {cte}
-            SELECT t.series_id, r.ts, r.value, r.ref_milli_wh FROM t
-            CROSS JOIN LATERAL (SELECT ts, value, ref_milli_wh FROM readings m
-                                WHERE m.series_id = t.series_id AND m.ts < t.t ORDER BY m.ts DESC LIMIT 1) r
-        """
-    else:
-        sql = f"""
-            WITH {cte}
-            SELECT r.series_id, r.ts, r.value, r.ref_milli_wh FROM t
-            JOIN readings r ON r.series_id = t.series_id
-             AND r.ts = (SELECT MAX(m.ts) FROM readings m WHERE m.series_id = t.series_id AND m.ts < t.t)
-        """
-    rows = conn.exec_driver_sql(sql).fetchall()
-    return {s: (ts, value, ref) for s, ts, value, ref in rows}
+def _stored_repeats(conn: DbConnection, sid: np.ndarray, ts: np.ndarray, val: np.ndarray,
+                    newest: dict[int, tuple]) -> np.ndarray | None:
+    """Which readings of a (series, ts)-sorted, duplicate-free batch are already stored
+    with the same value (None: the batch cannot overlap what is stored).
+
+    Only where a series' batch reaches back to or before its newest stored reading is
+    there anything to compare: those ranges are read in one query and matched in numpy."""
+    starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
+    ends = np.r_[starts[1:], len(sid)]
+    ranges = []
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        stored_max = newest.get(int(sid[a]), (None,))[0]
+        if stored_max is not None and ts[a] <= stored_max:
+            ranges.append((int(sid[a]), int(ts[a]), min(int(ts[b - 1]), stored_max)))
+    if not ranges:
+        return None
+    stored = readings_repo.values_in_ranges(conn, ranges)
+    n = len(stored["ts"])
+    if not n:
+        return None
+    # stored rows and the batch in one (series, ts) order, a stored row just before
+    # the batch row with the same key (each side holds a key at most once)
+    all_sid, all_ts = np.r_[stored["series_id"], sid], np.r_[stored["ts"], ts]
+    order = np.lexsort((np.r_[np.zeros(n, np.int8), np.ones(len(sid), np.int8)], all_ts, all_sid))
+    s_o, t_o = all_sid[order], all_ts[order]
+    pair = np.flatnonzero((s_o[1:] == s_o[:-1]) & (t_o[1:] == t_o[:-1]))
+    at_batch, at_stored = order[pair + 1] - n, order[pair]
+    repeat = np.zeros(len(sid), bool)
+    repeat[at_batch] = stored["value"][at_stored] == val[at_batch]
+    return repeat
 
 
 ROW_CHUNK = 8192  # rows converted to Python at a time: a COPY starts streaming at once

@@ -338,7 +338,7 @@ class LiveService:
             return [], 0
         try:
             res = self.ports.pipeline.ingest(self._batch(samples), refresh_summaries=True)
-            return samples, res.readings_written + len(res.quarantined)
+            return samples, res.accepted + len(res.quarantined)
         except Exception as exc:  # noqa: BLE001
             log.warning("simulate.round_ingest_failed", error=f"{type(exc).__name__}: {exc}",
                         action="retrying site by site")
@@ -351,7 +351,7 @@ class LiveService:
                 log.error("simulate.site_ingest_failed", site=sample.site_id, error=str(exc))
                 continue
             ok.append(sample)
-            n += res.readings_written + len(res.quarantined)
+            n += res.accepted + len(res.quarantined)
         return ok, n
 
     def run_round(self, now_ts: int) -> RoundResult:
@@ -539,7 +539,7 @@ def replay_into_db(ports: SimulatorPorts, sites: Sequence[SiteSpec], start_ts: i
             b = a + max_batch
             batch = ReadingBatch(sid[a:b], ts[a:b], val[a:b], np.full(len(sid[a:b]), -1, np.int64), [], SOURCE)
             res = ports.pipeline.ingest(batch, refresh_summaries=False)
-            result.readings += res.readings_written
+            result.readings += res.accepted
             result.ledger_entries += res.ledger_entries
             result.quarantined += len(res.quarantined)
             result.batches += 1

@@ -13,6 +13,7 @@ import zlib
 from contextlib import contextmanager
 from typing import Iterable, Mapping, Sequence
 
+import numpy as np
 from sqlalchemy import Connection, Table
 from sqlalchemy.sql import sqltypes
 
@@ -166,3 +167,26 @@ def values_cte(name: str, columns: Sequence[str], rows: Sequence[Sequence[int]])
     # int(): numpy integers and bools become plain literals
     body = "), (".join(",".join(map(str, map(int, r))) for r in rows)
     return f"{name}({', '.join(columns)}) AS (VALUES ({body}))"
+
+
+def fetch_rows(conn: Connection, sql: str) -> list[tuple]:
+    """Plain tuples from the driver: numpy converts them in C, while SQLAlchemy Row
+    objects cost a failed key lookup each."""
+    result = conn.exec_driver_sql(sql)
+    rows = result.cursor.fetchall()
+    result.close()
+    return rows
+
+
+def fetch_columns(conn: Connection, sql: str, names: Sequence[str], dtypes: Sequence) -> dict[str, np.ndarray]:
+    """The result of ``sql`` as one numpy array per column (``names``, ``dtypes``)."""
+    return as_columns(fetch_rows(conn, sql), names, dtypes)
+
+
+def as_columns(rows: Sequence[tuple], names: Sequence[str], dtypes: Sequence) -> dict[str, np.ndarray]:
+    if not rows:
+        return {n: np.zeros(0, d) for n, d in zip(names, dtypes)}
+    # one C-level conversion; every integer here (ids, epoch s, milli-Wh) is far below
+    # 2**53, so the float64 round trip is exact
+    arr = np.array(rows, dtype=np.float64)
+    return {n: arr[:, i].astype(d) for i, (n, d) in enumerate(zip(names, dtypes))}

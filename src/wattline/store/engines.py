@@ -12,13 +12,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from wattline.store.checkpoint import BACKSTOP_PAGES, JOURNAL_SIZE_LIMIT, Checkpointer
+from wattline.store.wal_checkpoints import BACKSTOP_PAGES, JOURNAL_SIZE_LIMIT, WalCheckpointer
 
 
 WRITE_LOCK_OPTION = "wattline_write_lock"
+
+# Names for the handles that layers above store/ hold and pass back in, so that they
+# need not import SQLAlchemy for a type hint.
+DbEngine = Engine
+DbConnection = Connection
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -30,7 +35,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     # 256 MB page cache: MACHINE-LIMITS.md measured ~1.7x bulk-insert speed with it
     cur.execute("PRAGMA cache_size=-262144")
     cur.execute("PRAGMA temp_store=MEMORY")
-    # checkpoints run in a background thread (store/checkpoint.py); this is the backstop
+    # checkpoints run in a background thread (store/wal_checkpoints.py); this is the backstop
     cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
     cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
     cur.close()
@@ -70,7 +75,7 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         if u.database and u.database != ":memory:":
-            checkpointer = Checkpointer(str(Path(u.database).resolve()))
+            checkpointer = WalCheckpointer(str(Path(u.database).resolve()))
             event.listen(engine, "commit", lambda _conn: checkpointer.notify())
             engine.wattline_checkpointer = checkpointer  # stopped by dispose_engine
         return engine

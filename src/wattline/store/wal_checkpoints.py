@@ -23,7 +23,7 @@ BACKSTOP_PAGES = 16_384  # ~64 MB of 4 KiB pages: only reached if the thread fal
 JOURNAL_SIZE_LIMIT = 64 << 20  # the WAL file is cut back to this after a reset
 
 
-class Checkpointer:
+class WalCheckpointer:
     """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` on ``path`` after :meth:`notify`, at most
     once per ``min_interval_s`` (commits in between are copied by the same run)."""
 

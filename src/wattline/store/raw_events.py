@@ -1,4 +1,4 @@
-"""Raw payloads: stored exactly as they arrived, deduplicated by content hash."""
+"""Raw payloads: stored exactly as they arrived, deduplicated by content hash, never updated."""
 
 from __future__ import annotations
 
