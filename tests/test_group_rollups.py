@@ -33,9 +33,9 @@ def _members(dbs, pipeline, zones: dict[int, str], org_tz: str, now: int, *, soc
         series = {}
         for pid, tz in zones.items():
             registry.add_asset(conn, f"plant {pid}", "plant", tz, asset_id=pid, organization_id=org)
-            specs = [registry.PointSpec("energy_total", MetricType.COUNTER)]
+            specs = [registry.PointDefinition("energy_total", MetricType.COUNTER)]
             if soc:
-                specs.append(registry.PointSpec("battery_soc", MetricType.SOC))
+                specs.append(registry.PointDefinition("battery_soc", MetricType.SOC))
             series[pid] = registry.ensure_points(conn, pid, specs)
         registry.add_group(conn, "WO 900", "work_order", list(zones), group_id=900, organization_id=org)
     for pid, pts in series.items():

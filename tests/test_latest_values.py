@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 
 from conftest import service_missing
 from world import make_ctx
-from wattline import provision
+from wattline import provisioning
 from wattline.api.app import create_app
 from wattline.context import AppContext
 from wattline.domain.latest import LatestValue, newest_per_series
@@ -95,7 +95,7 @@ def served(dbs, tmp_path, redis_server):
     ctx = AppContext(base.settings, dbs, Pipeline(dbs.telemetry, dbs.main_reader, latest_values=store),
                      latest_values=store)
     with dbs.main.begin() as conn:
-        provision.add_vendor_plant(conn, "plant 7", "solarman", "7007", "UTC", asset_id=PLANT)
+        provisioning.add_vendor_plant(conn, "plant 7", "solarman", "7007", "UTC", asset_id=PLANT)
         token = tokens.create_token(conn, "viewer", "viewer")
     with TestClient(create_app(ctx)) as client:
         client.headers["Authorization"] = f"Bearer {token}"

@@ -117,6 +117,7 @@ class WorkOrderBar(_Model):
 class WorkOrderDetail(_Model):
     id: int
     name: str
+    timezone: str = Field(description="the work order's zone (its own, else its organization's): its daily bars are days of this zone")
     plants: list[PlantCard]
     summary: Summary | None
     dailyBars: list[WorkOrderBar]

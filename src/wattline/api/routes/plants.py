@@ -74,6 +74,7 @@ def get_work_order(request: Request, work_order_id: WorkOrderId, days: Days = 31
     members = [m for m in members if m]
     bars = rollup.group_daily_bars(c.dbs.telemetry, c.dbs.main_reader, work_order_id, days, now)
     return S.WorkOrderDetail(id=w["id"], name=w["name"],
+                             timezone=rollup.group_timezone(c.dbs.main_reader, work_order_id) or "UTC",
                              plants=[_plant_card(m, sums.get(m["id"]), now) for m in members],
                              summary=plant_queries.work_order_summary(c.dbs.telemetry, work_order_id),
                              dailyBars=bars)

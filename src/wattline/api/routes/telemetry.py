@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from wattline import clock
+import asyncio
 
+from wattline import clock
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -11,6 +12,7 @@ from wattline.api import schemas as S
 from wattline.api.deps import Days, Hours, PlantId, ctx, latest_of, plant_or_404
 from wattline.jobs.backfill import backfill_plant
 from wattline.jobs.plants import PlantNotSyncable, load_plant
+from wattline.jobs.runner import JobAlreadyRunning
 from wattline.jobs.sync import sync_all
 from wattline.security.deps import require_cron_or_role, require_role
 from wattline.security.errors import ApiError
@@ -83,15 +85,14 @@ def _accepted(response: Response, job_id: str) -> S.JobAccepted:
 async def start_backfill(request: Request, response: Response, plant_id: PlantId) -> S.JobAccepted:
     """Start a backfill of the plant from its start (resumable); 202 with the job's URL."""
     c = ctx(request)
-    plant_or_404(request, plant_id)
+    await asyncio.to_thread(plant_or_404, request, plant_id)  # database reads off the event loop
     try:
-        load_plant(c.dbs.main_reader, plant_id)
+        await asyncio.to_thread(load_plant, c.dbs.main_reader, plant_id)
     except PlantNotSyncable as exc:
         raise ApiError(400, "not_syncable", str(exc), {"plant_id": plant_id}) from None
     runner = request.app.state.runner
-    if runner.running("backfill", plant_id):
-        raise ApiError(409, "conflict", f"a backfill of plant {plant_id} is already running",
-                       {"plant_id": plant_id})
+    conflict = ApiError(409, "conflict", f"a backfill of plant {plant_id} is already running",
+                        {"plant_id": plant_id})
 
     async def work(report):
         def progress(p):
@@ -101,7 +102,10 @@ async def start_backfill(request: Request, response: Response, plant_id: PlantId
         result = await backfill_plant(c, plant_id, on_progress=progress)
         return result.to_dict()
 
-    job_id = runner.submit("backfill", {"plant_id": plant_id}, work, key=("backfill", plant_id))
+    try:  # the job key's unique index decides a race between two requests (or processes)
+        job_id = await runner.start("backfill", {"plant_id": plant_id}, work, key=("backfill", plant_id))
+    except JobAlreadyRunning:
+        raise conflict from None
     return _accepted(response, job_id)
 
 
@@ -111,11 +115,12 @@ async def start_sync_all(request: Request, response: Response) -> S.JobAccepted:
     """Start the daily sync of every plant now (the cron secret or a superadmin); 202."""
     c = ctx(request)
     runner = request.app.state.runner
-    if runner.running("sync-all", 0):
-        raise ApiError(409, "conflict", "a sync of all plants is already running")
 
     async def work(report):
         return (await sync_all(c)).to_dict()
 
-    job_id = runner.submit("sync-all", {}, work, key=("sync-all", 0))
+    try:
+        job_id = await runner.start("sync-all", {}, work, key=("sync-all", 0))
+    except JobAlreadyRunning:
+        raise ApiError(409, "conflict", "a sync of all plants is already running") from None
     return _accepted(response, job_id)

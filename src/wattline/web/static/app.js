@@ -375,8 +375,7 @@
         "Last update: " + fmtUtc(w.summary.last_update_time) + " UTC" : "No data yet.";
       setStatus(w.plants.length + " member plants");
       var div = document.getElementById("chart-daily");
-      var zones = w.plants.map(function (p) { return p.timezone; }).filter(function (z, i, a) { return a.indexOf(z) === i; });
-      drawDailyBars(div, w.dailyBars || [], "kWh", zones.length === 1 ? zones[0] : "each plant's own zone");
+      drawDailyBars(div, w.dailyBars || [], "kWh", w.timezone);  // days of the work order's own zone
     }).catch(function (e) {
       setStatus("Could not load the work order: " + e.message, true);
       chartState(document.getElementById("chart-daily"), "error", "Could not load this chart.");
