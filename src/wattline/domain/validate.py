@@ -51,5 +51,5 @@ def quarantine_reasons(batch: ReadingBatch, configs: Mapping[int, PlausibleRange
     for i in np.flatnonzero(~finite | out_of_range).tolist():
         v = float(batch.value[i])
         reasons[i] = (f"non-finite value {v!r}" if not np.isfinite(v)
-                      else f"value {v!r} outside plausible range [{lo[i]!r}, {hi[i]!r}]")
+                      else f"value {v!r} outside plausible range [{float(lo[i])!r}, {float(hi[i])!r}]")
     return reasons

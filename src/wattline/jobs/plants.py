@@ -8,4 +8,4 @@ from wattline.store.vendor_plants import (  # noqa: F401 - the names jobs and ro
     load_plants,
 )
 
-__all__ = ["PlantNotFound", "PlantNotSyncable", "VendorPlantInfo", "load_plant", "load_plants"]
+__all__ = ("PlantNotFound", "PlantNotSyncable", "VendorPlantInfo", "load_plant", "load_plants")

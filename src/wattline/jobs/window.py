@@ -9,4 +9,4 @@ from wattline.pipeline.rollup import WINDOW_S
 from wattline.pipeline.rollup import expire_window as expire
 from wattline.pipeline.rollup import refresh_window as refresh
 
-__all__ = ["WINDOW_S", "expire", "refresh"]
+__all__ = ("WINDOW_S", "expire", "refresh")
