@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from wattline.api import schemas as S
 from wattline.security.deps import require_role
 from wattline.security.errors import ApiError
-from wattline.store import jobs_read, plant_queries
+from wattline.store import jobs_repo, plant_queries
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[Depends(require_role("viewer"))],
                    responses=S.errors(401, 403))
@@ -25,7 +25,7 @@ def _public(row: dict) -> S.Job:
 @router.get("", responses=S.errors(400))
 def recent_jobs(request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> S.JobList:
     """The most recent jobs (backfills, syncs started over the API), newest first."""
-    return S.JobList(jobs=[_public(r) for r in jobs_read.recent_jobs(request.app.state.ctx.dbs.telemetry, limit)])
+    return S.JobList(jobs=[_public(r) for r in jobs_repo.recent(request.app.state.ctx.dbs.telemetry, limit)])
 
 
 @router.get("/{job_id}", responses=S.errors(400, 404))

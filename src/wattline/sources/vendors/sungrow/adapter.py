@@ -18,24 +18,8 @@ Written against the real captures in ``vendor-fixtures/sungrow-isolarcloud/``:
 * Plant list: ``/v1/powerStationService/getPsList``, paginated with
   ``curPage``/``size`` and answering ``pageList`` + ``rowCount``.
 
-Raw point series are in base units (observed): ``p83022`` daily yield in **Wh**,
-``p83033`` plant power in **W**; ``p83024`` plant total yield is taken as Wh likewise
-(GoSungrow's point list gives display units kWh/kW).
-
-=========  =====================  ======  ==============================
-point id   Wattline point         vendor  canonical
-=========  =====================  ======  ==============================
-p83024     ``energy_total``       Wh      kWh (/1000)
-p83033     ``power``              W       kW (/1000)
-p83022     ``energy_today``       Wh      kWh (/1000), resets at local midnight
-=========  =====================  ======  ==============================
-
-Local timestamps are converted with the plant's IANA zone, DST-aware: an ambiguous
-wall time (the repeated hour when DST ends) is read as its first occurrence; a wall
-time that does not exist (the skipped hour) is rejected. Because the vendor keys
-values by wall time, one hour of the repeated pair cannot be told apart in its answer.
-
-Mapping of the answers: :mod:`.mapping`. Credentials: :class:`.credentials.SungrowCredentials`.
+Units, the point table and the DST rule for plant-local timestamps: :mod:`.mapping`.
+Credentials: :class:`.credentials.SungrowCredentials`.
 """
 
 from __future__ import annotations
