@@ -107,7 +107,14 @@ def test_backfill_killed_at_random_moments_ends_identical_to_an_uninterrupted_on
         kills = 0
         for _ in range(3):
             proc = subprocess.Popen(cmd, env=env_for(killed_ctx), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            time.sleep(rng.uniform(1.5, 4.0))
+            # kill at a random moment once this run is fetching (its start-up takes 1-15 s with
+            # the machine's load, so a fixed delay could kill it before its first page)
+            pages = sum(cloud.state.stats.served_data_pages().values())
+            deadline = time.monotonic() + 60
+            while (sum(cloud.state.stats.served_data_pages().values()) == pages and proc.poll() is None
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 2.5))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
