@@ -168,6 +168,17 @@ def test_bucket_costs_without_versions_or_with_two_currencies_are_null_and_say_w
     assert Tariff().in_effect_during(0, 10) is False
 
 
+@pytest.mark.parametrize("rate", ["NaN", "Infinity", "-Infinity", "sNaN", "seven", ""])
+def test_a_rate_that_is_not_a_finite_number_is_a_value_error(rate):
+    from wattline.domain.cost import rate_micro_per_kwh
+
+    with pytest.raises(ValueError):
+        rate_micro_per_kwh(rate)
+    if rate not in ("seven", ""):
+        with pytest.raises(ValueError):
+            rate_micro_per_kwh(Decimal(rate))
+
+
 # ------------------------------------------------------------------ re-pricing by a new version
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from decimal import Decimal, InvalidOperation
 from typing import Optional
 
 import typer
@@ -42,9 +41,9 @@ def add_command(
     from wattline.store import cost_versions_repo as repo
 
     try:
-        micro = rate_micro_per_kwh(Decimal(rate.strip()))
-    except (InvalidOperation, ValueError) as exc:
-        _fail(f"--rate: {exc}" if isinstance(exc, ValueError) and str(exc) else f"--rate: not a number: {rate!r}")
+        micro = rate_micro_per_kwh(rate)
+    except ValueError as exc:
+        _fail(f"--rate: {exc}")
     try:
         effective = timeutil.parse_instant(from_)
     except ValueError as exc:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -99,11 +99,17 @@ def rate_micro_per_kwh(rate: str | Decimal | int) -> int:
     Raises
     ------
     ValueError
-        For a float, a negative rate or one finer than a micro-unit.
+        For a float, a negative, infinite or NaN rate, or one finer than a micro-unit.
     """
     if isinstance(rate, float):
         raise ValueError("give the rate as text or Decimal, not float")
-    micro = Decimal(rate) * MICRO
+    try:
+        value = Decimal(rate.strip() if isinstance(rate, str) else rate)
+    except InvalidOperation:
+        raise ValueError(f"rate {rate!r} is not a number") from None
+    if not value.is_finite():  # NaN would raise on comparison, infinity on int()
+        raise ValueError(f"rate {rate!r} must be a finite number")
+    micro = value * MICRO
     if micro < 0 or micro != micro.to_integral_value():
         raise ValueError(f"rate {rate!r} must be >= 0 with at most 6 decimals")
     return int(micro)
