@@ -260,7 +260,7 @@ def test_export_json_and_csv_carry_the_same_exact_cost(dbs, pipeline, tmp_path):
     day_costs = [Decimal(r[4]) * 10**6 for r in rows[1:3]]
     assert day_costs == [_hand_bucket(new, D0, D0 + DAY), _hand_bucket(new, D0 + DAY, D0 + 2 * DAY)]
     assert rows[3][0] == "total" and Decimal(rows[3][4]) * 10**6 == report["total_cost_micro"]
-    assert "7.50" in cli("cost-versions", "list") and "cost" in cli(*args, "--period", "day")
+    assert "cost" in cli(*args, "--period", "day")  # the table shows it too
 
 
 def test_no_version_means_no_cost_not_zero(dbs, pipeline):

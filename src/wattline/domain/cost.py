@@ -18,7 +18,12 @@ rounded half up once per priced piece: cost = energy_milli_wh * rate / 1_000_000
 A ledger entry that crosses a rate change is split at the change (``price_interval``)
 with the same telescoping share of time as bucket pieces, so the pieces' energies add
 up to the entry's exactly; each piece is priced at its own rate. Figures that must
-agree to the micro-unit (cards, charts, exports) are sums of those priced pieces.
+agree to the micro-unit (cards, charts, exports) are sums of those priced pieces:
+``bucket_costs`` shares each priced piece's cost over the buckets it overlaps by
+time, with the same telescoping rounding, so the shares add up to the piece's cost
+and every period (5 minutes to a year) and every group adds up exactly.
+``tariff`` and ``price_entries`` are the vectorised form of ``rate_at`` and
+``price_interval`` for many ledger entries of one asset.
 """
 
 from __future__ import annotations
