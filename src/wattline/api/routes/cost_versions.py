@@ -17,7 +17,7 @@ from wattline.api.deps import MAX_ID, ctx
 from wattline.domain import timeutil
 from wattline.domain.cost import rate_micro_per_kwh
 from wattline.security.deps import require_role
-from wattline.security.errors import ApiError
+from wattline.security.errors import ApiError, error_response
 from wattline.security.principal import Principal
 from wattline.store import cost_versions_repo as repo
 
@@ -80,3 +80,10 @@ def add_cost_version(request: Request, response: Response, body: CostVersionIn,
     if not created:
         response.status_code = 200
     return S.CostVersionCreated(**repo.public(version), created=created, repricing="on_read")
+
+
+@router.api_route("/cost-versions", methods=["PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"], include_in_schema=False)
+def cost_versions_other_methods() -> Response:
+    """405 naming both methods of the path: Starlette's own 405 lists only those of the
+    first route matching the path (GET here), which would hide the POST."""
+    return error_response(405, "method_not_allowed", "Method Not Allowed", None, {"Allow": "GET, POST"})
