@@ -400,6 +400,8 @@ def test_api_adds_versions_refuses_bad_input_unchanged_and_prices_energy(dbs, pi
         assert client.post(url, json=good, headers={"Authorization": f"Bearer {viewer}"}).status_code == 403
         assert client.post(url, json=good).status_code == 401
         assert client.get(url, headers=h).json() == {"versions": []}  # nothing stored by any of them
+        other = client.request("OPTIONS", url, headers=h)
+        assert other.status_code == 405 and other.headers["allow"] == "GET, POST"
 
         r = client.post(url, json=good, headers=h)
         assert r.status_code == 201, r.text
