@@ -69,7 +69,7 @@ def test_import_reports_bad_rows_writes_good_ones_and_energy_reads_them(run, tmp
     csv_out = run("energy", "--asset", "roof", "--point", "import", "--period", "month",
                   "--from", "2024-03-01T00:00:00+01:00", "--to", "2024-05-01T00:00:00+02:00", "--format", "csv")
     lines = csv_out.stdout.strip().splitlines()
-    assert lines[0] == "start,end,energy_kwh,quality"
+    assert lines[0] == "start,end,energy_kwh,quality,cost,currency,cost_quality"  # cost: issue 10
     assert lines[1].split(",")[2] == "1500.0" and lines[2].split(",")[2] == "0.0"
     assert lines[-1].startswith("total,,1500.0")
 

@@ -180,8 +180,9 @@ def energy_cmd(
     to: str = typer.Option(..., "--to", help="ISO-8601 with offset (exclusive)"),
     fmt: str = typer.Option("table", "--format", help="table | json | csv"),
 ) -> None:
-    """Energy per bucket in kWh over [from, to), with quality flags and the total."""
-    from wattline.store import queries
+    """Energy per bucket in kWh over [from, to), with quality flags, its cost (priced on
+    read by the cost versions in effect: wattline cost-versions) and the total."""
+    from wattline.store import cost_versions_repo, queries
 
     if fmt not in ("table", "json", "csv"):
         _fail("--format must be table, json or csv")
@@ -189,21 +190,29 @@ def energy_cmd(
     if p["metric_type"] not in ("counter", "interval_energy", "power"):
         _fail(f"point {point!r} is a {p['metric_type']} series: energy needs counter, interval_energy or power")
     tz = a["timezone"]
-    rows = queries.energy_buckets(ctx.dbs.telemetry, p["id"], period, start, end, tz)
+    with ctx.dbs.main.connect() as conn:
+        tariff = cost_versions_repo.tariff_for_asset(conn, a["id"])
+    rows = queries.energy_buckets(ctx.dbs.telemetry, p["id"], period, start, end, tz, tariff=tariff)
     report = queries.energy_report(asset, point, period, tz, rows)
     if fmt == "json":
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     elif fmt == "csv":
         w = csv.writer(sys.stdout)
-        w.writerow(["start", "end", "energy_kwh", "quality"])
+        w.writerow(["start", "end", "energy_kwh", "quality", "cost", "currency", "cost_quality"])
         for b in report["buckets"]:
-            w.writerow([b["start"], b["end"], b["energy_kwh"], ";".join(b["quality"])])
-        w.writerow(["total", "", report["total_kwh"], ""])
+            w.writerow([b["start"], b["end"], b["energy_kwh"], ";".join(b["quality"]),
+                        "" if b["cost"] is None else b["cost"], b["currency"] or "", ";".join(b["cost_quality"])])
+        w.writerow(["total", "", report["total_kwh"], "", "" if report["total_cost"] is None else report["total_cost"],
+                    report["currency"] or "", ";".join(report["cost_quality"])])
     else:
-        t = Table("start", "end", "energy kWh", "quality", title=f"{asset} / {point} ({tz})")
+        money = lambda v: "" if v is None else f"{v:.2f}"  # noqa: E731
+        t = Table("start", "end", "energy kWh", "quality", "cost", "currency", "cost quality",
+                  title=f"{asset} / {point} ({tz})")
         for b in report["buckets"]:
-            t.add_row(b["start"], b["end"], f"{b['energy_kwh']:.3f}", ", ".join(b["quality"]))
-        t.add_row("total", "", f"{report['total_kwh']:.3f}", "")
+            t.add_row(b["start"], b["end"], f"{b['energy_kwh']:.3f}", ", ".join(b["quality"]), money(b["cost"]),
+                      b["currency"] or "", ", ".join(b["cost_quality"]))
+        t.add_row("total", "", f"{report['total_kwh']:.3f}", "", money(report["total_cost"]), report["currency"] or "",
+                  ", ".join(report["cost_quality"]))
         console.print(t)
 
 
@@ -332,6 +341,7 @@ def demo_cmd(
 def _mount_sub_commands() -> None:
     """Command groups that live in their own modules (imported here, at the end, because
     they use this module's helpers)."""
+    from wattline.cli_cost import cost_versions_app
     from wattline.cli_security import tokens_app, users_app
     from wattline.cli_simulate import simulate_app
     from wattline.cli_vendors import vendors_app
@@ -340,6 +350,7 @@ def _mount_sub_commands() -> None:
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(users_app, name="users")
     app.add_typer(simulate_app, name="simulate")
+    app.add_typer(cost_versions_app, name="cost-versions")
 
 
 _mount_sub_commands()

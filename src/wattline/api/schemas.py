@@ -254,3 +254,61 @@ class DatabaseCheck(_Model):
 class HealthReport(_Model):
     status: Literal["ok", "degraded"]
     databases: dict[str, DatabaseCheck]
+
+
+# ------------------------------------------------------------------ cost
+
+CostNote = Literal["no_cost_version", "partly_unpriced", "mixed_currency"]
+
+
+class PricedEnergyBucketOut(EnergyBucketOut):
+    """A bucket of ``GET /api/energy`` with its cost, priced on read."""
+
+    cost: float | None = Field(description="currency units (exact to the micro-unit); null when no cost version prices it")
+    cost_micro: int | None = Field(description="the cost in integer micro-units of the currency, as it is summed")
+    currency: str | None = Field(description="ISO 4217")
+    cost_quality: list[CostNote] = Field(description="no_cost_version: nothing priced; partly_unpriced: some energy "
+                                                     "has no version (the cost covers the rest); mixed_currency")
+
+
+class PricedEnergyReport(_Model):
+    """``wattline energy --format json``: energy and cost per bucket and in total."""
+
+    asset: str
+    point: str
+    period: str
+    timezone: str
+    buckets: list[PricedEnergyBucketOut]
+    total_kwh: float
+    total_cost: float | None = Field(description="sum of the buckets' costs, currency units")
+    total_cost_micro: int | None
+    currency: str | None
+    cost_quality: list[CostNote]
+
+
+Scope = Literal["global", "organization", "group", "asset"]
+
+
+class CostVersionOut(_Model):
+    id: int
+    cost_per_kwh: str = Field(description="currency units per kWh, exact decimal text (\"7.50\")")
+    cost_per_kwh_micro: int = Field(description="micro-units of the currency per kWh")
+    currency: str = Field(description="ISO 4217")
+    effective_from: str = Field(description="ISO-8601 UTC: the first instant it prices")
+    scope: Scope
+    scope_id: int | None = Field(description="the organization, group or asset id; null for global")
+    scope_name: str | None
+    notes: str | None
+    created_by: str | None
+    created_at: str | None
+
+
+class CostVersionCreated(CostVersionOut):
+    created: bool = Field(description="false: the same version was already stored (nothing changed)")
+    repricing: Literal["on_read"] = Field(
+        description="costs are priced from the ledger when read: every figure the version covers reflects it "
+                    "at once, with no recalculation job")
+
+
+class CostVersionList(_Model):
+    versions: list[CostVersionOut]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Engine, select
 
 from wattline.domain import timeutil
 from wattline.domain import buckets as B
+from wattline.domain.cost import MICRO, MIXED_CURRENCY, PARTLY_UNPRICED, Tariff
 from wattline.domain.quality import Flag, flag_names
+from wattline.store.energy_costs import series_costs
 from wattline.store.fine_buckets import fixed_on_read
 from wattline.store.tables import aggregates
 
@@ -19,10 +21,22 @@ class EnergyBucket:
     end: int
     energy_milli_wh: int
     flags: int
+    # cost on read (store.energy_costs): micro-units of ``currency``; None when no
+    # version prices it; ``cost_notes`` say why or what is left out
+    cost_micro: int | None = None
+    currency: str | None = None
+    unpriced_milli_wh: int = 0
+    cost_notes: tuple[str, ...] = field(default=())
 
     @property
     def energy_kwh(self) -> float:
         return self.energy_milli_wh / 1e6
+
+    @property
+    def cost(self) -> float | None:
+        """Currency units; exact as text below 10**9 (the float nearest micro / 10**6
+        prints as that decimal)."""
+        return None if self.cost_micro is None else self.cost_micro / MICRO
 
     @property
     def quality(self) -> list[str]:
@@ -30,14 +44,29 @@ class EnergyBucket:
 
 
 def energy_buckets(telemetry: Engine, series_id: int, period: str, start_ts: int, end_ts: int,
-                   tz: str) -> list[EnergyBucket]:
+                   tz: str, *, tariff: Tariff | None = None) -> list[EnergyBucket]:
     """Every ``period`` bucket starting in [start_ts, end_ts) with its energy and
-    quality; a bucket with no stored data has 0 energy and the ``no_data`` flag."""
+    quality; a bucket with no stored data has 0 energy and the ``no_data`` flag.
+
+    With ``tariff`` (the series' asset's, ``store.cost_versions_repo``) each bucket
+    also carries its cost, priced on read from the same ledger entries its energy
+    comes from (``store.energy_costs``)."""
     if period not in B.PERIODS:
         raise ValueError(f"period must be one of {', '.join(B.PERIODS)}")
     wanted = B.bucket_range(period, start_ts, end_ts, tz)
+    out = _energy(telemetry, series_id, period, wanted, tz)
+    if tariff is None:
+        return out
+    costs = series_costs(telemetry, {int(series_id): tariff}, period, wanted, tz)
+    return [replace(b, cost_micro=c.cost_micro, currency=c.currency, unpriced_milli_wh=c.unpriced_milli_wh,
+                    cost_notes=c.notes) for b, c in zip(out, costs)]
+
+
+def _energy(telemetry: Engine, series_id: int, period: str, wanted: list[tuple[int, int]],
+            tz: str) -> list[EnergyBucket]:
     if period in B.FIXED_PERIODS:
         return _fixed(telemetry, series_id, period, wanted, tz)
+    start_ts, end_ts = (wanted[0][0], wanted[-1][1]) if wanted else (0, 0)
     with telemetry.connect() as conn:
         rows = conn.execute(
             select(aggregates.c.bucket_start, aggregates.c.energy_milli_wh, aggregates.c.flags,
@@ -76,8 +105,26 @@ def _fixed(telemetry: Engine, series_id: int, period: str, wanted: list[tuple[in
     return out
 
 
+def cost_total(buckets: list[EnergyBucket]) -> tuple[int | None, str | None, list[str]]:
+    """(cost micro-units, currency, cost notes) of a list of buckets: the sum of their
+    costs; None if none is priced or they are in several currencies."""
+    priced = [b for b in buckets if b.cost_micro is not None]
+    notes = sorted({n for b in buckets for n in b.cost_notes if n != PARTLY_UNPRICED})
+    if any(b.unpriced_milli_wh for b in buckets) and priced:
+        notes.append(PARTLY_UNPRICED)
+    currencies = {b.currency for b in priced}
+    if len(currencies) > 1:
+        return None, None, sorted(set(notes) | {MIXED_CURRENCY})
+    if not priced:
+        return None, None, notes
+    return sum(b.cost_micro for b in priced), currencies.pop(), notes
+
+
 def energy_report(asset: str, point: str, period: str, tz: str, buckets: list[EnergyBucket]) -> dict:
-    """The JSON shape of ``wattline energy --format json``."""
+    """The JSON shape of ``wattline energy --format json`` and ``GET /api/energy``:
+    energy (kWh) and cost per bucket and in total; ``cost`` in currency units,
+    ``cost_micro`` the exact integer micro-units it is summed in."""
+    total_micro, currency, notes = cost_total(buckets)
     return {
         "asset": asset,
         "point": point,
@@ -85,10 +132,16 @@ def energy_report(asset: str, point: str, period: str, tz: str, buckets: list[En
         "timezone": tz,
         "buckets": [
             {"start": timeutil.iso(b.start, tz), "end": timeutil.iso(b.end, tz),
-             "energy_kwh": b.energy_kwh, "quality": b.quality}
+             "energy_kwh": b.energy_kwh, "quality": b.quality,
+             "cost": b.cost, "cost_micro": b.cost_micro, "currency": b.currency,
+             "cost_quality": list(b.cost_notes)}
             for b in buckets
         ],
         "total_kwh": sum(b.energy_milli_wh for b in buckets) / 1e6,
+        "total_cost": None if total_micro is None else total_micro / MICRO,
+        "total_cost_micro": total_micro,
+        "currency": currency,
+        "cost_quality": notes,
     }
 
 

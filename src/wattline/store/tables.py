@@ -334,3 +334,29 @@ simulator_state = Table(
     Column("last_ts", BigInteger, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+# ---------------------------------------------------------------- cost versions (main)
+
+from sqlalchemy import CheckConstraint  # noqa: E402  (appended section: kept beside its table)
+
+# A rate per kWh from an instant on, for a scope (domain.cost): the registry's, since it
+# is administration. Integer micro-units of the currency per kWh (7.50 -> 7_500_000):
+# money is never a float. Versions are never updated; a new one supersedes.
+cost_versions = Table(
+    "cost_versions",
+    main_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("cost_per_kwh_micro", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),  # ISO 4217
+    Column("effective_from", BigInteger, nullable=False),  # UTC epoch s
+    Column("scope", String(20), nullable=False),  # global | organization | group | asset
+    Column("scope_id", Integer, nullable=True),  # NULL for global
+    Column("notes", Text, nullable=True),
+    Column("created_by", String(120), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("cost_per_kwh_micro >= 0", name="ck_cost_versions_rate"),
+    CheckConstraint("scope IN ('global', 'organization', 'group', 'asset')", name="ck_cost_versions_scope"),
+    CheckConstraint("(scope = 'global' AND scope_id IS NULL) OR (scope <> 'global' AND scope_id IS NOT NULL)",
+                    name="ck_cost_versions_scope_id"),
+)
+Index("ix_cost_versions_scope", cost_versions.c.scope, cost_versions.c.scope_id, cost_versions.c.effective_from)

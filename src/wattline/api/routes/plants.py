@@ -16,7 +16,7 @@ from wattline.pipeline import rollup
 from wattline.domain.buckets import PERIODS
 from wattline.security.deps import require_role
 from wattline.security.errors import ApiError
-from wattline.store import plant_queries, queries, registry
+from wattline.store import cost_versions_repo, plant_queries, queries, registry
 
 router = APIRouter(prefix="/api", tags=["plants"], dependencies=[Depends(require_role("viewer"))],
                    responses=S.errors(401, 403))
@@ -96,8 +96,9 @@ Period = Literal[PERIODS]  # type: ignore[valid-type]
 def energy(request: Request, asset: Annotated[str, Query(max_length=200)],
            point: Annotated[str, Query(max_length=80)], period: Annotated[Period, Query()],
            from_: Annotated[str, Query(alias="from", max_length=64, description="ISO-8601 with offset, or epoch s")],
-           to: Annotated[str, Query(max_length=64, description="ISO-8601 with offset, or epoch s")]) -> S.EnergyReport:
-    """The ``wattline energy --format json`` report over HTTP: energy per bucket with quality."""
+           to: Annotated[str, Query(max_length=64, description="ISO-8601 with offset, or epoch s")]) -> S.PricedEnergyReport:
+    """The ``wattline energy --format json`` report over HTTP: energy and cost per bucket
+    with quality, and the totals (cost priced on read by the cost versions in effect)."""
     try:
         start, end = timeutil.parse_instant(from_), timeutil.parse_instant(to)
     except ValueError as exc:
@@ -112,5 +113,7 @@ def energy(request: Request, asset: Annotated[str, Query(max_length=200)],
         raise ApiError(404, "not_found", f"no point {point!r} on asset {asset!r}")
     if p["metric_type"] not in ("counter", "interval_energy", "power"):
         raise ApiError(400, "invalid_parameter", f"point {point!r} is a {p['metric_type']} series")
-    rows = queries.energy_buckets(c.dbs.telemetry, p["id"], period, start, end, a["timezone"])
-    return S.EnergyReport(**queries.energy_report(asset, point, period, a["timezone"], rows))
+    with c.dbs.main_reader.connect() as conn:
+        tariff = cost_versions_repo.tariff_for_asset(conn, a["id"])
+    rows = queries.energy_buckets(c.dbs.telemetry, p["id"], period, start, end, a["timezone"], tariff=tariff)
+    return S.PricedEnergyReport(**queries.energy_report(asset, point, period, a["timezone"], rows))

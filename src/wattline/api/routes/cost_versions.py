@@ -1,0 +1,89 @@
+"""Cost versions over HTTP (seed 002/004: ``/api/power-analytics/cost-versions``).
+
+Costs are priced on read from the ledger (``store/energy_costs.py``): a version added
+here re-prices every figure it covers at once, so the answer carries no job URL.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from wattline.api import schemas as S
+from wattline.api.deps import MAX_ID, ctx
+from wattline.domain import timeutil
+from wattline.domain.cost import rate_micro_per_kwh
+from wattline.security.deps import require_role
+from wattline.security.errors import ApiError, error_response
+from wattline.security.principal import Principal
+from wattline.store import cost_versions_repo as repo
+
+router = APIRouter(prefix="/api/power-analytics", tags=["cost"], responses=S.errors(401, 403))
+
+Id = Annotated[int | None, Field(ge=1, le=MAX_ID)]
+
+
+class CostVersionIn(BaseModel):
+    """A new cost version; at most one of ``classroom``, ``group_id``, ``asset_id``,
+    ``organization_id`` (none: global)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cost_per_kwh: Annotated[Decimal, Field(ge=0, le=1_000_000, decimal_places=6, allow_inf_nan=False,
+                                           description="currency units per kWh, e.g. 7.50 (up to 6 decimals)")]
+    effective_from: Annotated[str, Field(min_length=1, max_length=64,
+                                         description="ISO-8601 with offset, or epoch s: the first instant it prices")]
+    classroom: Annotated[str | None, Field(min_length=1, max_length=200, description="a classroom's name")] = None
+    group_id: Id = None
+    asset_id: Id = None
+    organization_id: Id = None
+    currency: Annotated[str | None, Field(pattern=r"^[A-Z]{3}$", description=(
+        "ISO 4217; default: the newest version's of the same organization, else INR"))] = None
+    notes: Annotated[str | None, Field(max_length=2000)] = None
+
+
+@router.get("/cost-versions", dependencies=[Depends(require_role("viewer"))])
+def list_cost_versions(request: Request) -> S.CostVersionList:
+    """Every cost version, oldest effective instant first."""
+    with ctx(request).dbs.main_reader.connect() as conn:
+        return S.CostVersionList(versions=[repo.public(v) for v in repo.list_versions(conn)])
+
+
+@router.post("/cost-versions", status_code=201,
+             responses={200: {"model": S.CostVersionCreated, "description": "The same version was already stored"},
+                        **S.errors(400)})
+def add_cost_version(request: Request, response: Response, body: CostVersionIn,
+                     principal: Annotated[Principal, Depends(require_role("admin"))]) -> S.CostVersionCreated:
+    """Add a cost version (admin). The most specific scope in effect prices each
+    instant (asset > group > organization > global); an entry crossing a change of
+    rate is split at it. Bad input is a 400 and stores nothing."""
+    try:
+        micro = rate_micro_per_kwh(body.cost_per_kwh)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_request", str(exc), {"field": "cost_per_kwh"}) from None
+    try:
+        effective = timeutil.parse_instant(body.effective_from)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_request", f"effective_from: {exc}", {"field": "effective_from"}) from None
+    try:
+        with ctx(request).dbs.main.begin() as conn:
+            ref = repo.resolve_scope(conn, group=body.classroom, group_kind="classroom" if body.classroom else None,
+                                     group_id=body.group_id, asset_id=body.asset_id,
+                                     organization_id=body.organization_id)
+            version, created = repo.add(conn, rate_micro_per_kwh=micro, effective_from=effective, ref=ref,
+                                        currency=body.currency, notes=body.notes, created_by=principal.name)
+    except repo.CostVersionError as exc:
+        raise ApiError(400, "invalid_request", str(exc), {"field": exc.parameter}) from None
+    if not created:
+        response.status_code = 200
+    return S.CostVersionCreated(**repo.public(version), created=created, repricing="on_read")
+
+
+@router.api_route("/cost-versions", methods=["PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"], include_in_schema=False)
+def cost_versions_other_methods() -> Response:
+    """405 naming both methods of the path: Starlette's own 405 lists only those of the
+    first route matching the path (GET here), which would hide the POST."""
+    return error_response(405, "method_not_allowed", "Method Not Allowed", None, {"Allow": "GET, POST"})
