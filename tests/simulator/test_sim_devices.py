@@ -56,7 +56,7 @@ def test_the_same_seed_is_the_same_stream_however_it_is_chunked():
 
 
 def test_payloads_have_the_seed_shape():
-    fleet = campus_fleet(2, 3, seed=1)
+    fleet = campus_fleet(2, 3, seed=1, faults=Faults.none())
     start = _midnight(WEDNESDAY) + 10 * 3600
     events, _ = _events(fleet, start, start + 600, 600)
     tele = [e for e in events if e.kind == "telemetry"]
@@ -88,8 +88,8 @@ def _readings_in_measurement_order(events):
 def test_energy_is_monotonic_except_at_resets_which_restart_uptime_and_sequence():
     fleet = campus_fleet(4, 4, seed=3, faults=HARSH)
     start = _midnight(WEDNESDAY)
-    events, sim = _events(fleet, start, start + 2 * 86400, 6 * 3600)
-    assert sim.stats.resets >= 10 and sim.stats.offline_spells > sim.stats.resets
+    events, sim = _events(fleet, start, start + 86400, 6 * 3600)
+    assert sim.stats.resets >= 8 and sim.stats.offline_spells > sim.stats.resets
     seen_resets = 0
     for (esp, dev), readings in _readings_in_measurement_order(events).items():
         draw = next(d.draw_w for d in fleet.controller(esp).devices if d.device_id == dev)
@@ -103,7 +103,7 @@ def test_energy_is_monotonic_except_at_resets_which_restart_uptime_and_sequence(
                 assert cur["energy_wh_total"] >= prev["energy_wh_total"]
                 assert cur["sequence_no"] > prev["sequence_no"]
                 assert cur["uptime_seconds"] > prev["uptime_seconds"]
-    assert seen_resets >= 10
+    assert seen_resets >= 8
 
 
 def test_faults_show_up_as_real_fleets_do():
@@ -116,7 +116,8 @@ def test_faults_show_up_as_real_fleets_do():
     for i, e in enumerate(events):
         if e.kind == "disconnect":
             nxt = [x for x in events[i + 1:] if x.esp32_name == e.esp32_name][:2]
-            assert [x.kind for x in nxt] == ["connect", "status"]
+            if nxt:  # (a spell may last past the end of the run)
+                assert [x.kind for x in nxt] == ["connect", "status"]
     buffered = [e for e in events if e.buffered]
     assert all(e.measured_at < e.at for e in buffered)
     assert all(timeutil.parse_instant(e.payload["timestamp"]) < e.at for e in buffered)

@@ -267,6 +267,7 @@ class FleetEvent:
     redelivery: bool = False   # the same message again (a resend after a lost PUBACK)
     buffered: bool = False     # measured while offline, published on return
     measured_at: float | None = None  # telemetry: the true instant of the reading
+    late: bool = False         # published after a later reading of its controller (out of order)
 
     @property
     def is_message(self) -> bool:
@@ -285,6 +286,9 @@ def will_payload(controller: Controller) -> dict:
 
 @dataclass
 class FleetStats:
+    """Counts of the events returned so far; `resets` and `dropped_by_device` as generated
+    (each controller's stream is computed up to its next event, so they may run a little ahead)."""
+
     telemetry: int = 0        # telemetry messages published (repeats included)
     heartbeats: int = 0
     statuses: int = 0
@@ -382,26 +386,21 @@ def _controller_events(fleet: DeviceFleet, c: Controller, start_ts: float, stats
         return int(round(st.rssi_base + rng.normal(0, 3)))
 
     def status_online(t: float) -> FleetEvent:
-        stats.statuses += 1
         return FleetEvent(t, c.esp32_name, "status", {
             "esp32_name": c.esp32_name, "classroom": c.classroom, "status": "online", "timestamp": stamp(t),
             "firmware_ver": c.firmware_ver, "uptime_seconds": uptime(t)}, retain=True)
 
     def publish_telemetry(ev: FleetEvent) -> Iterator[FleetEvent]:
         """Out-of-order holding and repeats on the way out."""
-        stats.telemetry += 1
         if st.held is None and f.out_of_order_prob and rng.random() < f.out_of_order_prob:
             st.held = ev
             return
         yield ev
         if f.duplicate_prob and rng.random() < f.duplicate_prob:
-            stats.telemetry += 1
-            stats.duplicates += 1
             yield replace(ev, redelivery=True)
-        if st.held is not None:
+        if st.held is not None and st.held.measured_at < ev.measured_at:  # overtaken by a later reading
             held, st.held = st.held, None
-            stats.out_of_order += 1
-            yield replace(held, at=ev.at)
+            yield replace(held, at=ev.at, late=True)
 
     def flush_held(t: float) -> Iterator[FleetEvent]:
         if st.held is not None:
@@ -458,14 +457,12 @@ def _controller_events(fleet: DeviceFleet, c: Controller, start_ts: float, stats
         elif what == "hb":
             t_hb += fleet.heartbeat_s
             if st.online and t >= st.boot_until:
-                stats.heartbeats += 1
                 yield FleetEvent(t, c.esp32_name, "heartbeat", {
                     "esp32_name": c.esp32_name, "classroom": c.classroom, "timestamp": stamp(t),
                     "uptime_seconds": uptime(t), "wifi_rssi": rssi(), "firmware_ver": c.firmware_ver,
                     "status": "online"})
         elif what == "down":
             st.online = False
-            stats.offline_spells += 1
             yield from flush_held(t)
             yield FleetEvent(t, c.esp32_name, "disconnect")
         elif what == "up":
@@ -475,8 +472,6 @@ def _controller_events(fleet: DeviceFleet, c: Controller, start_ts: float, stats
             yield status_online(t)
             while st.buffer:
                 ev = st.buffer.popleft()
-                stats.telemetry += 1
-                stats.buffered += 1
                 yield replace(ev, at=t, buffered=True)
         else:  # reset: RAM is gone (counters, sequence, buffer); the clock re-syncs on boot
             down.resets.popleft()
@@ -516,11 +511,26 @@ class DeviceFleetSimulator:
         while heap and heap[0][0] < until_ts:
             _, i, _, ev = heapq.heappop(heap)
             out.append(ev)
+            self._count(ev)
             nxt = next(self._streams[i])
             self._heads[i] = nxt
             heapq.heappush(heap, (nxt.at, i, next(self._tiebreak), nxt))
         self.now = float(until_ts)
         return out
+
+    def _count(self, ev: FleetEvent) -> None:
+        s = self.stats
+        if ev.kind == "telemetry":
+            s.telemetry += 1
+            s.buffered += ev.buffered
+            s.duplicates += ev.redelivery
+            s.out_of_order += ev.late
+        elif ev.kind == "heartbeat":
+            s.heartbeats += 1
+        elif ev.kind == "status":
+            s.statuses += 1
+        elif ev.kind == "disconnect":
+            s.offline_spells += 1
 
     def messages(self, until_ts: float) -> list[FleetEvent]:
         """Only the messages of :meth:`advance` (no link events)."""

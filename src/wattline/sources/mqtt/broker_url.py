@@ -43,10 +43,12 @@ def parse_broker_url(url: str) -> BrokerAddress:
     if not parts.hostname:
         raise ValueError("broker URL without a host")
     try:
-        port = parts.port or DEFAULT_PORTS[scheme]
+        port = parts.port
     except ValueError:  # urlsplit raises on a port that is not a number in 0..65535
         raise ValueError("broker URL port must be a number from 1 to 65535") from None
-    if port == 0:
+    if port is None:
+        port = DEFAULT_PORTS[scheme]
+    elif port == 0:
         raise ValueError("broker URL port must be a number from 1 to 65535")
     return BrokerAddress(
         host=parts.hostname,

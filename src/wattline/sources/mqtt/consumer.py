@@ -42,6 +42,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 from tenacity import (RetryError, Retrying, retry_if_exception_type, retry_if_not_exception_type,
                       sleep_using_event, stop_after_attempt, stop_when_event_set, wait_exponential)
 
@@ -200,8 +201,10 @@ class MqttConsumer:
         self.stats.connects += 1
         log.info("mqtt connected", extra={"broker": str(self.config.broker), "client_id": self.config.client_id,
                                           "session_present": bool(flags.session_present)})
-        # subscribe every time: cheap, and a session that expired has lost its subscriptions
-        client.subscribe([(f, 1) for f in subscription_filters(self.config.prefix, self.config.group)])
+        # subscribe every time (a session that expired has lost its subscriptions), but have
+        # the retained status messages sent only for a new subscription, not at every reconnect
+        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+        client.subscribe([(f, options) for f in subscription_filters(self.config.prefix, self.config.group)])
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties):
         with self._conn_lock:
