@@ -42,6 +42,9 @@ class Publisher:
         while True:
             info = self.client.publish(topic, payload, qos=1, retain=retain)
             if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                # NO_CONN: kept by paho and sent on reconnect; but its info would make
+                # wait_for_publish()/is_published() raise for ever, even once it is acknowledged
+                info.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
                 self.infos.append(info)
                 return info
             assert info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE, mqtt.error_string(info.rc)

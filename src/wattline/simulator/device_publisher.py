@@ -10,7 +10,8 @@ real controller loses power or Wi-Fi; ``connect`` opens the connection again.
 paho refuses a publish once 65,535 QoS 1 messages are unacknowledged
 (``MQTT_ERR_QUEUE_SIZE``): every return code is checked, and a client waits for its
 oldest acknowledgements past ``max_pending`` so that never happens. A publish while the
-connection is down is kept by paho and sent when it is back.
+connection is down is kept by paho and sent when it is back (its ``MQTT_ERR_NO_CONN``
+is cleared from the message info, or waiting for it would raise even after its PUBACK).
 """
 
 from __future__ import annotations
@@ -158,7 +159,9 @@ class DevicePublisher:
                 continue
             info = link.client.publish(topic(self.prefix, esp32_name, kind), data, qos=1, retain=retain)
             if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-                # NO_CONN: paho keeps the message and sends it once reconnected
+                # NO_CONN: paho keeps the message and sends it once reconnected, but with that
+                # code left on its info, wait_for_publish()/is_published() would raise for ever
+                info.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
                 link.pending.append(info)
                 self.stats.published += 1
                 return info
