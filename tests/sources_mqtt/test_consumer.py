@@ -233,3 +233,23 @@ def test_kill_9_mid_stream_then_restart_gives_every_message_duplicates_only_of_t
     assert len(rows) - len(counts) <= 2 * max_batch * len(killed)
     assert json.loads(out.strip().splitlines()[-1])["handled"] > 0
     pub.close()
+
+
+def test_a_store_that_is_down_is_waited_for_not_rejected(mqtt_broker):
+    from wattline.sources.mqtt import HandlerUnavailable
+
+    calls, rejected = [], []
+
+    def down_twice(batch):
+        calls.append(len(batch))
+        if len(calls) <= 2:
+            raise HandlerUnavailable("database unreachable")
+
+    pub = Publisher(mqtt_broker.url)
+    with running_consumer(mqtt_broker.url, down_twice, lambda b, r: rejected.append(r), attempts=1,
+                          backoff_s=0.01) as consumer:
+        for i in range(30):
+            pub.publish("autovolt/ESP01/telemetry", _payload(i))
+        assert pub.wait_all()
+        assert wait_until(lambda: consumer.stats.handled == 30)
+    assert rejected == [] and consumer.stats.acked == 30 and len(calls) >= 3
