@@ -42,10 +42,10 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from mqtt_broker import MosquittoBroker  # noqa: E402
+from mqtt_broker import MosquittoBroker
 
-from wattline.simulator.devices import DeviceFleetSimulator, campus_fleet, encode  # noqa: E402
-from wattline.sources.mqtt import ConsumerConfig, MqttConsumer, parse_broker_url  # noqa: E402
+from wattline.simulator.devices import DeviceFleetSimulator, campus_fleet, encode
+from wattline.sources.mqtt import ConsumerConfig, MqttConsumer, parse_broker_url
 
 PREFIX = "autovolt"
 START = 1_762_312_800  # 2025-11-05T03:20:00Z = 08:50 in Asia/Kolkata: classes about to start

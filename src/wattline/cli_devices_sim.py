@@ -67,7 +67,7 @@ def devices_command(
         publisher = DevicePublisher(fleet, address.host, address.port, prefix=prefix, username=address.username,
                                     password=address.password, tls=address.tls, client_prefix=client_prefix)
         err.print(f"{len(fleet.controllers)} controllers, {fleet.device_count} devices (seed {seed}) → {address} "
-                  f"from {timeutil.iso(start_ts)} at ×{speed:g}" + ("" if until else "; Ctrl+C to stop"))
+                  f"from {timeutil.iso(start_ts)} " + (f"at ×{speed:g}" if speed else "as fast as the broker takes it") + ("" if until else "; Ctrl+C to stop"))
     else:
         def sink(events):
             for ev in events:

@@ -16,7 +16,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from mqtt_broker import mqtt_broker  # noqa: F401 - the fixture
 from mqtt_testing import Publisher, running_consumer, wait_until
 
 from wattline import clock
@@ -204,7 +203,7 @@ def test_kill_9_mid_stream_then_restart_gives_every_message_duplicates_only_of_t
     killed = []
     for run in (1, 2):  # two kills at random moments, then a run that sees it through
         threshold = rnd.uniform(0.15, 0.35) * n * run
-        assert wait_until(lambda: os.path.exists(db) and len(_rows(db)) >= threshold, 30)
+        assert wait_until(lambda threshold=threshold: os.path.exists(db) and len(_rows(db)) >= threshold, 30)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         killed.append(run)

@@ -6,7 +6,6 @@ import json
 import threading
 
 import pytest
-from mqtt_broker import mqtt_broker  # noqa: F401 - the fixture
 from mqtt_testing import running_consumer, wait_until
 
 from wattline.domain import timeutil
@@ -44,7 +43,7 @@ def test_every_message_the_fleet_publishes_arrives_and_each_lost_link_brings_its
         assert wait_until(lambda: len(offline()) >= cuts + online_at_end, 10)
     assert cuts >= 2 and sim.stats.buffered > 0
     got = [json.loads(m.payload) for m in received if m.kind == "telemetry"]
-    key = lambda p: (p["esp32_name"], p["device_id"], p["sequence_no"], p["uptime_seconds"])  # noqa: E731
+    key = lambda p: (p["esp32_name"], p["device_id"], p["sequence_no"], p["uptime_seconds"])
     assert sorted(map(key, got)) == sorted(key(e.payload) for e in telemetry)  # repeats included
     # every lost link brought its Will, and closing said goodbye for the controllers still online
     assert len(offline()) == cuts + online_at_end
