@@ -151,8 +151,9 @@ class ConsumerReceiver:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("CREATE TABLE handled (mid INTEGER, topic TEXT, n INTEGER)")
+        self.client_id = f"bench-ingest-{uuid.uuid4().hex[:6]}"
         self.cfg = ConsumerConfig(broker=parse_broker_url(f"mqtt://127.0.0.1:{port}"), prefix=PREFIX,
-                                  client_id=f"bench-ingest-{uuid.uuid4().hex[:6]}", max_batch=max_batch)
+                                  client_id=self.client_id, max_batch=max_batch)
 
     def _handle(self, batch):
         self.db.execute("BEGIN")
@@ -172,6 +173,19 @@ class ConsumerReceiver:
 
 
 RECEIVERS = {"bare": BareSubscriber, "consumer": ConsumerReceiver}
+
+
+def forget_session(port, client_id: str) -> None:
+    """End a persistent session: left behind, it would keep queueing every later run's
+    messages in the broker (and in its persistence file) for a receiver that is gone."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    done = threading.Event()
+    client.on_connect = lambda *a: done.set()
+    client.connect("127.0.0.1", port, clean_start=True)  # no session expiry: gone at disconnect
+    client.loop_start()
+    done.wait(10)
+    client.disconnect()
+    client.loop_stop()
 
 
 def _publish(port, messages, rate):
@@ -215,6 +229,7 @@ def run_once(port, messages, receiver_kind, mode, rate, max_batch, workdir):
         receiver.start()
     _settle(rec, len(first_pos))
     receiver.stop()
+    forget_session(port, receiver.client_id)
     lat = np.array([at - t_pub[first_pos[p]] for p, at in rec.first_at.items() if p in first_pos])
     return {
         "rate": rec.count / max(rec.last_at - t0, 1e-9),
