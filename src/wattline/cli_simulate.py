@@ -185,3 +185,7 @@ def replay_cmd(
         console.print(f"continued from saved state: {', '.join(res.continued_from_state)}")
     if res.state_saved:
         console.print(f"state saved for {res.state_saved} site(s): live mode continues from the replay's end")
+
+
+from wattline.cli_devices_sim import devices_command  # noqa: E402
+simulate_app.command("devices")(devices_command)
