@@ -332,6 +332,7 @@ def demo_cmd(
 def _mount_sub_commands() -> None:
     """Command groups that live in their own modules (imported here, at the end, because
     they use this module's helpers)."""
+    from wattline.cli_devices import mount as mount_devices
     from wattline.cli_security import tokens_app, users_app
     from wattline.cli_simulate import simulate_app
     from wattline.cli_vendors import vendors_app
@@ -340,6 +341,7 @@ def _mount_sub_commands() -> None:
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(users_app, name="users")
     app.add_typer(simulate_app, name="simulate")
+    mount_devices(app)  # classrooms, devices
 
 
 _mount_sub_commands()

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from wattline import __version__, logs
 from wattline.api.errors import install_validation_handler, openapi_without_default_422
 from wattline.api.routes import jobs, plants, telemetry
+from wattline.api.routes import power_analytics
 from wattline.api.schemas import HealthReport
 from wattline.context import AppContext, open_context
 from wattline.jobs.runner import JobRunner
@@ -48,6 +49,7 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False) -> Fast
     openapi_without_default_422(app)
     for r in (telemetry.router, plants.router, jobs.router):
         app.include_router(r)
+    app.include_router(power_analytics.router)
     _mount_web(app)
 
     @app.get("/metrics", include_in_schema=False)
