@@ -5,6 +5,7 @@ that something was stored."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from wattline.context import AppContext
 from wattline.domain import timeutil
 from wattline.domain.devices import MessageKey, same_message, switch_on
 from wattline.domain.quality import Flag
-from wattline.jobs.device_telemetry import ingest_payloads, replay_device
+from wattline.jobs.device_telemetry import ingest_documents, ingest_payloads, replay_device
 from wattline.pipeline import Pipeline
 from wattline.security import tokens
 from wattline.security.roles import may_ingest, validate_role
@@ -345,11 +346,23 @@ def test_power_devices_and_far_future_clocks(campus, set_clock):
     assert campus.count("device_quarantine", "WHERE kind = 'future'") == 1
 
 
+def test_a_receiver_that_cannot_refuse_keeps_invalid_documents_with_the_reason(campus):
+    start, _ = timeutil.day_bounds(DAY, TZ)
+    ctx = campus.ctx
+    good = json.dumps(doc(start, wh=5.0)).encode()
+    bad = [b'{"esp32_name": "ESP01", "device_id": "light_1"}', b"\xff not json"]
+    result, errors = ingest_documents(ctx.pipeline, ctx.dbs.main_reader, 1, [bad[0], good, bad[1]], source="mqtt")
+    assert [e.index for e in errors] == [0, 2] and result.accepted == 1
+    assert campus.count("device_quarantine", "WHERE kind = 'invalid'") == 2
+    assert campus.count("raw_events") == 3  # every message is a raw event, the invalid ones too
+    assert _metric("invalid", "mqtt") >= 2
+
+
 # ------------------------------------------------------------------ the CLI
 
 
 def test_the_cli_registers_lists_and_replays(tmp_path):
-    env = {**os.environ, "WATTLINE_DATA_DIR": str(tmp_path / "data")}
+    env = {**os.environ, "WATTLINE_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}  # tables unwrapped
     env.pop("WATTLINE_MAIN_URL", None)
     env.pop("WATTLINE_TELEMETRY_URL", None)
 

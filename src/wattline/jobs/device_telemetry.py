@@ -4,8 +4,9 @@ newly registered device's kept messages.
 The device source parses and normalizes (``sources.devices``) with a fresh read-only
 resolver, so a device registered a moment ago is known; the device stage
 (``pipeline.device_ingest``) keeps, recognises or ingests. Both the HTTP route and
-an MQTT consumer call :func:`ingest_payloads`; ``wattline devices add`` calls
-:func:`replay_device`.
+an MQTT consumer call :func:`ingest_payloads` (the consumer through
+:func:`ingest_documents`, which keeps invalid documents instead of refusing them);
+``wattline devices add`` calls :func:`replay_device`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Sequence
 from wattline import clock, logs, metrics
 from wattline.pipeline.device_ingest import DeviceIngest, DeviceIngestResult
 from wattline.pipeline.ingest import Pipeline
-from wattline.sources.devices import TelemetryPayload, normalize, parse_document
+from wattline.sources.devices import PayloadError, TelemetryPayload, normalize, parse_document
 from wattline.store import device_telemetry
 from wattline.store.device_resolver import RegistryDeviceResolver
 from wattline.store.engines import DbEngine, write_transaction
@@ -37,6 +38,28 @@ def ingest_payloads(pipeline: Pipeline, main_reader: DbEngine, organization_id: 
         log.info("devices.ingest", source=source, unknown_device=result.unknown_device,
                  classroom_mismatches=result.classroom_mismatches)
     return result
+
+
+def ingest_documents(pipeline: Pipeline, main_reader: DbEngine, organization_id: int, documents: Sequence[Any],
+                     *, source: str, now: int | None = None) -> tuple[DeviceIngestResult, list[PayloadError]]:
+    """Documents as received (JSON text or bytes, or mappings), for a receiver that
+    cannot refuse any (MQTT): an invalid one is kept as a raw event with the reason
+    (``device_quarantine`` kind ``invalid``) and returned; the valid ones are ingested.
+    ``kept_indexes`` of the result are positions among the valid documents."""
+    payloads, raws, errors = [], [], []
+    for i, d in enumerate(documents):
+        got = parse_document(d, i)
+        if isinstance(got, PayloadError):
+            errors.append(got)
+        else:
+            payloads.append(got)
+            raws.append(d)
+    if errors:
+        DeviceIngest(pipeline).keep_invalid([documents[e.index] for e in errors], [e.message for e in errors],
+                                            organization_id, source, now=now)
+    result = (ingest_payloads(pipeline, main_reader, organization_id, payloads, raws, source=source, now=now)
+              if payloads else DeviceIngestResult())
+    return result, errors
 
 
 @dataclass

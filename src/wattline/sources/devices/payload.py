@@ -24,6 +24,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from wattline.domain import timeutil
 from wattline.domain.devices import NAME_MAX, NAME_PATTERN
 
+
 def _name(description: str):
     return Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN, description=description)
 
@@ -81,7 +82,7 @@ class PayloadError:
     """Why a document is not a valid telemetry document.
 
     ``index``: its position in what was received; ``field``: the first offending
-    field (dotted, e.g. ``switch_state.sw1``), or None for the document as a whole;
+    field (dotted where nested, e.g. ``energy_wh_total``), or None for the document as a whole;
     ``errors``: every problem as ``{"loc", "msg", "type"}`` (never the input value).
     """
 
