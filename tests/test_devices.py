@@ -14,6 +14,8 @@ from datetime import date
 
 import httpx
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
 from prometheus_client import REGISTRY
 
 from test_api import Server
@@ -31,6 +33,7 @@ from wattline.security.roles import may_ingest, validate_role
 from wattline.sources.devices import PayloadError, TelemetryPayload, parse_document
 from wattline.store import queries
 from wattline.store.engines import open_databases
+from wattline.store.migrate import upgrade_all
 
 TZ = "Asia/Kolkata"
 DAY = date(2025, 11, 5)
@@ -404,3 +407,32 @@ def test_the_cli_registers_lists_and_replays(tmp_path):
             f"SELECT delta_milli_wh FROM ledger WHERE series_id = {sid} ORDER BY end_ts")]
     dbs.dispose()
     assert deltas == [1_000, 1_000]  # 1 Wh a step
+
+
+# ------------------------------------------------------------------ fuzzing the route with an ingest token
+
+INGEST_SCHEMA = schemathesis.openapi.from_dict(create_app().openapi()).include(path=URL)
+
+
+@pytest.fixture(scope="module")
+def ingest_server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ingest-fuzz")
+    dbs = open_databases(f"sqlite:///{tmp / 'main.db'}", f"sqlite:///{tmp / 'telemetry.db'}")
+    upgrade_all(dbs.main, dbs.telemetry)
+    ctx = make_ctx(dbs, tmp)
+    with dbs.main.begin() as conn:
+        provisioning.add_classroom(conn, "CR-101", TZ)
+        provisioning.add_device(conn, "ESP01", "light_1", "CR-101", switch="sw1")
+        token = tokens.create_token(conn, "fuzz", "ingest")
+    with Server(create_app(ctx)) as server:
+        yield server.url, token
+    dbs.dispose()
+
+
+@INGEST_SCHEMA.parametrize()
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+def test_the_ingest_route_answers_as_documented_under_fuzzing(ingest_server, case):
+    """Valid documents (of unknown devices, mostly) are 200/202 with the counts,
+    invalid ones a 400 in the error shape; never a server error."""
+    url, token = ingest_server
+    case.call_and_validate(base_url=url, headers={"Authorization": f"Bearer {token}"})

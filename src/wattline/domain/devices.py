@@ -40,7 +40,8 @@ FUTURE = "future"  # device clock more than MAX_FUTURE_S ahead of the arrival
 INVALID = "invalid"  # not a valid telemetry document
 
 # a controller name, device id or switch: what a topic level and an asset name can hold
-NAME_PATTERN = r"^[^\s/+#]+$"
+# (ASCII spelled out: JSON Schema validators and pydantic disagree on what "\s" is)
+NAME_PATTERN = r"^[^\x00-\x20\x7f/+#]+$"
 NAME_MAX = 64
 
 # point keys of a device
@@ -91,13 +92,13 @@ def device_points(method: EnergyMethod) -> list[PointDefinition]:
 def name_problem(what: str, value: str) -> str | None:
     """Why ``value`` cannot be a controller name, device id or switch (``what``), or None.
 
-    Such a name is 1-64 characters without whitespace, ``/``, ``+`` or ``#`` (it is an
-    MQTT topic level, and part of the device's asset name).
+    Such a name is 1-64 characters without spaces, control characters, ``/``, ``+`` or
+    ``#`` (it is an MQTT topic level, and part of the device's asset name).
     """
     if not value or len(value) > NAME_MAX:
         return f"{what} must be 1-{NAME_MAX} characters"
     if re.match(NAME_PATTERN, value) is None:
-        return f"{what} {value!r} must not contain whitespace, '/', '+' or '#'"
+        return f"{what} {value!r} must not contain spaces, control characters, '/', '+' or '#'"
     return None
 
 

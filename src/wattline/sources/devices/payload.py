@@ -8,7 +8,8 @@
      "status": "online", "sequence_no": 12345, "firmware_ver": "v2.0.0", "wifi_rssi": -45}
 
 Units are the firmware's: W, Wh, seconds, dBm. ``timestamp`` is ISO-8601 with an
-offset (or UTC epoch seconds). Fields the model does not know are ignored here and
+offset (or UTC epoch seconds, never milliseconds). Numbers must be JSON numbers
+(``"40"`` or ``true`` is not a power), switch states JSON booleans. Fields the model does not know are ignored here and
 kept in the raw payload. A document must carry at least one measurement
 (``power_w``, ``energy_wh_total`` or ``switch_state``).
 """
@@ -17,12 +18,42 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Sequence
+from datetime import datetime, timezone
+from typing import Annotated, Any, Sequence
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError,
+                      WithJsonSchema, field_validator, model_validator)
 
 from wattline.domain import timeutil
 from wattline.domain.devices import NAME_MAX, NAME_PATTERN
+
+MAX_EPOCH_S = 2e10  # a numeric timestamp is epoch seconds up to here (year 2603), never milliseconds
+
+
+def _no_text_or_bool(value: Any) -> Any:
+    if isinstance(value, (str, bool)):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+def _epoch_seconds(value: Any) -> Any:
+    """A numeric timestamp as an aware datetime (pydantic alone would read a large one
+    as milliseconds); text goes on to the ISO-8601 parser."""
+    if isinstance(value, bool):
+        raise ValueError("must be ISO-8601 text or epoch seconds")
+    if isinstance(value, (int, float)):
+        if not 0 <= value <= MAX_EPOCH_S:
+            raise ValueError(f"epoch seconds must be within [0, {MAX_EPOCH_S:.0f}]")
+        return datetime.fromtimestamp(value, timezone.utc)
+    return value
+
+
+# numbers as numbers: "40" or true is not a power; 3.0 is a count, 3.5 is not
+Number = Annotated[float, Strict()]
+Count = Annotated[int, BeforeValidator(_no_text_or_bool), Field(ge=0),
+                  WithJsonSchema({"type": "integer", "minimum": 0})]  # the validator hides "minimum" otherwise
+Instant = Annotated[AwareDatetime, BeforeValidator(_epoch_seconds), WithJsonSchema({"anyOf": [
+    {"type": "string", "format": "date-time"}, {"type": "number", "minimum": 0, "maximum": MAX_EPOCH_S}]})]
 
 
 def _name(description: str):
@@ -32,23 +63,26 @@ def _name(description: str):
 class TelemetryPayload(BaseModel):
     """One telemetry document of one device (seed 002)."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, frozen=True)
+    # the schema says what _measures_something checks: at least one measurement, not null
+    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_extra={
+        "anyOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                  for name in ("power_w", "energy_wh_total", "switch_state")]})
 
     esp32_name: str = _name("the controller, e.g. ESP01")
     device_id: str = _name("the device on that controller, e.g. light_1")
     classroom: str | None = Field(default=None, max_length=200,
                                   description="as the controller believes; the registry wins")
-    timestamp: AwareDatetime = Field(description="device time, ISO-8601 with offset (or epoch seconds)")
-    power_w: float | None = Field(default=None, allow_inf_nan=False, description="W")
-    energy_wh_total: float | None = Field(default=None, ge=0, allow_inf_nan=False,
+    timestamp: Instant = Field(description="device time, ISO-8601 with offset (or epoch seconds)")
+    power_w: Number | None = Field(default=None, allow_inf_nan=False, description="W")
+    energy_wh_total: Number | None = Field(default=None, ge=0, allow_inf_nan=False,
                                           description="cumulative Wh since the firmware's counter started")
     switch_state: dict[str, bool] | bool | None = Field(
         default=None, description="the controller's switches by name, e.g. {\"sw1\": true}")
-    uptime_seconds: int | None = Field(default=None, ge=0, description="s since the firmware started")
+    uptime_seconds: Count | None = Field(default=None, description="s since the firmware started")
     status: str | None = Field(default=None, max_length=40)
-    sequence_no: int | None = Field(default=None, ge=0, description="message count of this firmware run")
+    sequence_no: Count | None = Field(default=None, description="message count of this firmware run")
     firmware_ver: str | None = Field(default=None, max_length=64)
-    wifi_rssi: float | None = Field(default=None, allow_inf_nan=False, description="dBm")
+    wifi_rssi: Number | None = Field(default=None, allow_inf_nan=False, description="dBm")
 
     @field_validator("switch_state", mode="before")
     @classmethod
@@ -56,13 +90,11 @@ class TelemetryPayload(BaseModel):
         # checked here so that an error names the field, not a branch of the union
         if value is None or isinstance(value, bool):
             return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
         if isinstance(value, dict):
             for name, state in value.items():
-                if not isinstance(state, (bool, int)) or state not in (0, 1):
+                if not isinstance(state, bool):
                     raise ValueError(f"switch {str(name)!r} must be true or false")
-            return {str(name): bool(state) for name, state in value.items()}
+            return value
         raise ValueError("must be an object of switch states ({\"sw1\": true}) or true / false")
 
     @model_validator(mode="after")
