@@ -23,3 +23,13 @@ LATEST_FALLBACK_READS = Counter(
 LATEST_REDIS_ERRORS = Counter("wattline_latest_values_redis_errors_total",
                               "Failed Redis calls of the latest-value store (reads fall back, writes are kept)",
                               ["operation"])
+# campus devices: every telemetry message by what became of it (accepted, repeats,
+# quarantined, unknown_device: kept until the device is registered, invalid: not a
+# valid document, kept with the reason)
+DEVICE_MESSAGES = Counter("wattline_device_messages_total", "Device telemetry messages by outcome",
+                          ["source", "outcome"])
+DEVICE_CLASSROOM_MISMATCHES = Counter(
+    "wattline_device_classroom_mismatches_total",
+    "Device messages naming another classroom than the registry's (the registry's is used)", ["source"])
+DEVICE_MESSAGES_REPLAYED = Counter("wattline_device_messages_replayed_total",
+                                   "Kept messages of a device replayed into the ledger once it was registered")

@@ -227,3 +227,97 @@ def register_points_by_name(conn: Conn, registrations: Iterable[PointRegistratio
             out.refused[key] = (f"point {reg.definition.key!r} of {reg.asset_name!r} is a "
                                 f"{existing['metric_type']} series, not {reg.definition.metric_type.value}")
     return out
+
+
+# -- campus classrooms and devices -------------------------------------------------
+
+from wattline.domain import devices as _devices  # noqa: E402
+from wattline.domain import timeutil as _timeutil  # noqa: E402
+from wattline.store import device_registry  # noqa: E402
+
+__all__ += ["add_classroom", "add_device", "classrooms", "devices", "organization_named"]
+
+
+def organization_named(conn: Conn, name: str | None = None) -> int:
+    """The id of organization ``name`` (default: the default organization, created if
+    missing); RegistryError for another name that does not exist."""
+    if name is None or name == registry.DEFAULT_ORG:
+        return registry.ensure_organization(conn)
+    org = device_registry.organization_id(conn, name)
+    if org is None:
+        raise RegistryError(f"unknown organization {name!r}")
+    return org
+
+
+def add_classroom(conn: Conn, name: str, timezone: str | None = None, *, organization_id: int | None = None) -> int:
+    """A classroom (a group of kind ``classroom``) named ``name``, e.g. ``CR-101``.
+
+    ``timezone``: its IANA zone; None = its organization's (followed if that changes).
+    """
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise RegistryError("classroom name must be 1-200 characters")
+    if timezone is not None:
+        try:
+            _timeutil.zone(timezone)
+        except _timeutil.TimezoneError as exc:
+            raise RegistryError(str(exc)) from exc
+    org = organization_id if organization_id is not None else registry.ensure_organization(conn)
+    if device_registry.classroom(conn, org, name) is not None:
+        raise RegistryError(f"a classroom named {name!r} already exists")
+    return device_registry.insert_classroom(conn, org, name, timezone)
+
+
+def add_device(conn: Conn, esp32_name: str, device_id: str, classroom: str, *, switch: str | None = None,
+               method: str = "counter", organization_id: int | None = None) -> int:
+    """A metered device ``device_id`` of controller ``esp32_name`` in ``classroom``.
+
+    It becomes an asset of kind ``device`` named ``ESP01/light_1`` in the classroom's
+    zone, a member of the classroom, with the points of its energy method
+    (``counter``: ``energy_total`` kWh, ``power`` kW, ``switch_state``; ``power``: no
+    counter). ``switch``: the controller's switch feeding it (``sw1``). Returns the
+    asset id. The caller replays the messages kept while it was unknown.
+    """
+    for what, value in (("esp32_name", esp32_name), ("device_id", device_id)) + (
+            (("switch", switch),) if switch is not None else ()):
+        problem = _devices.name_problem(what, value)
+        if problem:
+            raise RegistryError(problem)
+    try:
+        energy_method = _devices.EnergyMethod(method)
+    except ValueError:
+        raise RegistryError(f"method must be counter or power, not {method!r}") from None
+    org = organization_id if organization_id is not None else registry.ensure_organization(conn)
+    room = device_registry.classroom(conn, org, classroom)
+    if room is None:
+        raise RegistryError(f"unknown classroom {classroom!r} (add it with 'wattline classrooms add {classroom}')")
+    if device_registry.device_asset_id(conn, org, esp32_name, device_id) is not None:
+        raise RegistryError(f"device {_devices.device_asset_name(esp32_name, device_id)!r} is already registered")
+    name = _devices.device_asset_name(esp32_name, device_id)
+    if registry.asset_by_name(conn, name) is not None:  # asset names are global: another organization's
+        name = f"{name}@{org}"
+    aid = registry.add_asset(conn, name, _devices.ASSET_KIND, room["effective_timezone"] or "UTC",
+                             organization_id=org)
+    registry.ensure_points(conn, aid, _devices.device_points(energy_method))
+    registry.update_asset(conn, aid, attributes={"esp32_name": esp32_name, "device_id": device_id,
+                                                 "switch": switch, "energy_method": energy_method.value})
+    device_registry.insert_device(conn, aid, org, esp32_name, device_id, room["id"], switch, energy_method.value)
+    return aid
+
+
+def classrooms(conn: Conn, organization_id: int | None = None) -> list[dict]:
+    """The organization's classrooms: id, name, timezone (own or None), effective_timezone, devices."""
+    org = organization_id if organization_id is not None else registry.ensure_organization(conn)
+    return [dict(r) for r in device_registry.classrooms(conn, org)]
+
+
+def devices(conn: Conn, organization_id: int | None = None, classroom: str | None = None) -> list[dict]:
+    """The organization's devices (of one classroom if given); RegistryError for an unknown classroom."""
+    org = organization_id if organization_id is not None else registry.ensure_organization(conn)
+    room_id = None
+    if classroom is not None:
+        room = device_registry.classroom(conn, org, classroom)
+        if room is None:
+            raise RegistryError(f"unknown classroom {classroom!r}")
+        room_id = room["id"]
+    return [dict(r) for r in device_registry.list_devices(conn, org, room_id)]

@@ -312,3 +312,15 @@ class CostVersionCreated(CostVersionOut):
 
 class CostVersionList(_Model):
     versions: list[CostVersionOut]
+# ------------------------------------------------------------------ campus devices
+
+
+class TelemetryIngestResult(_Model):
+    """What became of the telemetry documents of one POST, per document."""
+
+    documents: int = Field(description="documents received")
+    accepted: int = Field(description="taken into the ledger")
+    repeats: int = Field(description="delivered before (same content, or same device, sequence number and uptime): nothing changed")
+    quarantined: int = Field(description="kept out of the ledger with the reason (implausible value, device clock far ahead)")
+    unknown_device: int = Field(description="from a device not registered: kept, replayed once it is registered")
+    classroom_mismatches: int = Field(description="naming another classroom than the registry's (the registry's is used)")

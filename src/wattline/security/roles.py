@@ -31,3 +31,17 @@ def role_at_least(actual: str, required: str) -> bool:
     validate_role(required)
     rank = _RANK.get(actual)
     return rank is not None and rank >= _RANK[required]
+
+
+# -- service roles ---------------------------------------------------------------
+# "ingest" (a device gateway's token) is outside the hierarchy: it ranks below
+# "viewer", so no require_role admits it, and it opens only the routes that ask
+# may_ingest (posting telemetry), as "cron" opens only the routes that name it.
+INGEST = "ingest"
+SERVICE_ROLES: tuple[str, ...] = (INGEST,)
+_RANK[INGEST] = -1  # a known role (tokens can carry it), below every user role
+
+
+def may_ingest(role: str) -> bool:
+    """True for the roles that may post telemetry: ``ingest``, and ``admin`` or above."""
+    return role == INGEST or (role in ROLES and role_at_least(role, "admin"))

@@ -360,3 +360,53 @@ cost_versions = Table(
                     name="ck_cost_versions_scope_id"),
 )
 Index("ix_cost_versions_scope", cost_versions.c.scope, cost_versions.c.scope_id, cost_versions.c.effective_from)
+# ---------------------------------------------------------------- campus devices
+
+# A metered device (an asset of kind "device") as its controller names it: unique per
+# organization, in one classroom (a group of kind "classroom", of which it is also a
+# member), optionally fed through one switch of its controller.
+devices = Table(
+    "devices",
+    main_metadata,
+    Column("asset_id", Integer, ForeignKey("assets.id"), primary_key=True, autoincrement=False),
+    Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    Column("esp32_name", String(64), nullable=False),
+    Column("device_id", String(64), nullable=False),
+    Column("classroom_id", Integer, ForeignKey("groups.id"), nullable=False),
+    Column("switch_id", String(64), nullable=True),  # e.g. "sw1"
+    Column("energy_method", String(10), nullable=False),  # counter | power
+    UniqueConstraint("organization_id", "esp32_name", "device_id", name="uq_devices_org_esp32_device"),
+)
+Index("ix_devices_classroom", devices.c.classroom_id)
+
+# Device messages kept out of the ledger, with the reason (rule 6): from a device the
+# registry does not know yet (replayed into the ledger once it is registered), with
+# a device clock far ahead, or not a valid document. The payload is its raw event.
+device_quarantine = Table(
+    "device_quarantine",
+    telemetry_metadata,
+    Column("organization_id", Integer, primary_key=True, autoincrement=False),
+    Column("raw_event_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(20), nullable=False),  # unknown_device | future | invalid
+    Column("reason", String(300), nullable=False),
+    Column("esp32_name", String(64), nullable=True),
+    Column("device_id", String(64), nullable=True),
+    Column("source", String(80), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("replayed_at", BigInteger, nullable=True),  # when it went to the ledger after all
+)
+Index("ix_device_quarantine_device", device_quarantine.c.organization_id, device_quarantine.c.esp32_name,
+      device_quarantine.c.device_id)
+
+# The (sequence number, uptime) identity of each device message taken in: a message
+# delivered again, even re-rendered (another timestamp, another RSSI), is recognised.
+device_messages = Table(
+    "device_messages",
+    telemetry_metadata,
+    Column("asset_id", Integer, primary_key=True, autoincrement=False),
+    Column("sequence_no", BigInteger, primary_key=True, autoincrement=False),
+    Column("uptime_s", BigInteger, primary_key=True, autoincrement=False),
+    Column("ts", BigInteger, primary_key=True, autoincrement=False),  # device time, UTC epoch s
+    Column("raw_event_id", BigInteger, nullable=True),
+    Column("received_at", BigInteger, nullable=False),
+)
