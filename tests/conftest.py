@@ -21,12 +21,13 @@ from sqlalchemy import create_engine, text
 
 from wattline import clock
 from wattline.domain import timeutil
+from mqtt_broker import mqtt_broker  # noqa: F401 - the test-owned Mosquitto fixture (tests/mqtt_broker.py)
+from helpers import IN_CI, service_missing  # noqa: F401 - shared with test modules
 from wattline.pipeline import Pipeline
 from wattline.store.engines import open_databases
 from wattline.store.migrate import upgrade_all
 
 PG_ADMIN_URL = os.environ.get("WATTLINE_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def pytest_addoption(parser):
@@ -57,13 +58,6 @@ def set_clock():
     offset = clock.now() - time.time()
     yield clock.set_now
     clock.set_now(time.time() + offset)
-
-
-def service_missing(what: str, exc: Exception):
-    msg = f"{what} unreachable: {exc}"
-    if IN_CI:
-        pytest.fail(msg)
-    pytest.skip(msg)
 
 
 class PgDatabases:

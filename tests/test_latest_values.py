@@ -17,7 +17,7 @@ import redis
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from conftest import service_missing
+from helpers import service_missing
 from world import make_ctx
 from wattline import provisioning
 from wattline.api.app import create_app
