@@ -15,13 +15,18 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client import REGISTRY
 
 from mqtt_broker import mqtt_broker  # noqa: F401 - the fixture
 from test_devices import DAY, STEP, TZ, _day_with_a_firmware_reset, doc
 from world import env_for, make_ctx
 from wattline import provisioning
 from wattline.domain import timeutil
+from wattline.jobs import mqtt_ingest
+from wattline.jobs.mqtt_ingest import MqttIngest
+from wattline.sources.mqtt import HandlerUnavailable, Message
 from wattline.store import device_registry, queries
 
 CLIENT_ID = "wattline-ingest-test"
@@ -147,3 +152,43 @@ def test_the_ingester_stores_every_reading_once_across_a_kill(sqlite_dbs, tmp_pa
         (bucket,) = queries.energy_buckets(ctx.dbs.telemetry, sid, "day", start, end, TZ)
         assert bucket.energy_milli_wh == expected
     assert _scalar(ctx, "SELECT COUNT(*) FROM device_quarantine") == 2
+
+
+def _message(payload: bytes, kind: str = "telemetry", esp: str = "ESP01") -> Message:
+    return Message(topic=f"autovolt/{esp}/{kind}", payload=payload, mid=1, received_at=0.0, retain=False,
+                   esp32_name=esp, kind=kind)
+
+
+def test_rejected_messages_are_kept_as_invalid_with_the_reason_and_status_is_only_counted(sqlite_dbs, tmp_path):
+    ctx = make_ctx(sqlite_dbs, tmp_path)
+    ingest = MqttIngest(ctx.pipeline, ctx.dbs.main_reader, 1)
+    before = REGISTRY.get_sample_value("wattline_mqtt_device_messages_total", {"kind": "status"}) or 0.0
+    ingest.handle([_message(b"online", "status"), _message(b"{}", "heartbeat")])
+    assert REGISTRY.get_sample_value("wattline_mqtt_device_messages_total", {"kind": "status"}) == before + 1
+    assert _scalar(ctx, "SELECT COUNT(*) FROM raw_events") == 0
+    ingest.reject([_message(b'{"esp32_name": "ESP01"}')], "handler failed: boom")
+    with ctx.dbs.telemetry.connect() as c:
+        assert c.exec_driver_sql("SELECT kind, reason, source FROM device_quarantine").fetchall() == [
+            ("invalid", "handler failed: boom", "mqtt")]
+
+
+def test_a_database_that_is_down_makes_the_batch_retried_not_rejected(sqlite_dbs, tmp_path, monkeypatch):
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    ctx = make_ctx(sqlite_dbs, tmp_path)
+    ingest = MqttIngest(ctx.pipeline, ctx.dbs.main_reader, 1)
+    body = json.dumps(doc(timeutil.day_bounds(DAY, TZ)[0], wh=1.0)).encode()
+
+    def down(*_a, **_k):
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(mqtt_ingest, "ingest_documents", down)
+    with pytest.raises(HandlerUnavailable):
+        ingest.handle([_message(body)])
+
+    def bug(*_a, **_k):
+        raise IntegrityError("INSERT", {}, Exception("constraint"))
+
+    monkeypatch.setattr(mqtt_ingest, "ingest_documents", bug)
+    with pytest.raises(IntegrityError):  # not "unavailable": the consumer isolates and rejects it
+        ingest.handle([_message(body)])
