@@ -1,4 +1,4 @@
-"""``wattline mqtt`` end to end on SQLite: a test-owned Mosquitto, the ingester as a
+"""``wattline mqtt`` end to end on SQLite and PostgreSQL: a test-owned Mosquitto, the ingester as a
 subprocess, seed-002 documents published at QoS 1 (a firmware reset among them), an
 invalid payload and an unregistered device kept with their reasons, a kill -9 while
 publishing and a restart with the same client id: every reading exactly once, the
@@ -82,9 +82,9 @@ def _scalar(ctx, sql: str):
         return c.exec_driver_sql(sql).scalar()
 
 
-def test_the_ingester_stores_every_reading_once_across_a_kill(sqlite_dbs, tmp_path, mqtt_broker):
-    ctx = make_ctx(sqlite_dbs, tmp_path)
-    with sqlite_dbs.main.begin() as conn:
+def test_the_ingester_stores_every_reading_once_across_a_kill(dbs, tmp_path, mqtt_broker):
+    ctx = make_ctx(dbs, tmp_path)
+    with dbs.main.begin() as conn:
         provisioning.add_classroom(conn, "CR-101", TZ)
         provisioning.add_device(conn, "ESP01", "light_1", "CR-101", switch="sw1")
         provisioning.add_device(conn, "ESP01", "fan_1", "CR-101", switch="sw2")
