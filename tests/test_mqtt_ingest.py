@@ -16,12 +16,12 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from mqtt_broker import mqtt_broker  # noqa: F401 - the fixture
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import REGISTRY
-
-from mqtt_broker import mqtt_broker  # noqa: F401 - the fixture
 from test_devices import DAY, STEP, TZ, _day_with_a_firmware_reset, doc
 from world import env_for, make_ctx
+
 from wattline import provisioning
 from wattline.domain import timeutil
 from wattline.jobs import mqtt_ingest
@@ -82,7 +82,7 @@ def _scalar(ctx, sql: str):
         return c.exec_driver_sql(sql).scalar()
 
 
-def test_the_ingester_stores_every_reading_once_across_a_kill(dbs, tmp_path, mqtt_broker):
+def test_the_ingester_stores_every_reading_once_across_a_kill(dbs, tmp_path, mqtt_broker):  # noqa: F811 - the fixture
     ctx = make_ctx(dbs, tmp_path)
     with dbs.main.begin() as conn:
         provisioning.add_classroom(conn, "CR-101", TZ)

@@ -9,7 +9,6 @@ SIGTERM or Ctrl-C finish the batch in hand and exit 0.
 from __future__ import annotations
 
 import socket
-from typing import Optional
 
 import typer
 
@@ -19,11 +18,11 @@ def mount(app: typer.Typer) -> None:
 
 
 def mqtt_ingest(
-    broker: Optional[str] = typer.Option(None, help="mqtt://[user[:password]@]host[:port] (default: WATTLINE_MQTT_URL)"),
+    broker: str | None = typer.Option(None, help="mqtt://[user[:password]@]host[:port] (default: WATTLINE_MQTT_URL)"),
     prefix: str = typer.Option("autovolt", help="topic prefix: <prefix>/<esp32_name>/telemetry"),
-    group: Optional[str] = typer.Option(None, help="shared-subscription group: ingesters of one group split the stream"),
-    organization: Optional[str] = typer.Option(None, help="organization name (default: the default organization)"),
-    client_id: Optional[str] = typer.Option(None, help="stable MQTT client id (default: wattline-ingest-<hostname>)"),
+    group: str | None = typer.Option(None, help="shared-subscription group: ingesters of one group split the stream"),
+    organization: str | None = typer.Option(None, help="organization name (default: the default organization)"),
+    client_id: str | None = typer.Option(None, help="stable MQTT client id (default: wattline-ingest-<hostname>)"),
     max_batch: int = typer.Option(500, help="messages per pipeline call at most"),
 ) -> None:
     """Ingest device telemetry from an MQTT broker until SIGTERM/Ctrl-C."""
@@ -31,7 +30,12 @@ def mqtt_ingest(
     from wattline.cli import _ctx, _fail, err
     from wattline.config import get_settings
     from wattline.jobs.mqtt_ingest import MqttIngest
-    from wattline.sources.mqtt import ConsumerConfig, MqttConsumer, parse_broker_url, run_until_signalled
+    from wattline.sources.mqtt import (
+        ConsumerConfig,
+        MqttConsumer,
+        parse_broker_url,
+        run_until_signalled,
+    )
 
     url = broker or get_settings().mqtt_url
     if not url:
@@ -52,7 +56,8 @@ def mqtt_ingest(
     consumer = MqttConsumer(config, ingest.handle, ingest.reject)
     try:
         consumer.start(timeout_s=30)
-    except Exception as exc:  # refused, unreachable, not subscribed in time
+    except (TimeoutError, OSError) as exc:  # unreachable, refused, not subscribed in time
+        consumer.close()
         _fail(f"cannot subscribe at {address}: {exc}")
     err.print(f"mqtt: subscribed at {address} as {config.client_id!r}" + (f" in group {group!r}" if group else ""))
     run_until_signalled(consumer)
