@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     # May hold a password (redis://:pw@host/0): never logged or shown.
     redis_url: str | None = Field(default=None, repr=False)
     redis_namespace: str = "wattline:"  # key prefix, e.g. "prod:" to share one Redis
+    # MQTT broker of ``wattline mqtt``: mqtt://[user[:password]@]host[:port]; may hold a password
+    mqtt_url: str | None = Field(default=None, repr=False)
 
     @property
     def main_database_url(self) -> str:
