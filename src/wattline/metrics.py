@@ -33,3 +33,5 @@ DEVICE_CLASSROOM_MISMATCHES = Counter(
     "Device messages naming another classroom than the registry's (the registry's is used)", ["source"])
 DEVICE_MESSAGES_REPLAYED = Counter("wattline_device_messages_replayed_total",
                                    "Kept messages of a device replayed into the ledger once it was registered")
+MQTT_DEVICE_MESSAGES = Counter("wattline_mqtt_device_messages_total",
+                               "MQTT messages received by the ingester, by topic kind", ["kind"])

@@ -30,6 +30,7 @@ from wattline.pipeline import rollup
 from wattline.sources.vendors.errors import QuotaExhausted
 from wattline.sources.vendors.registry import get_adapter_class
 from wattline.store import backfill_checkpoints_repo, backfill_figures_repo
+from wattline.store.engines import write_transaction
 
 log = logs.get("wattline.backfill")
 CHUNK_S = 7 * 86400
@@ -202,7 +203,9 @@ async def backfill_plant(
 
 def finish_plant(ctx: AppContext, plant: VendorPlantInfo, now: int) -> tuple[dict, dict]:
     """Plant and work-order summaries, the chart window and the seed's cumulative figures (blocking)."""
-    with ctx.dbs.telemetry.begin() as conn:
+    # read-then-write: on SQLite take the write lock at BEGIN, so a job-row write of the
+    # runner in between cannot make the upgrade fail with 'database is locked'
+    with write_transaction(ctx.dbs.telemetry) as conn:
         rollup.refresh_summaries(conn, ctx.dbs.main_reader, {plant.plant_id}, now)
         window.refresh(conn, [plant.plant_id], now)
         row = backfill_figures_repo.plant_summary(conn, plant.plant_id)

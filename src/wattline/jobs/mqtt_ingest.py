@@ -17,9 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import Counter
-
-from wattline import logs
+from wattline import logs, metrics
 from wattline.jobs.device_telemetry import ingest_documents
 from wattline.pipeline.device_ingest import DeviceIngest
 from wattline.pipeline.ingest import Pipeline
@@ -30,8 +28,7 @@ from wattline.store.mqtt_db_errors import is_database_unavailable
 log = logs.get("wattline.mqtt")
 
 SOURCE = "mqtt"
-MQTT_MESSAGES = Counter("wattline_mqtt_device_messages_total",
-                        "MQTT messages received by the ingester, by topic kind", ["kind"])
+MQTT_MESSAGES = metrics.MQTT_DEVICE_MESSAGES
 
 
 @dataclass

@@ -27,6 +27,7 @@ from wattline.sources.vendors.models import FetchResult
 from wattline.sources.vendors.registry import get_adapter_class
 from wattline.store import sync_logs_repo
 from wattline.store.auto_sync_repo import auto_sync_organizations
+from wattline.store.engines import write_transaction
 
 log = logs.get("wattline.sync")
 DAY_S = 86400
@@ -123,7 +124,9 @@ async def sync_all(ctx: AppContext, *, now: int | None = None, organization_ids:
 def _finish_run(ctx: AppContext, plants: list[VendorPlantInfo], errors: list[dict], touched: list[int],
                 now: int, t0: float, records: int) -> None:
     """Summaries, the chart window, and one run row per organization (blocking)."""
-    with ctx.dbs.telemetry.begin() as conn:
+    # read-then-write: on SQLite take the write lock at BEGIN, so a job-row write of the
+    # runner in between cannot make the upgrade fail with 'database is locked'
+    with write_transaction(ctx.dbs.telemetry) as conn:
         rollup.refresh_summaries(conn, ctx.dbs.main_reader, set(touched), now)
         window.refresh(conn, touched, now)
         window.expire(conn, now)
