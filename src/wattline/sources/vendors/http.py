@@ -205,19 +205,16 @@ class VendorHttpClient(ABC):
         count: Callable[[Any], int] | None = None,
     ) -> Any:
         """An authenticated call: retried, and re-logged-in once if the token is refused."""
-        await self._ensure_token(calls)
-        try:
-            return await self._send(method, path, calls=calls, params=params, json=json, count=count)
-        except TokenInvalid:
-            log.info("vendor.relogin", vendor=self.vendor_type, path=path)
-            self._token = None
+        for fresh_login in (False, True):
             await self._ensure_token(calls)
             try:
-                return await self._send(
-                    method, path, calls=calls, params=params, json=json, count=count
-                )
+                return await self._send(method, path, calls=calls, params=params, json=json, count=count)
             except TokenInvalid as exc:
-                raise VendorAuthError("token refused right after a fresh login", code=exc.code) from None
+                if fresh_login:
+                    raise VendorAuthError("token refused right after a fresh login", code=exc.code) from None
+                log.info("vendor.relogin", vendor=self.vendor_type, path=path)
+                self._token = None
+        raise AssertionError("unreachable")  # the second pass returns or raises
 
     async def _send(
         self,
