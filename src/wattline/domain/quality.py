@@ -13,6 +13,11 @@ class Flag(enum.IntFlag):
     LOW_CONFIDENCE = 16  # energy integrated from power, not metered
     ESTIMATED = 32  # a delta spanning a bucket boundary was split by time
     NO_DATA = 64  # bucket without any reading or ledger entry
+    SWITCHED_OFF = 128  # metered energy while the device's switch was off: kept as measured, for review
+
+
+# an entry with any of these is not high-confidence: its energy counts as estimated
+LOW_QUALITY = Flag.GAP | Flag.LOW_CONFIDENCE
 
 
 class Method(enum.IntEnum):

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 
@@ -44,6 +45,8 @@ organizations = Table(
     Column("timezone", String(64), nullable=False, server_default="UTC"),
     Column("auto_sync_enabled", Boolean, nullable=False, server_default="1"),
     Column("sync_interval_minutes", Integer, nullable=False, server_default="1440"),
+    # a message from an unknown device registers it instead of being quarantined
+    Column("auto_register_devices", Boolean, nullable=False, server_default=false()),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
@@ -170,6 +173,8 @@ readings = Table(
     # counter high-water mark after this entry (milli-Wh): lets a late reading
     # re-derive only the entries it touches
     Column("ref_milli_wh", BigInteger, nullable=True),
+    # seconds of the entry's interval with the device's switch on (NULL: no switch known)
+    Column("on_time_s", Integer, nullable=True),
 )
 LEDGER_COLUMNS = ("start_ts", "delta_milli_wh", "method", "confidence", "flags", "ref_milli_wh")
 
@@ -203,6 +208,10 @@ aggregates = Table(
     # a ledger delta crossing the bucket's start / end was split by time
     Column("split_start", Boolean, nullable=False, server_default="0"),
     Column("split_end", Boolean, nullable=False, server_default="0"),
+    # switch-on seconds, and the energy of high-confidence entries (metered, no gap):
+    # estimated energy = energy_milli_wh - hc_energy_milli_wh
+    Column("on_time_s", BigInteger, nullable=True),
+    Column("hc_energy_milli_wh", BigInteger, nullable=True),
 )
 
 plant_aggregates = Table(
@@ -410,3 +419,51 @@ device_messages = Table(
     Column("raw_event_id", BigInteger, nullable=True),
     Column("received_at", BigInteger, nullable=False),
 )
+
+# Per ESP32 controller: its last status (the retained online/offline of its Last Will),
+# last heartbeat and last telemetry, all arrival times in UTC epoch seconds.
+controller_status = Table(
+    "controller_status",
+    telemetry_metadata,
+    Column("organization_id", Integer, primary_key=True, autoincrement=False),
+    Column("esp32_name", String(64), primary_key=True),
+    Column("status", String(10), nullable=True),  # online | offline
+    Column("status_at", BigInteger, nullable=True),
+    Column("last_heartbeat_at", BigInteger, nullable=True),
+    Column("last_telemetry_at", BigInteger, nullable=True),
+    Column("details", JSON, nullable=True),  # last heartbeat: firmware, rssi, uptime...
+)
+
+# Every status change of a controller (online/offline), for its history.
+controller_status_events = Table(
+    "controller_status_events",
+    telemetry_metadata,
+    Column("organization_id", Integer, primary_key=True, autoincrement=False),
+    Column("esp32_name", String(64), primary_key=True),
+    Column("ts", BigInteger, primary_key=True, autoincrement=False),
+    Column("status", String(10), primary_key=True),
+    Column("raw_event_id", BigInteger, nullable=True),
+)
+
+# What reconciliation found and could not fix safely, for a person to review.
+review_items = Table(
+    "review_items",
+    telemetry_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("organization_id", Integer, nullable=False),
+    # missing_heartbeat | gap | out_of_order | energy_while_off | aggregate_mismatch | unknown_device
+    Column("kind", String(40), nullable=False),
+    Column("asset_id", Integer, nullable=True),
+    Column("classroom_id", Integer, nullable=True),
+    Column("esp32_name", String(64), nullable=True),
+    Column("period_start", BigInteger, nullable=False),
+    Column("period_end", BigInteger, nullable=False),
+    Column("details", JSON, nullable=True),
+    Column("status", String(10), nullable=False, server_default="open"),  # open | resolved
+    Column("created_at", BigInteger, nullable=False),
+    Column("resolved_at", BigInteger, nullable=True),
+    Column("resolved_by", String(120), nullable=True),
+    Column("resolution", Text, nullable=True),
+    Column("dedup_key", String(200), nullable=False, unique=True),  # one item per finding
+)
+Index("ix_review_items_org_status", review_items.c.organization_id, review_items.c.status, review_items.c.kind)
