@@ -216,3 +216,77 @@ def test_plant_and_work_order_costs_are_exact_and_add_up(served):
     assert listed == plants
     (item,) = _get(client, "/api/work-orders")["workOrders"]
     assert item["summary"] == wo["summary"]
+
+
+def _entries(dbs, sid):
+    with dbs.telemetry.connect() as conn:
+        rows = conn.exec_driver_sql(
+            f"SELECT start_ts, end_ts, delta_milli_wh FROM ledger WHERE series_id = {sid} ORDER BY end_ts").all()
+    return [(int(a), int(b), int(d)) for a, b, d in rows]
+
+
+def test_memoised_months_follow_late_data_and_unpriced_members_stay_unpriced(dbs, pipeline, set_clock):
+    """Through the pipeline directly: plant 701 priced, plant 702 without any version,
+    both in work order 790. A late reading moving energy from a closed month (October)
+    into November re-prices October although its cost was memoised; the work order's
+    days are 701's cost with 702's energy said to be unpriced."""
+    import random
+
+    from helpers import batch
+    from wattline.domain.metrics import MetricType
+    from wattline.store import energy_costs
+
+    set_clock(NOW)
+    with dbs.main.begin() as conn:
+        org = registry.ensure_organization(conn, "solar co", TZ)
+        sids = {}
+        for pid in (701, 702):
+            registry.add_asset(conn, f"plant {pid}", "plant", TZ, organization_id=org, asset_id=pid)
+            sids[pid] = registry.ensure_points(conn, pid, [registry.PointDefinition(
+                "energy_total", MetricType.COUNTER)])["energy_total"]
+        registry.add_group(conn, "WO 790", "work_order", [701, 702], group_id=790, organization_id=org)
+        repo.add(conn, rate_micro_per_kwh=R20, effective_from=timeutil.parse_instant("2025-01-01T00:00:00Z"),
+                 ref=ScopeRef("asset", 701), currency="EUR")
+    start = timeutil.day_bounds(date(2025, 10, 30), TZ)[0]
+    ts = list(range(start, NOW - 60, 900))
+    rng = random.Random(7)
+    for pid in (701, 702):
+        kwh = [100.0]
+        for _ in ts[1:]:
+            kwh.append(round(kwh[-1] + rng.uniform(0.5, 3.0), 3))
+        pipeline.ingest(batch(sids[pid], ts, kwh))
+    year = timeutil.year_bounds(2025, TZ)
+
+    def summary_costs():
+        return energy_costs.summary_costs(dbs.main_reader, dbs.telemetry, {701: NOW, 702: NOW})
+
+    def hand(period):
+        return hand_cost(stretches(_entries(dbs, sids[701]), [], lambda t: R20), *period)[0]
+
+    first = summary_costs()
+    assert first[701]["year"].cost_micro == hand(year) and first[701]["month"].cost_micro == hand(NOVEMBER)
+    assert all(c.cost_micro is None and c.notes == ("no_cost_version",) for c in first[702].values())
+    assert first[702]["lifetime"].unpriced_milli_wh > 0
+
+    # the reading at November's first instant read higher: the entry ending there
+    # (October's last) gains energy, the one starting there (November's first) loses it
+    midnight = NOVEMBER[0]
+    assert midnight in ts
+    with dbs.telemetry.connect() as conn:
+        old = conn.exec_driver_sql(f"SELECT value FROM readings WHERE series_id = {sids[701]} "
+                                   f"AND ts = {midnight}").scalar()
+        following = conn.exec_driver_sql(f"SELECT value FROM readings WHERE series_id = {sids[701]} "
+                                         f"AND ts = {midnight + 900}").scalar()
+    pipeline.ingest(batch(sids[701], [midnight], [round((old + following) / 2, 3)]))
+    again = summary_costs()
+    assert again[701]["year"].cost_micro == hand(year) == again[701]["lifetime"].cost_micro
+    assert again[701]["month"].cost_micro == hand(NOVEMBER) < first[701]["month"].cost_micro
+    october = (timeutil.month_bounds(2025, 10, TZ)[0], NOVEMBER[0])
+    assert again[701]["year"].cost_micro - again[701]["month"].cost_micro == hand(october)
+
+    days = [timeutil.day_bounds(date(2025, 11, d), TZ) for d in (20, 21, 22)]
+    group = energy_costs.group_day_costs(dbs.main_reader, dbs.telemetry, 790, days)
+    own = energy_costs.plant_day_costs(dbs.main_reader, dbs.telemetry, 701, days)
+    assert [g.cost_micro for g in group] == [o.cost_micro for o in own] == [hand(d) for d in days]
+    assert all(g.notes == ("partly_unpriced",) and g.unpriced_milli_wh > 0 for g in group)
+    assert all(c.cost_micro is None for c in energy_costs.plant_day_costs(dbs.main_reader, dbs.telemetry, 702, days))

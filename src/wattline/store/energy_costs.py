@@ -298,8 +298,7 @@ def group_day_costs(main_reader: Engine, telemetry: Engine, group_id: int,
 
 
 def _with_unpriced_members(telemetry: Engine, costs: list[BucketCost], sids: list[int], tz: str) -> list[BucketCost]:
+    """``costs`` with the energy of members no version prices added as unpriced."""
     wanted = [(c.start, c.end) for c in costs]
-    with telemetry.connect() as conn:
-        entries = summaries_repo.ledger_entries(conn, sids, wanted[0][0], wanted[-1][1])
-    rest = bucket_costs(entries, {}, tz, "day", wanted)  # every stretch unpriced: their energy
+    rest = _day_costs(telemetry, {s: Tariff() for s in sids}, tz, wanted)  # every stretch unpriced
     return [combine([c, r], c.start, c.end) for c, r in zip(costs, rest)]
