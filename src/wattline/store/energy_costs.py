@@ -225,16 +225,22 @@ def summary_costs(main_reader: Engine, telemetry: Engine, anchors: dict[int, int
     with main_reader.connect() as mconn:
         tariffs = cost_versions_repo.tariffs_for_series(mconn, {sid: aid for aid, (sid, _tz) in series.items()})
     out: dict[int, dict[str, BucketCost]] = {}
+    days = {aid: timeutil.day_bounds(timeutil.local_date(int(anchors[aid]), tz), tz)
+            for aid, (_sid, tz) in series.items()}
+    if not days:
+        return out
     with telemetry.connect() as conn:
-        month_rows = fingerprints(conn, [sid for sid, _ in series.values()], "month")
+        sids = [sid for sid, _ in series.values()]
+        month_rows = fingerprints(conn, sids, "month")
+        day_rows = fingerprints(conn, sids, "day", min(d[0] for d in days.values()), max(d[1] for d in days.values()))
         for aid, (sid, tz) in series.items():
             d = timeutil.local_date(int(anchors[aid]), tz)
-            day = timeutil.day_bounds(d, tz)
+            day = days[aid]
             month = timeutil.month_bounds(d.year, d.month, tz)
             year = timeutil.year_bounds(d.year, tz)
             tf = tariffs.get(sid, Tariff())
-            day_entries = summaries_repo.ledger_entries(conn, [sid], *day)
-            (day_cost,) = bucket_costs(day_entries, {sid: tf}, tz, "day", [day])
+            (day_cost,) = memoised_costs(telemetry, conn, {sid: tf}, tz, "day", [day],
+                                         _overlapping({sid: day_rows.get(sid, [])}, [day]))
             rows = month_rows.get(sid, [])
             if unpriced(tf):  # nothing to price: each month is its stored energy, unpriced
                 costs = [BucketCost(int(r[0]), int(r[1]), None, None, int(r[2] or 0), (NO_COST_VERSION,))
