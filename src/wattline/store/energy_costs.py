@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
 
@@ -201,7 +202,25 @@ def _overlapping(rows: dict[int, list[tuple]], wanted: list[tuple[int, int]]) ->
     return out
 
 
-def summary_costs(main_reader: Engine, telemetry: Engine, anchors: dict[int, int]) -> dict[int, dict[str, BucketCost]]:
+@dataclass(frozen=True)
+class PlantPricing:
+    """What prices some plants: ``series`` plant id -> (its energy series id, zone),
+    ``tariffs`` series id -> its plant's tariff."""
+
+    series: dict[int, tuple[int, str]]
+    tariffs: dict[int, Tariff]
+
+
+def plant_pricing(main_reader: Engine, telemetry: Engine, plant_ids: list[int]) -> PlantPricing:
+    """The energy series (:func:`plant_energy_series`) and tariffs of ``plant_ids``."""
+    series = plant_energy_series(telemetry, list(plant_ids))
+    with main_reader.connect() as mconn:
+        tariffs = cost_versions_repo.tariffs_for_series(mconn, {sid: aid for aid, (sid, _tz) in series.items()})
+    return PlantPricing(series, tariffs)
+
+
+def summary_costs(main_reader: Engine, telemetry: Engine, anchors: dict[int, int],
+                  pricing: PlantPricing | None = None) -> dict[int, dict[str, BucketCost]]:
     """Cost of each plant's summary periods, priced on read from its energy series' ledger.
 
     Parameters
@@ -219,11 +238,12 @@ def summary_costs(main_reader: Engine, telemetry: Engine, anchors: dict[int, int
         day, month and year (plant's zone) containing the anchor, and the whole ledger.
         The year is the sum of its months and the lifetime of every month, exactly as
         ``bucket_costs`` over the year would give (a stretch's shares telescope). A plant
-        without an energy series is absent.
+        without an energy series is absent. ``pricing``: :func:`plant_pricing` of (at
+        least) these plants, if the caller has it.
     """
-    series = plant_energy_series(telemetry, list(anchors))
-    with main_reader.connect() as mconn:
-        tariffs = cost_versions_repo.tariffs_for_series(mconn, {sid: aid for aid, (sid, _tz) in series.items()})
+    pricing = pricing or plant_pricing(main_reader, telemetry, list(anchors))
+    series = {aid: v for aid, v in pricing.series.items() if aid in anchors}
+    tariffs = pricing.tariffs
     out: dict[int, dict[str, BucketCost]] = {}
     days = {aid: timeutil.day_bounds(timeutil.local_date(int(anchors[aid]), tz), tz)
             for aid, (_sid, tz) in series.items()}
@@ -281,25 +301,26 @@ def _day_costs(telemetry: Engine, tariffs: dict[int, Tariff], tz: str, wanted: l
         return memoised_costs(telemetry, conn, tariffs, tz, "day", wanted, _overlapping(rows, wanted))
 
 
-def group_day_costs(main_reader: Engine, telemetry: Engine, group_id: int,
-                    wanted: list[tuple[int, int]]) -> list[BucketCost]:
+def group_day_costs(main_reader: Engine, telemetry: Engine, group_id: int, wanted: list[tuple[int, int]],
+                    *, tz: str | None = None, pricing: PlantPricing | None = None) -> list[BucketCost]:
     """Cost of each wanted day of a work order's zone: the sum over its member plants,
     each priced by its own tariff, from the same series the group's bars' energy
-    comes from (:data:`PLANT_ENERGY_KEYS`)."""
-    with main_reader.connect() as mconn:
-        g = groups_repo.group(mconn, group_id)
-    if g is None:
-        return _no_version(wanted)
-    series = plant_energy_series(telemetry, g.member_ids)
-    with main_reader.connect() as mconn:
-        tariffs = cost_versions_repo.tariffs_for_series(mconn, {sid: aid for aid, (sid, _tz) in series.items()})
-    tariffs = {s: t for s, t in tariffs.items() if not unpriced(t)}
+    comes from (:data:`PLANT_ENERGY_KEYS`). ``tz`` (the group's zone) and ``pricing``
+    (:func:`plant_pricing` of its members), if the caller has them, save the look-ups."""
+    if tz is None or pricing is None:
+        with main_reader.connect() as mconn:
+            g = groups_repo.group(mconn, group_id)
+        if g is None:
+            return _no_version(wanted)
+        tz, pricing = g.timezone, plant_pricing(main_reader, telemetry, g.member_ids)
+    series = pricing.series
+    tariffs = {sid: pricing.tariffs[sid] for sid, _tz in series.values()
+               if sid in pricing.tariffs and not unpriced(pricing.tariffs[sid])}
     if not tariffs or not wanted:
         return _no_version(wanted)
-    costs = _day_costs(telemetry, tariffs, g.timezone, wanted)
+    costs = _day_costs(telemetry, tariffs, tz, wanted)
     if len(tariffs) < len(series):  # members with no version at all: their energy is unpriced
-        costs = _with_unpriced_members(telemetry, costs, [s for s, _ in series.values() if s not in tariffs],
-                                       g.timezone)
+        costs = _with_unpriced_members(telemetry, costs, [s for s, _ in series.values() if s not in tariffs], tz)
     return costs
 
 

@@ -228,12 +228,13 @@ def _anchor(summary: dict) -> int:
     return timeutil.parse_instant(summary["updated_at"] or summary["last_update_time"])
 
 
-def summary_costs(main_reader: Engine, telemetry: Engine,
-                  sums: dict[int, dict | None]) -> dict[int, dict[str, BucketCost]]:
+def summary_costs(main_reader: Engine, telemetry: Engine, sums: dict[int, dict | None],
+                  pricing: energy_costs.PlantPricing | None = None) -> dict[int, dict[str, BucketCost]]:
     """{day, month, year, lifetime: BucketCost} of each plant of ``sums`` (plant id ->
-    :func:`summary`) that has a summary: the periods its energies are of."""
+    :func:`summary`) that has a summary: the periods its energies are of (``pricing``:
+    ``energy_costs.plant_pricing`` of them, if the caller has it)."""
     anchors = {pid: _anchor(s) for pid, s in sums.items() if s}
-    return energy_costs.summary_costs(main_reader, telemetry, anchors) if anchors else {}
+    return energy_costs.summary_costs(main_reader, telemetry, anchors, pricing) if anchors else {}
 
 
 def priced_summaries(main_reader: Engine, telemetry: Engine, sums: dict[int, dict | None],

@@ -82,15 +82,16 @@ def get_work_order(request: Request, work_order_id: WorkOrderId, days: Days = 31
     members = [plant_queries.plant(c.dbs.main_reader, pid) for pid in w["plant_ids"]]
     members = [m for m in members if m]
     mine = {m["id"]: raw.get(m["id"]) for m in members}
-    costs = plant_queries.summary_costs(c.dbs.main_reader, c.dbs.telemetry, mine)
+    pricing = energy_costs.plant_pricing(c.dbs.main_reader, c.dbs.telemetry, list(mine))
+    costs = plant_queries.summary_costs(c.dbs.main_reader, c.dbs.telemetry, mine, pricing)
     sums = plant_queries.priced_summaries(c.dbs.main_reader, c.dbs.telemetry, mine, costs)
+    tz = rollup.group_timezone(c.dbs.main_reader, work_order_id) or "UTC"
     bars = rollup.group_daily_bars(c.dbs.telemetry, c.dbs.main_reader, work_order_id, days, now)
     bars = plant_queries.bars_with_costs(bars, energy_costs.group_day_costs(
-        c.dbs.main_reader, c.dbs.telemetry, work_order_id, plant_queries.bar_bounds(bars)))
+        c.dbs.main_reader, c.dbs.telemetry, work_order_id, plant_queries.bar_bounds(bars), tz=tz, pricing=pricing))
     summary = plant_queries.priced_work_order_summary(plant_queries.work_order_summary(c.dbs.telemetry, work_order_id),
                                                       [costs[m["id"]] for m in members if m["id"] in costs])
-    return S.WorkOrderDetail(id=w["id"], name=w["name"],
-                             timezone=rollup.group_timezone(c.dbs.main_reader, work_order_id) or "UTC",
+    return S.WorkOrderDetail(id=w["id"], name=w["name"], timezone=tz,
                              plants=[_plant_card(m, sums.get(m["id"]), now) for m in members],
                              summary=summary, dailyBars=bars)
 
