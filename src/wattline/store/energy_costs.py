@@ -9,6 +9,7 @@ cost to get out of step, nor a re-pricing job to run or to fail half-way.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from collections import OrderedDict
@@ -108,8 +109,10 @@ def fingerprints(conn: Connection, series_ids: list[int], period: str, start_ts:
     if not series_ids:
         return {}
     where = ""
-    if start_ts is not None:
-        where = f" AND bucket_end > {int(start_ts)} AND bucket_start < {int(end_ts)}"
+    if start_ts is not None:  # the lower bound on bucket_start keeps it a range of the key
+        longest = 26 * 3600 if period == "day" else 32 * 86400
+        where = (f" AND bucket_start > {int(start_ts) - longest} AND bucket_start < {int(end_ts)}"
+                 f" AND bucket_end > {int(start_ts)}")
     rows = conn.exec_driver_sql(
         f"SELECT series_id, {', '.join(_FINGERPRINT)} FROM aggregates "
         f"WHERE series_id IN ({', '.join(str(int(s)) for s in series_ids)}) AND period = '{period}'{where} "
@@ -158,6 +161,7 @@ def _no_version(wanted: list[tuple[int, int]]) -> list[BucketCost]:
 # lifetime is all its months).
 _MEMO: "weakref.WeakKeyDictionary[Engine, OrderedDict]" = weakref.WeakKeyDictionary()
 _MEMO_LOCK = threading.Lock()
+_TARIFF_SEQ = itertools.count(1)
 MEMO_SIZE = 100_000  # bucket costs kept per database (a few hundred bytes each)
 
 
@@ -169,13 +173,26 @@ def _memo(telemetry: Engine) -> OrderedDict:
         return m
 
 
+_TARIFF_IDS: dict[tuple, int] = {}  # tariffs -> a small id for memo keys (hashed once per read, not per bucket)
+
+
+def _tariff_id(tkey: tuple) -> int:
+    with _MEMO_LOCK:
+        if len(_TARIFF_IDS) > 10_000:  # versions changed many times: start over (ids stay unique)
+            _TARIFF_IDS.clear()
+        tid = _TARIFF_IDS.get(tkey)
+        if tid is None:
+            tid = _TARIFF_IDS[tkey] = next(_TARIFF_SEQ)
+        return tid
+
+
 def memoised_costs(telemetry: Engine, conn: Connection, tariffs: dict[int, Tariff], tz: str, period: str,
                    wanted: list[tuple[int, int]], prints: list[tuple]) -> list[BucketCost]:
     """``bucket_costs`` of each wanted bucket, from the memo when the bucket's
     fingerprint (``prints[i]``: the stored rows of the series overlapping it) and the
     tariffs are unchanged; the others are priced from the ledger, in one read."""
     memo = _memo(telemetry)
-    tkey = tuple(sorted(tariffs.items()))
+    tkey = _tariff_id(tuple(sorted(tariffs.items())))
     keys = [(tkey, tz, period, w, p) for w, p in zip(wanted, prints, strict=True)]
     with _MEMO_LOCK:
         got = {k: memo[k] for k in keys if k in memo}
