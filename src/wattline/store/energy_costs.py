@@ -81,7 +81,6 @@ def group_costs(main_reader: Engine, telemetry: Engine, group_id: int, period: s
 # ``pipeline.rollup.ENERGY_KEYS``). Its cost is priced from the same series' ledger.
 
 PLANT_ENERGY_KEYS = ("energy_total", "power")
-SUMMARY_PERIODS = ("day", "month", "year", "lifetime")
 
 
 def plant_energy_series(telemetry: Engine, asset_ids: list[int]) -> dict[int, tuple[int, str]]:

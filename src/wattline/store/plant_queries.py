@@ -11,11 +11,11 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Engine, select
 
-from wattline.store import energy_costs
 from wattline.domain import timeutil
 from wattline.domain.cost import MICRO, MIXED_CURRENCY, NO_COST_VERSION, BucketCost
 from wattline.domain.health import data_health
 from wattline.domain.quality import Flag, flag_names
+from wattline.store import energy_costs
 from wattline.store.tables import (
     assets, group_members, groups, plant_aggregates, points, vendor_sync_logs, work_order_aggregates,
 )
