@@ -4,7 +4,7 @@
 Every figure comes twice: in kWh / currency units for people (``energy_kwh``,
 ``cost``) and as the exact integers the sums are made of (``energy_milli_wh``,
 ``cost_micro``), so a client can check that cards and charts agree to the unit.
-``cost`` is null when no cost version prices any of the energy.
+``cost`` is null when no cost version prices any of the energy (or there is none).
 """
 
 from __future__ import annotations
@@ -32,20 +32,23 @@ class Quality(_Model):
 
 def quality(f: Figures) -> Quality:
     return Quality(high_confidence_pct=f.high_confidence_pct, estimated_kwh=C.kwh(f.estimated_milli_wh),
-                   estimated_milli_wh=f.estimated_milli_wh, estimated=f.estimated, flags=C.flag_names(f.flags))
+                   estimated_milli_wh=f.estimated_milli_wh, estimated=f.estimated, flags=C.flag_names(f))
 
 
 class _Amounts(_Model):
     energy_kwh: float = Field(description="kWh (exactly energy_milli_wh / 10**6)")
     energy_milli_wh: int
-    cost: float | None = Field(description="currency units (exactly cost_micro / 10**6); null: unpriced")
+    cost: float | None = Field(description="currency units (exactly cost_micro / 10**6); null: none of the energy "
+                                            "is priced by a cost version")
     cost_micro: int | None
+    unpriced_milli_wh: int = Field(description="energy no cost version prices, milli-Wh")
     on_time_sec: int = Field(description="seconds with the switch on, summed over devices")
 
 
 def amounts(f: Figures) -> dict:
-    return {"energy_kwh": C.kwh(f.energy_milli_wh), "energy_milli_wh": f.energy_milli_wh,
-            "cost": C.money(f.cost_micro), "cost_micro": f.cost_micro, "on_time_sec": f.on_time_s}
+    cost = f.shown_cost_micro
+    return {"energy_kwh": C.kwh(f.energy_milli_wh), "energy_milli_wh": f.energy_milli_wh, "cost": C.money(cost),
+            "cost_micro": cost, "unpriced_milli_wh": f.unpriced_milli_wh, "on_time_sec": f.on_time_s}
 
 
 class ClassroomSummary(_Amounts):

@@ -42,26 +42,45 @@ _SHOWN_FLAGS = Flag.GAP | Flag.LOW_CONFIDENCE | Flag.ESTIMATED | Flag.RESET | Fl
 class Figures:
     """Exact totals of one device or classroom over one period.
 
-    ``energy_milli_wh``: energy (milli-Wh); ``cost_micro``: cost (micro-units of the
-    currency), None when no cost version prices any of the energy; ``on_time_s``:
-    seconds with the switch on (summed over devices); ``hc_energy_milli_wh``: energy of
-    high-confidence entries (milli-Wh); ``flags``: ``quality.Flag`` bits or-ed."""
+    ``energy_milli_wh``: energy (milli-Wh); ``cost_micro``: cost of its priced part
+    (micro-units of the currency); ``unpriced_milli_wh``: the part of the energy no cost
+    version prices (milli-Wh); ``on_time_s``: seconds with the switch on (summed over
+    devices); ``hc_energy_milli_wh``: energy of high-confidence entries (milli-Wh);
+    ``flags``: ``quality.Flag`` bits or-ed; ``mixed_currency``: priced in several
+    currencies (the cost is then not a sum of one currency); ``tariff_in_effect``: some
+    cost version applies at some instant of the period. All of them add up (or or-up)
+    exactly over the buckets of a period and over devices."""
 
     energy_milli_wh: int = 0
-    cost_micro: int | None = None
+    cost_micro: int = 0
+    unpriced_milli_wh: int = 0
     on_time_s: int = 0
     hc_energy_milli_wh: int = 0
     flags: int = 0
+    mixed_currency: bool = False
+    tariff_in_effect: bool = False
 
     def __add__(self, other: "Figures") -> "Figures":
-        if self.cost_micro is None:
-            cost = other.cost_micro
-        elif other.cost_micro is None:
-            cost = self.cost_micro
-        else:
-            cost = self.cost_micro + other.cost_micro
-        return Figures(self.energy_milli_wh + other.energy_milli_wh, cost, self.on_time_s + other.on_time_s,
-                       self.hc_energy_milli_wh + other.hc_energy_milli_wh, self.flags | other.flags)
+        return Figures(self.energy_milli_wh + other.energy_milli_wh, self.cost_micro + other.cost_micro,
+                       self.unpriced_milli_wh + other.unpriced_milli_wh, self.on_time_s + other.on_time_s,
+                       self.hc_energy_milli_wh + other.hc_energy_milli_wh, self.flags | other.flags,
+                       self.mixed_currency or other.mixed_currency, self.tariff_in_effect or other.tariff_in_effect)
+
+    @property
+    def shown_cost_micro(self) -> int | None:
+        """The cost to show: None when no cost version applies during the period, when
+        all of its energy is unpriced, or when it is priced in several currencies; 0 for
+        no energy under a version. A function of exact sums and ors, so a day shows a
+        cost exactly when the sum of its buckets does, and the same one."""
+        if self.mixed_currency or not self.tariff_in_effect:
+            return None
+        if self.energy_milli_wh > 0 and self.unpriced_milli_wh >= self.energy_milli_wh:
+            return None
+        return self.cost_micro
+
+    @property
+    def partly_unpriced(self) -> bool:
+        return 0 < self.unpriced_milli_wh < self.energy_milli_wh
 
     @property
     def estimated_milli_wh(self) -> int:
@@ -103,9 +122,11 @@ def money(micro: int | None) -> float | None:
     return None if micro is None else int(micro) / MICRO_PER_UNIT
 
 
-def flag_names(flags: int) -> list[str]:
-    """The quality flags of a bucket worth showing (gap, low_confidence, estimated...)."""
-    return [f.name.lower() for f in Flag if flags & f and f & _SHOWN_FLAGS]
+def flag_names(f: Figures) -> list[str]:
+    """The quality notes of a figure worth showing: its flags (gap, low_confidence,
+    estimated...) and the cost's (partly_unpriced, mixed_currency)."""
+    names = [x.name.lower() for x in Flag if f.flags & x and x & _SHOWN_FLAGS]
+    return names + (["partly_unpriced"] if f.partly_unpriced else []) + (["mixed_currency"] if f.mixed_currency else [])
 
 
 # ------------------------------------------------------------------ periods

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from wattline.domain import buckets as B
 from wattline.domain.campus import Figures
-from wattline.domain.cost import Tariff, bucket_costs
+from wattline.domain.cost import MIXED_CURRENCY, Tariff, bucket_costs
 from wattline.domain.quality import Flag
 from wattline.store import cost_versions_repo, device_registry, energy_costs, fine_buckets, registry, summaries_repo
 from wattline.store.cost_versions_repo import ScopeRef
@@ -137,9 +137,12 @@ def figures(telemetry: Engine, series_tariffs: dict[int, Tariff], period: str, w
     out: dict[int, list[Figures]] = {}
     for s in sids:
         m = entries["series_id"] == s
-        costs = bucket_costs({k: v[m] for k, v in entries.items()}, {s: series_tariffs[s]}, tz, period, wanted)
+        tf = series_tariffs[s]
+        costs = bucket_costs({k: v[m] for k, v in entries.items()}, {s: tf}, tz, period, wanted)
         rows = energy[s]
-        out[s] = [Figures(e, c.cost_micro, on, hc, fl) for (e, on, hc, fl), c in zip(rows, costs)]
+        out[s] = [Figures(e, c.cost_micro or 0, c.unpriced_milli_wh, on, hc, fl,
+                          mixed_currency=MIXED_CURRENCY in c.notes, tariff_in_effect=tf.in_effect_during(a, b))
+                  for (e, on, hc, fl), c, (a, b) in zip(rows, costs, wanted)]
     return out
 
 

@@ -220,9 +220,9 @@ def _csv_rows(r: _Room, dates: list[date], rows: list[list[C.Figures]]) -> Itera
     for i, d in enumerate(dates):
         for dev, figs in zip(r.devices, rows):
             f = figs[i]
-            pct = f.high_confidence_pct
+            pct, cost = f.high_confidence_pct, f.shown_cost_micro
             w.writerow((d.isoformat(), r.room.name, dev.esp32_name, dev.device_id, _num(C.kwh(f.energy_milli_wh)),
-                        "" if f.cost_micro is None else _num(C.money(f.cost_micro)), r.currency, f.on_time_s,
+                        "" if cost is None else _num(C.money(cost)), r.currency, f.on_time_s,
                         "" if pct is None else pct, _num(C.kwh(f.estimated_milli_wh))))
         yield flush()
 
