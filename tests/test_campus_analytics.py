@@ -109,9 +109,21 @@ def _entries(docs: list[dict]) -> list[tuple[int, int, int]]:
 
 
 def _power_entries(docs: list[dict]) -> list[tuple[int, int, int]]:
-    """Power entries of a constant power with the switch on: P (W) x dt (s) / 3.6 milli-Wh."""
-    pts = sorted((timeutil.parse_instant(d["timestamp"]), d["power_w"]) for d in docs)
-    return [(a, b, round(p * (b - a) / 3.6)) for (a, p), (b, _p) in zip(pts, pts[1:])]
+    """Power entries: the power reported at the start held while the switch reported
+    there is on, P (W) x dt (s) / 3.6 milli-Wh; 0 while off."""
+    pts = sorted((timeutil.parse_instant(d["timestamp"]), d["power_w"], d["switch_state"]["sw1"]) for d in docs)
+    return [(a, b, round(p * (b - a) / 3.6) if on else 0) for (a, p, on), (b, _p, _on) in zip(pts, pts[1:])]
+
+
+def _on_entries(docs: list[dict]) -> list[tuple[int, int, int]]:
+    """Switch-on seconds of each entry (start, end, seconds): the state at its start holds."""
+    pts = sorted((timeutil.parse_instant(d["timestamp"]), d["switch_state"]["sw1"]) for d in docs)
+    return [(a, b, (b - a) if on else 0) for (a, on), (b, _on) in zip(pts, pts[1:])]
+
+
+def _off(ts: int) -> bool:
+    """The fleet's switches are off from 12:00 to 13:30 IST on the day (lunch)."""
+    return D0 + 12 * 3600 <= ts < D0 + 13 * 3600 + 1800
 
 
 def _fleet(seed: int = 5) -> dict[tuple[str, str], list[dict]]:
@@ -124,10 +136,10 @@ def _fleet(seed: int = 5) -> dict[tuple[str, str], list[dict]]:
                            ("ESP09", "light_9", "CR-102")):
         wh, docs = 1000.0 + rng.randint(0, 500), []
         for k, ts in enumerate(range(start, end + 1, STEP)):
-            docs.append(doc(ts, esp, dev, wh=wh, power=0.0, seq=k, classroom=room))
-            wh = round(wh + rng.randint(1, 3000) / 1000, 3)  # 0.001-3 Wh per step, 3 decimals
+            docs.append(doc(ts, esp, dev, wh=wh, power=0.0, seq=k, classroom=room, on=not _off(ts)))
+            wh = round(wh + (0 if _off(ts) else rng.randint(1, 3000)) / 1000, 3)  # 0.001-3 Wh per step
         out[(esp, dev)] = docs
-    out[("ESP01", "fan_1")] = [doc(ts, "ESP01", "fan_1", power=60.0, seq=k)
+    out[("ESP01", "fan_1")] = [doc(ts, "ESP01", "fan_1", power=60.0, seq=k, on=not _off(ts))
                                for k, ts in enumerate(range(start, end + 1, STEP))]
     return out
 
@@ -185,14 +197,21 @@ def test_every_endpoint_matches_the_payloads(campus):
     mine = [k for k in hand if k[0] != "ESP09"]
     energy = {k: _hand_energy(hand[k], D0, D1) for k in mine}
     cost = {k: _hand_cost(hand[k], D0, D1) for k in mine}
-    assert energy[("ESP01", "fan_1")] == 24 * 3600 * 60 / 3.6  # 60 W all day = 1.44 kWh
+    on_time = {k: _hand_energy(_on_entries(fleet[k]), D0, D1) for k in mine}
+    assert energy[("ESP01", "fan_1")] == 22.5 * 3600 * 60 / 3.6  # 60 W all day but lunch = 1.35 kWh
+    assert set(on_time.values()) == {86400 - 5400}
 
     s = campus.ok("/summary", classroom="CR-101", date=DAY.isoformat())
     assert (s["classroom"], s["date"], s["timezone"], s["currency"], s["devices"]) == (
         "CR-101", "2025-11-05", TZ, "INR", 3)
     assert s["energy_milli_wh"] == micro(s["energy_kwh"]) == sum(energy.values())
     assert s["cost_micro"] == micro(s["cost"]) == sum(cost.values())
-    assert 0 <= s["quality"]["estimated_milli_wh"] <= s["energy_milli_wh"]
+    assert s["on_time_sec"] == sum(on_time.values())
+    # the fan's energy is integrated from power (low confidence), the lights' metered
+    fan = energy[("ESP01", "fan_1")]
+    assert s["quality"]["estimated_milli_wh"] == micro(s["quality"]["estimated_kwh"]) == fan
+    assert s["quality"]["high_confidence_pct"] == round(100 * (s["energy_milli_wh"] - fan) / s["energy_milli_wh"], 2)
+    assert s["quality"]["estimated"] is (s["quality"]["high_confidence_pct"] < 90)
 
     b = campus.ok("/device-breakdown", classroom="CR-101", date=DAY.isoformat())
     got = {(d["esp32_name"], d["device_id"]): d for d in b["devices"]}
@@ -200,6 +219,9 @@ def test_every_endpoint_matches_the_payloads(campus):
     for k in mine:
         assert (got[k]["energy_milli_wh"], got[k]["cost_micro"]) == (energy[k], cost[k]), k
         assert micro(got[k]["energy_kwh"]) == energy[k] and micro(got[k]["cost"]) == cost[k]
+        assert got[k]["on_time_sec"] == on_time[k]
+        assert got[k]["quality"]["high_confidence_pct"] == (0.0 if k[1] == "fan_1" else 100.0)
+        assert got[k]["quality"]["estimated"] is (k[1] == "fan_1")
     assert sum(d["on_time_sec"] for d in b["devices"]) == s["on_time_sec"]
 
     for minutes in (5, 15, 60, 1440):
@@ -214,6 +236,7 @@ def test_every_endpoint_matches_the_payloads(campus):
             lo, hi = timeutil.parse_instant(x["start"]), timeutil.parse_instant(x["end"])
             assert x["energy_milli_wh"] == sum(_hand_energy(hand[k], lo, hi) for k in mine), x
             assert x["cost_micro"] == sum(_hand_cost(hand[k], lo, hi) for k in mine), x
+            assert x["on_time_sec"] == sum(_hand_energy(_on_entries(fleet[k]), lo, hi) for k in mine), x
     # the hour of the change: before it 7.00, after it 7.50, the entry across it split
     h = campus.ok("/timeline", classroom="CR-101", start="2025-11-05T14:00", end="2025-11-05T15:00", bucket=5)
     assert [x["start"][11:16] for x in h["buckets"]][:2] == ["14:00", "14:05"] and len(h["buckets"]) == 12
@@ -241,6 +264,7 @@ def test_every_endpoint_matches_the_payloads(campus):
         lo, hi = timeutil.day_bounds(date.fromisoformat(row["date"]), TZ)
         assert micro(float(row["energy_kwh"])) == _hand_energy(hand[k], lo, hi), row
         assert micro(float(row["cost"])) == _hand_cost(hand[k], lo, hi), row
+        assert int(row["on_time_sec"]) == _hand_energy(_on_entries(fleet[k]), lo, hi), row
         assert row["currency"] == "INR" and row["classroom"] == "CR-101"
     day_rows = [row for row in rows if row["date"] == "2025-11-05"]
     assert {(x["esp32_name"], x["device_id"]): micro(float(x["cost"])) for x in day_rows} == cost
@@ -350,8 +374,8 @@ _counter = itertools.count()
 
 @st.composite
 def classroom_days(draw):
-    """A classroom in a random zone, 1-3 devices (counter or power) with readings at
-    random steps (gaps included) over a random day and its neighbours, and 0-2 cost
+    """A classroom in a random zone, 1-3 devices (counter or power) with readings and
+    switch states at random steps (gaps included) over a random day and its neighbours, and 0-2 cost
     versions of the classroom or of a device at random instants."""
     tz = draw(st.sampled_from(ZONES))
     day = draw(st.sampled_from(DAYS))
@@ -362,12 +386,13 @@ def classroom_days(draw):
         t = lo - draw(st.integers(0, 4 * 3600))
         end = hi + draw(st.integers(0, 4 * 3600))
         steps = draw(st.lists(st.integers(30, 1500), min_size=2, max_size=200))
-        values = draw(st.lists(st.integers(0, 5000), min_size=len(steps), max_size=len(steps)))
+        values = draw(st.lists(st.tuples(st.integers(0, 5000), st.booleans()), min_size=len(steps),
+                               max_size=len(steps)))
         readings = []
-        for step, v in zip(steps, values):
+        for step, (v, on) in zip(steps, values):
             if t > end:
                 break
-            readings.append((t, v))
+            readings.append((t, v, on))
             t += step
         devices.append((method, readings))
     versions = draw(st.lists(st.tuples(st.integers(lo - 86400, hi + 86400), st.integers(0, 20_000_000),
@@ -389,10 +414,10 @@ def test_cards_equal_charts(served, case):
             esp, dev = f"PX{n}E{i}", f"dev_{i}"
             assets.append(provisioning.add_device(conn, esp, dev, room, switch="sw1", method=method))
             wh = 100.0
-            for k, (ts, v) in enumerate(readings):
+            for k, (ts, v, on) in enumerate(readings):
                 wh = round(wh + v / 1000, 3)
                 docs.append(doc(ts, esp, dev, wh=wh if method == "counter" else None, power=v / 50, seq=k,
-                                classroom=room))
+                                classroom=room, on=on))
         for eff, rate, target in versions:
             ref = (repo.resolve_scope(conn, group=room, group_kind="classroom") if target < 0
                    else ScopeRef("asset", assets[target % len(assets)]))

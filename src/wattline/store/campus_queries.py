@@ -151,7 +151,8 @@ _EMPTY = (0, 0, 0, 0)
 
 def _stored(conn, sids: list[int], period: str, start: int, end: int,
             index: dict[int, int]) -> dict[int, list[tuple[int, int, int, int]]]:
-    """(energy, on-time, hc energy, flags) of each stored bucket; NULL on-time or hc: 0."""
+    """(energy, on-time, hc energy, flags) of each stored bucket; NULL on-time (no switch
+    state known) or hc energy (no entry): 0."""
     out = {s: [_EMPTY] * len(index) for s in sids}
     rows = conn.exec_driver_sql(
         "SELECT series_id, bucket_start, energy_milli_wh, on_time_s, hc_energy_milli_wh, flags, split_start, "
@@ -173,7 +174,8 @@ def _fine(conn, sid: int, period: str, start: int, end: int, tz: str,
     b = fine_buckets.fixed_on_read(conn, sid, period, start, end, tz)
     n = len(b["start"])
     zeros = np.zeros(n, np.int64)
-    on, hc = b.get("on_time", zeros), b.get("hc_energy", zeros)  # columns of the switch-state rules
+    on = np.maximum(b.get("on_time", zeros), 0)  # -1: no entry of the bucket knows its switch state
+    hc = b.get("hc_energy", zeros)
     est = b["split_start"] | b["split_end"]
     for i in range(n):
         j = index.get(int(b["start"][i]))
