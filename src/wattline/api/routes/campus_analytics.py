@@ -48,7 +48,8 @@ class BucketMinutes(enum.IntEnum):
     DAY = 1440
 
 
-ClassroomName = Annotated[str, Query(min_length=1, max_length=200, description="the classroom's name, e.g. CR-101")]
+ClassroomName = Annotated[str, Query(min_length=1, max_length=200, examples=["CR-101"],
+                                     description="the classroom's name, e.g. CR-101")]
 LocalDate = Annotated[date, Query(description="local date YYYY-MM-DD in the classroom's zone")]
 Bound = Annotated[str, Query(min_length=1, max_length=64, description=(
     "a local date (YYYY-MM-DD; an end date is included) or an ISO-8601 datetime (without offset: the "
