@@ -28,9 +28,38 @@ USER, PASSWORD = "viewer", "viewer horse battery staple"
 API = "/api/power-analytics"
 
 
+class _Server:
+    """uvicorn on a daemon thread on a free loopback port; a stop does not wait for the
+    browser's idle keep-alive connections (graceful shutdown of 1 s)."""
+
+    def __init__(self, app):
+        import socket
+        import threading
+
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from test_api import Server
     from test_campus_analytics import DAY, NOW, TZ, _add_versions, _fleet
     from world import make_ctx
     from wattline import clock, provisioning
@@ -62,7 +91,7 @@ def server(tmp_path_factory):
     offset = clock.now() - time.time()  # the session's clock (pytest --clock), put back after
     clock.set_now(NOW)  # "today" on the page is then a day without data; the tests pick DAY
     try:
-        with Server(create_app(ctx)) as srv:
+        with _Server(create_app(ctx)) as srv:
             srv.day = DAY.isoformat()
             yield srv
     finally:
