@@ -220,3 +220,21 @@ def test_another_day_from_the_date_picker(page, server):
 def test_unknown_classroom_page_is_404(page, server):
     r = page.request.get(server.url + "/classrooms/CR-999")  # (a navigation would log the 404 as an error)
     assert r.status == 404 and "No classroom CR-999" in r.text()
+
+
+def test_the_classroom_page_fits_a_phone(browser, server):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    try:
+        p = context.new_page()
+        p.goto(server.url + f"/login?next=/classrooms/CR-101%3Fdate%3D{server.day}", wait_until="load")
+        p.fill("#username", USER)
+        p.fill("#password", PASSWORD)
+        with p.expect_navigation():
+            p.click("button[type=submit]")
+        _wait_ready(p, 24)
+        assert p.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        s = _api(p, server, "/summary", classroom="CR-101", date=server.day)
+        assert float(_cards(p)["card-energy"]) == s["energy_kwh"]
+        p.screenshot(path=str(SHOTS / "classroom-phone.png"), full_page=True)
+    finally:
+        context.close()
