@@ -83,5 +83,8 @@ def _mount_web(app: FastAPI) -> None:
     except ImportError:
         return
     mount(app)
+    from wattline.web import pages_cost
+
+    pages_cost.mount(app)
     from wattline.web.pages_campus import mount as mount_campus_pages
     mount_campus_pages(app)
