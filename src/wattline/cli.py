@@ -326,6 +326,7 @@ def demo_cmd(
         demo.set_up(ctx, cloud.base_url, since_ts)
         asyncio.run(demo.backfill_all(ctx, console))
         demo.print_summary(ctx, console)
+        demo.campus(ctx, console, port=port)  # classrooms fed by the device fleet
         if not serve:
             return
         import uvicorn
