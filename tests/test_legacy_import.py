@@ -72,18 +72,21 @@ def test_the_step_function_integrates_to_the_hand_computation():
     light, fan = ({d.device_id: d for d in log.devices}[k] for k in ("light_1", "fan_1"))
     assert light.step_energy_milli_wh() == LIGHT_MWH and light.on_time_s() == 9000
     assert fan.step_energy_milli_wh() == FAN_MWH and light.legacy_total_kwh == 0.148
-    # each event a document, and one a second before each change of power carrying the power until then
+    # each event a document, and one a second before each change of power with the power and state until then
     start = timeutil.parse_instant("2025-11-05T09:00:00+05:30")
     end = start + 9000
     assert [(p.ts - start, p.power_w, p.switch_on) for p in light.points()] == [
-        (-1, 0.0, True), (0, 60.0, True), (9000 - 1, 60.0, True), (9000, 0.0, False)]
-    # the trapezoid over those points is the step's integral: the half seconds cancel
-    pts = light.points()
-    trapezoid = sum((a.power_w + b.power_w) / 2 * (b.ts - a.ts) for a, b in zip(pts, pts[1:])) / 3.6
-    assert trapezoid == pytest.approx(LIGHT_MWH)
-    # and every interval holding energy starts at a reading with the switch on (the
-    # ledger's rule "the state holds until the next reading" counts all of it)
-    assert all(a.switch_on for a, b in zip(pts, pts[1:]) if a.power_w or b.power_w)
+        (-1, 0.0, False), (0, 60.0, True), (9000 - 1, 60.0, True), (9000, 0.0, False)]
+    # both ways the ledger may integrate them give the step's integral: the power and
+    # state held from each reading (the switch rule) ...
+    for dev, expected in ((light, LIGHT_MWH), (fan, FAN_MWH)):
+        pts = dev.points()
+        held = sum(a.power_w * (b.ts - a.ts) for a, b in zip(pts, pts[1:]) if a.switch_on) / 3.6
+        on_time = sum(b.ts - a.ts for a, b in zip(pts, pts[1:]) if a.switch_on)
+        # ... and the trapezoid (the half seconds cancel)
+        trapezoid = sum((a.power_w + b.power_w) / 2 * (b.ts - a.ts) for a, b in zip(pts, pts[1:])) / 3.6
+        assert held == pytest.approx(expected) and trapezoid == pytest.approx(expected)
+        assert on_time == dev.on_time_s()
     for d in light.documents():
         assert isinstance(parse_document(d), TelemetryPayload)
     assert light.span() == (start - 1, end)
@@ -145,10 +148,12 @@ def test_the_ledger_gets_the_hand_computed_totals_and_a_rerun_writes_nothing(dbs
     assert report.classrooms_added == [] and report.devices_added == ["ESP01/fan_1", "ESP01/light_1"]
     assert report.accepted == report.documents == 4 + 10 and report.repeats == 0 and report.kept == 0
     by = {d.device_id: d for d in report.devices}
-    # every ledger entry is rounded to whole milli-Wh: at most half of one per entry (3 per on-spell)
-    assert abs(by["light_1"].ledger_milli_wh - LIGHT_MWH) <= 1.5
-    assert abs(by["fan_1"].ledger_milli_wh - FAN_MWH) <= 1.5 * 3
+    # every ledger entry is rounded to whole milli-Wh: at most half of one per entry (2 per on-spell)
+    assert abs(by["light_1"].ledger_milli_wh - LIGHT_MWH) <= 1
+    assert abs(by["fan_1"].ledger_milli_wh - FAN_MWH) <= 3
     assert round(by["light_1"].ledger_milli_wh / 1e6, 3) == 0.150
+    # the switch rule's on-time is the log's: 2 h 30 min, and 40 + 12 min
+    assert by["light_1"].ledger_on_time_s == 9000 and by["fan_1"].ledger_on_time_s == 52 * 60
     assert by["light_1"].difference_kwh == pytest.approx(0.150 - 0.148, abs=2e-6)
 
     # the ledger is what the aggregates and reports read: the day's energy is the same
@@ -156,8 +161,7 @@ def test_the_ledger_gets_the_hand_computed_totals_and_a_rerun_writes_nothing(dbs
     start, end = timeutil.day_bounds(DAY, TZ)
     (day,) = queries.energy_buckets(dbs.telemetry, light["power"], "day", start, end, TZ)
     assert day.energy_milli_wh == by["light_1"].ledger_milli_wh
-    # every entry holding energy starts where the switch is on: the same total when the
-    # ledger counts power-integrated energy only while switched on
+    # every entry holding energy starts where the switch is on
     with dbs.telemetry.connect() as c:
         on = dict(c.exec_driver_sql(f"SELECT ts, value FROM readings WHERE series_id = {light['switch_state']}").all())
         entries = c.exec_driver_sql(

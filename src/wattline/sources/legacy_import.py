@@ -21,16 +21,21 @@ legacy_total_kwh    no        the old system's energy total of the device, kWh; 
 The log is a step function per device: rated power from an ``on`` to the next event,
 0 W from an ``off``. Each event becomes a document at its instant (``power_w``,
 ``switch_state``), and each change of power gets one more document one second before
-it, carrying the power until then. The ledger integrates power by the trapezoid rule,
-which over that second counts half of the old and half of the new power: the half
-second gained where the power rises is the half second lost where it falls, so each
-on-spell (0 W before, 0 W after) comes out at exactly rated power × duration, up to
-the ledger's rounding of each entry to whole milli-watt-hours. The document one second
-before a switch-on reports the switch on (at 0 W): every interval that holds energy has
-the switch on, so the total is the same when the ledger counts power-integrated energy
-only while the switch is on (the state reported with a reading holding until the next
-reading); the ledger's on-time is then one second longer per on-spell. A device must
-end with an ``off`` (an open spell has no end to integrate to).
+it, reporting the power and switch state until then. The result is the step function
+under either rule the ledger may integrate power by:
+
+* with the switch state (the ledger's rule for devices: the state and power reported
+  with a reading hold until the next reading; energy counts only while on), each
+  entry holds its start's power, so every on-spell is rated power × its duration and
+  its on-time is exactly the spell's;
+* by the trapezoid rule (a series without a switch state), the second before each
+  change counts half of the old and half of the new power: the half second gained
+  where the power rises is the half second lost where it falls, so each on-spell
+  (0 W before, 0 W after) comes out the same.
+
+Both up to the ledger's rounding of each entry to whole milli-watt-hours (at most half
+of one per entry). A device must end with an ``off`` (an open spell has no end to
+integrate to).
 
 Pure: bytes in, documents out; nothing here touches the store. The whole file is
 checked before anything is returned as valid, and every problem is reported with its
@@ -113,10 +118,9 @@ class LegacyDevice:
         for e in self.events:
             new_power = float(e.rated_w) if e.on else 0.0
             if new_power != power or (not out and e.on):
-                # one second before the change: the power until then, the switch on if
-                # it is on on either side (so the trapezoid's half-second is switched on)
+                # one second before the change: the power and switch state until then
                 if not out or out[-1].ts < e.ts - 1:
-                    out.append(StepPoint(e.ts - 1, power, on or e.on))
+                    out.append(StepPoint(e.ts - 1, power, on))
             out.append(StepPoint(e.ts, new_power, e.on))
             power, on = new_power, e.on
         return out
