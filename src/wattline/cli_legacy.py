@@ -66,19 +66,23 @@ def import_legacy_command(
     if fmt == "json":
         sys.stdout.write(json.dumps({"file": str(file), **report.to_dict()}, indent=2) + "\n")
         return
-    new_label = "new kWh (computed)" if dry_run else "new kWh (ledger)"
-    t = Table("device", "classroom", "events", "old kWh", new_label, "difference kWh",
-              title=f"legacy import: {file.name}" + (" (dry run: nothing written)" if dry_run else ""))
+    new_from = "computed from the log" if dry_run else "from the ledger"
+    t = Table(title=f"legacy import: {file.name}" + (" (dry run: nothing written)" if dry_run else ""))
+    t.add_column("device", no_wrap=True)
+    for name in ("classroom", "events", "on h", "old kWh", "new kWh", "diff kWh"):
+        t.add_column(name, justify="left" if name == "classroom" else "right")
     for d in report.devices:
-        t.add_row(f"{d.esp32_name}/{d.device_id}", d.classroom, str(d.events), _kwh(d.legacy_total_kwh),
+        on_s = d.log_on_time_s if d.ledger_on_time_s is None else d.ledger_on_time_s
+        t.add_row(f"{d.esp32_name}/{d.device_id}", d.classroom, str(d.events), f"{on_s / 3600:.2f}",
+                  _kwh(d.legacy_total_kwh),
                   _kwh(d.new_milli_wh / 1e6), "-" if d.difference_kwh is None else f"{d.difference_kwh:+.4f}")
     total = report.totals()
-    t.add_row("total", "", str(sum(d.events for d in report.devices)), _kwh(total["legacy_total_kwh"]),
+    t.add_row("total", "", str(sum(d.events for d in report.devices)), "", _kwh(total["legacy_total_kwh"]),
               _kwh(total["new_total_kwh"]),
               "-" if total["difference_kwh"] is None else f"{total['difference_kwh']:+.4f}")
     without = [f"{d.esp32_name}/{d.device_id}" for d in report.devices if d.legacy_total_kwh is None]
-    if without:
-        t.caption = f"no old total for {', '.join(without)}: the difference is over the other devices"
+    t.caption = f"new: {new_from}" + (f"; no old total for {', '.join(without)}: the difference is over "
+                                      "the other devices" if without else "")
     console.print(t)
     verb = "would add" if dry_run else "added"
     if report.classrooms_added:
