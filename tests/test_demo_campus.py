@@ -107,11 +107,17 @@ def test_through_mosquitto_the_ledger_gets_what_the_http_path_gives(tmp_path, mq
     mqtt.close()
 
 
-def test_the_demo_prints_the_campus(tmp_path, set_clock):
+def test_the_demo_prints_the_campus_and_without_a_broker_falls_back_to_http(tmp_path, set_clock, monkeypatch):
+    from mqtt_broker import free_port
+
     ctx = _ctx(tmp_path, "cli")
+    ctx.settings.mqtt_url = f"mqtt://127.0.0.1:{free_port()}"  # nobody listens there
+    monkeypatch.setattr(demo_campus, "MQTT_CONNECT_S", 1.0)
     set_clock(NOW)
     out = io.StringIO()
-    demo.campus(ctx, Console(file=out, width=120), port=8123)
-    assert "http://127.0.0.1:8123/classrooms/CR-101" in out.getvalue()
-    assert "fed through the HTTP ingest path" in out.getvalue()
+    campus = demo.campus(ctx, Console(file=out, width=120), port=8123)
+    text = out.getvalue()
+    assert "no feed through Mosquitto" in text and "fed through the HTTP ingest path" in text
+    assert "http://127.0.0.1:8123/classrooms/CR-101" in text
+    assert all(e > 0 for e, _ in _day_energy(ctx, campus, -1).values())
     ctx.close()

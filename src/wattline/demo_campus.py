@@ -49,9 +49,11 @@ INTERVAL_S = 300  # s between a device's readings
 DAYS_BEFORE = 1  # the first run feeds from local midnight this many days back
 RATE, CURRENCY = "8.50", "INR"
 RESUME_MARGIN_S = 3600  # a re-run sends this much again (repeats): buffered bursts come late
+MAX_BACKLOG_S = 2 * 86400  # a re-run after a long pause sends at most this much
 CHUNK = 5000  # documents per pipeline call
 MQTT_PREFIX = "autovolt"
 MQTT_WAIT_S = 120.0  # for the ingester to commit what was published
+MQTT_CONNECT_S = 15.0  # for the broker to take the ingester's subscription (else: the HTTP path)
 PUBLISH_AHEAD = 400  # telemetry messages published before waiting for the ingester
 
 
@@ -126,6 +128,8 @@ def _events(ctx: AppContext, campus: Campus, now: int) -> tuple[list[FleetEvent]
     with ctx.dbs.telemetry.connect() as conn:
         newest = demo_setup_repo.newest_reading_ts(conn, [s for ids in campus.series.values() for s in ids])
     resume = campus.start_ts if newest is None else max(campus.start_ts, newest - RESUME_MARGIN_S)
+    # after a long pause, not all of it: the counters span the pause (one gap entry each)
+    resume = max(resume, now - MAX_BACKLOG_S)
     sim = DeviceFleetSimulator(fleet(), campus.start_ts)
     events = sim.advance(now)
     online: set[str] = set()
@@ -187,7 +191,11 @@ def _feed_mqtt(ctx: AppContext, campus: Campus, events: list[FleetEvent], online
     config = ConsumerConfig(broker=address, prefix=MQTT_PREFIX, session_expiry_s=300,
                             client_id=f"wattline-demo-ingest-{socket.gethostname()}")
     consumer = MqttConsumer(config, handle, ingest.reject)
-    consumer.start(timeout_s=30)
+    try:
+        consumer.start(timeout_s=MQTT_CONNECT_S)
+    except BaseException:
+        consumer.close()
+        raise
     runner = threading.Thread(target=consumer.run, name="demo-mqtt-ingest", daemon=True)
     runner.start()
     publisher = DevicePublisher(fleet(), address.host, address.port, prefix=MQTT_PREFIX, username=address.username,

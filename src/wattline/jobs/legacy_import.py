@@ -90,6 +90,7 @@ class LegacyImportReport:
     accepted: int = 0
     repeats: int = 0
     kept: int = 0  # documents kept out of the ledger (should be none: they were checked)
+    classroom_mismatches: int = 0  # documents naming another classroom than the registry's (it wins)
 
     def totals(self) -> dict:
         old = [d.legacy_total_kwh for d in self.devices if d.legacy_total_kwh is not None]
@@ -101,7 +102,8 @@ class LegacyImportReport:
     def to_dict(self) -> dict:
         return {"organization": self.organization, "dry_run": self.dry_run, "rows": self.rows,
                 "documents": self.documents, "accepted": self.accepted, "repeats": self.repeats,
-                "kept": self.kept, "classrooms_added": self.classrooms_added, "devices_added": self.devices_added,
+                "kept": self.kept, "classroom_mismatches": self.classroom_mismatches,
+                "classrooms_added": self.classrooms_added, "devices_added": self.devices_added,
                 "devices": [d.to_dict() for d in self.devices], "total": self.totals()}
 
 
@@ -149,6 +151,7 @@ def import_legacy(ctx: AppContext, log: LegacyLog, organization: str | None = No
         report.accepted += result.accepted
         report.repeats += result.repeats
         report.kept += result.quarantined + result.unknown_device + len(invalid)
+        report.classroom_mismatches += result.classroom_mismatches
     with ctx.dbs.main_reader.connect() as mconn, ctx.dbs.telemetry.connect() as tconn:
         for d, c in zip(log.devices, report.devices):
             series = device_registry.device(mconn, org, d.esp32_name, d.device_id)["series"]
