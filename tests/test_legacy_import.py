@@ -18,6 +18,7 @@ import pytest
 from world import make_ctx
 from wattline import provisioning
 from wattline.domain import timeutil
+from wattline.jobs.device_telemetry import ingest_documents
 from wattline.jobs.legacy_import import LegacyImportError, import_legacy
 from wattline.sources.devices import TelemetryPayload, parse_document
 from wattline.sources.legacy_import import read_legacy
@@ -144,8 +145,14 @@ def test_the_ledger_gets_the_hand_computed_totals_and_a_rerun_writes_nothing(dbs
     with dbs.main.begin() as conn:
         provisioning.ensure_organization(conn)
         provisioning.add_classroom(conn, "CR-101", TZ)  # its devices are added
+    # the light sent a message the next day while it was unknown: kept, then replayed when the import registers it
+    later = {"esp32_name": "ESP01", "device_id": "light_1", "classroom": "CR-101", "power_w": 60.0,
+             "timestamp": "2025-11-06T09:00:00+05:30", "switch_state": True}
+    kept, _ = ingest_documents(ctx.pipeline, dbs.main_reader, 1, [later], source="mqtt")
+    assert kept.unknown_device == 1
     report = import_legacy(ctx, _read(LOG))
     assert report.classrooms_added == [] and report.devices_added == ["ESP01/fan_1", "ESP01/light_1"]
+    assert report.replayed == 1
     assert report.accepted == report.documents == 4 + 10 and report.repeats == 0 and report.kept == 0
     by = {d.device_id: d for d in report.devices}
     # every ledger entry is rounded to whole milli-Wh: at most half of one per entry (2 per on-spell)

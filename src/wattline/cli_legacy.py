@@ -94,6 +94,8 @@ def import_legacy_command(
     else:
         console.print(f"{report.rows} rows, {report.documents} synthetic documents: {report.accepted} new, "
                       f"{report.repeats} already in the ledger" + (f", {report.kept} kept out" if report.kept else ""))
+        if report.replayed:
+            console.print(f"replayed {report.replayed} messages the new devices had sent while unknown")
         if report.classroom_mismatches:
             console.print(f"{report.classroom_mismatches} documents name another classroom than the registry's "
                           "(the registry's is used)")

@@ -4,7 +4,8 @@ the one pipeline, and its totals compared with the old system's.
 The source (``sources.legacy_import``) has parsed and checked the whole file. Here the
 registry is checked next (a device registered as a ``counter`` device cannot take
 power-only history), before anything is written; then unknown classrooms and devices
-are registered (``provisioning``; a new device measures by ``power``), the synthetic
+are registered (``provisioning``; a new device measures by ``power``, and what it sent
+while unknown is replayed, as ``wattline devices add`` does), the synthetic
 documents go through :func:`~wattline.jobs.device_telemetry.ingest_documents` (source
 ``legacy``), and each device's ledger total over the log's span is read back.
 
@@ -18,8 +19,9 @@ from dataclasses import dataclass, field
 
 from wattline import clock, provisioning
 from wattline.context import AppContext
+from wattline.domain import timeutil
 from wattline.domain.devices import EnergyMethod, POWER
-from wattline.jobs.device_telemetry import ingest_documents
+from wattline.jobs.device_telemetry import ingest_documents, replay_device
 from wattline.sources.legacy_import import SOURCE, LegacyDevice, LegacyLog, LineError
 from wattline.store import device_registry, ledger_totals, registry
 
@@ -67,8 +69,6 @@ class DeviceComparison:
         return round(self.new_milli_wh / 1e6 - self.legacy_total_kwh, 6)
 
     def to_dict(self) -> dict:
-        from wattline.domain import timeutil
-
         return {"esp32_name": self.esp32_name, "device_id": self.device_id, "classroom": self.classroom,
                 "events": self.events, "first_event": timeutil.iso(self.first_event_ts),
                 "last_event": timeutil.iso(self.last_event_ts), "legacy_total_kwh": self.legacy_total_kwh,
@@ -91,6 +91,7 @@ class LegacyImportReport:
     repeats: int = 0
     kept: int = 0  # documents kept out of the ledger (should be none: they were checked)
     classroom_mismatches: int = 0  # documents naming another classroom than the registry's (it wins)
+    replayed: int = 0  # messages a new device had sent while unknown, now in the ledger
 
     def totals(self) -> dict:
         old = [d.legacy_total_kwh for d in self.devices if d.legacy_total_kwh is not None]
@@ -103,6 +104,7 @@ class LegacyImportReport:
         return {"organization": self.organization, "dry_run": self.dry_run, "rows": self.rows,
                 "documents": self.documents, "accepted": self.accepted, "repeats": self.repeats,
                 "kept": self.kept, "classroom_mismatches": self.classroom_mismatches,
+                "replayed": self.replayed,
                 "classrooms_added": self.classrooms_added, "devices_added": self.devices_added,
                 "devices": [d.to_dict() for d in self.devices], "total": self.totals()}
 
@@ -143,6 +145,10 @@ def import_legacy(ctx: AppContext, log: LegacyLog, organization: str | None = No
             if d.name not in known:
                 provisioning.add_device(conn, d.esp32_name, d.device_id, d.classroom,
                                         method=EnergyMethod.POWER.value, organization_id=org)
+    for d in log.devices:  # what a new device sent while it was unknown goes to the ledger too
+        if d.name not in known:
+            report.replayed += replay_device(ctx.pipeline, ctx.dbs.main_reader, org, d.esp32_name,
+                                             d.device_id).replayed
     docs = [doc for d in log.devices for doc in d.documents()]
     now = clock.now_s()
     for a in range(0, len(docs), CHUNK):
