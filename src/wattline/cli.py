@@ -245,15 +245,20 @@ def stats_cmd(
 def serve_cmd(
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(8000),
+    mqtt_prefix: str = typer.Option("autovolt", help="with WATTLINE_MQTT_URL: the ingester's topic prefix"),
+    mqtt_group: Optional[str] = typer.Option(None, help="with WATTLINE_MQTT_URL: its shared-subscription group"),
 ) -> None:
-    """Start the API (applies migrations first)."""
+    """Start the API (applies migrations first); with WATTLINE_MQTT_URL also the MQTT ingester."""
     import uvicorn
 
     from wattline import logs
     from wattline.api.app import create_app
+    from wattline.config import get_settings
 
     logs.configure()
-    uvicorn.run(create_app(schedule=True), host=host, port=port, log_config=None)
+    url = get_settings().mqtt_url
+    mqtt = {"url": url, "prefix": mqtt_prefix, "group": mqtt_group} if url else None
+    uvicorn.run(create_app(schedule=True, mqtt=mqtt), host=host, port=port, log_config=None)
 
 
 @app.command("backfill")
