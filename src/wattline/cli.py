@@ -349,6 +349,7 @@ def _mount_sub_commands() -> None:
     from wattline.cli_cost import cost_versions_app
     from wattline.cli_devices import mount as mount_devices
     from wattline.cli_mqtt import mount as mount_mqtt
+    from wattline.cli_orgs import mount as mount_orgs
     from wattline.cli_security import tokens_app, users_app
     from wattline.cli_simulate import simulate_app
     from wattline.cli_vendors import vendors_app
@@ -360,6 +361,7 @@ def _mount_sub_commands() -> None:
     app.add_typer(cost_versions_app, name="cost-versions")
     mount_devices(app)  # classrooms, devices
     mount_mqtt(app)
+    mount_orgs(app)  # orgs set --auto-register-devices
 
 
 _mount_sub_commands()
