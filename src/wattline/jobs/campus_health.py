@@ -65,7 +65,7 @@ def health_report(telemetry: DbEngine, main_reader: DbEngine, organization_id: i
         total, last_hour = repo.raw_event_counts(conn, TELEMETRY_SOURCES, at - 3600)
         kept = repo.kept_counts(conn, organization_id)
         kept_telemetry = repo.kept_of_sources(conn, organization_id, TELEMETRY_SOURCES)
-        entries, resets = repo.ledger_counts(conn, [s for ids in series.values() for s in ids])
+        entries, resets = repo.ledger_counts(conn, list(series.values()))
         agg_job = repo.newest_job(conn, AGGREGATION_KINDS)
         rec_job = repo.newest_job(conn, RECONCILIATION_KINDS)
         running = repo.jobs_running(conn)

@@ -13,12 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from wattline import clock
+from wattline import clock, logs
 from wattline.domain import controller_status as rules
 from wattline.pipeline.device_status import DeviceStatusStage, ReceivedSignal, StatusResult
 from wattline.sources.devices.status import parse_signal
 from wattline.store import controller_status_repo
 from wattline.store.engines import DbEngine
+
+log = logs.get("wattline.devices")
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ def export_online_gauges(telemetry: DbEngine) -> None:
 
     try:
         counts = online_counts(telemetry)
-    except Exception:  # noqa: BLE001 - the metrics endpoint must answer
+    except Exception as exc:  # noqa: BLE001 - the metrics endpoint must answer
+        log.warning("metrics.controllers_unavailable", error=type(exc).__name__, detail=str(exc).splitlines()[0][:200])
         return
     for state, n in counts.items():
         metrics.CONTROLLERS.labels(state).set(n)

@@ -126,4 +126,4 @@ def all_controllers(conn: Connection, organization_id: int | None = None) -> lis
     q = select(controller_status)
     if organization_id is not None:
         q = q.where(controller_status.c.organization_id == organization_id)
-    return [dict(r) for r in conn.execute(q)]
+    return [dict(r) for r in conn.execute(q).mappings()]

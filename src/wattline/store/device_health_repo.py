@@ -47,16 +47,17 @@ def kept_of_sources(conn: Connection, organization_id: int, sources: Sequence[st
         device_quarantine.c.source.in_(list(sources)))).scalar())
 
 
-def device_series(conn: Connection, organization_id: int) -> dict[int, list[int]]:
-    """Main database: the energy-carrying series (point ids) of each device of the
-    organization, by asset id (the ``energy_total`` and ``power`` points)."""
-    out: dict[int, list[int]] = {}
-    rows = conn.execute(select(points.c.asset_id, points.c.id)
+def device_series(conn: Connection, organization_id: int) -> dict[int, int]:
+    """Main database: the series holding each device's energy ledger, by asset id
+    (``energy_total`` for method ``counter``, ``power`` for method ``power``)."""
+    rows = conn.execute(select(points.c.asset_id, points.c.id, points.c.key, devices.c.energy_method)
                         .join(devices, devices.c.asset_id == points.c.asset_id)
                         .where(devices.c.organization_id == organization_id,
                                points.c.key.in_(("energy_total", "power"))))
-    for aid, sid in rows:
-        out.setdefault(int(aid), []).append(int(sid))
+    out: dict[int, int] = {}
+    for aid, sid, key, method in rows:
+        if (key == "energy_total") == (method == "counter"):
+            out[int(aid)] = int(sid)
     return out
 
 
