@@ -93,3 +93,6 @@ def _mount_web(app: FastAPI) -> None:
     except ImportError:
         return
     mount(app)
+    from wattline.web.pages_devices import mount as mount_devices
+
+    mount_devices(app)  # /devices, /devices/{esp32_name}/{device_id}
