@@ -70,7 +70,7 @@ class DeviceStatusStage:
         if not messages:
             return out
         with write_transaction(self.telemetry) as conn:
-            ids = [raw_events.store(conn, [m.raw], f"{source}:{m.kind}", int(m.received_at))[0] for m in messages]
+            ids = _store_raw(conn, messages, source)
             valid = [(m, rid) for m, rid in zip(messages, ids) if m.signal is not None]
             invalid = [(m, rid) for m, rid in zip(messages, ids) if m.signal is None]
             if invalid:
@@ -118,6 +118,18 @@ class DeviceStatusStage:
         with write_transaction(self.telemetry) as conn:
             repo.merge(conn, [(organization_id, name, None, None, None, int(at), None)
                               for name, at in arrivals.items()])
+
+
+def _store_raw(conn, messages: Sequence[ReceivedSignal], source: str) -> list[int]:
+    """Raw event ids of the messages, stored with one write per (kind, arrival second)."""
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, m in enumerate(messages):
+        groups.setdefault((m.kind, int(m.received_at)), []).append(i)
+    ids = [0] * len(messages)
+    for (kind, at), positions in groups.items():
+        for i, rid in zip(positions, raw_events.store(conn, [messages[i].raw for i in positions], f"{source}:{kind}", at)):
+            ids[i] = rid
+    return ids
 
 
 def received_now() -> int:
