@@ -174,10 +174,10 @@ def test_heartbeats_and_telemetry_keep_a_controller_online_until_three_are_misse
     assert state.details["uptime_seconds"] == 90 and state.online
     assert controller_states(ctx.dbs.telemetry, 1, now=t0 + 90 + 90)["ESP01"].online
     assert not controller_states(ctx.dbs.telemetry, 1, now=t0 + 90 + 91)["ESP01"].online  # 3 heartbeats missed
-    # the same messages again (a redelivery) change nothing
+    # the same status again (a redelivery, the retained message seen anew) is no change
     ing.handle([_message(b'{"status": "online"}', "status", t0 + 100)])
-    assert [e.status for e in history(ctx.dbs.telemetry, 1, "ESP01")] == ["online"]
-    assert controller_states(ctx.dbs.telemetry, 1, now=t0 + 100)["ESP01"].status_at == t0
+    assert [(e.ts, e.status) for e in history(ctx.dbs.telemetry, 1, "ESP01")] == [(t0, "online")]
+    assert controller_states(ctx.dbs.telemetry, 1, now=t0 + 100)["ESP01"].status_at == t0 + 100  # last said
 
 
 def test_invalid_status_and_heartbeats_are_kept_with_the_reason_and_do_not_stop_the_ingester(
@@ -358,3 +358,33 @@ def test_serve_with_a_broker_url_ingests_mqtt_and_stops_cleanly(sqlite_dbs, tmp_
     assert "mqtt.stopped" in text and text.index("mqtt.stopped") < text.index("Application shutdown complete")
     assert _day_energy(ctx, sid) == 4000
     assert _rows(ctx, "SELECT last_telemetry_at IS NOT NULL FROM controller_status") == [(1,)]
+
+
+# ------------------------------------------------------------------ the pure rules
+
+
+def test_the_online_rule_and_the_spells():
+    w = rules.window_s()
+    assert w == 90
+    assert rules.is_online("online", 1000, None, 1000 + w) and not rules.is_online("online", 1000, None, 1001 + w)
+    assert rules.is_online("online", None, 1000, 1000 + w)  # telemetry counts as being heard
+    assert not rules.is_online("offline", 1000, 1000, 1000)  # the Last Will wins while it stands
+    assert rules.is_online(None, 1000, None, 1010)  # never announced (HTTP): heard is enough
+    assert not rules.is_online("online", None, None, 1000)
+    E = rules.StatusEvent
+    events = [E(10, "online"), E(50, "offline"), E(60, "offline"), E(90, "online"), E(200, "offline")]
+    assert rules.spells(events) == [rules.Spell("online", 10, 50), rules.Spell("offline", 50, 90),
+                                    rules.Spell("online", 90, 200), rules.Spell("offline", 200, None)]
+    assert [s.duration_s for s in rules.offline_spells(events)] == [40, None]
+    assert rules.is_change(None, "online") and not rules.is_change(E(1, "online"), "online")
+
+
+def test_an_older_arrival_goes_into_the_history_but_not_into_the_latest_state(sqlite_dbs, tmp_path):
+    ctx = make_ctx(sqlite_dbs, tmp_path)
+    ing = MqttIngest(ctx.pipeline, ctx.dbs.main_reader, 1)
+    ing.handle([_message(b"online", "status", 100), _message(b"online", "status", 300)])
+    ing.handle([_message(b"offline", "status", 200)])  # another ingester's, late
+    assert [(e.ts, e.status) for e in history(ctx.dbs.telemetry, 1, "ESP01")] == [
+        (100, "online"), (200, "offline"), (300, "online")]
+    state = controller_states(ctx.dbs.telemetry, 1, now=300)["ESP01"]
+    assert (state.status, state.status_at) == ("online", 300)

@@ -56,7 +56,7 @@ class CampusHealth(_Model):
 class ControllerNow(_Model):
     online: bool = Field(description="status not offline and a heartbeat or telemetry within 3 × 30 s")
     announced: str | None = Field(description="the last status the controller announced (online/offline)")
-    announced_at: str | None
+    announced_at: str | None = Field(description="arrival of the newest status message")
     last_seen: str | None = Field(description="newest heartbeat or telemetry arrival")
     last_heartbeat_at: str | None
     last_telemetry_at: str | None

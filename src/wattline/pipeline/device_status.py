@@ -79,8 +79,10 @@ class DeviceStatusStage:
                      f"{source}:{m.kind}", int(m.received_at)) for m, rid in invalid])
                 out.invalid = len(invalid)
             names = sorted({m.signal.esp32_name for m, _ in valid if m.signal.kind == STATUS})
-            newest = repo.latest_events(conn, organization_id, names)
-            events, rows = [], []
+            newest = repo.latest_events(conn, organization_id, names)  # the newest change of each
+            announced = {r["esp32_name"]: StatusEvent(r["status_at"], r["status"])  # the newest arrival of each
+                         for r in repo.controllers(conn, organization_id, names) if r["status_at"] is not None}
+            rows = []
             for m, rid in valid:
                 s, at = m.signal, int(m.received_at)
                 if s.kind == HEARTBEAT:
@@ -91,25 +93,34 @@ class DeviceStatusStage:
                     rows.append((organization_id, s.esp32_name, None, None, at, None, details))
                     continue
                 out.statuses += 1
-                latest = newest.get(s.esp32_name)
-                if latest is None or at >= latest.ts:
-                    previous = latest
-                else:  # an older arrival (another ingester's): history only, if it is a change there
-                    previous = repo.event_before(conn, organization_id, s.esp32_name, at)
-                if not is_change(previous, s.status):
+                name, current = s.esp32_name, announced.get(s.esp32_name)
+                if current is None or at >= current.ts:  # the newest arrival: it is the status now
+                    if is_change(newest.get(name), s.status):
+                        out.status_changes += self._add_event(conn, organization_id, name, at, s.status, rid)
+                        newest[name] = StatusEvent(at, s.status)
+                    announced[name] = StatusEvent(at, s.status)
+                    rows.append((organization_id, name, s.status, at, None, None, None))
                     continue
-                events.append((organization_id, s.esp32_name, at, s.status, rid))
-                if latest is None or at >= latest.ts:
-                    newest[s.esp32_name] = StatusEvent(at, s.status)
-                    rows.append((organization_id, s.esp32_name, s.status, at, None, None, None))
-            repo.add_events(conn, events)
+                # an older arrival (another ingester's, delayed): a change in the history only, and
+                # the status that arrived later becomes a change again right after it
+                if not is_change(repo.event_before(conn, organization_id, name, at), s.status):
+                    continue
+                out.status_changes += self._add_event(conn, organization_id, name, at, s.status, rid)
+                following = repo.event_after(conn, organization_id, name, at)
+                if current.status != s.status and (following is None or following.ts > current.ts):
+                    out.status_changes += self._add_event(conn, organization_id, name, current.ts, current.status,
+                                                          None)
             repo.merge(conn, rows)
-            out.status_changes = len(events)
         for kind, n in ((STATUS, out.statuses), (HEARTBEAT, out.heartbeats)):
             metrics.CONTROLLER_MESSAGES.labels(source, kind, "accepted").inc(n)
         for m, _ in invalid:
             metrics.CONTROLLER_MESSAGES.labels(source, m.kind, "invalid").inc()
         return out
+
+    @staticmethod
+    def _add_event(conn, organization_id: int, name: str, ts: int, status: str, raw_event_id: int | None) -> int:
+        repo.add_events(conn, [(organization_id, name, ts, status, raw_event_id)])
+        return 1
 
     def telemetry_seen(self, organization_id: int, arrivals: Mapping[str, int]) -> None:
         """Telemetry arrived from these controllers (esp32 name -> arrival, epoch s)."""

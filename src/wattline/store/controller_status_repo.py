@@ -88,6 +88,15 @@ def event_before(conn: Connection, organization_id: int, esp32_name: str, ts: in
     return None if row is None else StatusEvent(int(row[0]), row[1])
 
 
+def event_after(conn: Connection, organization_id: int, esp32_name: str, ts: int) -> StatusEvent | None:
+    """The controller's oldest status event after ``ts``."""
+    e = controller_status_events
+    row = conn.execute(select(e.c.ts, e.c.status).where(
+        e.c.organization_id == organization_id, e.c.esp32_name == esp32_name, e.c.ts > ts)
+        .order_by(e.c.ts).limit(1)).first()
+    return None if row is None else StatusEvent(int(row[0]), row[1])
+
+
 def add_events(conn: Connection, rows: Sequence[tuple]) -> None:
     """Status events (organization_id, esp32_name, ts, status, raw_event_id); one stored already is kept."""
     bulk.upsert(conn, controller_status_events, ("organization_id", "esp32_name", "ts", "status", "raw_event_id"),
