@@ -388,3 +388,28 @@ def test_an_older_arrival_goes_into_the_history_but_not_into_the_latest_state(sq
         (100, "online"), (200, "offline"), (300, "online")]
     state = controller_states(ctx.dbs.telemetry, 1, now=300)["ESP01"]
     assert (state.status, state.status_at) == ("online", 300)
+
+
+def test_wattline_orgs_set_switches_auto_registration(sqlite_dbs, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from wattline.cli import app
+
+    ctx = make_ctx(sqlite_dbs, tmp_path)
+    for k, v in env_for(ctx).items():  # the CLI's settings come from the environment
+        if k.startswith("WATTLINE_"):
+            monkeypatch.setenv(k, v)
+    runner = CliRunner()
+
+    def setting() -> bool:
+        with sqlite_dbs.main.connect() as conn:
+            return org_settings_repo.auto_register_devices(conn, 1)
+
+    assert runner.invoke(app, ["orgs", "set", "--auto-register-devices", "on"]).exit_code == 0 and setting()
+    bad = runner.invoke(app, ["orgs", "set", "--auto-register-devices", "maybe"])
+    assert bad.exit_code == 2 and "on or off" in bad.output and setting()  # nothing changed
+    assert runner.invoke(app, ["orgs", "set", "--auto-register-devices", "off", "--organization", "nope"]).exit_code == 2
+    assert setting()
+    assert runner.invoke(app, ["orgs", "set", "--auto-register-devices", "off"]).exit_code == 0 and not setting()
+    listed = runner.invoke(app, ["orgs", "list"])
+    assert listed.exit_code == 0 and "default" in listed.output
