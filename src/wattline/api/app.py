@@ -93,6 +93,9 @@ def _mount_web(app: FastAPI) -> None:
     except ImportError:
         return
     mount(app)
+    from wattline.web import pages_cost
+
+    pages_cost.mount(app)
     from wattline.web.pages_devices import mount as mount_devices
 
     mount_devices(app)  # /devices, /devices/{esp32_name}/{device_id}
