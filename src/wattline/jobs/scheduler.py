@@ -1,7 +1,10 @@
 """Timezone-aware schedules (APScheduler): the daily sync at 00:15 local time of each
-organization, and more often when its ``sync_interval_minutes`` asks for it."""
+organization, and more often when its ``sync_interval_minutes`` asks for it; the
+nightly reconciliation of each organization's yesterday at 02:00 in its zone."""
 
 from __future__ import annotations
+
+import asyncio
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -9,6 +12,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from wattline import logs
 from wattline.context import AppContext
+from wattline.jobs.reconcile import organizations, reconcile_day, yesterday
 from wattline.jobs.sync import sync_all
 from wattline.store.auto_sync_repo import auto_sync_organizations
 
@@ -31,4 +35,20 @@ def build_scheduler(ctx: AppContext) -> AsyncIOScheduler:
             scheduler.add_job(run, IntervalTrigger(minutes=interval), id=f"interval-sync-{org_id}",
                               name=f"sync every {interval} min {name}", coalesce=True, max_instances=1)
         log.info("scheduler.org", organization_id=org_id, timezone=tz, interval_minutes=interval)
+    for org in organizations(ctx):
+        scheduler.add_job(nightly_reconcile, reconcile_trigger(org["timezone"]), args=(ctx, org),
+                          id=f"reconcile-{org['id']}", name=f"nightly reconciliation {org['name']}",
+                          coalesce=True, max_instances=1, misfire_grace_time=3600)
     return scheduler
+
+
+def reconcile_trigger(tz: str) -> CronTrigger:
+    """02:00 local time of zone ``tz`` every day."""
+    return CronTrigger(hour=2, minute=0, timezone=tz)
+
+
+async def nightly_reconcile(ctx: AppContext, org: dict) -> dict:
+    """Reconcile the organization's yesterday (its zone, by ``wattline.clock``) off the loop."""
+    summary = await asyncio.to_thread(reconcile_day, ctx, org, yesterday(org["timezone"]))
+    log.info("scheduler.reconcile_done", organization_id=org["id"], **summary.to_dict())
+    return summary.to_dict()
