@@ -145,7 +145,7 @@ def _check_devices(ctx: AppContext, room: list[dict], day: str, start: int, end:
     for d in room:  # a series the pipeline never saw has no zone row: the asset's
         for s in d["series"].values():
             tz.setdefault(s, d["timezone"])
-    diffs = _rebuild(ctx, all_series, start, end, tz)
+    diffs = rebuild_buckets(ctx, all_series, start, end, tz)
     found: list[R.Finding] = []
     for d in room:
         who = dict(day=day, asset_id=d["asset_id"], esp32_name=d["esp32_name"], classroom_id=d["classroom_id"])
@@ -166,7 +166,7 @@ def _check_devices(ctx: AppContext, room: list[dict], day: str, start: int, end:
     return found
 
 
-def _rebuild(ctx: AppContext, series: list[int], start: int, end: int, tz: dict[int, str]) -> list[dict]:
+def rebuild_buckets(ctx: AppContext, series: list[int], start: int, end: int, tz: dict[int, str]) -> list[dict]:
     """Rebuild the stored buckets of ``series`` over [start, end) from the ledger and
     return those that differed before (``domain.reconcile.bucket_differences``)."""
     if not series:

@@ -184,3 +184,43 @@ def assets_in_scope(conn: Connection, scope: str, scope_id: int | None) -> list[
     else:
         q = select(assets.c.id)
     return sorted(int(a) for a in conn.execute(q).scalars())
+
+
+def first_entry_end(conn: Connection, series_ids: Sequence[int], after: int) -> int | None:
+    """The earliest end of a ledger entry of ``series_ids`` after ``after`` (None: none)."""
+    if not series_ids:
+        return None
+    v = conn.exec_driver_sql(f"SELECT MIN(ts) FROM readings WHERE series_id IN ({_ids(series_ids)}) "
+                             f"AND ts > {int(after)} AND delta_milli_wh IS NOT NULL").scalar()
+    return None if v is None else int(v)
+
+
+def entries_ending(conn: Connection, series_ids: Sequence[int], lo: int, hi: int) -> dict[int, dict[str, np.ndarray]]:
+    """Ledger entries of ``series_ids`` ending in (lo, hi] (each entry in exactly one
+    such window), per series: start_ts, end_ts, delta (milli-Wh)."""
+    if not series_ids:
+        return {}
+    cols = bulk.fetch_columns(conn, f"SELECT series_id, start_ts, ts, delta_milli_wh FROM readings "
+                                    f"WHERE series_id IN ({_ids(series_ids)}) AND ts > {int(lo)} AND ts <= {int(hi)} "
+                                    f"AND delta_milli_wh IS NOT NULL ORDER BY series_id, ts",
+                              ("series_id", "start_ts", "end_ts", "delta"), (np.int64,) * 4)
+    return _split(cols, "series_id")
+
+
+def device_labels(conn: Connection, asset_ids: Sequence[int]) -> dict[int, dict]:
+    """asset id -> esp32_name, device_id, classroom (name) of devices."""
+    ids = sorted({int(a) for a in asset_ids if a is not None})
+    if not ids:
+        return {}
+    rows = conn.execute(select(devices.c.asset_id, devices.c.esp32_name, devices.c.device_id,
+                               groups.c.name.label("classroom"))
+                        .join(groups, groups.c.id == devices.c.classroom_id)
+                        .where(devices.c.asset_id.in_(ids))).mappings()
+    return {r["asset_id"]: dict(r) for r in rows}
+
+
+def group_names(conn: Connection, group_ids: Sequence[int]) -> dict[int, str]:
+    ids = sorted({int(g) for g in group_ids if g is not None})
+    if not ids:
+        return {}
+    return dict(conn.execute(select(groups.c.id, groups.c.name).where(groups.c.id.in_(ids))).all())
