@@ -291,3 +291,41 @@ def test_adding_a_cost_version_starts_a_recalculation_job_reporting_before_and_a
     job2 = _wait(s.url, admin, again.json()["job"])
     assert job2["progress"]["cost_after_micro"] == p["cost_after_micro"]
     assert job2["progress"]["buckets_rewritten"] == 0
+
+
+# ------------------------------------------------------------------ the CLI
+
+
+def test_cli_reconciles_a_date_lists_and_resolves_items(sqlite_dbs, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from world import env_for
+
+    ctx = make_ctx(sqlite_dbs, tmp_path)
+    org, _ = _campus(ctx)
+    _feed(ctx, org)
+    env = {**env_for(ctx), "WATTLINE_CLOCK": timeutil.iso(END + 3 * 3600), "PYTHONPATH": os.environ.get(
+        "PYTHONPATH", "")}
+    env.pop("WATTLINE_CLOCK_OFFSET_S", None)
+
+    def cli(*args):
+        p = subprocess.run([sys.executable, "-m", "wattline.cli", *args], env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 0, p.stdout + p.stderr
+        return p.stdout
+
+    # no --date: yesterday in Asia/Kolkata at 08:30 IST on the 6th is the 5th
+    out = json.loads(cli("reconcile", "--organization", "campus", "--format", "json"))["organizations"]
+    assert [(o["days"], o["findings"][R.GAP], o["items_opened"]) for o in out] == [(["2025-11-05"], 1, 2)]
+    items = json.loads(cli("review", "list", "--open", "--format", "json"))["items"]
+    assert sorted(i["kind"] for i in items) == [R.GAP, R.MISSING_HEARTBEAT]
+    gap = next(i for i in items if i["kind"] == R.GAP)
+    assert "resolved" in cli("review", "resolve", str(gap["id"]), "--note", "a power cut")
+    with ctx.dbs.telemetry.begin() as conn:
+        item = review_items_repo.get(conn, gap["id"])
+        assert (item["status"], item["resolution"]) == ("resolved", "a power cut")
+        assert item["resolved_by"].startswith("cli:")
+        assert review_items_repo.resolve(conn, gap["id"], by="x", note="y", now=0) == (item, False)

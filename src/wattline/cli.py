@@ -344,6 +344,7 @@ def _mount_sub_commands() -> None:
     from wattline.cli_cost import cost_versions_app
     from wattline.cli_devices import mount as mount_devices
     from wattline.cli_mqtt import mount as mount_mqtt
+    from wattline.cli_reconcile import mount as mount_reconcile
     from wattline.cli_security import tokens_app, users_app
     from wattline.cli_simulate import simulate_app
     from wattline.cli_vendors import vendors_app
@@ -355,6 +356,7 @@ def _mount_sub_commands() -> None:
     app.add_typer(cost_versions_app, name="cost-versions")
     mount_devices(app)  # classrooms, devices
     mount_mqtt(app)
+    mount_reconcile(app)  # reconcile, review
 
 
 _mount_sub_commands()
