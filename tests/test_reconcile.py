@@ -296,36 +296,43 @@ def test_adding_a_cost_version_starts_a_recalculation_job_reporting_before_and_a
 # ------------------------------------------------------------------ the CLI
 
 
-def test_cli_reconciles_a_date_lists_and_resolves_items(sqlite_dbs, tmp_path):
+def test_cli_reconciles_a_date_lists_and_resolves_items(sqlite_dbs, tmp_path, monkeypatch, set_clock):
+    """The commands in-process (typer's runner) on the test's databases: a subprocess
+    costs seconds of imports each."""
     import json
-    import os
-    import subprocess
-    import sys
+
+    from typer.testing import CliRunner
 
     from world import env_for
+    from wattline.cli import app
 
     ctx = make_ctx(sqlite_dbs, tmp_path)
     org, _ = _campus(ctx)
     _feed(ctx, org)
-    env = {**env_for(ctx), "WATTLINE_CLOCK": timeutil.iso(END + 3 * 3600), "PYTHONPATH": os.environ.get(
-        "PYTHONPATH", "")}
-    env.pop("WATTLINE_CLOCK_OFFSET_S", None)
+    for k, v in env_for(ctx).items():
+        if k.startswith("WATTLINE_") and "CLOCK" not in k:
+            monkeypatch.setenv(k, v)
+    set_clock(END + 3 * 3600)  # 08:30 IST on the 6th
+    runner = CliRunner()
 
     def cli(*args):
-        p = subprocess.run([sys.executable, "-m", "wattline.cli", *args], env=env, capture_output=True, text=True,
-                           timeout=120)
-        assert p.returncode == 0, p.stdout + p.stderr
-        return p.stdout
+        r = runner.invoke(app, list(args))
+        assert r.exit_code == 0, r.output
+        return r.stdout
 
-    # no --date: yesterday in Asia/Kolkata at 08:30 IST on the 6th is the 5th
+    # no --date: yesterday in Asia/Kolkata is the 5th
     out = json.loads(cli("reconcile", "--organization", "campus", "--format", "json"))["organizations"]
     assert [(o["days"], o["findings"][R.GAP], o["items_opened"]) for o in out] == [(["2025-11-05"], 1, 2)]
+    again = cli("reconcile", "--date", "2025-11-05", "--organization", "campus")
+    assert "2 devices checked" in again and "0 review items opened" in again
     items = json.loads(cli("review", "list", "--open", "--format", "json"))["items"]
     assert sorted(i["kind"] for i in items) == [R.GAP, R.MISSING_HEARTBEAT]
     gap = next(i for i in items if i["kind"] == R.GAP)
     assert "resolved" in cli("review", "resolve", str(gap["id"]), "--note", "a power cut")
-    with ctx.dbs.telemetry.begin() as conn:
+    assert "nothing changed" in cli("review", "resolve", str(gap["id"]), "--note", "again")
+    with ctx.dbs.telemetry.connect() as conn:
         item = review_items_repo.get(conn, gap["id"])
-        assert (item["status"], item["resolution"]) == ("resolved", "a power cut")
-        assert item["resolved_by"].startswith("cli:")
-        assert review_items_repo.resolve(conn, gap["id"], by="x", note="y", now=0) == (item, False)
+    assert (item["status"], item["resolution"]) == ("resolved", "a power cut")
+    assert item["resolved_by"].startswith("cli:")
+    assert runner.invoke(app, ["reconcile", "--date", "5/11/2025"]).exit_code == 2
+    assert runner.invoke(app, ["reconcile", "--organization", "nowhere"]).exit_code == 2
