@@ -34,11 +34,13 @@ STEP = 300  # s between a device's messages
 GAP = (START + 10 * 3600, START + 10 * 3600 + 1800)  # light_1 silent 10:00-10:30 IST
 HELD = (START + 14 * 3600, START + 14 * 3600 + 1200)  # fan_1's 14:00-14:20 arrive after 15:00
 HEARTBEAT_UNTIL = START + 12 * 3600  # ESP01's last heartbeat: noon
+OFF = (START + 16 * 3600, START + 16 * 3600 + 1800)  # light_1 reports sw1 off, its counter still rising
 
 
 def doc(ts: int, dev: str, seq: int, wh: float | None) -> dict:
+    sw1 = not (dev == "light_1" and OFF[0] <= ts < OFF[1])
     d = {"esp32_name": "ESP01", "classroom": "CR-101", "device_id": dev, "timestamp": timeutil.iso(ts),
-         "power_w": 40.0, "switch_state": {"sw1": True, "sw2": True}, "uptime_seconds": ts - START + 60,
+         "power_w": 40.0, "switch_state": {"sw1": sw1, "sw2": True}, "uptime_seconds": ts - START + 60,
          "status": "online", "sequence_no": seq, "firmware_ver": "v2.0.0", "wifi_rssi": -45}
     if wh is not None:
         d["energy_wh_total"] = wh
@@ -118,9 +120,10 @@ def test_a_night_is_reconciled_once_and_fixes_a_tampered_aggregate(campus):
 
     (first,) = J.reconcile(ctx, day=DAY, organization="campus", now=END + 2 * 3600)
     assert first.devices_checked == 2 and first.days == ["2025-11-05"]
-    assert dict(first.findings) == {R.GAP: 1, R.MISSING_HEARTBEAT: 2, R.OUT_OF_ORDER: 1, R.AGGREGATE_MISMATCH: 1}
+    assert dict(first.findings) == {R.GAP: 1, R.MISSING_HEARTBEAT: 2, R.OUT_OF_ORDER: 1, R.AGGREGATE_MISMATCH: 1,
+                                    R.ENERGY_WHILE_OFF: 1}
     assert first.buckets_rewritten == 2 and first.fixed == 2  # the mismatch and the burst
-    assert first.items_opened == 3 and first.items_noted == 2
+    assert first.items_opened == 4 and first.items_noted == 2
     # the buckets equal the ledger again, and the ledger was not touched
     assert _stored(ctx, counter) == day_energy and _stored(ctx, counter, "month", month_start) == day_energy
     assert _ledger(ctx, counter) == ledger
@@ -141,6 +144,12 @@ def test_a_night_is_reconciled_once_and_fixes_a_tampered_aggregate(campus):
     assert burst["status"] == "resolved" and burst["resolved_by"] == "reconcile"
     assert burst["details"]["messages"] == HELD[1] // STEP - HELD[0] // STEP
     assert (burst["period_start"], burst["period_end"]) == (HELD[0], HELD[1] - STEP + 1)
+    off = items[(R.ENERGY_WHILE_OFF, "ESP01", light)]
+    flagged = [(a, b, d) for a, b, d, f in ledger if f & Flag.SWITCHED_OFF]
+    assert flagged and all(OFF[0] <= a and b <= OFF[1] for a, b, _ in flagged)  # the pipeline's flag, as expected
+    assert off["status"] == "open" and off["details"]["entries"] == len(flagged)
+    assert off["details"]["energy_milli_wh"] == sum(d for *_, d in flagged) > 0
+    assert (off["period_start"], off["period_end"]) == (flagged[0][0], flagged[-1][1])
     mismatch = items[(R.AGGREGATE_MISMATCH, "ESP01", light)]
     assert mismatch["status"] == "resolved"
     assert {(b["period"], b["columns"]["energy_milli_wh"][0]) for b in mismatch["details"]["listed"]} \
@@ -151,7 +160,7 @@ def test_a_night_is_reconciled_once_and_fixes_a_tampered_aggregate(campus):
     again = J.reconcile_day(ctx, {"id": org, "name": "campus", "timezone": TZ}, DAY, now=END + 3 * 3600)
     assert again.items_opened == 0 and again.items_noted == 0 and again.buckets_rewritten == 0
     with ctx.dbs.telemetry.connect() as conn:
-        assert len(review_items_repo.list_items(conn, organization_id=org)) == 5
+        assert len(review_items_repo.list_items(conn, organization_id=org)) == 6
 
 
 def _asset(ctx, org, dev):
@@ -229,7 +238,7 @@ def test_recalculate_over_http_is_a_job_that_reconciles_the_range(server):
     job = _wait(s.url, admin, r.json()["url"])
     assert job["status"] == "succeeded", job
     assert job["kind"] == "recalculate" and job["progress"]["days_done"] == job["progress"]["days"] == 1
-    assert job["result"]["findings"][R.GAP] == 1 and job["result"]["items_opened"] == 3
+    assert job["result"]["findings"][R.GAP] == 1 and job["result"]["items_opened"] == 4
     items = httpx.get(s.url + "/api/power-analytics/review-items?status=open&kind=gap&classroom=CR-101",
                       headers=admin, timeout=30).json()["items"]
     assert [i["kind"] for i in items] == ["gap"] and items[0]["device_id"] == "light_1"
@@ -322,11 +331,11 @@ def test_cli_reconciles_a_date_lists_and_resolves_items(sqlite_dbs, tmp_path, mo
 
     # no --date: yesterday in Asia/Kolkata is the 5th
     out = json.loads(cli("reconcile", "--organization", "campus", "--format", "json"))["organizations"]
-    assert [(o["days"], o["findings"][R.GAP], o["items_opened"]) for o in out] == [(["2025-11-05"], 1, 2)]
+    assert [(o["days"], o["findings"][R.GAP], o["items_opened"]) for o in out] == [(["2025-11-05"], 1, 3)]
     again = cli("reconcile", "--date", "2025-11-05", "--organization", "campus")
     assert "2 devices checked" in again and "0 review items opened" in again
     items = json.loads(cli("review", "list", "--open", "--format", "json"))["items"]
-    assert sorted(i["kind"] for i in items) == [R.GAP, R.MISSING_HEARTBEAT]
+    assert sorted(i["kind"] for i in items) == [R.ENERGY_WHILE_OFF, R.GAP, R.MISSING_HEARTBEAT]
     gap = next(i for i in items if i["kind"] == R.GAP)
     assert "resolved" in cli("review", "resolve", str(gap["id"]), "--note", "a power cut")
     assert "nothing changed" in cli("review", "resolve", str(gap["id"]), "--note", "again")
