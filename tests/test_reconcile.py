@@ -345,3 +345,30 @@ def test_cli_reconciles_a_date_lists_and_resolves_items(sqlite_dbs, tmp_path, mo
     assert item["resolved_by"].startswith("cli:")
     assert runner.invoke(app, ["reconcile", "--date", "5/11/2025"]).exit_code == 2
     assert runner.invoke(app, ["reconcile", "--organization", "nowhere"]).exit_code == 2
+
+
+def test_cli_cost_version_add_runs_the_recalculation_job(sqlite_dbs, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from world import env_for
+    from wattline.cli import app
+    from wattline.store import jobs_repo
+
+    ctx = make_ctx(sqlite_dbs, tmp_path)
+    org, _ = _campus(ctx)
+    _feed(ctx, org)
+    for k, v in env_for(ctx).items():
+        if k.startswith("WATTLINE_") and "CLOCK" not in k:
+            monkeypatch.setenv(k, v)
+    r = CliRunner().invoke(app, ["cost-versions", "add", "--rate", "8.00", "--currency", "INR", "--from",
+                                 timeutil.iso(START), "--group", "CR-101"])
+    assert r.exit_code == 0, r.output
+    counter, fan = _series(ctx, org, "light_1", "energy_total"), _series(ctx, org, "fan_1", "power")
+    entries = _ledger(ctx, counter) + _ledger(ctx, fan)
+    cost = sum((2 * d * 8_000_000 + 10**6) // (2 * 10**6) for *_, d, _ in entries)
+    assert f"2/2 series: {len(entries)} entries covered" in r.stdout
+    assert "recalculation job" in r.stdout and "succeeded" in r.stdout
+    (job,) = [j for j in jobs_repo.recent(ctx.dbs.telemetry, 10) if j["kind"] == "recalculate"]
+    assert job["status"] == "succeeded" and job["result"]["cost_after_micro"] == cost
+    assert job["result"]["cost_before_micro"] == 0 and job["result"]["unpriced_before_milli_wh"] == sum(
+        d for *_, d, _ in entries)
