@@ -70,10 +70,12 @@ def _feed(ctx, org: int) -> None:
             by_arrival.setdefault(arrival, []).append(doc(ts, "light_1", i, wh))
         late = HELD[0] <= ts < HELD[1]
         by_arrival.setdefault(START + 15 * 3600 + 300 if late else arrival, []).append(doc(ts, "fan_1", i, None))
+    stranger = dict(doc(START + 9 * 3600, "light_9", 1, 5.0), esp32_name="ESP09")  # not registered: kept
+    by_arrival[START + 9 * 3600 + 5] = by_arrival.get(START + 9 * 3600 + 5, []) + [stranger]
     for arrival in sorted(by_arrival):
         result, errors = ingest_documents(ctx.pipeline, ctx.dbs.main_reader, org, by_arrival[arrival],
                                           source="mqtt", now=arrival)
-        assert not errors and result.accepted == len(by_arrival[arrival])
+        assert not errors and result.accepted + result.unknown_device == len(by_arrival[arrival])
 
 
 def _series(ctx, org, dev, key):
@@ -121,9 +123,9 @@ def test_a_night_is_reconciled_once_and_fixes_a_tampered_aggregate(campus):
     (first,) = J.reconcile(ctx, day=DAY, organization="campus", now=END + 2 * 3600)
     assert first.devices_checked == 2 and first.days == ["2025-11-05"]
     assert dict(first.findings) == {R.GAP: 1, R.MISSING_HEARTBEAT: 2, R.OUT_OF_ORDER: 1, R.AGGREGATE_MISMATCH: 1,
-                                    R.ENERGY_WHILE_OFF: 1}
+                                    R.ENERGY_WHILE_OFF: 1, R.UNKNOWN_DEVICE: 1}
     assert first.buckets_rewritten == 2 and first.fixed == 2  # the mismatch and the burst
-    assert first.items_opened == 4 and first.items_noted == 2
+    assert first.items_opened == 5 and first.items_noted == 2
     # the buckets equal the ledger again, and the ledger was not touched
     assert _stored(ctx, counter) == day_energy and _stored(ctx, counter, "month", month_start) == day_energy
     assert _ledger(ctx, counter) == ledger
@@ -150,6 +152,8 @@ def test_a_night_is_reconciled_once_and_fixes_a_tampered_aggregate(campus):
     assert off["status"] == "open" and off["details"]["entries"] == len(flagged)
     assert off["details"]["energy_milli_wh"] == sum(d for *_, d in flagged) > 0
     assert (off["period_start"], off["period_end"]) == (flagged[0][0], flagged[-1][1])
+    stranger = items[(R.UNKNOWN_DEVICE, "ESP09", None)]
+    assert stranger["details"]["device_id"] == "light_9" and stranger["details"]["messages"] == 1
     mismatch = items[(R.AGGREGATE_MISMATCH, "ESP01", light)]
     assert mismatch["status"] == "resolved"
     assert {(b["period"], b["columns"]["energy_milli_wh"][0]) for b in mismatch["details"]["listed"]} \
@@ -160,7 +164,7 @@ def test_a_night_is_reconciled_once_and_fixes_a_tampered_aggregate(campus):
     again = J.reconcile_day(ctx, {"id": org, "name": "campus", "timezone": TZ}, DAY, now=END + 3 * 3600)
     assert again.items_opened == 0 and again.items_noted == 0 and again.buckets_rewritten == 0
     with ctx.dbs.telemetry.connect() as conn:
-        assert len(review_items_repo.list_items(conn, organization_id=org)) == 6
+        assert len(review_items_repo.list_items(conn, organization_id=org)) == 7
 
 
 def _asset(ctx, org, dev):
@@ -331,11 +335,11 @@ def test_cli_reconciles_a_date_lists_and_resolves_items(sqlite_dbs, tmp_path, mo
 
     # no --date: yesterday in Asia/Kolkata is the 5th
     out = json.loads(cli("reconcile", "--organization", "campus", "--format", "json"))["organizations"]
-    assert [(o["days"], o["findings"][R.GAP], o["items_opened"]) for o in out] == [(["2025-11-05"], 1, 3)]
+    assert [(o["days"], o["findings"][R.GAP], o["items_opened"]) for o in out] == [(["2025-11-05"], 1, 4)]
     again = cli("reconcile", "--date", "2025-11-05", "--organization", "campus")
     assert "2 devices checked" in again and "0 review items opened" in again
     items = json.loads(cli("review", "list", "--open", "--format", "json"))["items"]
-    assert sorted(i["kind"] for i in items) == [R.ENERGY_WHILE_OFF, R.GAP, R.MISSING_HEARTBEAT]
+    assert sorted(i["kind"] for i in items) == [R.ENERGY_WHILE_OFF, R.GAP, R.MISSING_HEARTBEAT, R.UNKNOWN_DEVICE]
     gap = next(i for i in items if i["kind"] == R.GAP)
     assert "resolved" in cli("review", "resolve", str(gap["id"]), "--note", "a power cut")
     assert "nothing changed" in cli("review", "resolve", str(gap["id"]), "--note", "again")
@@ -372,3 +376,15 @@ def test_cli_cost_version_add_runs_the_recalculation_job(sqlite_dbs, tmp_path, m
     assert job["status"] == "succeeded" and job["result"]["cost_after_micro"] == cost
     assert job["result"]["cost_before_micro"] == 0 and job["result"]["unpriced_before_milli_wh"] == sum(
         d for *_, d, _ in entries)
+
+
+def test_a_controller_status_row_speaks_for_the_days_before_it_only():
+    day = dict(day="2025-11-05", esp32_name="ESP01")
+    assert R.controller_silence(1500, "online", 0, 0, 2000, **day) == []  # heard < 10 min before the end
+    (f,) = R.controller_silence(500, "online", 0, 0, 2000, **day)
+    assert (f.period_start, f.period_end) == (500, 2000)
+    assert R.controller_silence(5000, "offline", 4000, 0, 2000, **day) == []  # offline only after the day
+    (g,) = R.controller_silence(5000, "offline", 1500, 0, 2000, **day)
+    assert (g.period_start, g.details["status"]) == (1500, "offline")
+    (h,) = R.controller_silence(None, None, None, 100, 2000, **day)
+    assert h.period_start == 100

@@ -68,9 +68,9 @@ def test_items_are_listed_filtered_and_resolved(browser, server):
     w = _page(browser, server)
     api = w.api("/api/power-analytics/review-items?status=open")["items"]
     rows = w.page.locator("#review-body tr")
-    assert rows.count() == len(api) == 3
+    assert rows.count() == len(api) == 4
     assert sorted(rows.nth(i).get_attribute("data-kind") for i in range(rows.count())) \
-        == ["energy_while_off", "gap", "missing_heartbeat"]
+        == ["energy_while_off", "gap", "missing_heartbeat", "unknown_device"]
     w.page.select_option("#f-kind", "gap")
     w.page.click("#review-filters button[type=submit]")
     w.page.wait_for_selector("[data-testid=status]:has-text('1 item')")

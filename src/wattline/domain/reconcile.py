@@ -25,7 +25,8 @@ GAP = "gap"
 OUT_OF_ORDER = "out_of_order"
 ENERGY_WHILE_OFF = "energy_while_off"
 AGGREGATE_MISMATCH = "aggregate_mismatch"
-KINDS = (MISSING_HEARTBEAT, GAP, OUT_OF_ORDER, ENERGY_WHILE_OFF, AGGREGATE_MISMATCH)
+UNKNOWN_DEVICE = "unknown_device"
+KINDS = (MISSING_HEARTBEAT, GAP, OUT_OF_ORDER, ENERGY_WHILE_OFF, AGGREGATE_MISMATCH, UNKNOWN_DEVICE)
 # what re-aggregation repairs: the stored buckets are re-derived from the ledger, and the
 # ledger itself is order-independent, so an out-of-order burst only needs its range rebuilt
 FIXABLE = frozenset({AGGREGATE_MISMATCH, OUT_OF_ORDER})
@@ -55,6 +56,8 @@ class Finding:
 def dedup_key(f: Finding) -> str:
     """One item per (rule, device or controller, local day)."""
     who = f"asset:{f.asset_id}" if f.asset_id is not None else f"esp32:{f.esp32_name}"
+    if f.kind == UNKNOWN_DEVICE:
+        who += f"/{f.details.get('device_id')}"
     return f"{f.kind}:{who}:{f.day}"
 
 
@@ -86,17 +89,34 @@ def missing_heartbeats(message_ts: np.ndarray, start: int, end: int, *, day: str
                      "listed": _spans(a, b)})]
 
 
-def controller_silence(last_heartbeat_at: int | None, status: str | None, start: int, end: int, *, day: str,
-                       esp32_name: str) -> list[Finding]:
-    """A controller whose last heartbeat is more than :data:`SILENCE_S` before ``end``
-    (the end of the day checked, or now if that is earlier), or which is offline.
+def controller_silence(last_heartbeat_at: int | None, status: str | None, status_at: int | None, start: int,
+                       end: int, *, day: str, esp32_name: str) -> list[Finding]:
+    """A controller silent at the end of [start, end): its last heartbeat more than
+    :data:`SILENCE_S` before ``end`` (the end of the day checked, or now if earlier), or
+    offline since before ``end``.
 
-    ``last_heartbeat_at``, ``status``: its ``controller_status`` row (None: never heard)."""
-    if last_heartbeat_at is not None and last_heartbeat_at >= end - SILENCE_S and status != "offline":
+    The arguments are its ``controller_status`` row, which is its latest state: a
+    heartbeat after ``end`` says nothing about the day, an old one says it was silent
+    since then; ``last_heartbeat_at`` None means never heard."""
+    quiet = last_heartbeat_at is None or last_heartbeat_at < end - SILENCE_S
+    offline = status == "offline" and status_at is not None and status_at < end
+    if not (quiet or offline):
         return []
-    since = start if last_heartbeat_at is None else max(start, int(last_heartbeat_at))
-    return [Finding(MISSING_HEARTBEAT, day, since, end, None, esp32_name, None,
-                    {"source": "controller_status", "status": status, "last_heartbeat_at": last_heartbeat_at})]
+    marks = [m for m in ((last_heartbeat_at if quiet else None), (status_at if offline else None)) if m is not None]
+    since = max(start, min(marks)) if marks else start
+    return [Finding(MISSING_HEARTBEAT, day, int(since), end, None, esp32_name, None,
+                    {"source": "controller_status", "status": status, "status_at": status_at,
+                     "last_heartbeat_at": last_heartbeat_at})]
+
+
+def unknown_devices(rows: Sequence[tuple[str | None, str | None, int, int, int]], *, day: str) -> list[Finding]:
+    """Messages from devices the registry does not know, kept and not yet replayed:
+    one finding per (esp32_name, device_id). ``rows``: (esp32_name, device_id, count,
+    first and last arrival, UTC epoch s)."""
+    return [Finding(UNKNOWN_DEVICE, day, int(first), int(last) + 1, None, esp, None,
+                    {"device_id": dev, "messages": int(n),
+                     "hint": f"register it: wattline devices add {esp} {dev} --classroom NAME"})
+            for esp, dev, n, first, last in rows if esp is not None]
 
 
 def flagged_entries(kind: str, flag: int, cols: Mapping[str, np.ndarray], *, day: str, asset_id: int,
@@ -216,14 +236,14 @@ def aggregate_mismatch(differences: Sequence[dict], *, day: str, start: int, end
     if not differences:
         return []
     return [Finding(AGGREGATE_MISMATCH, day, start, end, asset_id, esp32_name, classroom_id,
-                    {"buckets": len(differences), "listed": [_jsonable(d) for d in differences[:MAX_LISTED]]})]
+                    {"buckets": len(differences), "listed": [jsonable(d) for d in differences[:MAX_LISTED]]})]
 
 
-def _jsonable(v: Any) -> Any:
+def jsonable(v: Any) -> Any:
     if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
+        return [jsonable(x) for x in v]
     if isinstance(v, (np.integer, bool)):
         return int(v) if not isinstance(v, bool) else v
     if isinstance(v, np.floating):

@@ -4,7 +4,8 @@ For each device of the organization's classrooms, over the organization-local da
 missing heartbeats (the controller's status row, and spells of more than 10 min
 without a message), ledger gaps of more than 10 min, out-of-order bursts (from the
 arrival order of ``device_messages``), energy metered while switched off, and
-stored day/month/year buckets that differ from their ledger. The rules are
+stored day/month/year buckets that differ from their ledger; and messages of
+unregistered devices that arrived that day and are still kept. The rules are
 ``domain.reconcile``.
 
 What is safe is fixed: the day's buckets of every device series are rebuilt from
@@ -111,8 +112,11 @@ def reconcile_day(ctx: AppContext, org: dict, day: date, *, classroom_ids: Seque
     for esp in sorted({d["esp32_name"] for d in devices}):
         st = statuses.get(esp)
         if st is not None and horizon > start:  # nothing known of a controller without a status row
-            findings += R.controller_silence(st["last_heartbeat_at"], st["status"], start, horizon,
-                                             day=day.isoformat(), esp32_name=esp)
+            findings += R.controller_silence(st["last_heartbeat_at"], st["status"], st["status_at"], start,
+                                             horizon, day=day.isoformat(), esp32_name=esp)
+    if classroom_ids is None:  # kept messages name no classroom the registry knows
+        with ctx.dbs.telemetry.connect() as conn:
+            findings += R.unknown_devices(Q.unknown_device_messages(conn, org["id"], start, end), day=day.isoformat())
     for i, room in enumerate(rooms.values(), 1):
         findings += _check_devices(ctx, room, day.isoformat(), start, end, horizon, out)
         if progress is not None:
@@ -185,7 +189,7 @@ def _record(ctx: AppContext, organization_id: int, findings: list[R.Finding], ou
         out.findings[f.kind] += 1
         row = {"organization_id": organization_id, "kind": f.kind, "asset_id": f.asset_id,
                "classroom_id": f.classroom_id, "esp32_name": f.esp32_name, "period_start": f.period_start,
-               "period_end": f.period_end, "details": R._jsonable(dict(f.details, day=f.day)),
+               "period_end": f.period_end, "details": R.jsonable(dict(f.details, day=f.day)),
                "status": "open", "created_at": now, "dedup_key": R.dedup_key(f)}
         if f.fixable:
             out.fixed += 1

@@ -121,6 +121,16 @@ def _split(cols: dict[str, np.ndarray], key: str) -> dict[int, Any]:
     return out
 
 
+def unknown_device_messages(conn: Connection, organization_id: int, start: int, end: int) -> list[tuple]:
+    """Kept messages of unregistered devices that arrived in [start, end) and are not
+    replayed: (esp32_name, device_id, count, first, last arrival) per device."""
+    return [tuple(r) for r in conn.exec_driver_sql(f"""
+        SELECT esp32_name, device_id, COUNT(*), MIN(received_at), MAX(received_at) FROM device_quarantine
+        WHERE organization_id = {int(organization_id)} AND kind = 'unknown_device' AND replayed_at IS NULL
+          AND received_at >= {int(start)} AND received_at < {int(end)}
+        GROUP BY esp32_name, device_id ORDER BY esp32_name, device_id""")]
+
+
 def controller_statuses(conn: Connection, organization_id: int) -> dict[str, dict]:
     """The organization's controllers: esp32_name -> status, status_at, last_heartbeat_at, last_telemetry_at."""
     rows = conn.execute(select(controller_status.c.esp32_name, controller_status.c.status,
