@@ -255,7 +255,10 @@ def test_recalculate_over_http_is_a_job_that_reconciles_the_range(server):
     assert done.json()["resolution"] == "router restarted" and done.json()["resolved_by"] == "admin token"
     bad = [({"classroom": "CR-999", "start": body["start"], "end": body["end"]}, 404),
            ({"classroom": "CR-101", "start": body["end"], "end": body["start"]}, 400),
-           ({"classroom": "CR-101", "start": "yesterday", "end": body["end"]}, 400)]
+           ({"classroom": "CR-101", "start": "yesterday", "end": body["end"]}, 400),
+           ({"classroom": "CR-101", "start": "99999999999999999999", "end": "99999999999999999999"}, 400),
+           ({"classroom": "CR-101", "start": "2024-01-01", "end": "2025-06-01"}, 400),  # over 366 days
+           ({"classroom": "CR-101", "start": body["start"], "end": body["end"], "x": 1}, 400)]
     for b, code in bad:
         r = httpx.post(s.url + "/api/power-analytics/recalculate", json=b, headers=admin, timeout=30)
         assert r.status_code == code and set(r.json()) == {"error", "code", "details"}, r.text

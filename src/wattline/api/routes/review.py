@@ -131,16 +131,21 @@ def resolve_item(request: Request, body: ResolveIn, item_id: Annotated[int, Path
     return ResolveOut(**_public([item], request)[0].model_dump(), changed=changed)
 
 
+EARLIEST, LATEST = 0, 7_258_118_400  # 1970-01-01 .. 2200-01-01 UTC: what the ledger can hold
+
+
 def _instant(text: str, field: str, tz: str) -> int:
     try:
-        return timeutil.parse_instant(text)
+        ts = timeutil.parse_instant(text)
     except ValueError:
-        pass
-    try:
-        return timeutil.local_midnight(date.fromisoformat(text), tz)
-    except ValueError:
-        raise ApiError(400, "invalid_request", f"{field}: not an ISO-8601 instant with offset, epoch s or a date: "
-                       f"{text[:64]!r}", {"field": field}) from None
+        try:
+            ts = timeutil.local_midnight(date.fromisoformat(text), tz)
+        except (ValueError, OverflowError):
+            raise ApiError(400, "invalid_request", f"{field}: not an ISO-8601 instant with offset, epoch s or a "
+                           f"date: {text[:64]!r}", {"field": field}) from None
+    if not EARLIEST <= ts <= LATEST:
+        raise ApiError(400, "invalid_request", f"{field}: outside 1970-2200", {"field": field})
+    return ts
 
 
 @router.post("/recalculate", status_code=202, responses=S.errors(400, 404))
