@@ -44,8 +44,9 @@ PG_ADMIN = os.environ.get("WATTLINE_TEST_PG", "postgresql+psycopg://root@127.0.0
 
 
 def _context(backend: str, tmp: Path):
+    """The context, and a function dropping what was created for it."""
     if backend == "sqlite":
-        return open_context(Settings(data_dir=tmp, main_url=None, telemetry_url=None))
+        return open_context(Settings(data_dir=tmp, main_url=None, telemetry_url=None)), lambda: None
     from sqlalchemy import create_engine, text
 
     names = [f"bench_rec_{uuid.uuid4().hex[:8]}_{k}" for k in ("main", "tel")]
@@ -54,7 +55,15 @@ def _context(backend: str, tmp: Path):
         for n in names:
             c.execute(text(f'CREATE DATABASE "{n}"'))
     base = PG_ADMIN.rsplit("/", 1)[0]
-    return open_context(Settings(data_dir=tmp, main_url=f"{base}/{names[0]}", telemetry_url=f"{base}/{names[1]}"))
+
+    def drop() -> None:
+        with admin.connect() as c:
+            for n in names:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{n}"'))
+        admin.dispose()
+
+    return open_context(Settings(data_dir=tmp, main_url=f"{base}/{names[0]}",
+                                 telemetry_url=f"{base}/{names[1]}")), drop
 
 
 def _doc(esp: str, dev: str, ts: int, seq: int, wh: float | None, start: int) -> dict:
@@ -130,7 +139,7 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=30, help="seconds between a device's messages")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = _context(a.backend, Path(tmp))
+        ctx, drop = _context(a.backend, Path(tmp))
         try:
             org, _ = setup(ctx, a.classrooms, a.devices, a.step)
             took_bare = bare(ctx, org)
@@ -145,6 +154,7 @@ def main() -> None:
             print(f"target < 300 s for the night's work: {'met' if s.seconds < 300 else 'NOT met'}")
         finally:
             ctx.close()
+            drop()
 
 
 if __name__ == "__main__":
