@@ -208,8 +208,13 @@ def test_the_nightly_job_fires_at_two_local_for_kolkata_and_not_for_utc(campus, 
     assert reconcile_trigger(TZ).get_next_fire_time(None, two_ist) == two_ist
     # fired at that instant, it reconciles the Kolkata day that just ended
     set_clock(two_ist)
-    result = asyncio.run(nightly_reconcile(ctx, kolkata.args[1]))
-    assert result["days"] == ["2025-11-05"] and result["findings"][R.GAP] == 1
+    job = asyncio.run(nightly_reconcile(ctx, kolkata.args[1]))
+    assert job["kind"] == "reconcile" and job["status"] == "succeeded"
+    (result,) = job["result"]["organizations"]
+    assert result["organization"] == "campus" and result["days"] == ["2025-11-05"] and result["findings"][R.GAP] == 1
+    assert job["progress"]["classrooms_done"] == job["progress"]["classrooms"] == 1
+    with ctx.dbs.telemetry.connect() as conn:
+        assert Q.last_reconciliation(conn)["id"] == job["id"]
 
 
 # ------------------------------------------------------------------ over HTTP

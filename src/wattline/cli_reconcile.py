@@ -7,6 +7,7 @@ summary; ``review list`` / ``review resolve`` show and close what it found.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
 import sys
@@ -37,7 +38,7 @@ def reconcile_command(
     from wattline import logs
     from wattline.cli import _ctx, _fail, console
     from wattline.domain.reconcile import KINDS
-    from wattline.jobs.reconcile import reconcile
+    from wattline.jobs.reconcile import run_reconcile_job
 
     if fmt not in ("text", "json"):
         _fail("--format must be text or json")
@@ -48,17 +49,21 @@ def reconcile_command(
     logs.configure("WARNING")  # logs on stderr; the summary below is the output
     ctx = _ctx()
     try:
-        summaries = reconcile(ctx, day=d, organization=organization)
+        job = asyncio.run(run_reconcile_job(ctx, day=d, organization=organization))
     except ValueError as exc:
         _fail(str(exc))
+    if job["status"] != "succeeded":
+        _fail(f"reconciliation job {job['id']} failed: {job['error']}", 1)
+    summaries = job["result"]["organizations"]
     if fmt == "json":
-        sys.stdout.write(json.dumps({"organizations": [s.to_dict() for s in summaries]}, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"job": job["id"], "organizations": summaries}, indent=2) + "\n")
         return
     for s in summaries:
-        found = ", ".join(f"{k} {s.findings.get(k, 0)}" for k in KINDS)
-        console.print(f"{s.organization} {', '.join(s.days)}: {s.devices_checked} devices checked; findings: {found}; "
-                      f"fixed {s.fixed} ({s.buckets_rewritten} buckets rewritten); {s.items_opened} review items "
-                      f"opened; {s.seconds:.2f} s")
+        found = ", ".join(f"{k} {s['findings'].get(k, 0)}" for k in KINDS)
+        console.print(f"{s['organization']} {', '.join(s['days'])}: {s['devices_checked']} devices checked; "
+                      f"findings: {found}; fixed {s['fixed']} ({s['buckets_rewritten']} buckets rewritten); "
+                      f"{s['items_opened']} review items opened; {s['seconds']:.2f} s")
+    console.print(f"(job {job['id']})")
 
 
 @review_app.command("list")

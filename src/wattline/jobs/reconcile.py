@@ -216,6 +216,43 @@ def reconcile(ctx: AppContext, *, day: date | None = None, organization: str | N
             for org in organizations(ctx, organization)]
 
 
+def reconcile_work(ctx: AppContext, orgs: Sequence[dict], day: date | None = None, now: int | None = None):
+    """``reconcile`` as a job's work: each organization's ``day`` (default: its
+    yesterday), progress after each classroom; the result holds every summary."""
+
+    async def work(report) -> dict:
+        loop = asyncio.get_running_loop()
+        done: list[dict] = []
+        for org in orgs:
+            d = day or yesterday(org["timezone"], now)
+
+            def progress(i: int, n: int, org=org, d=d) -> None:  # called from the worker thread
+                loop.call_soon_threadsafe(report, {"organization": org["name"], "day": d.isoformat(),
+                                                   "classrooms_done": i, "classrooms": n,
+                                                   "organizations_done": len(done), "organizations": len(orgs)})
+
+            s = await asyncio.to_thread(reconcile_day, ctx, org, d, now=now, progress=progress)
+            done.append(s.to_dict())
+        return {"organizations": done}
+
+    return work
+
+
+async def run_reconcile_job(ctx: AppContext, *, day: date | None = None, organization: str | None = None,
+                            now: int | None = None) -> dict:
+    """Run reconciliation as a ``reconcile`` job of this process (the jobs table keeps
+    its progress, result and time: the last run is the newest such row); returns the
+    job row. ValueError for an unknown organization."""
+    from wattline.jobs.runner import JobRunner
+
+    orgs = await asyncio.to_thread(organizations, ctx, organization)
+    runner = JobRunner(ctx)
+    params = {"day": None if day is None else day.isoformat(), "organizations": [o["name"] for o in orgs]}
+    job_id = await runner.start("reconcile", params, reconcile_work(ctx, orgs, day, now))
+    await runner.wait_all()
+    return await asyncio.to_thread(runner.get, job_id)
+
+
 def local_days(start: int, end: int, tz: str) -> list[date]:
     """The local dates of ``tz`` that [start, end) touches."""
     if end <= start:

@@ -4,15 +4,13 @@ nightly reconciliation of each organization's yesterday at 02:00 in its zone."""
 
 from __future__ import annotations
 
-import asyncio
-
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from wattline import logs
 from wattline.context import AppContext
-from wattline.jobs.reconcile import organizations, reconcile_day, yesterday
+from wattline.jobs.reconcile import organizations, run_reconcile_job
 from wattline.jobs.sync import sync_all
 from wattline.store.auto_sync_repo import auto_sync_organizations
 
@@ -48,7 +46,8 @@ def reconcile_trigger(tz: str) -> CronTrigger:
 
 
 async def nightly_reconcile(ctx: AppContext, org: dict) -> dict:
-    """Reconcile the organization's yesterday (its zone, by ``wattline.clock``) off the loop."""
-    summary = await asyncio.to_thread(reconcile_day, ctx, org, yesterday(org["timezone"]))
-    log.info("scheduler.reconcile_done", organization_id=org["id"], **summary.to_dict())
-    return summary.to_dict()
+    """Reconcile the organization's yesterday (its zone, by ``wattline.clock``) as a
+    ``reconcile`` job (work off the loop); returns the job row."""
+    job = await run_reconcile_job(ctx, organization=org["name"])
+    log.info("scheduler.reconcile_done", organization_id=org["id"], job_id=job["id"], status=job["status"])
+    return job

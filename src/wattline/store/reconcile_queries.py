@@ -15,7 +15,7 @@ from sqlalchemy import Connection, select, update
 
 from wattline.store import bulk
 from wattline.store.tables import (
-    aggregates, assets, controller_status, devices, group_members, groups, organizations, points,
+    aggregates, assets, controller_status, devices, group_members, groups, jobs, organizations, points,
 )
 
 _ROW_COLUMNS = ("series_id", "period", "bucket_start", "bucket_end", "energy_milli_wh", "value_min", "value_max",
@@ -234,3 +234,10 @@ def group_names(conn: Connection, group_ids: Sequence[int]) -> dict[int, str]:
     if not ids:
         return {}
     return dict(conn.execute(select(groups.c.id, groups.c.name).where(groups.c.id.in_(ids))).all())
+
+
+def last_reconciliation(conn: Connection) -> dict | None:
+    """The newest ``reconcile`` job (nightly, CLI): id, status, created_at, updated_at, result."""
+    row = conn.execute(select(jobs.c.id, jobs.c.status, jobs.c.created_at, jobs.c.updated_at, jobs.c.result)
+                       .where(jobs.c.kind == "reconcile").order_by(jobs.c.created_at.desc()).limit(1)).mappings().first()
+    return dict(row) if row else None
