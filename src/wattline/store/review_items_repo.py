@@ -39,8 +39,15 @@ def add_items(conn: Connection, rows: Sequence[dict]) -> int:
     new = {r["dedup_key"]: r for r in rows if r["dedup_key"] not in known}  # one per key
     if not new:
         return 0
-    conn.execute(review_items.insert(), [{c: r.get(c) for c in _INSERT_COLUMNS} for r in new.values()])
-    return len(new)
+    # ON CONFLICT DO NOTHING: a concurrent run that inserted the same key first wins, quietly
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    result = conn.execute(insert(review_items).on_conflict_do_nothing(index_elements=["dedup_key"]),
+                          [{c: r.get(c) for c in _INSERT_COLUMNS} for r in new.values()])
+    n = result.rowcount
+    return len(new) if n is None or n < 0 else int(n)  # some drivers do not count an executemany
 
 
 def list_items(conn: Connection, *, organization_id: int | None = None, status: str | None = None,
