@@ -106,6 +106,8 @@ def message_arrivals(conn: Connection, asset_ids: Sequence[int], start: int, end
 
 
 def _split(cols: dict[str, np.ndarray], key: str) -> dict[int, Any]:
+    """Columns grouped by ``key``: key value -> its other columns (or, when the only
+    other column is ``ts``, that array itself)."""
     k = cols[key]
     if not len(k):
         return {}
@@ -151,16 +153,12 @@ def put_controller_status(conn: Connection, organization_id: int, esp32_name: st
                 key=("organization_id", "esp32_name"))
 
 
-def _has_column(conn: Connection, name: str) -> bool:
-    return name in aggregates.c
-
-
 def stored_buckets(conn: Connection, series_ids: Sequence[int], start: int, end: int) -> dict[tuple, dict]:
     """Stored day/month/year buckets of ``series_ids`` overlapping [start, end):
     (series_id, period, bucket_start) -> row (column -> value)."""
     if not series_ids:
         return {}
-    cols = [c for c in _ROW_COLUMNS if _has_column(conn, c)]
+    cols = [c for c in _ROW_COLUMNS if c in aggregates.c]
     rows = bulk.fetch_rows(conn, f"SELECT {', '.join(cols)} FROM aggregates WHERE series_id IN ({_ids(series_ids)}) "
                                  f"AND bucket_start < {int(end)} AND bucket_end > {int(start)}")
     return {(r[0], r[1], r[2]): dict(zip(cols, r)) for r in rows}
