@@ -19,7 +19,6 @@ from wattline.context import AppContext, open_context
 from wattline.jobs.runner import JobRunner
 from wattline.security.errors import install_error_handlers
 from wattline.store import health_repo
-from wattline.web import pages_review
 
 log = logs.get("wattline.api")
 
@@ -59,7 +58,6 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False) -> Fast
               review.router):
         app.include_router(r)
     _mount_web(app)
-    pages_review.mount(app)  # /review
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:
@@ -85,3 +83,7 @@ def _mount_web(app: FastAPI) -> None:
     except ImportError:
         return
     mount(app)
+    from wattline.web import pages_cost, pages_review
+
+    pages_cost.mount(app)
+    pages_review.mount(app)  # /review
