@@ -34,6 +34,7 @@ STEP = 300  # s between a device's messages
 GAP = (START + 10 * 3600, START + 10 * 3600 + 1800)  # light_1 silent 10:00-10:30 IST
 HELD = (START + 14 * 3600, START + 14 * 3600 + 1200)  # fan_1's 14:00-14:20 arrive after 15:00
 HEARTBEAT_UNTIL = START + 12 * 3600  # ESP01's last heartbeat: noon
+DROPPED = (START + 11 * 3600, START + 11 * 3600 + 1200)  # ESP01's Last Will: offline 11:00-11:20
 OFF = (START + 16 * 3600, START + 16 * 3600 + 1800)  # light_1 reports sw1 off, its counter still rising
 
 
@@ -103,6 +104,8 @@ def campus(dbs, tmp_path):
     with ctx.dbs.telemetry.begin() as conn:
         Q.put_controller_status(conn, org, "ESP01", status="online", status_at=START,
                                 last_heartbeat_at=HEARTBEAT_UNTIL)
+        Q.add_status_events(conn, org, [("ESP01", START - 3600, "online"), ("ESP01", DROPPED[0], "offline"),
+                                        ("ESP01", DROPPED[1], "online")])
     return ctx, org, utc
 
 
@@ -140,8 +143,9 @@ def test_a_night_is_reconciled_once_and_fixes_a_tampered_aggregate(campus):
     assert gap["details"]["entries"] == 1 and gap["details"]["seconds"] == 1800
     silent = items[(R.MISSING_HEARTBEAT, "ESP01", light)]
     assert silent["details"]["listed"] == [[GAP[0], GAP[1]]]  # the device's own silence
-    ctrl = items[(R.MISSING_HEARTBEAT, "ESP01", None)]  # the controller's: last heartbeat at noon
-    assert (ctrl["period_start"], ctrl["period_end"]) == (HEARTBEAT_UNTIL, END) and ctrl["status"] == "open"
+    ctrl = items[(R.MISSING_HEARTBEAT, "ESP01", None)]  # the controller's: offline 11:00-11:20, silent from noon
+    assert (ctrl["period_start"], ctrl["period_end"]) == (DROPPED[0], END) and ctrl["status"] == "open"
+    assert ctrl["details"]["listed"] == [list(DROPPED), [HEARTBEAT_UNTIL, END]]
     burst = items[(R.OUT_OF_ORDER, "ESP01", fan_asset)]
     assert burst["status"] == "resolved" and burst["resolved_by"] == "reconcile"
     assert burst["details"]["messages"] == HELD[1] // STEP - HELD[0] // STEP
@@ -396,3 +400,7 @@ def test_a_controller_status_row_speaks_for_the_days_before_it_only():
     assert (g.period_start, g.details["status"]) == (1500, "offline")
     (h,) = R.controller_silence(None, None, None, 100, 2000, **day)
     assert h.period_start == 100
+    # its history: offline at the day's start until 800, and from 2000 on (a short drop 1500-1505 is no spell)
+    assert R.offline_spells([(2000, "offline"), (800, "online"), (1500, "offline"), (1505, "online")], "offline",
+                            0, 3000) == [[0, 800], [2000, 3000]]
+    assert R.offline_spells([], None, 0, 3000) == [] and R.offline_spells([], "offline", 0, 3000) == [[0, 3000]]

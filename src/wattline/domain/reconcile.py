@@ -89,24 +89,48 @@ def missing_heartbeats(message_ts: np.ndarray, start: int, end: int, *, day: str
                      "listed": _spans(a, b)})]
 
 
-def controller_silence(last_heartbeat_at: int | None, status: str | None, status_at: int | None, start: int,
-                       end: int, *, day: str, esp32_name: str) -> list[Finding]:
-    """A controller silent at the end of [start, end): its last heartbeat more than
-    :data:`SILENCE_S` before ``end`` (the end of the day checked, or now if earlier), or
-    offline since before ``end``.
+def offline_spells(events: Sequence[tuple[int, str]], before: str | None, start: int, end: int,
+                   limit_s: int = SILENCE_S) -> list[list[int]]:
+    """Spells of [start, end) longer than ``limit_s`` during which the controller was
+    offline, from its status changes.
 
-    The arguments are its ``controller_status`` row, which is its latest state: a
-    heartbeat after ``end`` says nothing about the day, an old one says it was silent
-    since then; ``last_heartbeat_at`` None means never heard."""
+    ``events``: (instant, "online" | "offline") in [start, end), any order; ``before``:
+    its status at ``start`` (the last change before it; None: unknown, taken as online)."""
+    spells, down = [], start if before == "offline" else None
+    for ts, status in sorted(events):
+        if status == "offline" and down is None:
+            down = int(ts)
+        elif status == "online" and down is not None:
+            spells.append([down, int(ts)])
+            down = None
+    if down is not None:
+        spells.append([down, end])
+    return [sp for sp in spells if sp[1] - sp[0] > limit_s]
+
+
+def controller_silence(last_heartbeat_at: int | None, status: str | None, status_at: int | None, start: int,
+                       end: int, *, day: str, esp32_name: str,
+                       offline: Sequence[Sequence[int]] = ()) -> list[Finding]:
+    """A controller silent during [start, end): offline spells from its status history
+    (``offline``: :func:`offline_spells`), and silent at the end — its last heartbeat
+    more than :data:`SILENCE_S` before ``end`` (the end of the day checked, or now if
+    earlier), or offline since before ``end``.
+
+    ``last_heartbeat_at``, ``status``, ``status_at`` are its ``controller_status`` row,
+    its latest state: a heartbeat after ``end`` says nothing about the day, an old one
+    says it was silent since then; ``last_heartbeat_at`` None means never heard."""
     quiet = last_heartbeat_at is None or last_heartbeat_at < end - SILENCE_S
-    offline = status == "offline" and status_at is not None and status_at < end
-    if not (quiet or offline):
+    down = status == "offline" and status_at is not None and status_at < end
+    spells = [list(map(int, sp)) for sp in offline]
+    if quiet or down:
+        marks = [m for m in ((last_heartbeat_at if quiet else None), (status_at if down else None)) if m is not None]
+        spells.append([int(max(start, min(marks))) if marks else start, end])
+    if not spells:
         return []
-    marks = [m for m in ((last_heartbeat_at if quiet else None), (status_at if offline else None)) if m is not None]
-    since = max(start, min(marks)) if marks else start
-    return [Finding(MISSING_HEARTBEAT, day, int(since), end, None, esp32_name, None,
+    spells.sort()
+    return [Finding(MISSING_HEARTBEAT, day, spells[0][0], max(b for _, b in spells), None, esp32_name, None,
                     {"source": "controller_status", "status": status, "status_at": status_at,
-                     "last_heartbeat_at": last_heartbeat_at})]
+                     "last_heartbeat_at": last_heartbeat_at, "spells": len(spells), "listed": spells[:MAX_LISTED]})]
 
 
 def unknown_devices(rows: Sequence[tuple[str | None, str | None, int, int, int]], *, day: str) -> list[Finding]:

@@ -106,14 +106,17 @@ def reconcile_day(ctx: AppContext, org: dict, day: date, *, classroom_ids: Seque
     for d in devices:
         rooms.setdefault(d["classroom_id"], []).append(d)
     findings: list[R.Finding] = []
+    horizon = min(end, now)
     with ctx.dbs.telemetry.connect() as conn:
         statuses = Q.controller_statuses(conn, org["id"])
-    horizon = min(end, now)
+        history = Q.status_history(conn, org["id"], start, horizon)
     for esp in sorted({d["esp32_name"] for d in devices}):
         st = statuses.get(esp)
         if st is not None and horizon > start:  # nothing known of a controller without a status row
+            before, changes = history.get(esp, (None, []))
             findings += R.controller_silence(st["last_heartbeat_at"], st["status"], st["status_at"], start,
-                                             horizon, day=day.isoformat(), esp32_name=esp)
+                                             horizon, day=day.isoformat(), esp32_name=esp,
+                                             offline=R.offline_spells(changes, before, start, horizon))
     if classroom_ids is None:  # kept messages name no classroom the registry knows
         with ctx.dbs.telemetry.connect() as conn:
             findings += R.unknown_devices(Q.unknown_device_messages(conn, org["id"], start, end), day=day.isoformat())

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from wattline.store import bulk
 from wattline.store.tables import (
-    aggregates, assets, controller_status, devices, group_members, groups, jobs, organizations, points,
+    aggregates, assets, controller_status, controller_status_events, devices, group_members, groups, jobs, organizations, points,
 )
 
 _ROW_COLUMNS = ("series_id", "period", "bucket_start", "bucket_end", "energy_milli_wh", "value_min", "value_max",
@@ -140,6 +140,33 @@ def controller_statuses(conn: Connection, organization_id: int) -> dict[str, dic
                                controller_status.c.last_telemetry_at)
                         .where(controller_status.c.organization_id == organization_id)).mappings()
     return {r["esp32_name"]: dict(r) for r in rows}
+
+
+def status_history(conn: Connection, organization_id: int, start: int,
+                   end: int) -> dict[str, tuple[str | None, list[tuple[int, str]]]]:
+    """Per controller: its status at ``start`` (the last change before it, None: none)
+    and its changes in [start, end) as (ts, status)."""
+    e = controller_status_events
+    out: dict[str, tuple[str | None, list[tuple[int, str]]]] = {}
+    for esp, ts, st in conn.execute(select(e.c.esp32_name, e.c.ts, e.c.status).where(
+            e.c.organization_id == organization_id, e.c.ts >= start, e.c.ts < end).order_by(e.c.ts)):
+        out.setdefault(esp, (None, []))[1].append((int(ts), st))
+    last = (select(e.c.esp32_name, func.max(e.c.ts).label("ts"))
+            .where(e.c.organization_id == organization_id, e.c.ts < start).group_by(e.c.esp32_name).subquery())
+    for esp, st in conn.execute(select(e.c.esp32_name, e.c.status).join(
+            last, (last.c.esp32_name == e.c.esp32_name) & (last.c.ts == e.c.ts))
+            .where(e.c.organization_id == organization_id).order_by(e.c.status)):
+        # two changes in the same second: "online" sorts first, so "offline" wins, the safe side
+        out[esp] = (st, out.get(esp, (None, []))[1])
+    return out
+
+
+def add_status_events(conn: Connection, organization_id: int, events: Sequence[tuple[str, int, str]]) -> None:
+    """Status changes (esp32_name, ts, status) of controllers (the MQTT ingester owns
+    these rows; this is for seeding tests and demos). Idempotent."""
+    bulk.upsert(conn, controller_status_events, ("organization_id", "esp32_name", "ts", "status"),
+                [(organization_id, esp, int(ts), st) for esp, ts, st in events],
+                key=("organization_id", "esp32_name", "ts", "status"), update=())
 
 
 def put_controller_status(conn: Connection, organization_id: int, esp32_name: str, *, status: str | None,
