@@ -14,6 +14,7 @@ from wattline import __version__, logs
 from wattline.api.errors import install_validation_handler, openapi_without_default_422
 from wattline.api.routes import cost_versions, jobs, plants, power_analytics, telemetry
 from wattline.api.routes import review
+from wattline.api.routes import campus_analytics
 from wattline.api.schemas import HealthReport
 from wattline.context import AppContext, open_context
 from wattline.jobs.runner import JobRunner
@@ -57,6 +58,7 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False) -> Fast
     for r in (telemetry.router, plants.router, jobs.router, cost_versions.router, power_analytics.router,
               review.router):
         app.include_router(r)
+    app.include_router(campus_analytics.router)
     _mount_web(app)
 
     @app.get("/metrics", include_in_schema=False)
@@ -87,3 +89,5 @@ def _mount_web(app: FastAPI) -> None:
 
     pages_cost.mount(app)
     pages_review.mount(app)  # /review
+    from wattline.web.pages_campus import mount as mount_campus_pages
+    mount_campus_pages(app)
