@@ -352,6 +352,7 @@ def _mount_sub_commands() -> None:
     from wattline.cli_legacy import mount as mount_legacy
     from wattline.cli_mqtt import mount as mount_mqtt
     from wattline.cli_orgs import mount as mount_orgs
+    from wattline.cli_reconcile import mount as mount_reconcile
     from wattline.cli_security import tokens_app, users_app
     from wattline.cli_simulate import simulate_app
     from wattline.cli_vendors import vendors_app
@@ -363,6 +364,7 @@ def _mount_sub_commands() -> None:
     app.add_typer(cost_versions_app, name="cost-versions")
     mount_devices(app)  # classrooms, devices
     mount_mqtt(app)
+    mount_reconcile(app)  # reconcile, review
     mount_legacy(app)  # import-legacy
     mount_orgs(app)  # orgs set --auto-register-devices
 

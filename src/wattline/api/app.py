@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from wattline import __version__, logs
 from wattline.api.errors import install_validation_handler, openapi_without_default_422
 from wattline.api.routes import cost_versions, jobs, plants, power_analytics, telemetry
+from wattline.api.routes import review
 from wattline.api.routes import campus_analytics
 from wattline.api.schemas import HealthReport
 from wattline.context import AppContext, open_context
@@ -63,7 +64,8 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False, mqtt: d
     install_error_handlers(app)
     install_validation_handler(app)
     openapi_without_default_422(app)
-    for r in (telemetry.router, plants.router, jobs.router, cost_versions.router, power_analytics.router):
+    for r in (telemetry.router, plants.router, jobs.router, cost_versions.router, power_analytics.router,
+              review.router):
         app.include_router(r)
     app.include_router(campus_analytics.router)
     _mount_web(app)
@@ -95,9 +97,10 @@ def _mount_web(app: FastAPI) -> None:
     except ImportError:
         return
     mount(app)
-    from wattline.web import pages_cost
+    from wattline.web import pages_cost, pages_review
 
     pages_cost.mount(app)
+    pages_review.mount(app)  # /review
     from wattline.web.pages_campus import mount as mount_campus_pages
     mount_campus_pages(app)
     from wattline.web.pages_devices import mount as mount_devices
