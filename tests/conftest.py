@@ -126,6 +126,18 @@ def dbs(request, tmp_path):
 
 
 @pytest.fixture
+def another_dbs(request, dbs, tmp_path):
+    """A second fresh, migrated database pair on the backend of ``dbs`` (to compare two runs)."""
+    if dbs.telemetry.dialect.name == "sqlite":
+        (tmp_path / "another").mkdir()
+        d = make_sqlite(tmp_path / "another")
+    else:
+        d = make_pg(request.getfixturevalue("pg_templates"))
+    yield d
+    d.dispose()
+
+
+@pytest.fixture
 def sqlite_dbs(tmp_path):
     d = make_sqlite(tmp_path)
     yield d

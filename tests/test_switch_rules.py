@@ -118,7 +118,7 @@ def test_a_device_without_a_switch_state_has_no_on_time(campus):
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_the_rule_does_not_depend_on_arrival_order(campus, tmp_path, dbs, request, seed):
+def test_the_rule_does_not_depend_on_arrival_order(campus, tmp_path, another_dbs, seed):
     """The same fleet day ingested in order in one batch, and shuffled in small batches
     (late messages re-derive their neighbours): identical ledger, day and 5-minute
     buckets, for a counter device and a power device."""
@@ -138,7 +138,7 @@ def test_the_rule_does_not_depend_on_arrival_order(campus, tmp_path, dbs, reques
     ingest(campus, docs, now)
     expected = {dev: _snapshot(campus, dev) for dev in ("light_1", "fan_1")}
 
-    shuffled_ctx = make_ctx(_fresh_pair(request, dbs, tmp_path), tmp_path / "b")
+    shuffled_ctx = make_ctx(another_dbs, tmp_path / "b")
     with shuffled_ctx.dbs.main.begin() as conn:
         provisioning.add_classroom(conn, "CR-101", TZ)
         provisioning.add_device(conn, "ESP01", "light_1", "CR-101", switch="sw1")
@@ -151,19 +151,6 @@ def test_the_rule_does_not_depend_on_arrival_order(campus, tmp_path, dbs, reques
         assert _snapshot(shuffled_ctx, dev) == expected[dev]
     on = expected["fan_1"]["day"][1]
     assert 0 < on < 48 * STEP  # the day had both on and off spells
-
-
-def _fresh_pair(request, dbs, tmp_path):
-    """A second fresh database pair on the same backend as ``dbs``."""
-    from conftest import make_pg, make_sqlite
-
-    if dbs.telemetry.dialect.name == "sqlite":
-        (tmp_path / "b").mkdir()
-        pair = make_sqlite(tmp_path / "b")
-    else:
-        pair = make_pg(request.getfixturevalue("pg_templates"))
-    request.addfinalizer(pair.dispose)
-    return pair
 
 
 def _snapshot(ctx, dev: str) -> dict:

@@ -114,7 +114,9 @@ def reconcile_day(ctx: AppContext, org: dict, day: date, *, classroom_ids: Seque
         st = statuses.get(esp)
         if st is not None and horizon > start:  # nothing known of a controller without a status row
             before, changes = history.get(esp, (None, []))
-            findings += R.controller_silence(st["last_heartbeat_at"], st["status"], st["status_at"], start,
+            # heard from: a heartbeat, or telemetry (a controller posting over HTTP sends no heartbeats)
+            heard = [t for t in (st["last_heartbeat_at"], st.get("last_telemetry_at")) if t is not None]
+            findings += R.controller_silence(max(heard) if heard else None, st["status"], st["status_at"], start,
                                              horizon, day=day.isoformat(), esp32_name=esp,
                                              offline=R.offline_spells(changes, before, start, horizon))
     if classroom_ids is None:  # kept messages name no classroom the registry knows
