@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from wattline.domain import timeutil, wallclock
+from wattline.domain.quality import LOW_QUALITY
 
 FIXED_PERIODS = {"5min": 300, "15min": 900, "hour": 3600}
 CALENDAR_PERIODS = ("day", "month", "year")
@@ -32,10 +33,28 @@ PERIODS = ("5min", "15min", "hour", "day", "month", "year")
 
 COLUMNS = (
     "series_id", "start", "end", "energy", "ledger_count", "vmin", "vmax", "vsum",
-    "vcount", "vlast", "last_ts", "flags", "split_start", "split_end",
+    "vcount", "vlast", "last_ts", "flags", "split_start", "split_end", "on_time", "hc_energy",
 )
+# on_time: switch-on seconds (-1: no entry of the bucket knows its switch state);
+# hc_energy: the energy (milli-Wh) of high-confidence entries, those without a
+# ``quality.LOW_QUALITY`` flag; the rest of ``energy`` is estimated.
 
 Buckets = dict[str, np.ndarray]
+
+
+def _entry_on_time(ledger_cols: dict, n: int) -> np.ndarray:
+    """Each entry's switch-on seconds, -1 where unknown (no ``on_time`` column: all unknown)."""
+    on = ledger_cols.get("on_time")
+    return np.full(n, -1, np.int64) if on is None else np.asarray(on, np.int64)
+
+
+def _quality_pieces(s, e, on_time, flags, energy, b_start, b_end):
+    """(on-time piece, high-confidence energy piece) of each (entry, bucket) piece:
+    on-time shared by time with the same telescoping rounding as energy (an entry is
+    wholly on or off, so an on piece is exactly its overlap), -1 where unknown."""
+    on = np.where(on_time >= 0, piece_energy(s, e, np.maximum(on_time, 0), b_start, b_end), -1)
+    hc = np.where((flags & int(LOW_QUALITY)) == 0, energy, 0)
+    return on.astype(np.int64), hc.astype(np.int64)
 
 
 def empty() -> Buckets:
@@ -146,8 +165,9 @@ def split_on_grid(ledger_cols: dict, series_tz: dict[int, str], period: str = "5
     at = first[idx] + offset
     b_start, b_end = all_edges[at], all_edges[at + 1]
     energy = piece_energy(s[idx], e[idx], np.asarray(ledger_cols["delta"], np.int64)[idx], b_start, b_end)
-    return (sid[idx], b_start, b_end, energy, np.asarray(ledger_cols["flags"], np.int64)[idx],
-            s[idx] < b_start, e[idx] > b_end)
+    fl = np.asarray(ledger_cols["flags"], np.int64)[idx]
+    on, hc = _quality_pieces(s[idx], e[idx], _entry_on_time(ledger_cols, len(s))[idx], fl, energy, b_start, b_end)
+    return (sid[idx], b_start, b_end, energy, fl, s[idx] < b_start, e[idx] > b_end, on, hc)
 
 
 def base_buckets(ledger_cols: dict, reading_cols: dict, series_tz: dict[int, str]) -> Buckets:
@@ -219,7 +239,9 @@ def day_buckets(ledger_cols: dict, reading_cols: dict, series_tz: dict[int, str]
             day_end.append(edges[1:])
     idx, day_start, day_end = np.concatenate(idx), np.concatenate(day_start), np.concatenate(day_end)
     energy = piece_energy(s[idx], e[idx], d[idx], day_start, day_end)
-    pieces = (sid[idx], day_start, day_end, energy, fl[idx], s[idx] < day_start, e[idx] > day_end)
+    on, hc = _quality_pieces(s[idx], e[idx], _entry_on_time(ledger_cols, len(s))[idx], fl[idx], energy,
+                             day_start, day_end)
+    pieces = (sid[idx], day_start, day_end, energy, fl[idx], s[idx] < day_start, e[idx] > day_end, on, hc)
     r_sid = np.asarray(reading_cols["series_id"], np.int64)
     r_ts = np.asarray(reading_cols["ts"], np.int64)
     r_day, r_end = calendar_parents(r_ts, series_tz, r_sid, "day")
@@ -228,10 +250,11 @@ def day_buckets(ledger_cols: dict, reading_cols: dict, series_tz: dict[int, str]
 
 def _assemble(pieces, reading_cols: dict, reading_start: np.ndarray, reading_end: np.ndarray) -> Buckets:
     """Buckets from ledger pieces (series, bucket start, bucket end, energy, flags,
-    split_start, split_end) and readings with their bucket (start, end)."""
-    sid, bst, bend, en, fl, ss, se = pieces
+    split_start, split_end, on-time, high-confidence energy) and readings with their
+    bucket (start, end)."""
+    sid, bst, bend, en, fl, ss, se, on, hc = pieces
     o = _order(sid, bst)
-    sid, bst, bend, en, fl, ss, se = sid[o], bst[o], bend[o], en[o], fl[o], ss[o], se[o]
+    sid, bst, bend, en, fl, ss, se, on, hc = sid[o], bst[o], bend[o], en[o], fl[o], ss[o], se[o], on[o], hc[o]
     g = _group_starts(sid, bst)
     r_sid = np.asarray(reading_cols["series_id"], np.int64)
     r_ts = np.asarray(reading_cols["ts"], np.int64)
@@ -260,6 +283,8 @@ def _assemble(pieces, reading_cols: dict, reading_start: np.ndarray, reading_end
         out["flags"][at_l] = np.bitwise_or.reduceat(fl, g)
         out["split_start"][at_l] = np.logical_or.reduceat(ss, g)
         out["split_end"][at_l] = np.logical_or.reduceat(se, g)
+        out["on_time"][at_l] = _sum_known(on, g)
+        out["hc_energy"][at_l] = np.add.reduceat(hc, g)
     if len(rg):
         last = np.append(rg[1:], len(r_sid)) - 1
         out["vmin"][at_r] = np.minimum.reduceat(r_v, rg)
@@ -277,7 +302,15 @@ def empty_of(n: int) -> Buckets:
     for c in ("vmin", "vmax", "vsum", "vlast"):
         out[c][:] = np.nan
     out["last_ts"][:] = -1
+    out["on_time"][:] = -1
     return out
+
+
+def _sum_known(on_time: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Per group, the sum of the known (>= 0) on-times; -1 where none is known."""
+    known = on_time >= 0
+    total = np.add.reduceat(np.where(known, on_time, 0), groups)
+    return np.where(np.logical_or.reduceat(known, groups), total, -1)
 
 
 def compose(children: Buckets, parent_start: np.ndarray, parent_end: np.ndarray) -> Buckets:
@@ -320,6 +353,8 @@ def compose(children: Buckets, parent_start: np.ndarray, parent_end: np.ndarray)
     out["last_ts"] = np.where(last_idx >= 0, ch["last_ts"][np.maximum(last_idx, 0)], -1)
     out["vsum"] = np.where(out["vcount"] > 0, out["vsum"], np.nan)
     out["flags"] = np.bitwise_or.reduceat(ch["flags"], g)
+    out["on_time"] = _sum_known(ch["on_time"], g)
+    out["hc_energy"] = np.add.reduceat(ch["hc_energy"], g)
     # only a split at the parent's own boundary makes the parent estimated
     out["split_start"] = ch["split_start"][g] & (ch["start"][g] == ps[g])
     out["split_end"] = ch["split_end"][g_end] & (ch["end"][g_end] == pe[g_end])

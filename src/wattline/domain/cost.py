@@ -463,7 +463,7 @@ def bucket_costs(entries: dict, tariffs: dict[int, Tariff], tz: str, period: str
     if parts["series_id"] and sum(len(a) for a in parts["series_id"]):
         cols = {k: np.concatenate(v) for k, v in parts.items()}
         tzs = {int(x): tz for x in np.unique(cols["series_id"]).tolist()}
-        _sid, b_start, _b_end, share, code, _ss, _se = B.split_on_grid(cols, tzs, period)
+        _sid, b_start, _b_end, share, code, *_rest = B.split_on_grid(cols, tzs, period)
         pos = np.minimum(np.searchsorted(ws, b_start), n - 1)
         inside = ws[pos] == b_start  # pieces of buckets outside the wanted ones are dropped
         pr, un = inside & (code > 0), inside & (code == 0)

@@ -62,6 +62,7 @@ class LedgerRows:
     flags: np.ndarray  # int64
     confidence: np.ndarray  # float64
     ref: np.ndarray  # int64 counter high-water after the entry (-1 when not a counter)
+    on_time: np.ndarray | None = None  # int64 switch-on seconds (-1 unknown); None: no switch
 
     def __len__(self) -> int:
         return len(self.end_ts)
@@ -220,12 +221,14 @@ class AlignedLedger:
     confidence: np.ndarray
     ref: np.ndarray
     method: np.ndarray
+    on_time: np.ndarray | None = None  # switch-on seconds, -1 unknown (set by the switch rule)
 
     def entries(self, series_id: np.ndarray, ts: np.ndarray) -> dict[str, np.ndarray]:
-        """The entries as columns (series_id, start_ts, end_ts, delta, flags)."""
+        """The entries as columns (series_id, start_ts, end_ts, delta, flags, on_time)."""
         h = self.has
+        on = np.full(len(ts), -1, np.int64) if self.on_time is None else self.on_time
         return {"series_id": series_id[h], "start_ts": self.start_ts[h], "end_ts": ts[h],
-                "delta": self.delta[h], "flags": self.flags[h]}
+                "delta": self.delta[h], "flags": self.flags[h], "on_time": on[h]}
 
 
 def derive_appended(
@@ -334,3 +337,92 @@ def derive_appended(
     out.flags[g] |= int(Flag.GAP)
     out.confidence[g] = np.minimum(out.confidence[g], GAP_CONFIDENCE)
     return out
+
+
+# -- switch state (metered devices) ---------------------------------------------------
+
+SWITCH_POINT = "switch_state"  # a point of this key on an asset gates its energy series
+
+
+@dataclass
+class SwitchedEntries:
+    """Ledger entries after the switch rule: ``delta`` (milli-Wh), ``flags`` and
+    ``on_time`` (seconds of each entry with the switch on; -1 where the state is unknown)."""
+
+    delta: np.ndarray
+    flags: np.ndarray
+    on_time: np.ndarray
+
+
+def apply_switch(start_ts: np.ndarray, end_ts: np.ndarray, delta: np.ndarray, flags: np.ndarray,
+                 method: np.ndarray, start_power_kw: np.ndarray, state: np.ndarray) -> SwitchedEntries:
+    """The switch rule of a device's energy entries.
+
+    The state reported with a reading holds until the next reading, so an entry
+    (start, end] is wholly on or wholly off by the state reported at its start.
+
+    * ``on_time`` is the entry's length when on, 0 when off, -1 when no state is known;
+    * power-integrated energy counts only on-time: the power reported at the start
+      held over the on-time (the same sample-and-hold as the state), 0 when off;
+    * metered (counter) energy while off is kept as measured and flagged
+      ``SWITCHED_OFF`` for review.
+
+    Parameters
+    ----------
+    start_ts, end_ts : numpy.ndarray of int64
+        Entry bounds, UTC epoch seconds.
+    delta : numpy.ndarray of int64
+        Energy as derived without the switch, milli-Wh.
+    flags : numpy.ndarray of int64
+        ``Flag`` bits.
+    method : numpy.ndarray of int64
+        ``Method`` of each entry.
+    start_power_kw : numpy.ndarray of float64
+        For power-integrated entries, the power reported at the start, kW (ignored
+        otherwise).
+    state : numpy.ndarray of float64
+        Switch state reported at or before each entry's start: 1 on, 0 off, NaN unknown.
+
+    Returns
+    -------
+    SwitchedEntries
+    """
+    start_ts = np.asarray(start_ts, np.int64)
+    span = np.asarray(end_ts, np.int64) - start_ts
+    state = np.asarray(state, np.float64)
+    known = ~np.isnan(state)
+    on = known & (state >= 0.5)
+    off = known & ~on
+    on_time = np.where(on, span, np.where(off, 0, -1)).astype(np.int64)
+    delta = np.asarray(delta, np.int64).copy()
+    flags = np.asarray(flags, np.int64).copy()
+    power = (np.asarray(method, np.int64) == int(Method.POWER_INTEGRATION)) & known
+    if power.any():
+        held = kwh_to_milli(np.asarray(start_power_kw, np.float64)[power] * span[power] / 3600.0)
+        delta[power] = np.where(on[power], held, 0)
+    metered_off = off & (np.asarray(method, np.int64) == int(Method.COUNTER)) & (delta > 0)
+    flags[metered_off] |= int(Flag.SWITCHED_OFF)
+    return SwitchedEntries(delta, flags, on_time)
+
+
+def states_at(instants: np.ndarray, state_ts: np.ndarray, state_values: np.ndarray) -> np.ndarray:
+    """The switch state holding at each instant: the latest state reported at or before it.
+
+    Parameters
+    ----------
+    instants : numpy.ndarray of int64
+        UTC epoch seconds.
+    state_ts, state_values : numpy.ndarray
+        Reported states (UTC epoch seconds, sorted and unique; 1 on, 0 off).
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        1.0, 0.0, or NaN before the first report.
+    """
+    instants = np.asarray(instants, np.int64)
+    if len(state_ts) == 0:
+        return np.full(len(instants), np.nan)
+    at = np.searchsorted(np.asarray(state_ts, np.int64), instants, side="right") - 1
+    out = np.asarray(state_values, np.float64)[np.maximum(at, 0)]
+    return np.where(at >= 0, out, np.nan)

@@ -136,6 +136,7 @@ def from_rows(rows) -> B.Buckets:
         "vcount": i(c[8]), "vlast": f(c[9]), "last_ts": i(c[10], -1), "flags": i(c[11]),
         "split_start": np.array([bool(v) for v in c[12]], bool),
         "split_end": np.array([bool(v) for v in c[13]], bool),
+        "on_time": i(c[14], -1), "hc_energy": i(c[15]),
     }
 
 
@@ -146,8 +147,11 @@ def _to_rows(period: str, bk: B.Buckets) -> list[tuple]:
     n = len(bk["series_id"])
     energy = np.where(bk["ledger_count"] > 0, bk["energy"].astype(object), None).tolist()
     last_ts = np.where(bk["last_ts"] >= 0, bk["last_ts"].astype(object), None).tolist()
+    on_time = np.where(bk["on_time"] >= 0, bk["on_time"].astype(object), None).tolist()
+    hc_energy = np.where(bk["ledger_count"] > 0, bk["hc_energy"].astype(object), None).tolist()
     return list(zip(
         bk["series_id"].tolist(), [period] * n, bk["start"].tolist(), bk["end"].tolist(), energy,
         f(bk["vmin"]), f(bk["vmax"]), f(bk["vsum"]), bk["vcount"].tolist(), f(bk["vlast"]), last_ts,
         bk["ledger_count"].tolist(), bk["flags"].tolist(), bk["split_start"].tolist(), bk["split_end"].tolist(),
+        on_time, hc_energy,
     ))

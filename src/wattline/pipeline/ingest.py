@@ -19,6 +19,12 @@ series, each reading inserted once with the entry ending at it, buckets merged i
 the stored rows; a series with late or changed readings is upserted and re-derived
 from the database around the touched range (``_apply_late``).
 
+A device's energy series is gated by its switch-state series (``SeriesConfig.
+gate_series_id``): each entry gets its on-time, power-integrated energy counts only
+while on, and metered energy while off is flagged (``ledger.apply_switch``). The
+state at an entry's start comes from the batch and the stored readings together, so
+the rule holds whatever order messages arrive in.
+
 SQL lives in ``store/`` (``readings_repo``, ``aggregates_repo``, ``raw_events``);
 this module holds the flow.
 """
@@ -219,7 +225,7 @@ class Pipeline:
         if appends.any():
             keys = [int(sid[a]) for a in starts[appends]]
             self._apply_appends(conn, {s: work[s] for s in keys}, sid[seg_appends], ts[seg_appends],
-                                val[seg_appends], lk[seg_appends], result)
+                                val[seg_appends], lk[seg_appends], result, (sid, ts, val))
         if not appends.all():
             late = ~seg_appends
             keys = [int(sid[a]) for a in starts[~appends]]
@@ -227,7 +233,7 @@ class Pipeline:
                              result)
 
     def _apply_appends(self, conn: DbConnection, work: dict[int, _SeriesWork], sid, ts, val, lk,
-                       result: IngestResult) -> None:
+                       result: IngestResult, batch_cols: tuple) -> None:
         """Series whose readings are all newer than everything stored: one vectorised
         ledger pass, the readings inserted once with the entry ending at each, and
         their buckets merged into the stored ones."""
@@ -236,17 +242,89 @@ class Pipeline:
         led = ledger_mod.derive_appended(
             ts, val, seg_starts, [w.cfg.rules for w in ws], [w.prev_ts for w in ws],
             [w.prev_value for w in ws], [w.prev_ref for w in ws])
+        self._switch_appended(conn, led, seg_starts, ws, ts, val, batch_cols)
         result.ledger_entries += int(led.has.sum())
 
         h = led.has
-        columns = (sid, ts, val, lk, led.start_ts, led.delta, led.method, led.confidence, led.flags, led.ref)
-        # NULL: no raw payload; no entry (the first reading of a new series); no counter mark
-        nulls = (None, None, None, lk == -1) + (~h,) * 5 + (~h | (led.ref < 0),)
+        on_time = led.on_time if led.on_time is not None else np.full(len(ts), -1, np.int64)
+        columns = (sid, ts, val, lk, led.start_ts, led.delta, led.method, led.confidence, led.flags, led.ref,
+                   on_time)
+        # NULL: no raw payload; no entry (the first reading of a new series); no counter
+        # mark; no switch state known
+        nulls = (None, None, None, lk == -1) + (~h,) * 5 + (~h | (led.ref < 0), ~h | (on_time < 0))
         rows = _rows(columns, nulls)
         tz = {s: w.cfg.timezone for s, w in work.items()}
         with readings_repo.inserting_new_with_entries(conn, rows):
             buckets = aggregate.appended_rows(led.entries(sid, ts), {"series_id": sid, "ts": ts, "value": val}, tz)
         result.buckets_written += aggregate.write_appended(conn, buckets)
+
+    def _switch_appended(self, conn: DbConnection, led: ledger_mod.AlignedLedger, seg_starts: np.ndarray,
+                         ws: list[_SeriesWork], ts: np.ndarray, val: np.ndarray, batch_cols: tuple) -> None:
+        """The switch rule over the appended entries of gated series (in place)."""
+        gate_of = np.array([w.cfg.gate_series_id if w.cfg.gate_series_id is not None and w.cfg.rules else -1
+                            for w in ws], np.int64)
+        if not (gate_of >= 0).any():
+            return
+        n = len(ts)
+        gate = np.repeat(gate_of, np.diff(np.append(seg_starts, n)))
+        m = led.has & (gate >= 0)
+        led.on_time = np.full(n, -1, np.int64)
+        if not m.any():
+            return
+        # the power reported at each entry's start: the reading before it
+        before_v = np.r_[np.nan, val[:-1]]
+        before_v[seg_starts] = [np.nan if w.prev_value is None else w.prev_value for w in ws]
+        starts = led.start_ts[m]
+        state = self._gate_states(conn, gate[m], starts, batch_cols)
+        sw = ledger_mod.apply_switch(starts, ts[m], led.delta[m], led.flags[m], led.method[m], before_v[m], state)
+        led.delta[m], led.flags[m], led.on_time[m] = sw.delta, sw.flags, sw.on_time
+
+    @staticmethod
+    def _gate_states(conn: DbConnection, gate: np.ndarray, instants: np.ndarray,
+                     batch_cols: tuple | None = None) -> np.ndarray:
+        """The switch state holding at each instant of each gate series: the latest
+        state at or before it, from the stored readings and (taking precedence, as
+        they are being written) the batch's. NaN where none is known."""
+        out = np.full(len(instants), np.nan)
+        ids = np.unique(gate).tolist()
+        lo = {g: int(instants[gate == g].min()) for g in ids}
+        hi = {g: int(instants[gate == g].max()) for g in ids}
+        stored = readings_repo.values_in_ranges(conn, [(g, lo[g], hi[g]) for g in ids])
+        before = readings_repo.newest_before(conn, [(g, lo[g]) for g in ids])
+        for g in ids:
+            parts_ts = [stored["ts"][stored["series_id"] == g]]
+            parts_v = [stored["value"][stored["series_id"] == g]]
+            if g in before:
+                parts_ts.insert(0, np.array([before[g][0]], np.int64))
+                parts_v.insert(0, np.array([before[g][1]], np.float64))
+            if batch_cols is not None:
+                b_sid, b_ts, b_v = batch_cols
+                mine = b_sid == g
+                parts_ts.append(b_ts[mine])
+                parts_v.append(b_v[mine])
+            g_ts, g_v = np.concatenate(parts_ts), np.concatenate(parts_v)
+            # stable by time, the batch last: the last of equal instants is the batch's
+            order = np.argsort(g_ts, kind="stable")
+            g_ts, g_v = g_ts[order], g_v[order]
+            last = np.r_[g_ts[1:] != g_ts[:-1], True] if len(g_ts) else np.zeros(0, bool)
+            sel = gate == g
+            out[sel] = ledger_mod.states_at(instants[sel], g_ts[last], g_v[last])
+        return out
+
+    def _switched(self, conn: DbConnection, cfg: SeriesConfig, lr: ledger_mod.LedgerRows, ts: np.ndarray,
+                  values: np.ndarray, prev_ts: int | None, prev_value: float | None) -> ledger_mod.LedgerRows:
+        """``lr`` (derived from readings ``ts``/``values`` after the neighbour
+        ``prev_ts``) under the switch rule, states read from the database (the late
+        path has written the batch's readings first). Ungated series: unchanged."""
+        if cfg.gate_series_id is None or not len(lr):
+            return lr
+        all_ts = ts if prev_ts is None else np.r_[np.int64(prev_ts), ts]
+        all_v = values if prev_ts is None else np.r_[prev_value, values]
+        start_v = all_v[np.searchsorted(all_ts, lr.start_ts)]
+        state = self._gate_states(conn, np.full(len(lr), cfg.gate_series_id, np.int64), lr.start_ts)
+        method = np.full(len(lr), int(cfg.rules.method), np.int64)
+        sw = ledger_mod.apply_switch(lr.start_ts, lr.end_ts, lr.delta, lr.flags, method, start_v, state)
+        return ledger_mod.LedgerRows(lr.start_ts, lr.end_ts, sw.delta, sw.flags, lr.confidence, lr.ref, sw.on_time)
 
     def _apply_late(self, conn: DbConnection, work: dict[int, _SeriesWork], sid, ts, val, lk,
                     result: IngestResult) -> None:
@@ -260,9 +338,10 @@ class Pipeline:
         changed = []
         for s, lr in entries:
             method = int(work[s].cfg.rules.method)
+            on_time = [None] * len(lr) if lr.on_time is None else [None if o < 0 else o for o in lr.on_time.tolist()]
             changed.extend(zip(
                 lr.start_ts.tolist(), lr.delta.tolist(), [method] * len(lr), lr.confidence.tolist(),
-                lr.flags.tolist(), [None if r < 0 else r for r in lr.ref.tolist()], [s] * len(lr),
+                lr.flags.tolist(), [None if r < 0 else r for r in lr.ref.tolist()], on_time, [s] * len(lr),
                 lr.end_ts.tolist()))
         readings_repo.update_entries(conn, changed)
         ranges = {s: (w.lo, w.hi) for s, w in work.items()}
@@ -296,6 +375,7 @@ class Pipeline:
                 continue
             # derive() takes a neighbour without a stored mark (it opened the series) at its value
             lr = ledger_mod.derive(w.ts, w.value, rules, w.prev_ts, w.prev_value, w.prev_ref)
+            lr = self._switched(conn, w.cfg, lr, w.ts, w.value, w.prev_ts, w.prev_value)
             lr = self._extend_to_convergence(conn, s, w, lr, rules, w.prev_ref)
             if len(lr):
                 w.lo = min(w.lo, int(lr.start_ts.min()))
@@ -322,13 +402,15 @@ class Pipeline:
                 return lr
             f_ts = np.array([f[0] for f in follow], np.int64)
             f_v = np.array([f[1] for f in follow], np.float64)
-            all_lr = ledger_mod.derive(np.r_[w.ts, f_ts], np.r_[w.value, f_v], rules,
-                                       w.prev_ts, w.prev_value, prev_ref)
+            all_ts, all_v = np.r_[w.ts, f_ts], np.r_[w.value, f_v]
+            all_lr = ledger_mod.derive(all_ts, all_v, rules, w.prev_ts, w.prev_value, prev_ref)
+            all_lr = self._switched(conn, w.cfg, all_lr, all_ts, all_v, w.prev_ts, w.prev_value)
             n_window = len(all_lr) - len(follow)
             for j, f in enumerate(follow):
                 k = n_window + j
-                stored = (f[2], f[3], f[4], -1 if f[5] is None else f[5])
-                new = (int(all_lr.start_ts[k]), int(all_lr.delta[k]), int(all_lr.flags[k]), int(all_lr.ref[k]))
+                stored = (f[2], f[3], f[4], -1 if f[5] is None else f[5], -1 if f[6] is None else f[6])
+                on = -1 if all_lr.on_time is None else int(all_lr.on_time[k])
+                new = (int(all_lr.start_ts[k]), int(all_lr.delta[k]), int(all_lr.flags[k]), int(all_lr.ref[k]), on)
                 if stored == new:
                     return _slice(all_lr, k)
             if len(follow) < limit:
@@ -390,4 +472,4 @@ def _with_nulls(values: np.ndarray, null: np.ndarray | None) -> list:
 
 def _slice(lr: ledger_mod.LedgerRows, n: int) -> ledger_mod.LedgerRows:
     return ledger_mod.LedgerRows(lr.start_ts[:n], lr.end_ts[:n], lr.delta[:n], lr.flags[:n],
-                                 lr.confidence[:n], lr.ref[:n])
+                                 lr.confidence[:n], lr.ref[:n], None if lr.on_time is None else lr.on_time[:n])

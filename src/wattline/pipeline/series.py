@@ -35,6 +35,8 @@ class SeriesConfig:
     expected_interval_s: int
     plausible_min: float
     plausible_max: float
+    # the asset's switch-state series, which gates this energy series (devices); or None
+    gate_series_id: int | None = None
 
     @property
     def rules(self) -> SeriesRules | None:

@@ -20,13 +20,14 @@ from wattline.store.tables import aggregates
 AGG_COLUMNS = (
     "series_id", "period", "bucket_start", "bucket_end", "energy_milli_wh", "value_min",
     "value_max", "value_sum", "value_count", "value_last", "last_ts", "ledger_count", "flags",
-    "split_start", "split_end",
+    "split_start", "split_end", "on_time_s", "hc_energy_milli_wh",
 )
 AGG_KEY = ("series_id", "period", "bucket_start")
 # what read_bucket_rows returns, in order
 BUCKET_READ_COLUMNS = (
     "series_id", "bucket_start", "bucket_end", "energy_milli_wh", "ledger_count", "value_min", "value_max",
     "value_sum", "value_count", "value_last", "last_ts", "flags", "split_start", "split_end",
+    "on_time_s", "hc_energy_milli_wh",
 )
 STORED_PERIODS = ("day", "month", "year")
 
@@ -75,6 +76,8 @@ def merge_expressions(dialect: str) -> dict[str, str]:
         "flags": f"{t}.flags | excluded.flags",
         "split_start": f"{t}.split_start OR excluded.split_start",
         "split_end": f"{t}.split_end OR excluded.split_end",
+        "on_time_s": nullable_sum("on_time_s"),
+        "hc_energy_milli_wh": nullable_sum("hc_energy_milli_wh"),
     }
 
 
@@ -90,7 +93,7 @@ def read_bucket_rows(conn: Connection, period: str, ranges: Sequence[tuple[int, 
         WITH {cte}
         SELECT a.series_id, a.bucket_start, a.bucket_end, a.energy_milli_wh, a.ledger_count,
                a.value_min, a.value_max, a.value_sum, a.value_count, a.value_last, a.last_ts,
-               a.flags, a.split_start, a.split_end
+               a.flags, a.split_start, a.split_end, a.on_time_s, a.hc_energy_milli_wh
         FROM t JOIN aggregates a ON a.series_id = t.series_id AND a.period = '{period}'
           AND a.bucket_start >= t.lo AND a.bucket_start < t.hi
     """).fetchall()
@@ -98,14 +101,15 @@ def read_bucket_rows(conn: Connection, period: str, ranges: Sequence[tuple[int, 
 
 def ledger_inputs(conn: Connection, rng: dict[int, tuple[int, int]]):
     """Ledger entries overlapping, and readings inside, each series' [a, b): two dicts
-    of numpy columns, (series_id, start_ts, end_ts, delta, flags) and (series_id, ts, value)."""
+    of numpy columns, (series_id, start_ts, end_ts, delta, flags, on_time) and (series_id, ts, value);
+    ``on_time`` is -1 where the entry has none."""
     cte = bulk.values_cte("t", ("series_id", "a", "b"), list((s, a, b) for s, (a, b) in rng.items()))
     lc = bulk.fetch_columns(conn, f"""
         WITH {cte}
-        SELECT l.series_id, l.start_ts, l.ts, l.delta_milli_wh, l.flags FROM t
+        SELECT l.series_id, l.start_ts, l.ts, l.delta_milli_wh, l.flags, COALESCE(l.on_time_s, -1) FROM t
         JOIN readings l ON l.series_id = t.series_id AND l.ts > t.a AND l.start_ts < t.b
          AND l.delta_milli_wh IS NOT NULL
-    """, ("series_id", "start_ts", "end_ts", "delta", "flags"), (np.int64,) * 5)
+    """, ("series_id", "start_ts", "end_ts", "delta", "flags", "on_time"), (np.int64,) * 6)
     rc = bulk.fetch_columns(conn, f"""
         WITH {cte}
         SELECT r.series_id, r.ts, r.value FROM t

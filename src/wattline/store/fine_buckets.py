@@ -36,13 +36,13 @@ def fixed_on_read(conn: Connection, series_id: int, period: str, start_ts: int, 
 def _inputs(conn: Connection, series_id: int, a: int, b: int):
     """Ledger entries overlapping and readings inside [a, b) of one series."""
     led = _fetch(conn, f"""
-        SELECT series_id, start_ts, ts, delta_milli_wh, flags FROM readings
+        SELECT series_id, start_ts, ts, delta_milli_wh, flags, COALESCE(on_time_s, -1) FROM readings
         WHERE series_id = {series_id} AND ts > {a} AND start_ts < {b} AND delta_milli_wh IS NOT NULL
     """)
     rd = _fetch(conn, f"""
         SELECT series_id, ts, value FROM readings WHERE series_id = {series_id} AND ts >= {a} AND ts < {b}
     """)
-    ledger_cols = _cols(led, ("series_id", "start_ts", "end_ts", "delta", "flags"), (np.int64,) * 5)
+    ledger_cols = _cols(led, ("series_id", "start_ts", "end_ts", "delta", "flags", "on_time"), (np.int64,) * 6)
     reading_cols = _cols(rd, ("series_id", "ts", "value"), (np.int64, np.int64, np.float64))
     return ledger_cols, reading_cols
 

@@ -27,6 +27,14 @@ class EnergyBucket:
     currency: str | None = None
     unpriced_milli_wh: int = 0
     cost_notes: tuple[str, ...] = field(default=())
+    # switch-on seconds (None: no switch state known); energy of high-confidence
+    # entries (milli-Wh): the rest of ``energy_milli_wh`` is estimated
+    on_time_s: int | None = None
+    hc_energy_milli_wh: int = 0
+
+    @property
+    def estimated_milli_wh(self) -> int:
+        return self.energy_milli_wh - self.hc_energy_milli_wh
 
     @property
     def energy_kwh(self) -> float:
@@ -70,7 +78,8 @@ def _energy(telemetry: Engine, series_id: int, period: str, wanted: list[tuple[i
     with telemetry.connect() as conn:
         rows = conn.execute(
             select(aggregates.c.bucket_start, aggregates.c.energy_milli_wh, aggregates.c.flags,
-                   aggregates.c.split_start, aggregates.c.split_end, aggregates.c.ledger_count)
+                   aggregates.c.split_start, aggregates.c.split_end, aggregates.c.ledger_count,
+                   aggregates.c.on_time_s, aggregates.c.hc_energy_milli_wh)
             .where(aggregates.c.series_id == series_id, aggregates.c.period == period,
                    aggregates.c.bucket_start >= start_ts, aggregates.c.bucket_start < end_ts)
         ).all()
@@ -82,7 +91,7 @@ def _energy(telemetry: Engine, series_id: int, period: str, wanted: list[tuple[i
             out.append(EnergyBucket(s, e, 0, int(Flag.NO_DATA)))
             continue
         flags = r[2] | (Flag.ESTIMATED if (r[3] or r[4]) else 0)
-        out.append(EnergyBucket(s, e, r[1] or 0, int(flags)))
+        out.append(EnergyBucket(s, e, r[1] or 0, int(flags), on_time_s=r[6], hc_energy_milli_wh=r[7] or 0))
     return out
 
 
@@ -101,7 +110,9 @@ def _fixed(telemetry: Engine, series_id: int, period: str, wanted: list[tuple[in
             out.append(EnergyBucket(s, e, 0, int(Flag.NO_DATA)))
             continue
         flags = int(bk["flags"][i]) | (Flag.ESTIMATED if (bk["split_start"][i] or bk["split_end"][i]) else 0)
-        out.append(EnergyBucket(s, e, int(bk["energy"][i]), int(flags)))
+        on = int(bk["on_time"][i])
+        out.append(EnergyBucket(s, e, int(bk["energy"][i]), int(flags), on_time_s=on if on >= 0 else None,
+                                hc_energy_milli_wh=int(bk["hc_energy"][i])))
     return out
 
 

@@ -76,9 +76,9 @@ def values_in_ranges(conn: Connection, ranges: Sequence[tuple[int, int, int]]) -
 
 def entries_after(conn: Connection, series_id: int, after_ts: int, limit: int) -> list[tuple]:
     """Up to ``limit`` stored readings of a series after ``after_ts``, oldest first, as
-    (ts, value, start_ts, delta_milli_wh, flags, ref_milli_wh)."""
+    (ts, value, start_ts, delta_milli_wh, flags, ref_milli_wh, on_time_s)."""
     return conn.exec_driver_sql(f"""
-        SELECT r.ts, r.value, r.start_ts, r.delta_milli_wh, r.flags, r.ref_milli_wh
+        SELECT r.ts, r.value, r.start_ts, r.delta_milli_wh, r.flags, r.ref_milli_wh, r.on_time_s
         FROM readings r
         WHERE r.series_id = {int(series_id)} AND r.ts > {int(after_ts)}
         ORDER BY r.ts LIMIT {int(limit)}

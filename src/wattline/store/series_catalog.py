@@ -19,14 +19,17 @@ from wattline.store.tables import points
 # the order of the tuples read_configs returns
 CONFIG_COLUMNS = (
     "series_id", "asset_id", "asset_kind", "point_key", "metric_type", "timezone", "vendor_plant_id",
-    "reset_ratio", "wrap_kwh", "expected_interval_s", "plausible_min", "plausible_max",
+    "reset_ratio", "wrap_kwh", "expected_interval_s", "plausible_min", "plausible_max", "gate_series_id",
 )
 # the point columns update_point_rules may set
 POINT_RULE_COLUMNS = ("reset_ratio", "wrap_kwh", "expected_interval_s", "plausible_min", "plausible_max")
 
 _CONFIG_SQL = """
     SELECT p.id, p.asset_id, a.kind, p.key, p.metric_type, a.timezone, a.vendor_plant_id, p.reset_ratio,
-           p.wrap_kwh, p.expected_interval_s, p.plausible_min, p.plausible_max
+           p.wrap_kwh, p.expected_interval_s, p.plausible_min, p.plausible_max,
+           CASE WHEN p.metric_type IN ('counter', 'power') THEN
+             (SELECT g.id FROM points g WHERE g.asset_id = p.asset_id AND g.key = 'switch_state' AND g.id <> p.id)
+           END
     FROM points p JOIN assets a ON a.id = p.asset_id
     WHERE p.id IN ({ids})
 """

@@ -176,7 +176,7 @@ readings = Table(
     # seconds of the entry's interval with the device's switch on (NULL: no switch known)
     Column("on_time_s", Integer, nullable=True),
 )
-LEDGER_COLUMNS = ("start_ts", "delta_milli_wh", "method", "confidence", "flags", "ref_milli_wh")
+LEDGER_COLUMNS = ("start_ts", "delta_milli_wh", "method", "confidence", "flags", "ref_milli_wh", "on_time_s")
 
 quarantined_readings = Table(
     "quarantined_readings",
