@@ -12,7 +12,9 @@ milli-Wh), not only that something was stored:
   committed but did not acknowledge: counted once;
 * an unknown device registered later with ``wattline devices add``: its kept messages replayed;
 * invalid payloads beside valid ones: kept with reasons, the valid ones in the ledger,
-  the ingester going on.
+  the ingester going on;
+* the switch state: on-time per entry, a power device counted only while on, a
+  counter's energy while off kept and flagged ``Flag.SWITCHED_OFF``.
 """
 
 from __future__ import annotations
@@ -112,13 +114,16 @@ class Campus:
         return bucket.cost_micro
 
     def assert_day(self, expected_milli_wh: int, esp="ESP01", dev="light_1") -> queries.EnergyBucket:
-        """Ledger total, day aggregate, month aggregate and cost all agree with ``expected_milli_wh``."""
+        """Ledger total, day aggregate, month aggregate and cost all agree with ``expected_milli_wh``;
+        the device's switch was on throughout: its on-time is the ledger's span, nothing switched off."""
         sid = self.energy_series(esp, dev)
         ledger = self.ledger(sid)
         assert all(delta >= 0 for _, _, delta, _ in ledger)
         assert sum(delta for _, _, delta, _ in ledger) == expected_milli_wh
+        assert not any(flags & Flag.SWITCHED_OFF for *_, flags in ledger)
         day = self.day(esp, dev)
         assert day.energy_milli_wh == expected_milli_wh
+        assert day.on_time_s == sum(end - start for start, end, _, _ in ledger)
         assert day.cost_micro == expected_milli_wh * RATE_MICRO // 1_000_000 and day.currency == "INR"
         month = self.day(esp, dev, "month")
         assert (month.energy_milli_wh, month.cost_micro) == (day.energy_milli_wh, day.cost_micro)
@@ -141,9 +146,10 @@ def campus(dbs, tmp_path, set_clock):
 
 def counter_docs(n: int, *, dev="light_1", esp="ESP01", step=STEP, start=DAY_START, wh0=1000.0, dwh=3.33,
                  seq0=100, uptime0=7200, classroom="CR-101") -> list[dict]:
-    """``n`` counter readings ``step`` s apart, ``dwh`` Wh a step."""
+    """``n`` counter readings ``step`` s apart, ``dwh`` Wh a step, every switch on."""
     return [doc(start + k * step, esp=esp, dev=dev, wh=round(wh0 + k * dwh, 2), seq=seq0 + k,
-                uptime=uptime0 + k * step, classroom=classroom) for k in range(n)]
+                uptime=uptime0 + k * step, classroom=classroom, switch_state={"sw1": True, "sw2": True})
+            for k in range(n)]
 
 
 def milli(docs: list[dict]) -> int:
@@ -310,3 +316,45 @@ def test_invalid_payloads_beside_valid_ones_are_kept_with_reasons(campus, mqtt_b
     assert campus.count("raw_events") == len(docs) + len(invalid)  # each kept as it arrived
     assert len(campus.ledger(campus.energy_series())) == len(docs) - 1
     campus.assert_day(milli(docs))
+
+
+def test_switch_state_gives_on_time_and_flags_metered_energy_while_off(campus, mqtt_broker):  # noqa: F811
+    with campus.ctx.dbs.main.begin() as conn:
+        provisioning.add_device(conn, "ESP01", "fan_2", "CR-101", switch="sw3", method="power")
+    states = [True, True, False, False, True, True]
+    t = [DAY_START + 3600 + k * STEP for k in range(len(states))]
+    wh = [100.0, 105.0, 110.0, 112.0, 112.0, 117.0]  # the counter also moves in the first off step
+    light = [doc(t[k], wh=wh[k], seq=k, uptime=k * STEP, switch_state={"sw1": on, "sw3": on})
+             for k, on in enumerate(states)]
+    fan = [doc(t[k] + 5, dev="fan_2", power=60.0 if on else 0.0, seq=100 + k, uptime=k * STEP,
+               switch_state={"sw1": on, "sw3": on}) for k, on in enumerate(states)]
+    pub = Publisher(mqtt_broker.port)
+    with Ingester(campus.ctx, mqtt_broker) as ingester:
+        publish(pub, [d for pair in zip(light, fan) for d in pair])
+        ingester.wait_for(len(light) + len(fan))
+    pub.close()
+
+    def entries(sid):
+        with campus.ctx.dbs.telemetry.connect() as c:
+            return [tuple(r) for r in c.exec_driver_sql(
+                f"SELECT delta_milli_wh, flags, on_time_s FROM ledger WHERE series_id = {int(sid)} ORDER BY end_ts")]
+
+    metered = entries(campus.energy_series())
+    assert [d for d, _, _ in metered] == [5_000, 5_000, 2_000, 0, 5_000]  # as metered, also while off
+    assert [bool(f & Flag.SWITCHED_OFF) for _, f, _ in metered] == [False, False, True, False, False]
+    assert [on for *_, on in metered] == [300, 300, 0, 0, 300]
+    day = campus.day()
+    assert (day.energy_milli_wh, day.on_time_s, day.hc_energy_milli_wh) == (17_000, 900, 17_000)
+    assert day.flags & Flag.SWITCHED_OFF and day.cost_micro == 17_000 * 8
+
+    power_sid = campus.device("ESP01", "fan_2")["series"]["power"]
+    integrated = entries(power_sid)
+    # 60 W x 300 s = 5 Wh for each interval that starts switched on, nothing while off
+    assert [(d, on) for d, _, on in integrated] == [(5_000, 300), (5_000, 300), (0, 0), (0, 0), (5_000, 300)]
+    with campus.ctx.dbs.main_reader.connect() as conn:
+        tariff = cost_versions_repo.tariff_for_asset(conn, campus.device("ESP01", "fan_2")["asset_id"])
+    (fan_day,) = queries.energy_buckets(campus.ctx.dbs.telemetry, power_sid, "day", DAY_START, DAY_END, TZ,
+                                        tariff=tariff)
+    assert (fan_day.energy_milli_wh, fan_day.on_time_s, fan_day.estimated_milli_wh) == (15_000, 900, 15_000)
+    assert fan_day.cost_micro == 15_000 * 8
+    assert campus.classroom_day_cost() == (17_000 + 15_000) * 8
