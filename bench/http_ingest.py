@@ -36,7 +36,7 @@ import numpy as np
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from campus_setup import fresh_databases, register_fleet, stored_readings  # noqa: E402
+from campus_setup import drop_database, fresh_databases, register_fleet, stored_readings  # noqa: E402
 from mqtt_ingest import fleet_messages  # noqa: E402
 
 from wattline.domain import timeutil  # noqa: E402
@@ -118,6 +118,7 @@ def main() -> None:
         expected = {(d["esp32_name"], d["device_id"], timeutil.parse_instant(d["timestamp"])) for d in docs}
         stored, rows = stored_readings(dbs, series)
         dbs.dispose()
+        drop_database(args.telemetry_url)
     bad = [c for c in ingested[2] if c not in (200, 202)]
     backend = "PostgreSQL" if args.telemetry_url else "SQLite"
     print(f"{'requests (' + backend + ')':<34} | {'req/s':>7} {'docs/s':>8} | {'p50 ms':>7} {'p99 ms':>7}")

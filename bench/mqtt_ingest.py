@@ -315,6 +315,9 @@ def main() -> None:
         finally:
             broker.stop()
             dropped = "Outgoing messages are being dropped" in broker.log_text()
+            from campus_setup import drop_database
+
+            drop_database(args.telemetry_url)
     backend = "PostgreSQL" if args.telemetry_url else "SQLite"
     print(f"bare QoS 1 subscriber (counts only): {bare['rate']:,.0f} msg/s, lost {bare['lost']}")
     print(f"{'pipeline (' + backend + ')':<24} | {'live msg/s':>10} {'ratio':>5} {'p50 ms':>7} {'p99 ms':>8} | "

@@ -35,7 +35,7 @@ import numpy as np
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from campus_setup import TZ, fresh_databases, register_fleet  # noqa: E402
+from campus_setup import TZ, drop_database, fresh_databases, register_fleet  # noqa: E402
 
 from wattline.domain import timeutil  # noqa: E402
 from wattline.domain.readings import ReadingBatch  # noqa: E402
@@ -114,6 +114,7 @@ def main() -> None:
             print(f"  price every classroom's {period + 's':7s}: {t_price[period]:6.2f} s wall, "
                   f"{c_price[period]:6.2f} s CPU")
         dbs.dispose()
+        drop_database(a.telemetry_url)
     assert len(set(totals.values())) == 1, totals
     print(f"  total {totals['year'] / 1e6:,.6f} INR: days, months and the year agree to the micro-unit")
 
