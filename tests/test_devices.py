@@ -222,7 +222,8 @@ def test_a_day_with_a_firmware_reset_has_no_negative_energy_and_sums_exactly(cam
         r = campus.post(docs[a:a + 100])
         assert r.status_code == 200, r.text
         assert r.json() == {"documents": len(docs[a:a + 100]), "accepted": len(docs[a:a + 100]), "repeats": 0,
-                            "quarantined": 0, "unknown_device": 0, "classroom_mismatches": 0}
+                            "quarantined": 0, "unknown_device": 0, "classroom_mismatches": 0,
+                            "clock_drift": 0, "out_of_order": 0}
     sid = campus.series()["energy_total"]
     ledger = campus.ledger(sid)
     assert len(ledger) == len(docs) - 1
@@ -298,7 +299,7 @@ def test_an_unknown_device_is_kept_then_replayed_into_the_ledger_when_registered
     r = campus.post(docs + [doc(start, wh=7.0)])  # beside a registered device's message
     assert r.status_code == 202
     assert r.json() == {"documents": 5, "accepted": 1, "repeats": 0, "quarantined": 0, "unknown_device": 4,
-                             "classroom_mismatches": 0}
+                             "classroom_mismatches": 0, "clock_drift": 0, "out_of_order": 0}
     assert _metric("unknown_device") - before == 4
     assert campus.count("device_quarantine", "WHERE kind = 'unknown_device' AND replayed_at IS NULL") == 4
     assert campus.count("raw_events") == 5  # kept exactly as it arrived
@@ -317,7 +318,8 @@ def test_an_unknown_device_is_kept_then_replayed_into_the_ledger_when_registered
     assert replay_device(ctx.pipeline, ctx.dbs.main_reader, 1, "ESP02", "light_9").pending == 0
     # delivered again after the replay: recognised
     assert campus.post(docs).json() == {"documents": 4, "accepted": 0, "repeats": 4, "quarantined": 0,
-                                            "unknown_device": 0, "classroom_mismatches": 0}
+                                            "unknown_device": 0, "classroom_mismatches": 0,
+                                            "clock_drift": 0, "out_of_order": 0}
     assert [delta for _, _, delta, _ in campus.ledger(sid)] == [2_500] * 3
 
 

@@ -210,3 +210,16 @@ def test_apply_switch_invariants(entries):
 def test_states_at_takes_the_latest_report_at_or_before():
     got = states_at(np.array([5, 10, 11, 30, 40]), np.array([10, 30]), np.array([1.0, 0.0]))
     assert np.isnan(got[0]) and got[1:].tolist() == [1.0, 1.0, 0.0, 0.0]
+
+
+def test_clock_drift_and_out_of_order_messages_are_counted(campus):
+    start, _ = timeutil.day_bounds(DAY, TZ)
+    now = start + 7200
+    first = [doc(start + 3600 + k * STEP, "light_1", True, power=60.0, wh=10.0 + k, seq=k) for k in range(4)]
+    result, _ = ingest_documents(campus.pipeline, campus.dbs.main_reader, 1, first[2:], source="test", now=now)
+    assert (result.clock_drift, result.out_of_order) == (0, 0)
+    late, _ = ingest_documents(campus.pipeline, campus.dbs.main_reader, 1, first[:2], source="test", now=now)
+    assert late.out_of_order == 2 and late.accepted == 2
+    ahead = doc(now + 600, "light_1", True, power=60.0, wh=20.0, seq=9)  # 10 min ahead: drift, not quarantine
+    drift, _ = ingest_documents(campus.pipeline, campus.dbs.main_reader, 1, [ahead], source="test", now=now)
+    assert drift.clock_drift == 1 and drift.accepted == 1

@@ -31,6 +31,9 @@ DEVICE_MESSAGES = Counter("wattline_device_messages_total", "Device telemetry me
 DEVICE_CLASSROOM_MISMATCHES = Counter(
     "wattline_device_classroom_mismatches_total",
     "Device messages naming another classroom than the registry's (the registry's is used)", ["source"])
+DEVICE_QUALITY = Counter("wattline_device_quality_total",
+                         "Device messages taken in with a quality finding (clock_drift, out_of_order)",
+                         ["source", "check"])
 DEVICE_MESSAGES_REPLAYED = Counter("wattline_device_messages_replayed_total",
                                    "Kept messages of a device replayed into the ledger once it was registered")
 MQTT_DEVICE_MESSAGES = Counter("wattline_mqtt_device_messages_total",

@@ -81,3 +81,6 @@ def _mount_web(app: FastAPI) -> None:
     except ImportError:
         return
     mount(app)
+    from wattline.web import pages_cost
+
+    pages_cost.mount(app)

@@ -324,3 +324,5 @@ class TelemetryIngestResult(_Model):
     quarantined: int = Field(description="kept out of the ledger with the reason (implausible value, device clock far ahead)")
     unknown_device: int = Field(description="from a device not registered: kept, replayed once it is registered")
     classroom_mismatches: int = Field(description="naming another classroom than the registry's (the registry's is used)")
+    clock_drift: int = Field(0, description="taken in, with the device clock ahead of the arrival by more than 120 s")
+    out_of_order: int = Field(0, description="taken in, older than their device's newest reading (the ledger re-derives around them)")

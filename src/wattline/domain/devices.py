@@ -33,6 +33,10 @@ EXPECTED_INTERVAL_S = int(GAP_S / GAP_FACTOR)
 
 # A device clock this far ahead of the arrival is wrong, not early: quarantined.
 MAX_FUTURE_S = 3600
+# A device clock ahead of the arrival by more than this (and at most MAX_FUTURE_S) has
+# drifted: its message is taken in and counted as drift. (Behind is not drift: a
+# device that was offline sends its buffered messages late, legitimately.)
+DRIFT_S = 120
 
 # why a message is kept out of the ledger (device_quarantine.kind)
 UNKNOWN_DEVICE = "unknown_device"  # replayed once the device is registered

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from wattline import clock, metrics
-from wattline.domain.devices import INVALID, UNKNOWN_DEVICE, DeviceBatch, DeviceMessage, same_message
+from wattline.domain.devices import DRIFT_S, INVALID, UNKNOWN_DEVICE, DeviceBatch, DeviceMessage, same_message
 from wattline.pipeline.ingest import IngestResult, Pipeline
 from wattline.store import device_telemetry, raw_events
 from wattline.store.engines import write_transaction
@@ -36,19 +36,25 @@ class DeviceIngestResult:
     before: same content, or same sequence identity), ``quarantined`` (kept out: a
     reading failed validation, or the device clock is far ahead), ``unknown_device``
     (kept until the device is registered); ``classroom_mismatches``: payloads naming
-    another classroom than the registry's (the registry's is used)."""
+    another classroom than the registry's (the registry's is used); ``clock_drift``:
+    messages whose device clock is ahead of their arrival by more than
+    ``domain.devices.DRIFT_S``; ``out_of_order``: messages older than their device's
+    newest stored reading (the ledger re-derives around them)."""
 
     accepted: int = 0
     repeats: int = 0
     quarantined: int = 0
     unknown_device: int = 0
     classroom_mismatches: int = 0
+    clock_drift: int = 0
+    out_of_order: int = 0
     readings: IngestResult = field(default_factory=IngestResult)
     kept_indexes: list[int] = field(default_factory=list)  # positions of the messages kept out
 
     def to_dict(self) -> dict[str, int]:
         return {"accepted": self.accepted, "repeats": self.repeats, "quarantined": self.quarantined,
-                "unknown_device": self.unknown_device}
+                "unknown_device": self.unknown_device, "clock_drift": self.clock_drift,
+                "out_of_order": self.out_of_order}
 
 
 class DeviceIngest:
@@ -69,6 +75,8 @@ class DeviceIngest:
         for outcome in ("accepted", "repeats", "quarantined", "unknown_device"):
             metrics.DEVICE_MESSAGES.labels(source, outcome).inc(getattr(out, outcome))
         metrics.DEVICE_CLASSROOM_MISMATCHES.labels(source).inc(out.classroom_mismatches)
+        metrics.DEVICE_QUALITY.labels(source, "clock_drift").inc(out.clock_drift)
+        metrics.DEVICE_QUALITY.labels(source, "out_of_order").inc(out.out_of_order)
         return out
 
     def keep_invalid(self, raws: Sequence[Any], reasons: Sequence[str], organization_id: int, source: str,
@@ -120,6 +128,9 @@ class DeviceIngest:
                 raw_events.store(conn, rb.raw_payloads, rb.source, received)
             result = IngestResult()
         out.readings = result
+        out.clock_drift = sum(1 for m in fresh if m.ts > received + DRIFT_S)
+        out.out_of_order = sum(result.late_by_series.get(m.device.series.get(m.device.method.energy_point), 0)
+                               for m in {id(m.device): m for m in fresh}.values())
         bad = {(q.series_id, q.ts) for q in result.quarantined}
         taken = []
         for m in fresh:

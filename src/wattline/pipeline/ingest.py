@@ -67,6 +67,7 @@ class IngestResult:
     duplicates_in_batch: int = 0
     repeats: int = 0  # identical to a stored reading (series, ts, value): nothing written
     late_readings: int = 0  # older than the newest stored reading of their series
+    late_by_series: dict[int, int] = field(default_factory=dict)  # the same, per series
     ledger_entries: int = 0
     buckets_written: int = 0
     quarantined: list[Quarantined] = field(default_factory=list)
@@ -213,8 +214,9 @@ class Pipeline:
             for a, b in zip(starts, ends)
         }
         self._load_neighbours(conn, work, newest)
-        result.late_readings = int(sum(
-            int((w.ts < w.stored_max).sum()) for w in work.values() if w.stored_max is not None))
+        result.late_by_series = {s: int((w.ts < w.stored_max).sum()) for s, w in work.items()
+                                 if w.stored_max is not None and w.ts[0] < w.stored_max}
+        result.late_readings = sum(result.late_by_series.values())
         result.touched_assets.update(w.cfg.asset_id for w in work.values())
         result.newest.update(
             (s, (int(w.ts[-1]), float(w.value[-1]))) for s, w in work.items()
