@@ -326,6 +326,7 @@ def demo_cmd(
         demo.set_up(ctx, cloud.base_url, since_ts)
         asyncio.run(demo.backfill_all(ctx, console))
         demo.print_summary(ctx, console)
+        demo.campus(ctx, console, port=port)  # classrooms fed by the device fleet
         if not serve:
             return
         import uvicorn
@@ -343,6 +344,7 @@ def _mount_sub_commands() -> None:
     they use this module's helpers)."""
     from wattline.cli_cost import cost_versions_app
     from wattline.cli_devices import mount as mount_devices
+    from wattline.cli_legacy import mount as mount_legacy
     from wattline.cli_mqtt import mount as mount_mqtt
     from wattline.cli_security import tokens_app, users_app
     from wattline.cli_simulate import simulate_app
@@ -355,6 +357,7 @@ def _mount_sub_commands() -> None:
     app.add_typer(cost_versions_app, name="cost-versions")
     mount_devices(app)  # classrooms, devices
     mount_mqtt(app)
+    mount_legacy(app)  # import-legacy
 
 
 _mount_sub_commands()

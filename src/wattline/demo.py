@@ -2,9 +2,12 @@
 
 Sets up an organization, work order 456 with plants 123 and 124 (Solarman) and 125
 (Sungrow iSolarCloud) on the emulated vendor clouds (served on loopback by this
-process), backfills them with progress bars, prints the seed-000 summaries, then
-serves the API and dashboard with a 15-minute sync schedule so the data stays live.
-Running it again reuses what is stored: the backfill resumes instead of starting over.
+process), backfills them with progress bars, prints the seed-000 summaries, adds the campus of
+seeds 002/004 (``demo_campus``: classrooms of metered devices fed by the simulated
+fleet, through Mosquitto when ``WATTLINE_MQTT_URL`` is set, else through the HTTP ingest
+path), then serves the API and dashboard with a 15-minute sync schedule so the data
+stays live. Running it again reuses what is stored: the backfill resumes instead of
+starting over, and the campus feed resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wattline import provisioning
+from wattline import demo_campus, provisioning
 from wattline.context import AppContext
 from wattline.jobs.backfill import backfill_plant
 from wattline.simulator.vendor_cloud.config import DEFAULT_CREDENTIALS, CloudConfig, PlantProfile
@@ -113,3 +116,15 @@ def print_summary(ctx: AppContext, console: Console) -> None:
         row(str(p.plant_id), plant_queries.summary(ctx.dbs.telemetry, p.plant_id) or {})
     row(f"WO {WORK_ORDER_ID}", plant_queries.work_order_summary(ctx.dbs.telemetry, WORK_ORDER_ID) or {})
     console.print(t)
+
+
+def campus(ctx: AppContext, console: Console, *, port: int = 8000) -> demo_campus.Campus:
+    """Set up the demo campus, feed it the fleet's messages up to now, print its classrooms."""
+    c = demo_campus.set_up(ctx)
+    try:
+        result = demo_campus.feed(ctx, c, mqtt_url=ctx.settings.mqtt_url)
+    except (TimeoutError, OSError) as exc:  # the broker unreachable or too slow: the embedded path
+        console.print(f"[yellow]campus: no feed through Mosquitto ({exc}); using the HTTP ingest path[/yellow]")
+        result = demo_campus.feed(ctx, c)
+    demo_campus.print_summary(ctx, c, result, console, port=port)
+    return c

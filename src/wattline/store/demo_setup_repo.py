@@ -1,11 +1,12 @@
 """Registry writes of ``wattline demo``'s set-up that the registry module has no
-general form for: the demo organization's sync settings and its emulated accounts."""
+general form for: the demo organization's sync settings and its emulated accounts;
+and where the demo campus's feed resumes."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
-from wattline.store.tables import organizations, vendor_accounts
+from wattline.store.tables import organizations, readings, vendor_accounts
 
 
 def set_auto_sync(conn: Connection, organization_id: int, interval_minutes: int) -> None:
@@ -22,3 +23,12 @@ def vendor_account_id(conn: Connection, organization_id: int, name: str) -> int 
 
 def set_base_url(conn: Connection, account_id: int, base_url: str) -> None:
     conn.execute(update(vendor_accounts).where(vendor_accounts.c.id == account_id).values(base_url=base_url))
+
+
+def newest_reading_ts(telemetry: Connection, series_ids: list[int]) -> int | None:
+    """The newest reading instant (UTC epoch s) of any of the series (telemetry database),
+    or None: where the demo campus's feed resumes."""
+    if not series_ids:
+        return None
+    return telemetry.execute(select(func.max(readings.c.ts)).where(
+        readings.c.series_id.in_([int(s) for s in series_ids]))).scalar()
