@@ -23,7 +23,6 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from mqtt_broker import mqtt_broker  # noqa: F401 - the fixture
 from test_mqtt_ingest import _wait
 from world import env_for, make_ctx
