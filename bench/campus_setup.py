@@ -101,3 +101,14 @@ def stored_readings(dbs, series: dict[int, tuple[str, str]]) -> tuple[set, int]:
     with dbs.telemetry.connect() as c:
         rows = c.exec_driver_sql(f"SELECT series_id, ts FROM readings WHERE series_id IN ({ids})").all()
     return {(*series[int(s)], int(t)) for s, t in rows}, len(rows)
+
+
+def readings_without_entry(dbs, series: dict[int, tuple[str, str]]) -> int:
+    """Energy readings other than each series' first without a ledger entry ending at
+    them (0 when every reading is in the ledger)."""
+    ids = ",".join(str(s) for s in series)
+    with dbs.telemetry.connect() as c:
+        readings, with_data = c.exec_driver_sql(
+            f"SELECT COUNT(*), COUNT(DISTINCT series_id) FROM readings WHERE series_id IN ({ids})").one()
+        entries = c.exec_driver_sql(f"SELECT COUNT(*) FROM ledger WHERE series_id IN ({ids})").scalar()
+    return int(readings) - int(with_data) - int(entries)

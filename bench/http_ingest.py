@@ -36,7 +36,8 @@ import numpy as np
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from campus_setup import drop_database, fresh_databases, register_fleet, stored_readings  # noqa: E402
+from campus_setup import (drop_database, fresh_databases, readings_without_entry, register_fleet,  # noqa: E402
+                          stored_readings)
 from mqtt_ingest import fleet_messages  # noqa: E402
 
 from wattline.domain import timeutil  # noqa: E402
@@ -117,6 +118,7 @@ def main() -> None:
             err.close()
         expected = {(d["esp32_name"], d["device_id"], timeutil.parse_instant(d["timestamp"])) for d in docs}
         stored, rows = stored_readings(dbs, series)
+        not_in_ledger = readings_without_entry(dbs, series)
         dbs.dispose()
         drop_database(args.telemetry_url)
     bad = [c for c in ingested[2] if c not in (200, 202)]
@@ -130,7 +132,8 @@ def main() -> None:
               f"{np.percentile(lat, 99):>7.1f}")
     print(f"ingest / bare POST: {refused[0] / ingested[0]:.2f}; lost {len(expected - stored)}, "
           f"extra {len(stored - expected) + rows - len(stored)}, of {len(expected):,} readings"
-          + (f"; WARNING {len(bad)} ingest requests answered {sorted(set(bad))}" if bad else ""))
+          + (f"; WARNING {len(bad)} ingest requests answered {sorted(set(bad))}" if bad else "")
+          + (f"; WARNING {not_in_ledger} readings without a ledger entry" if not_in_ledger else ""))
     if os.environ.get("BENCH_VERBOSE"):
         print(f"status codes: health {set(health[2])}, viewer {set(refused[2])}, ingest {set(ingested[2])}")
 

@@ -246,7 +246,7 @@ def note(text: str) -> None:
 
 
 def pipeline_run(n_ingesters: int, port: int, live, paced, args, workdir: Path) -> dict:
-    from campus_setup import fresh_databases, register_fleet, stored_readings
+    from campus_setup import fresh_databases, readings_without_entry, register_fleet, stored_readings
 
     note(f"{n_ingesters} ingester(s): fresh databases")
     dbs_info = fresh_databases(workdir, args.telemetry_url)
@@ -274,6 +274,7 @@ def pipeline_run(n_ingesters: int, port: int, live, paced, args, workdir: Path) 
     note("checking the database")
     keys, docs = expected_readings(live + paced)
     stored, rows = stored_readings(dbs, series)
+    out["not_in_ledger"] = readings_without_entry(dbs, series)
     with dbs.telemetry.connect() as c:
         raw = c.exec_driver_sql("SELECT COUNT(*) FROM raw_events").scalar()
     dbs.dispose()
@@ -333,11 +334,12 @@ def main() -> None:
               f"{pc['p99_ms']:>6.1f} | {r['lost']:>4} {r['extra']:>5}")
         problems = [f"{k}={v}" for k, v in (("uncommitted", lv["uncommitted"] + pc["uncommitted"]),
                                              ("unacked publishes", lv["unacked"] + pc["unacked"]),
-                                             ("raw events missing", r["raw_events_missing"])) if v]
+                                             ("raw events missing", r["raw_events_missing"]),
+                                             ("readings without a ledger entry", r["not_in_ledger"])) if v]
         if problems or r["lost"] or r["extra"]:
             print(f"  WARNING {name}: " + ", ".join(problems + [f"lost={r['lost']}", f"extra={r['extra']}"]))
     print(f"checked after each run: {runs[counts[0]]['readings']:,} published readings, each stored exactly once "
-          "(lost = published (device, ts) not stored; extra = stored but not published, or twice)")
+          "and in the ledger (lost = published (device, ts) not stored; extra = stored but not published, or twice)")
     print("ratio: live pipeline msg/s / bare msg/s; latency: publish() to the commit of the batch holding it")
     if dropped:
         print("WARNING: the broker dropped messages (see its queue limits)")
