@@ -159,13 +159,15 @@ def _message(payload: bytes, kind: str = "telemetry", esp: str = "ESP01") -> Mes
                    esp32_name=esp, kind=kind)
 
 
-def test_rejected_messages_are_kept_as_invalid_with_the_reason_and_status_is_only_counted(sqlite_dbs, tmp_path):
+def test_rejected_messages_are_kept_as_invalid_with_the_reason_and_status_is_counted_and_kept(sqlite_dbs, tmp_path):
     ctx = make_ctx(sqlite_dbs, tmp_path)
     ingest = MqttIngest(ctx.pipeline, ctx.dbs.main_reader, 1)
     before = REGISTRY.get_sample_value("wattline_mqtt_device_messages_total", {"kind": "status"}) or 0.0
     ingest.handle([_message(b"online", "status"), _message(b"{}", "heartbeat")])
     assert REGISTRY.get_sample_value("wattline_mqtt_device_messages_total", {"kind": "status"}) == before + 1
-    assert _scalar(ctx, "SELECT COUNT(*) FROM raw_events") == 0
+    with ctx.dbs.telemetry.connect() as c:  # kept apart from telemetry (tests/test_controller_status.py)
+        assert sorted(c.exec_driver_sql("SELECT source FROM raw_events").fetchall()) == [
+            ("mqtt:heartbeat",), ("mqtt:status",)]
     ingest.reject([_message(b'{"esp32_name": "ESP01"}')], "handler failed: boom")
     with ctx.dbs.telemetry.connect() as c:
         assert c.exec_driver_sql("SELECT kind, reason, source FROM device_quarantine").fetchall() == [

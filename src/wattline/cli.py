@@ -245,15 +245,20 @@ def stats_cmd(
 def serve_cmd(
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(8000),
+    mqtt_prefix: str = typer.Option("autovolt", help="with WATTLINE_MQTT_URL: the ingester's topic prefix"),
+    mqtt_group: Optional[str] = typer.Option(None, help="with WATTLINE_MQTT_URL: its shared-subscription group"),
 ) -> None:
-    """Start the API (applies migrations first)."""
+    """Start the API (applies migrations first); with WATTLINE_MQTT_URL also the MQTT ingester."""
     import uvicorn
 
     from wattline import logs
     from wattline.api.app import create_app
+    from wattline.config import get_settings
 
     logs.configure()
-    uvicorn.run(create_app(schedule=True), host=host, port=port, log_config=None)
+    url = get_settings().mqtt_url
+    mqtt = {"url": url, "prefix": mqtt_prefix, "group": mqtt_group} if url else None
+    uvicorn.run(create_app(schedule=True, mqtt=mqtt), host=host, port=port, log_config=None)
 
 
 @app.command("backfill")
@@ -346,6 +351,8 @@ def _mount_sub_commands() -> None:
     from wattline.cli_devices import mount as mount_devices
     from wattline.cli_legacy import mount as mount_legacy
     from wattline.cli_mqtt import mount as mount_mqtt
+    from wattline.cli_orgs import mount as mount_orgs
+    from wattline.cli_reconcile import mount as mount_reconcile
     from wattline.cli_security import tokens_app, users_app
     from wattline.cli_simulate import simulate_app
     from wattline.cli_vendors import vendors_app
@@ -357,7 +364,9 @@ def _mount_sub_commands() -> None:
     app.add_typer(cost_versions_app, name="cost-versions")
     mount_devices(app)  # classrooms, devices
     mount_mqtt(app)
+    mount_reconcile(app)  # reconcile, review
     mount_legacy(app)  # import-legacy
+    mount_orgs(app)  # orgs set --auto-register-devices
 
 
 _mount_sub_commands()

@@ -2,7 +2,9 @@
 (mounted by ``cli.py``).
 
 Costs are priced on read from the ledger (``store/energy_costs.py``), so a version
-added here re-prices every figure it covers at once: there is no job to run.
+added here re-prices every figure it covers at once. ``add`` then runs the
+``recalculate`` job (``jobs.reprice``, recorded in the jobs table) over the range and
+scope the version covers, printing its progress: entries covered, cost before/after.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def add_command(
     group: Optional[str] = typer.Option(None, "--group", help="a group's assets: a classroom, a work order (by name)"),
     organization: Optional[str] = typer.Option(None, "--organization", help="an organization's assets (by name)"),
     notes: Optional[str] = typer.Option(None, "--notes"),
+    recalculate: bool = typer.Option(True, "--recalculate/--no-recalculate",
+                                     help="run the recalculation job over what the version covers"),
 ) -> None:
     """Add a cost version. The most specific scope in effect prices each instant
     (asset > group > organization > global); a ledger entry crossing a change of rate
@@ -62,6 +66,45 @@ def add_command(
     verb = "added" if created else "already present:"
     console.print(f"cost version {v['id']} {verb} {v['cost_per_kwh']} {v['currency']}/kWh "
                   f"from {v['effective_from']} for {where}")
+    if recalculate:
+        _run_recalculation(ctx, version)
+
+
+def _run_recalculation(ctx, version: dict) -> None:
+    """The recalculation job of a version, on this process's loop; progress printed."""
+    import asyncio
+
+    from wattline.cli import console
+    from wattline.domain.cost import money_text
+    from wattline.jobs.reprice import job_params, reprice_work
+    from wattline.jobs.runner import JobRunner
+
+    def show(p: dict) -> None:
+        console.print(f"  {p['series_done']}/{p['series']} series: {p['entries_covered']} entries covered, "
+                      f"cost {money_text(p['cost_before_micro'])} -> {money_text(p['cost_after_micro'])} "
+                      f"{p['currency']}, {p['buckets_rewritten']} buckets rewritten")
+
+    from wattline import logs
+
+    logs.configure("WARNING")  # the job's log lines on stderr, not between the progress lines
+
+    async def run() -> dict | None:
+        runner = JobRunner(ctx)
+        work = reprice_work(ctx, int(version["id"]))
+
+        async def reporting(report):
+            return await work(lambda p: (show(p), report(p)))
+
+        job_id = await runner.start("recalculate", job_params(version), reporting)
+        await runner.wait_all()
+        return runner.get(job_id)
+
+    job = asyncio.run(run())
+    if job is None or job["status"] != "succeeded":
+        console.print(f"recalculation job {None if job is None else job['id']} failed: "
+                      f"{None if job is None else job['error']}")
+        raise SystemExit(1)
+    console.print(f"recalculation job {job['id']} succeeded")
 
 
 @cost_versions_app.command("list")

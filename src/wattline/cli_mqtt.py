@@ -52,7 +52,7 @@ def mqtt_ingest(
             org = provisioning.organization_named(conn, organization)
     except provisioning.RegistryError as exc:
         _fail(str(exc))
-    ingest = MqttIngest(ctx.pipeline, ctx.dbs.main_reader, org)
+    ingest = MqttIngest(ctx.pipeline, ctx.dbs.main_reader, org, ctx.dbs.main)
     consumer = MqttConsumer(config, ingest.handle, ingest.reject)
     try:
         consumer.start(timeout_s=30)

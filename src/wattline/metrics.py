@@ -3,7 +3,7 @@ the vendor calls, so an operator sees ingest rates, rejects and failures."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 READINGS_INGESTED = Counter("wattline_readings_ingested_total", "Readings written by the pipeline", ["source"])
 READINGS_QUARANTINED = Counter("wattline_readings_quarantined_total", "Readings quarantined (not used)",
@@ -38,3 +38,11 @@ DEVICE_MESSAGES_REPLAYED = Counter("wattline_device_messages_replayed_total",
                                    "Kept messages of a device replayed into the ledger once it was registered")
 MQTT_DEVICE_MESSAGES = Counter("wattline_mqtt_device_messages_total",
                                "MQTT messages received by the ingester, by topic kind", ["kind"])
+# controller status (status and heartbeat topics, HTTP status/heartbeat posts) and the
+# controllers online/offline now (domain.controller_status.is_online), set at each scrape
+CONTROLLER_MESSAGES = Counter("wattline_controller_messages_total",
+                              "Controller status and heartbeat messages by outcome (accepted, invalid)",
+                              ["source", "kind", "outcome"])
+CONTROLLERS = Gauge("wattline_controllers", "Controllers by state (online, offline) at the last scrape", ["state"])
+DEVICES_AUTO_REGISTERED = Counter("wattline_devices_auto_registered_total",
+                                  "Unknown devices registered on their first message (organization setting)")

@@ -81,6 +81,9 @@ def test_an_admin_adds_a_version_and_the_table_shows_what_the_api_stored(browser
         text = rows.first.inner_text()
         for part in ("2025-11-05 06:30:00", "8.50", "INR", "CR-101", "tariff 2025-26", ADMIN):
             assert part in text, (part, text)
+        # the answer names the re-pricing job, and the page follows it to its end
+        page.get_by_test_id("job-status").filter(has_text="Job succeeded").wait_for(timeout=30_000)
+        assert "entries_covered" in page.get_by_test_id("job-status").inner_text()
         w.shot("cost-versions")
 
         page.fill("[data-testid=rate]", "-1")

@@ -13,6 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from wattline import __version__, logs
 from wattline.api.errors import install_validation_handler, openapi_without_default_422
 from wattline.api.routes import cost_versions, jobs, plants, power_analytics, telemetry
+from wattline.api.routes import review
+from wattline.api.routes import campus_analytics
 from wattline.api.schemas import HealthReport
 from wattline.context import AppContext, open_context
 from wattline.jobs.runner import JobRunner
@@ -22,8 +24,9 @@ from wattline.store import health_repo
 log = logs.get("wattline.api")
 
 
-def create_app(ctx: AppContext | None = None, *, schedule: bool = False) -> FastAPI:
-    """The API. ``schedule=True`` (``wattline serve``) also runs the daily-sync schedule."""
+def create_app(ctx: AppContext | None = None, *, schedule: bool = False, mqtt: dict | None = None) -> FastAPI:
+    """The API. ``schedule=True`` (``wattline serve``) also runs the daily-sync schedule;
+    ``mqtt`` (``{"url": ..., "prefix": ..., "group": ...}``) also runs the MQTT ingester."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -36,6 +39,12 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False) -> Fast
 
             scheduler = await asyncio.to_thread(build_scheduler, app.state.ctx)  # reads the organizations
             scheduler.start()
+        ingester = None
+        if mqtt and mqtt.get("url"):
+            from wattline.jobs.mqtt_ingest import BackgroundIngester
+
+            ingester = BackgroundIngester(app.state.ctx, **mqtt)
+            await asyncio.to_thread(ingester.start)
         # Everything loaded by now (pandas, pvlib, SQLAlchemy, pydantic: ~150 k objects) lives
         # as long as the process; freezing it keeps full collections from walking it on every
         # request-driven gen-2 pass (measured: ~90 ms per full collection otherwise, which
@@ -44,6 +53,8 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False) -> Fast
         gc.freeze()
         log.info("api.started", version=__version__, schedule=schedule)
         yield
+        if ingester is not None:
+            await asyncio.to_thread(ingester.stop)  # the batch in hand is committed and acknowledged
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         if ctx is None:
@@ -53,12 +64,17 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False) -> Fast
     install_error_handlers(app)
     install_validation_handler(app)
     openapi_without_default_422(app)
-    for r in (telemetry.router, plants.router, jobs.router, cost_versions.router, power_analytics.router):
+    for r in (telemetry.router, plants.router, jobs.router, cost_versions.router, power_analytics.router,
+              review.router):
         app.include_router(r)
+    app.include_router(campus_analytics.router)
     _mount_web(app)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:
+        from wattline.jobs.controller_status import export_online_gauges
+
+        export_online_gauges(app.state.ctx.dbs.telemetry)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health", response_model=HealthReport,
@@ -81,6 +97,12 @@ def _mount_web(app: FastAPI) -> None:
     except ImportError:
         return
     mount(app)
-    from wattline.web import pages_cost
+    from wattline.web import pages_cost, pages_review
 
     pages_cost.mount(app)
+    pages_review.mount(app)  # /review
+    from wattline.web.pages_campus import mount as mount_campus_pages
+    mount_campus_pages(app)
+    from wattline.web.pages_devices import mount as mount_devices
+
+    mount_devices(app)  # /devices, /devices/{esp32_name}/{device_id}

@@ -1,5 +1,6 @@
 """Timezone-aware schedules (APScheduler): the daily sync at 00:15 local time of each
-organization, and more often when its ``sync_interval_minutes`` asks for it."""
+organization, and more often when its ``sync_interval_minutes`` asks for it; the
+nightly reconciliation of each organization's yesterday at 02:00 in its zone."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from wattline import logs
 from wattline.context import AppContext
+from wattline.jobs.reconcile import organizations, run_reconcile_job
 from wattline.jobs.sync import sync_all
 from wattline.store.auto_sync_repo import auto_sync_organizations
 
@@ -31,4 +33,21 @@ def build_scheduler(ctx: AppContext) -> AsyncIOScheduler:
             scheduler.add_job(run, IntervalTrigger(minutes=interval), id=f"interval-sync-{org_id}",
                               name=f"sync every {interval} min {name}", coalesce=True, max_instances=1)
         log.info("scheduler.org", organization_id=org_id, timezone=tz, interval_minutes=interval)
+    for org in organizations(ctx):
+        scheduler.add_job(nightly_reconcile, reconcile_trigger(org["timezone"]), args=(ctx, org),
+                          id=f"reconcile-{org['id']}", name=f"nightly reconciliation {org['name']}",
+                          coalesce=True, max_instances=1, misfire_grace_time=3600)
     return scheduler
+
+
+def reconcile_trigger(tz: str) -> CronTrigger:
+    """02:00 local time of zone ``tz`` every day."""
+    return CronTrigger(hour=2, minute=0, timezone=tz)
+
+
+async def nightly_reconcile(ctx: AppContext, org: dict) -> dict:
+    """Reconcile the organization's yesterday (its zone, by ``wattline.clock``) as a
+    ``reconcile`` job (work off the loop); returns the job row."""
+    job = await run_reconcile_job(ctx, organization=org["name"])
+    log.info("scheduler.reconcile_done", organization_id=org["id"], job_id=job["id"], status=job["status"])
+    return job

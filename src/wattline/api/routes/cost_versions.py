@@ -1,7 +1,10 @@
 """Cost versions over HTTP (seed 002/004: ``/api/power-analytics/cost-versions``).
 
 Costs are priced on read from the ledger (``store/energy_costs.py``): a version added
-here re-prices every figure it covers at once, so the answer carries no job URL.
+here re-prices every figure it covers at once. Adding one also starts a
+``recalculate`` job (``jobs.reprice``) over the range and scope it covers, which
+verifies (rebuilds) their buckets and reports the entries covered and their cost
+before and after; the answer carries the job's URL.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from wattline.api import schemas as S
 from wattline.api.deps import MAX_ID, ctx
 from wattline.domain import timeutil
 from wattline.domain.cost import rate_micro_per_kwh
+from wattline.jobs.reprice import job_params, reprice_work
 from wattline.security.deps import require_role
 from wattline.security.errors import ApiError, error_response
 from wattline.security.principal import Principal
@@ -45,6 +49,10 @@ class CostVersionIn(BaseModel):
     notes: Annotated[str | None, Field(max_length=2000)] = None
 
 
+class CostVersionAdded(S.CostVersionCreated):
+    job: str = Field(description="URL of the recalculation job over the range and scope the version covers")
+
+
 @router.get("/cost-versions", dependencies=[Depends(require_role("viewer"))])
 def list_cost_versions(request: Request) -> S.CostVersionList:
     """Every cost version, oldest effective instant first."""
@@ -53,13 +61,15 @@ def list_cost_versions(request: Request) -> S.CostVersionList:
 
 
 @router.post("/cost-versions", status_code=201,
-             responses={200: {"model": S.CostVersionCreated, "description": "The same version was already stored"},
+             responses={200: {"model": CostVersionAdded, "description": "The same version was already stored"},
                         **S.errors(400)})
 def add_cost_version(request: Request, response: Response, body: CostVersionIn,
-                     principal: Annotated[Principal, Depends(require_role("admin"))]) -> S.CostVersionCreated:
+                     principal: Annotated[Principal, Depends(require_role("admin"))]) -> CostVersionAdded:
     """Add a cost version (admin). The most specific scope in effect prices each
     instant (asset > group > organization > global); an entry crossing a change of
-    rate is split at it. Bad input is a 400 and stores nothing."""
+    rate is split at it. Bad input is a 400 and stores nothing. The answer's ``job``
+    is the recalculation job's URL (also when the version was stored already: the
+    job then changes nothing and reports the same figures)."""
     try:
         micro = rate_micro_per_kwh(body.cost_per_kwh)
     except ValueError as exc:
@@ -79,7 +89,9 @@ def add_cost_version(request: Request, response: Response, body: CostVersionIn,
         raise ApiError(400, "invalid_request", str(exc), {"field": exc.parameter}) from None
     if not created:
         response.status_code = 200
-    return S.CostVersionCreated(**repo.public(version), created=created, repricing="on_read")
+    c = ctx(request)
+    job_id = request.app.state.runner.submit("recalculate", job_params(version), reprice_work(c, int(version["id"])))
+    return CostVersionAdded(**repo.public(version), created=created, repricing="on_read", job=f"/api/jobs/{job_id}")
 
 
 @router.api_route("/cost-versions", methods=["PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"], include_in_schema=False)
