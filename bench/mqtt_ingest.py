@@ -29,7 +29,7 @@ Latency of a message = the instant its batch committed minus the instant ``publi
 was called for it, both on the system-wide monotonic clock. ``lost`` is checked after
 the run on the database: the set of (device, timestamp) of every telemetry message
 published must equal the set of energy readings stored (a reading is stored once by
-its primary key), and every distinct telemetry document must be a raw event.
+its primary key) with its ledger entry, and every distinct message must be a raw event.
 """
 
 from __future__ import annotations
@@ -224,13 +224,14 @@ class Ingesters:
 
 
 def expected_readings(messages) -> tuple[set, set[str]]:
-    """(esp32, device, ts) of every telemetry message, and the digests of the distinct documents."""
+    """(esp32, device, ts) of every telemetry message, and the digests of the distinct
+    payloads (telemetry, status and heartbeat: each is kept as a raw event)."""
     keys, docs = set(), set()
     for topic, payload in messages:
+        docs.add(digest(payload))
         if topic.endswith("/telemetry"):
             d = json.loads(payload)
             keys.add((d["esp32_name"], d["device_id"], timeutil.parse_instant(d["timestamp"])))
-            docs.add(digest(payload))
     return keys, docs
 
 
