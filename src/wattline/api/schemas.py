@@ -47,8 +47,33 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 Health = Literal["green", "yellow", "red"]
 
 
+CostNote = Literal["no_cost_version", "partly_unpriced", "mixed_currency"]
+_COST_NOTES = ("no_cost_version: no cost version prices it (the cost is null, never 0); partly_unpriced: some "
+               "energy has no version (the cost covers the rest); mixed_currency: priced in several currencies "
+               "(null)")
+
+
+class SummaryCostQuality(_Model):
+    """Cost quality of each summary period (the notes of ``CostNote``; empty: fully priced)."""
+
+    daily: list[CostNote]
+    monthly: list[CostNote]
+    yearly: list[CostNote]
+    total: list[CostNote]
+
+
+def _cost(what: str) -> Any:
+    return Field(description=f"cost of {what}, currency units (exact to the micro-unit); null when not priced")
+
+
+def _micro(what: str) -> Any:
+    return Field(description=f"cost of {what} in integer micro-units of the currency, as it is summed")
+
+
 class Summary(_Model):
-    """Current-period snapshot of a plant or a work order."""
+    """Current-period snapshot of a plant or a work order, with the cost of each energy
+    (priced on read from the same ledger entries; a work order's is the sum of its
+    plants', each in its own zone, as its energies are)."""
 
     daily_energy_kwh: float | None
     monthly_energy_mwh: float | None
@@ -58,6 +83,17 @@ class Summary(_Model):
     last_update_time: str | None = Field(description="ISO-8601 UTC of the newest reading")
     updated_at: str | None
     quality: list[str]
+    daily_cost: float | None = _cost("today (the day of daily_energy_kwh)")
+    daily_cost_micro: int | None = _micro("today")
+    monthly_cost: float | None = _cost("this month")
+    monthly_cost_micro: int | None = _micro("this month")
+    yearly_cost: float | None = _cost("this year")
+    yearly_cost_micro: int | None = _micro("this year")
+    total_cost: float | None = _cost("every ledger entry (lifetime; the counter's energy from before the "
+                                     "first reading has no ledger entry and no cost)")
+    total_cost_micro: int | None = _micro("the lifetime")
+    currency: str | None = Field(description="ISO 4217 of the costs; null when none is priced")
+    cost_quality: SummaryCostQuality = Field(description=_COST_NOTES)
 
 
 class PlantCard(_Model):
@@ -104,6 +140,10 @@ class DailyBar(_Model):
     end: str
     energy_kwh: float
     quality: list[str]
+    cost: float | None = Field(description="the day's cost, currency units; null when no cost version prices it")
+    cost_micro: int | None = Field(description="the day's cost in integer micro-units of the currency")
+    currency: str | None = Field(description="ISO 4217")
+    cost_quality: list[CostNote] = Field(description=_COST_NOTES)
 
 
 class WorkOrderBar(_Model):
@@ -112,6 +152,10 @@ class WorkOrderBar(_Model):
     end: str = Field(description="the next day's first instant, ISO-8601 in the work order's zone")
     energy_kwh: float
     quality: list[str]
+    cost: float | None = Field(description="the day's cost, currency units; null when no cost version prices it")
+    cost_micro: int | None = Field(description="the day's cost in integer micro-units of the currency")
+    currency: str | None = Field(description="ISO 4217")
+    cost_quality: list[CostNote] = Field(description=_COST_NOTES)
 
 
 class WorkOrderDetail(_Model):
@@ -257,8 +301,6 @@ class HealthReport(_Model):
 
 
 # ------------------------------------------------------------------ cost
-
-CostNote = Literal["no_cost_version", "partly_unpriced", "mixed_currency"]
 
 
 class PricedEnergyBucketOut(EnergyBucketOut):

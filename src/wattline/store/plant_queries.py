@@ -12,8 +12,10 @@ from datetime import datetime, timezone
 from sqlalchemy import Engine, select
 
 from wattline.domain import timeutil
+from wattline.domain.cost import MICRO, MIXED_CURRENCY, NO_COST_VERSION, BucketCost
 from wattline.domain.health import data_health
 from wattline.domain.quality import Flag, flag_names
+from wattline.store import energy_costs
 from wattline.store.tables import (
     assets, group_members, groups, plant_aggregates, points, vendor_sync_logs, work_order_aggregates,
 )
@@ -188,3 +190,90 @@ def sync_logs(telemetry: Engine, *, plant_id: int | None = None, status: str | N
         d["duration_ms"] = meta.get("duration_ms")
         out.append(d)
     return out
+
+
+# ------------------------------------------------------------------ cost (priced on read)
+#
+# Every energy of a summary or a bar carries its cost next to it: ``<period>_cost``
+# (currency units, exact below 10**9), ``<period>_cost_micro`` (the integer micro-units
+# it is summed in), the ``currency`` and the cost quality (``no_cost_version``: null, no
+# version prices it — never 0; ``partly_unpriced``; ``mixed_currency``). Prices come
+# from ``store.energy_costs`` over the same series and periods as the energies.
+
+COST_PERIODS = (("daily", "day"), ("monthly", "month"), ("yearly", "year"), ("total", "lifetime"))
+
+
+def _money(micro: int | None) -> float | None:
+    return None if micro is None else micro / MICRO
+
+
+def _cost_fields(costs: dict[str, BucketCost] | None) -> dict:
+    """Summary cost fields from {day, month, year, lifetime: BucketCost} (None: none)."""
+    costs = costs or {}
+    priced = [costs[p] for _, p in reversed(COST_PERIODS) if p in costs and costs[p].cost_micro is not None]
+    currency = priced[0].currency if priced else None
+    out: dict = {"currency": currency, "cost_quality": {}}
+    for name, period in COST_PERIODS:
+        c = costs.get(period)
+        micro, notes = (None, [NO_COST_VERSION]) if c is None else (c.cost_micro, list(c.notes))
+        if micro is not None and c.currency != currency and micro:  # another currency than the rest
+            micro, notes = None, [MIXED_CURRENCY]
+        out[f"{name}_cost"], out[f"{name}_cost_micro"] = _money(micro), micro
+        out["cost_quality"][name] = notes
+    return out
+
+
+def _anchor(summary: dict) -> int:
+    """The instant whose day, month and year a summary's energies are of: its refresh."""
+    return timeutil.parse_instant(summary["updated_at"] or summary["last_update_time"])
+
+
+def summary_costs(main_reader: Engine, telemetry: Engine, sums: dict[int, dict | None],
+                  pricing: energy_costs.PlantPricing | None = None) -> dict[int, dict[str, BucketCost]]:
+    """{day, month, year, lifetime: BucketCost} of each plant of ``sums`` (plant id ->
+    :func:`summary`) that has a summary: the periods its energies are of (``pricing``:
+    ``energy_costs.plant_pricing`` of them, if the caller has it)."""
+    anchors = {pid: _anchor(s) for pid, s in sums.items() if s}
+    return energy_costs.summary_costs(main_reader, telemetry, anchors, pricing) if anchors else {}
+
+
+def priced_summaries(main_reader: Engine, telemetry: Engine, sums: dict[int, dict | None],
+                     costs: dict[int, dict[str, BucketCost]] | None = None) -> dict[int, dict | None]:
+    """Plant summaries (plant id -> :func:`summary`) with their cost fields added
+    (``costs``: :func:`summary_costs` of them, if already priced)."""
+    if costs is None:
+        costs = summary_costs(main_reader, telemetry, sums)
+    return {pid: (None if s is None else {**s, **_cost_fields(costs.get(pid))}) for pid, s in sums.items()}
+
+
+def priced_work_order_summary(summary_row: dict | None, member_costs: list[dict[str, BucketCost]]) -> dict | None:
+    """A work order's summary with cost: each period the sum of its member plants'
+    (each in its own zone, as the work order's energies are)."""
+    if summary_row is None:
+        return None
+    combined = {}
+    for _, period in COST_PERIODS:
+        parts = [m[period] for m in member_costs if period in m]
+        if parts:
+            combined[period] = energy_costs.combine(parts, min(p.start for p in parts), max(p.end for p in parts))
+    return {**summary_row, **_cost_fields(combined)}
+
+
+def bars_with_costs(bars: list[dict], costs: list[BucketCost]) -> list[dict]:
+    """Daily bars (``date, start, end, energy_kwh, quality``) with ``cost``,
+    ``cost_micro``, ``currency`` and ``cost_quality`` of the same day."""
+    return [{**b, "cost": _money(c.cost_micro), "cost_micro": c.cost_micro, "currency": c.currency,
+             "cost_quality": list(c.notes)} for b, c in zip(bars, costs, strict=True)]
+
+
+def bar_bounds(bars: list[dict]) -> list[tuple[int, int]]:
+    """(start, end) UTC epoch seconds of each bar."""
+    return [(timeutil.parse_instant(b["start"]), timeutil.parse_instant(b["end"])) for b in bars]
+
+
+def plant_daily_bars(main_reader: Engine, telemetry: Engine, plant: dict, days: int, now: int) -> list[dict]:
+    """A plant's last ``days`` local days (:func:`daily_energy` of its energy series,
+    ``energy_total`` else ``power``) with each day's cost."""
+    sid = plant["series"].get("energy_total") or plant["series"].get("power")
+    bars = daily_energy(telemetry, [sid] if sid else [], plant["timezone"], days, now)
+    return bars_with_costs(bars, energy_costs.plant_day_costs(main_reader, telemetry, plant["id"], bar_bounds(bars)))

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from wattline import clock
-
-
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from wattline import clock
 from wattline.api import schemas as S
 from wattline.api.deps import Days, OptionalId, PlantId, WorkOrderId, ctx, latest_of, plant_or_404
 from wattline.domain import timeutil
@@ -16,7 +14,7 @@ from wattline.pipeline import rollup
 from wattline.domain.buckets import PERIODS
 from wattline.security.deps import require_role
 from wattline.security.errors import ApiError
-from wattline.store import cost_versions_repo, plant_queries, queries, registry
+from wattline.store import cost_versions_repo, energy_costs, plant_queries, queries, registry
 
 router = APIRouter(prefix="/api", tags=["plants"], dependencies=[Depends(require_role("viewer"))],
                    responses=S.errors(401, 403))
@@ -35,16 +33,20 @@ def _plant_card(p: dict, s: dict | None, now: int) -> dict:
 def list_plants(request: Request) -> S.PlantList:
     """Every plant with its summary and health."""
     c = ctx(request)
-    sums = plant_queries.summaries(c.dbs.telemetry)
+    sums = plant_queries.priced_summaries(c.dbs.main_reader, c.dbs.telemetry, plant_queries.summaries(c.dbs.telemetry))
     now = clock.now_s()
     return S.PlantList(plants=[_plant_card(p, sums.get(p["id"]), now) for p in plant_queries.plants(c.dbs.main_reader)])
 
 
 @router.get("/plants/{plant_id}", responses=S.errors(400, 404))
 def get_plant(request: Request, plant_id: PlantId) -> S.PlantDetail:
-    """One plant: summary, health, its work orders and the newest reading of each point."""
+    """One plant: summary (with the cost of each energy), health, its work orders and
+    the newest reading of each point."""
     p = plant_or_404(request, plant_id)
-    card = _plant_card(p, plant_queries.summary(ctx(request).dbs.telemetry, plant_id), clock.now_s())
+    dbs = ctx(request).dbs
+    summary = plant_queries.priced_summaries(dbs.main_reader, dbs.telemetry,
+                                             {plant_id: plant_queries.summary(dbs.telemetry, plant_id)})[plant_id]
+    card = _plant_card(p, summary, clock.now_s())
     card["workOrders"] = [w["id"] for w in plant_queries.work_orders(ctx(request).dbs.main_reader)
                           if plant_id in w["plant_ids"]]
     card["latest"] = latest_of(request, p)
@@ -53,31 +55,45 @@ def get_plant(request: Request, plant_id: PlantId) -> S.PlantDetail:
 
 @router.get("/work-orders")
 def list_work_orders(request: Request) -> S.WorkOrderList:
-    """Every work order with its member plants and summary."""
+    """Every work order with its member plants and summary (cost: the sum of its plants')."""
     c = ctx(request)
+    orders = plant_queries.work_orders(c.dbs.main_reader)
+    in_orders = {p for w in orders for p in w["plant_ids"]}
+    costs = plant_queries.summary_costs(c.dbs.main_reader, c.dbs.telemetry, {
+        pid: s for pid, s in plant_queries.summaries(c.dbs.telemetry).items() if pid in in_orders})
     return S.WorkOrderList(workOrders=[
         {"id": w["id"], "name": w["name"], "plantIds": w["plant_ids"],
-         "summary": plant_queries.work_order_summary(c.dbs.telemetry, w["id"])}
-        for w in plant_queries.work_orders(c.dbs.main_reader)])
+         "summary": plant_queries.priced_work_order_summary(
+             plant_queries.work_order_summary(c.dbs.telemetry, w["id"]),
+             [costs[p] for p in w["plant_ids"] if p in costs])}
+        for w in orders])
 
 
 @router.get("/work-orders/{work_order_id}", responses=S.errors(400, 404))
 def get_work_order(request: Request, work_order_id: WorkOrderId, days: Days = 31) -> S.WorkOrderDetail:
-    """One work order: its plants' cards, its summary and daily bars over ``days``."""
+    """One work order: its plants' cards, its summary and daily bars over ``days``
+    (days of the work order's zone), each energy with its cost."""
     c = ctx(request)
     w = plant_queries.work_order(c.dbs.main_reader, work_order_id)
     if w is None:
         raise ApiError(404, "not_found", f"no work order with id {work_order_id}")
-    sums = plant_queries.summaries(c.dbs.telemetry)
+    raw = plant_queries.summaries(c.dbs.telemetry)
     now = clock.now_s()
     members = [plant_queries.plant(c.dbs.main_reader, pid) for pid in w["plant_ids"]]
     members = [m for m in members if m]
+    mine = {m["id"]: raw.get(m["id"]) for m in members}
+    pricing = energy_costs.plant_pricing(c.dbs.main_reader, c.dbs.telemetry, list(mine))
+    costs = plant_queries.summary_costs(c.dbs.main_reader, c.dbs.telemetry, mine, pricing)
+    sums = plant_queries.priced_summaries(c.dbs.main_reader, c.dbs.telemetry, mine, costs)
+    tz = rollup.group_timezone(c.dbs.main_reader, work_order_id) or "UTC"
     bars = rollup.group_daily_bars(c.dbs.telemetry, c.dbs.main_reader, work_order_id, days, now)
-    return S.WorkOrderDetail(id=w["id"], name=w["name"],
-                             timezone=rollup.group_timezone(c.dbs.main_reader, work_order_id) or "UTC",
+    bars = plant_queries.bars_with_costs(bars, energy_costs.group_day_costs(
+        c.dbs.main_reader, c.dbs.telemetry, work_order_id, plant_queries.bar_bounds(bars), tz=tz, pricing=pricing))
+    summary = plant_queries.priced_work_order_summary(plant_queries.work_order_summary(c.dbs.telemetry, work_order_id),
+                                                      [costs[m["id"]] for m in members if m["id"] in costs])
+    return S.WorkOrderDetail(id=w["id"], name=w["name"], timezone=tz,
                              plants=[_plant_card(m, sums.get(m["id"]), now) for m in members],
-                             summary=plant_queries.work_order_summary(c.dbs.telemetry, work_order_id),
-                             dailyBars=bars)
+                             summary=summary, dailyBars=bars)
 
 
 @router.get("/sync-logs", responses=S.errors(400))

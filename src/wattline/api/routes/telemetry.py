@@ -66,11 +66,10 @@ def chart_power(request: Request, plant_id: PlantId, hours: Hours = 24) -> S.Pow
 
 @router.get("/plant/{plant_id}/charts/daily-energy", dependencies=[VIEWER], responses=READ_ERRORS)
 def chart_daily(request: Request, plant_id: PlantId, days: Days = 31) -> S.DailyChart:
-    """Energy per local day (kWh) over the last ``days`` (default 31), with quality."""
+    """Energy per local day (kWh) over the last ``days`` (default 31), with quality and cost."""
     p = plant_or_404(request, plant_id)
-    sid = p["series"].get("energy_total") or p["series"].get("power")
-    bars = plant_queries.daily_energy(ctx(request).dbs.telemetry, [sid] if sid else [], p["timezone"], days,
-                                      clock.now_s())
+    bars = plant_queries.plant_daily_bars(ctx(request).dbs.main_reader, ctx(request).dbs.telemetry, p, days,
+                                          clock.now_s())
     return S.DailyChart(plantId=plant_id, timezone=p["timezone"], unit="kWh", days=days, bars=bars)
 
 

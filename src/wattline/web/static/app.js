@@ -110,6 +110,7 @@
       node.textContent = fmt(v, +node.dataset.digits);
       node.dataset.value = v === null || v === undefined ? "" : String(v);
     });
+    fillCostCards(summary);
     var last = document.getElementById("last-update");
     if (last) last.textContent = "Last update: " + fmtTime(summary && summary.last_update_time, timezone);
     var badge = document.getElementById("quality-badge");
@@ -120,6 +121,46 @@
       badge.textContent = flags.length ? (summary ? "includes estimated data: " : "") + flags.join(", ").replace(/_/g, " ") : "";
       badge.dataset.flags = flags.join(",");
     }
+  }
+
+  // cost cards: shown only when some period is priced; an unpriced period says so, never 0
+  var COST_PERIODS = ["daily", "monthly", "yearly", "total"];
+
+  function costNote(notes) {
+    notes = notes || [];
+    if (notes.indexOf("no_cost_version") >= 0) return "no cost version";
+    if (notes.indexOf("mixed_currency") >= 0) return "several currencies";
+    if (notes.indexOf("partly_unpriced") >= 0) return "partly unpriced";
+    return "";
+  }
+
+  function isPriced(summary) {
+    return !!summary && COST_PERIODS.some(function (p) {
+      return summary[p + "_cost"] !== null && summary[p + "_cost"] !== undefined;
+    });
+  }
+
+  function costText(cost, currency) {
+    return cost === null || cost === undefined ? "" : fmt(cost, 2) + " " + (currency || "");
+  }
+
+  function fillCostCards(summary) {
+    var box = document.querySelector("[data-testid=cost-cards]");
+    if (!box) return;
+    var priced = isPriced(summary);
+    box.style.display = priced ? "" : "none";
+    box.dataset.priced = String(priced);
+    if (!priced) return;
+    box.querySelectorAll("[data-cost-field]").forEach(function (node) {
+      var p = node.dataset.costField, v = summary[p + "_cost"];
+      var note = costNote((summary.cost_quality || {})[p]);
+      node.textContent = v === null || v === undefined ? "–" : fmt(v, 2);
+      node.dataset.value = v === null || v === undefined ? "" : String(v);
+      node.dataset.micro = summary[p + "_cost_micro"] === null ? "" : String(summary[p + "_cost_micro"]);
+      node.title = note;
+      var unit = node.parentNode.querySelector("[data-cost-unit]");
+      if (unit) unit.textContent = (summary.currency || "") + (note ? " · " + note : "");
+    });
   }
 
   // ------------------------------------------------------------------ charts
@@ -206,13 +247,21 @@
       return {
         type: "bar", name: k.name, x: mine.map(function (b) { return b.date; }),
         y: mine.map(function (b) { return b.energy_kwh; }),
-        customdata: mine.map(function (b) { return (b.quality || []).length ? b.quality.join(", ").replace(/_/g, " ") : "measured"; }),
+        customdata: mine.map(function (b) {
+          var q = (b.quality || []).length ? b.quality.join(", ").replace(/_/g, " ") : "measured";
+          var note = costNote(b.cost_quality);
+          // the day's cost only where it is priced (a bar with no cost version shows none)
+          var cost = b.cost === null || b.cost === undefined ? "" :
+            "<br>" + costText(b.cost, b.currency) + (note ? " (" + note + ")" : "");
+          return [q, cost];
+        }),
         marker: { color: k.color }, width: 0.8 * 86400000,  // a day's width even for a lone bar
         showlegend: mine.length > 0 || k.key === "measured",
-        hovertemplate: "%{x|%a %d %b %Y}<br>%{y:,.1f} " + unit + "<br>%{customdata}<extra></extra>"
+        hovertemplate: "%{x|%a %d %b %Y}<br>%{y:,.1f} " + unit + "%{customdata[1]}<br>%{customdata[0]}<extra></extra>"
       };
     }).filter(function (t) { return t.x.length > 0 || t.name === "measured"; });
     chartBadge(div.id, Object.keys(flagged));
+    div.dataset.pricedBars = String(bars.filter(function (b) { return b.cost !== null && b.cost !== undefined; }).length);
     div.dataset.estimatedBars = String(bars.filter(function (b) { return barKind(b.quality) !== "measured"; }).length);
     var xTitle = "Local date" + (timezone ? " (" + timezone + ")" : "");
     return draw(div, traces, layout(xTitle, "Daily energy (" + unit + ")", {
@@ -244,7 +293,9 @@
           el("td", {}, [el("a", { "class": "plant-name", href: "/plants/" + p.id }, [healthDot(p.health), p.name])]),
           el("td", { "data-label": "Vendor", text: p.vendor }),
           el("td", { "class": "num", "data-label": "Today", "data-testid": "plant-daily",
-            "data-value": s.daily_energy_kwh, text: fmt(s.daily_energy_kwh, 1) + " kWh" }),
+            "data-value": s.daily_energy_kwh, "data-cost": s.daily_cost === null || s.daily_cost === undefined ? "" : s.daily_cost,
+            text: fmt(s.daily_energy_kwh, 1) + " kWh" + (s.daily_cost === null || s.daily_cost === undefined ? "" :
+              " · " + costText(s.daily_cost, s.currency)) }),
           el("td", { "class": "num", "data-label": "Power", "data-testid": "plant-power",
             "data-value": s.current_power_kw, text: fmt(s.current_power_kw, 1) + " kW" }),
           el("td", { "data-label": "Last update", "data-testid": "plant-last-update",
@@ -362,6 +413,15 @@
           dl.appendChild(el("dd", { "data-field": r[1], "data-value": s[r[1]] === undefined ? "" : s[r[1]],
             text: fmt(s[r[1]], r[2]) + " " + r[3] }));
         });
+        if (isPriced(p.summary)) {
+          [["Cost today", "daily"], ["Cost this month", "monthly"], ["Cost this year", "yearly"],
+           ["Cost, lifetime", "total"]].forEach(function (r) {
+            var v = s[r[1] + "_cost"], note = costNote((s.cost_quality || {})[r[1]]);
+            dl.appendChild(el("dt", { text: r[0] }));
+            dl.appendChild(el("dd", { "data-field": r[1] + "_cost", "data-value": v === null ? "" : v,
+              text: (v === null ? "–" : costText(v, s.currency)) + (note ? " (" + note + ")" : "") }));
+          });
+        }
         var flags = estimateFlags(p.summary && p.summary.quality);
         members.appendChild(el("article", { "class": "member", "data-testid": "member", "data-plant-id": p.id }, [
           el("a", { "class": "plant-name", href: "/plants/" + p.id }, [healthDot(p.health), p.name]),
