@@ -355,6 +355,9 @@ def _mount_sub_commands() -> None:
     app.add_typer(cost_versions_app, name="cost-versions")
     mount_devices(app)  # classrooms, devices
     mount_mqtt(app)
+    from wattline.cli_amber import cost_app
+
+    app.add_typer(cost_app, name="cost")  # cost from-amber
 
 
 _mount_sub_commands()

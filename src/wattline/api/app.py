@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from wattline import __version__, logs
 from wattline.api.errors import install_validation_handler, openapi_without_default_422
 from wattline.api.routes import cost_versions, jobs, plants, power_analytics, telemetry
+from wattline.api.routes import enphase_oauth
 from wattline.api.schemas import HealthReport
 from wattline.context import AppContext, open_context
 from wattline.jobs.runner import JobRunner
@@ -55,6 +56,7 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False) -> Fast
     openapi_without_default_422(app)
     for r in (telemetry.router, plants.router, jobs.router, cost_versions.router, power_analytics.router):
         app.include_router(r)
+    app.include_router(enphase_oauth.router)
     _mount_web(app)
 
     @app.get("/metrics", include_in_schema=False)
