@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import Connection
+from wattline.store.registry import Conn as Connection
 
 from wattline.context import AppContext
 from wattline.security.crypto import decrypt_credentials
