@@ -35,6 +35,7 @@ from .credentials import AmberCredentials
 from .mapping import (
     POINTS,
     PriceInterval,
+    combine,
     count_intervals,
     general_price_intervals,
     nem_date,
@@ -136,14 +137,13 @@ class AmberAdapter(VendorAdapter):
         site = f"/sites/{vendor_plant_id}"
         dates = self._dates(start_ts, end_ts)
         usage = await self._call("GET", f"{site}/usage", calls=result.calls, params=dates, count=count_intervals)
-        records, rejected = parse_usage(usage)
-        result.records.extend(records)
+        used, rejected = parse_usage(usage)
         result.rejected.extend(rejected)
         prices = await self._call("GET", f"{site}/prices", calls=result.calls,
                                   params={**dates, "resolution": 30}, count=count_intervals)
-        records, rejected = parse_prices(prices)
-        result.records.extend(records)
+        priced, rejected = parse_prices(prices)
         result.rejected.extend(rejected)
+        result.records.extend(combine(used, priced))
 
     async def fetch_latest(self, vendor_plant_id: str, timezone: str, *, now_ts: int | None = None) -> FetchResult:
         """The current interval's prices (one call): what a 5-minute poll reads."""

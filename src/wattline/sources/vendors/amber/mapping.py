@@ -86,6 +86,12 @@ class PriceInterval:
     raw: dict
 
 
+def _number(item: dict, field: str) -> float:
+    if field not in item:
+        raise BadValue(f"{field} is missing")
+    return to_number(item[field], field)
+
+
 def _instant(item: dict, field: str) -> int:
     value = item.get(field)
     if not isinstance(value, str):
@@ -101,7 +107,7 @@ def _instant(item: dict, field: str) -> int:
 
 def _bounds(item: dict) -> tuple[int, int]:
     """(start boundary, end) of an interval; checks the times against ``duration``."""
-    duration = to_number(item.get("duration"), "duration")
+    duration = _number(item, "duration")
     if duration not in (5.0, 30.0):
         raise BadValue(f"duration is {duration:g} minutes, expected 5 or 30")
     start, end = _instant(item, "startTime"), _instant(item, "endTime")
@@ -151,7 +157,7 @@ def parse_usage(items: Any) -> tuple[list[VendorRecord], list[RejectedRecord]]:
             quality = item.get("quality")
             if quality not in QUALITY:
                 raise BadValue(f"quality is {quality!r}, expected billable or estimated")
-            kwh = to_number(item.get("kwh"), "kwh")
+            kwh = _number(item, "kwh")
         except BadValue as exc:
             rejected.append(RejectedRecord(item, str(exc)))
             continue
@@ -174,8 +180,8 @@ def _price_fields(item: dict) -> tuple[int, int, str, float, float, str]:
         raise BadValue(f"type is {kind!r}, expected one of {', '.join(PRICE_TYPES)}")
     channel = _channel(item)
     start, end = _bounds(item)
-    per_kwh = to_number(item.get("perKwh"), "perKwh")
-    spot = to_number(item.get("spotPerKwh"), "spotPerKwh")
+    per_kwh = _number(item, "perKwh")
+    spot = _number(item, "spotPerKwh")
     spike = item.get("spikeStatus", "none")
     if spike not in SPIKE:
         raise BadValue(f"spikeStatus is {spike!r}, expected none, potential or spike")
@@ -226,6 +232,20 @@ def general_price_intervals(items: Iterable[Any]) -> tuple[list[PriceInterval], 
             continue
         out[start] = PriceInterval(start, end, per_kwh, bool(item.get("estimate", False)), spike, item)
     return [out[k] for k in sorted(out)], rejected
+
+
+def combine(*groups: list[VendorRecord]) -> list[VendorRecord]:
+    """Usage and price records as one record per timestamp: a usage interval ends where
+    the next price interval starts, and their point keys never overlap."""
+    by_ts: dict[int, VendorRecord] = {}
+    for rec in (r for g in groups for r in g):
+        kept = by_ts.get(rec.ts)
+        if kept is None:
+            by_ts[rec.ts] = VendorRecord(rec.ts, dict(rec.values), {"intervals": list(rec.raw["intervals"])})
+        else:
+            kept.values.update(rec.values)
+            kept.raw["intervals"].extend(rec.raw["intervals"])
+    return [by_ts[t] for t in sorted(by_ts)]
 
 
 def nem_date(ts: int) -> str:
