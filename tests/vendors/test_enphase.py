@@ -388,3 +388,56 @@ def test_auth_start_for_an_unknown_account_and_a_refused_code(kit, wattline):
         r = browser.get(f"{url}/api/auth/enphase/callback", params={"code": "not-a-code", "state": state})
         assert r.status_code == 400 and r.json()["code"] == "grant_refused"
     assert "access_token" not in _creds(ctx, account)
+
+
+def test_start_answers_json_when_asked(kit, wattline):
+    url, running, _ctx, account, admin, _other = wattline
+    r = httpx.get(f"{url}/api/auth/enphase/auth", params={"account_id": account},
+                  headers={"Authorization": f"Bearer {admin}", "Accept": "application/json"})
+    assert r.status_code == 200 and r.cookies.get("wattline_enphase_oauth")
+    assert r.json()["authorize_url"].startswith(f"{running.base_url}/oauth/authorize?")
+
+
+# -- the backfill job: paused by the monthly quota, resumed, rotated tokens stored -----------------
+
+
+def test_backfill_job_pauses_on_the_monthly_quota_resumes_and_stores_the_rotated_tokens(
+        kit, sqlite_dbs, tmp_path, set_clock):
+    from wattline.jobs.backfill import backfill_plant
+    from world import stored
+
+    set_clock(kit.NOW)  # the cloud, the limiter, the adapter and the job all read Wattline's clock
+    ctx = make_ctx(sqlite_dbs, tmp_path)
+    config = CloudConfig(clock=wall_clock.now, history_source="clear_sky", warm_plants=False)
+    with BackgroundCloud(config) as running:
+        running.app.state.enphase.settings.refresh_ttl_s = 60 * 86400
+        ec = running.app.state.enphase
+        code = ec.oauth.issue_code(emu.DEMO_CLIENT_ID, "http://127.0.0.1/cb", kit.NOW, 600)
+        first = EnphaseAdapter(running.base_url, APP, limiter=RateLimiter.unlimited())
+        tokens_now = kit.run(first.exchange_code(code, "http://127.0.0.1/cb")).to_storage()
+        with ctx.dbs.main.begin() as conn:
+            account = provisioning.add_vendor_account(
+                conn, ctx.settings, "enphase", "house", tokens_now, base_url=running.base_url,
+                rate_limits={"calls_per_minute": 10, "calls_per_day": None, "calls_per_month": 2})
+            pid = provisioning.add_vendor_plant(conn, "Enphase house", "enphase", SYSTEM, "Australia/Sydney",
+                                                vendor_account_id=account,
+                                                start_operating_time=kit.NOW - 14 * kit.DAY)
+        waits: list[float] = []
+
+        async def sleep(s: float) -> None:  # simulated: the quota's month passes at once
+            waits.append(s)
+            set_clock(wall_clock.now() + s)
+
+        result = kit.run(backfill_plant(ctx, pid, now=kit.NOW, sleep=sleep))
+        assert result.success, result.errors
+        assert waits and waits[0] == pytest.approx(1733011200 - kit.NOW, abs=5)  # paused until 1 December
+        calls = running.state.stats.count("enphase", "production_micro", status=200)
+        assert calls == 3 and running.state.stats.count("enphase", status=429) == 0
+        ts, kwh = stored(ctx, pid, SOLAR_KWH)
+        want = expected(kit, kit.NOW - 14 * kit.DAY, kit.NOW + 1)
+        assert dict(zip(ts.tolist(), kwh.tolist())) == {t: v[SOLAR_KWH] for t, v in want.items()}
+        # a month later the access token had expired: refreshed, and the rotated pair stored
+        assert running.state.stats.count("enphase", "token", status=200) == 2
+        now_stored = _creds(ctx, account)
+        assert now_stored["refresh_token"] != tokens_now["refresh_token"]
+        assert now_stored["access_token"] != tokens_now["access_token"]

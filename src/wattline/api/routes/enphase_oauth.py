@@ -23,7 +23,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
 from wattline import clock
@@ -46,6 +46,12 @@ STATE_TTL_S = 600
 _STATE_LABEL = b"wattline-enphase-oauth-state"
 
 logging.getLogger("uvicorn.access").addFilter(_RedactSecrets())  # the callback's URL holds the code
+
+
+class EnphaseAuthorizeUrl(BaseModel):
+    """Where to send the owner (asked with ``Accept: application/json``)."""
+
+    authorize_url: str
 
 
 class EnphaseAuthorized(BaseModel):
@@ -105,17 +111,22 @@ def _redirect_uri(request: Request) -> str:
     return str(request.url_for("enphase_oauth_callback"))
 
 
-@router.get("/auth", status_code=302, response_class=RedirectResponse,
-            responses={302: {"description": "To the Enphase authorization server"}, **S.errors(400, 401, 403, 404)})
+@router.get("/auth", response_model=EnphaseAuthorizeUrl,
+            responses={200: {"description": "With Accept: application/json, the URL (same cookie set)"},
+                       302: {"description": "To the Enphase authorization server"}, **S.errors(400, 401, 403, 404)})
 def enphase_oauth_start(request: Request, account_id: Annotated[int, Query(ge=1, le=MAX_ID)],
-                        principal: Annotated[Principal, Depends(require_role("admin"))]) -> RedirectResponse:
-    """Start the authorization of an Enphase vendor account (admin): redirects to Enphase."""
+                        principal: Annotated[Principal, Depends(require_role("admin"))]) -> Response:
+    """Start the authorization of an Enphase vendor account (admin): redirects to Enphase
+    (a page script may ask for the URL as JSON instead; the state cookie is set either way)."""
     row, creds = _account(request, account_id)
     nonce = secrets.token_urlsafe(16)
     expires = int(clock.now()) + STATE_TTL_S
     state = _sign(_state_key(request), account_id, nonce, expires, principal.name)
-    adapter = EnphaseAdapter(row["base_url"], creds)
-    response = RedirectResponse(adapter.authorize_url(_redirect_uri(request), state), status_code=302)
+    url = EnphaseAdapter(row["base_url"], creds).authorize_url(_redirect_uri(request), state)
+    if "application/json" in request.headers.get("accept", ""):
+        response: Response = JSONResponse(EnphaseAuthorizeUrl(authorize_url=url).model_dump())
+    else:
+        response = RedirectResponse(url, status_code=302)
     response.set_cookie(STATE_COOKIE, nonce, max_age=STATE_TTL_S, httponly=True, samesite="lax",
                         path="/api/auth/enphase", secure=request.url.scheme == "https")
     return response
