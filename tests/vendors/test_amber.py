@@ -151,7 +151,8 @@ class Clock:
 
 
 @pytest.fixture
-def amber_cloud(kit):
+def amber_cloud(kit, set_clock):
+    set_clock(kit.NOW)  # Wattline's clock too: the adapter asks usage for the last 90 days only
     clock = Clock(kit.NOW)
     running = BackgroundCloud(kit.make_config(clock=clock, history_source="clear_sky", warm_plants=False))
     with running:
@@ -259,7 +260,8 @@ def test_429_retry_after_honoured(kit, amber_cloud):
     assert clock.slept and clock.slept[0] >= 300 - (kit.NOW % 300) - 1  # waited for the window's reset
 
 
-def test_malformed_records_over_http_rejected_with_a_reason(kit, start_cloud):
+def test_malformed_records_over_http_rejected_with_a_reason(kit, start_cloud, set_clock):
+    set_clock(kit.NOW)
     clock = Clock(kit.NOW)
     running = start_cloud(clock=clock, history_source="clear_sky", warm_plants=False,
                           scripted_faults=["malformed"], seed=3)
@@ -356,3 +358,21 @@ def test_amber_prices_become_cost_versions_idempotently(kit, amber_cloud, ctx):
     assert again.created == 0 and again.existing == settled
     with ctx.dbs.main.connect() as conn:
         assert len(cost_versions_repo.list_versions(conn)) == settled
+
+
+def test_backfill_older_than_90_days_asks_usage_only_where_amber_has_it(kit, amber_cloud):
+    running, clock = amber_cloud
+    start, end = kit.NOW - 100 * kit.DAY, kit.NOW - 80 * kit.DAY
+
+    async def main():
+        async with adapter(kit, running, clock, limiter=RateLimiter.unlimited()) as ad:
+            return await ad.fetch_history(SITE, start, end, "UTC")
+
+    result = kit.run(main())
+    stats = running.state.stats
+    assert stats.count("amber", status=422) == 0 and not result.rejected
+    usage = [r.ts for r in result.records if GRID_IMPORT_KWH in r.values]
+    prices = [r.ts for r in result.records if PRICE_GENERAL in r.values]
+    assert len(prices) == 20 * 48  # prices for every day
+    oldest = emu.datetime.fromtimestamp(kit.NOW, emu.NEM).replace(hour=0).timestamp() - 90 * kit.DAY
+    assert usage and min(usage) > oldest and len(usage) == (end - oldest) // 1800 - 1

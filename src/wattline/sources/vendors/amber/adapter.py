@@ -26,6 +26,8 @@ from typing import Any
 
 import httpx
 
+from wattline import clock
+
 from ..adapter import VendorAdapter
 from ..errors import VendorAuthError, VendorRateLimited, VendorRequestError, VendorUnavailable
 from ..http import retry_after_s
@@ -48,6 +50,8 @@ from ..models import RejectedRecord
 
 DAY = 86400
 MAX_DAYS = 7  # startDate..endDate, both inclusive, at most 7 days apart
+USAGE_DAYS_BACK = 90  # older usage is not served (422): not asked for
+WINDOW_DAYS = MAX_DAYS - 1  # a window's usage call also asks for the day before
 
 
 def _reset_s(response: httpx.Response) -> float:
@@ -67,7 +71,7 @@ class AmberAdapter(VendorAdapter):
     vendor_type = "amber"
     default_base_url = "https://api.amber.com.au/v1"
     limits = VendorLimits(
-        max_range_s=MAX_DAYS * DAY,
+        max_range_s=WINDOW_DAYS * DAY,
         page_size=None,  # no pagination: one array per call
         interval_s=1800,
         calls_per_minute=10,  # 50 per 5 minutes, paced
@@ -118,32 +122,43 @@ class AmberAdapter(VendorAdapter):
     # -- data -----------------------------------------------------------------------
 
     def windows(self, start_ts: int, end_ts: int, timezone: str) -> list[tuple[int, int]]:
-        """NEM-day-aligned windows of at most 7 NEM days (the API asks for dates)."""
+        """NEM-day-aligned windows of at most 6 NEM days: with the day before (for the
+        usage interval ending at the window's start) a call asks for at most 7 dates."""
         out: list[tuple[int, int]] = []
         a = start_ts
         while a < end_ts:
-            b = min(end_ts, nem_midnight(a) + MAX_DAYS * DAY)
+            b = min(end_ts, nem_midnight(a) + WINDOW_DAYS * DAY)
             out.append((a, b))
             a = b
         return out
 
     @staticmethod
-    def _dates(start_ts: int, end_ts: int) -> dict[str, str]:
-        return {"startDate": nem_date(start_ts), "endDate": nem_date(end_ts - 1)}
+    def _dates(first_ts: int, last_ts: int) -> dict[str, str]:
+        """startDate / endDate (both inclusive) of the NEM days holding the two instants."""
+        return {"startDate": nem_date(first_ts), "endDate": nem_date(last_ts)}
 
     async def _fetch_window(
         self, vendor_plant_id: str, start_ts: int, end_ts: int, timezone: str, result: FetchResult
     ) -> None:
         site = f"/sites/{vendor_plant_id}"
-        dates = self._dates(start_ts, end_ts)
-        usage = await self._call("GET", f"{site}/usage", calls=result.calls, params=dates, count=count_intervals)
-        used, rejected = parse_usage(usage)
+        used, rejected = [], []
+        # usage records sit at their interval's end and belong to the NEM date before it;
+        # usage exists for the last 90 NEM days only: a backfill from further back gets
+        # the prices of those days and no usage, instead of a 422 that would stop it
+        oldest = nem_midnight(clock.now_s()) - USAGE_DAYS_BACK * DAY
+        if end_ts > oldest:
+            first = max(start_ts - 1, oldest)
+            usage = await self._call("GET", f"{site}/usage", calls=result.calls,
+                                     params=self._dates(first, end_ts - 2), count=count_intervals)
+            used, rejected = parse_usage(usage)
         result.rejected.extend(rejected)
         prices = await self._call("GET", f"{site}/prices", calls=result.calls,
-                                  params={**dates, "resolution": 30}, count=count_intervals)
+                                  params={**self._dates(start_ts, end_ts - 1), "resolution": 30},
+                                  count=count_intervals)
         priced, rejected = parse_prices(prices)
         result.rejected.extend(rejected)
-        result.records.extend(combine(used, priced))
+        # each window keeps its own range, so neighbouring windows never hold the same instant
+        result.records.extend(r for r in combine(used, priced) if start_ts <= r.ts < end_ts)
 
     async def fetch_latest(self, vendor_plant_id: str, timezone: str, *, now_ts: int | None = None) -> FetchResult:
         """The current interval's prices (one call): what a 5-minute poll reads."""
@@ -161,7 +176,8 @@ class AmberAdapter(VendorAdapter):
         items: list[Any] = []
         for a, b in self.windows(int(start_ts), int(end_ts), "UTC"):
             items.extend(await self._call("GET", f"/sites/{vendor_plant_id}/prices", calls=calls,
-                                          params={**self._dates(a, b), "resolution": 30}, count=count_intervals))
+                                          params={**self._dates(a, b - 1), "resolution": 30},
+                                          count=count_intervals))
         intervals, rejected = general_price_intervals(items)
         return [p for p in intervals if start_ts <= p.start_ts < end_ts], rejected, calls
 

@@ -62,7 +62,7 @@ class _RedactSecrets(logging.Filter):
     _PATTERN = re.compile(r"((?:key|code|refresh_token|access_token|client_secret)=)[^&\s\"']+")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
+        if isinstance(record.args, tuple):
             record.args = tuple(self._PATTERN.sub(r"\1***", str(a)) if isinstance(a, (str, httpx.URL)) else a
                                 for a in record.args)
         return True
