@@ -376,3 +376,32 @@ def test_backfill_older_than_90_days_asks_usage_only_where_amber_has_it(kit, amb
     assert len(prices) == 20 * 48  # prices for every day
     oldest = emu.datetime.fromtimestamp(kit.NOW, emu.NEM).replace(hour=0).timestamp() - 90 * kit.DAY
     assert usage and min(usage) > oldest and len(usage) == (end - oldest) // 1800 - 1
+
+
+def test_cli_cost_from_amber_twice(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from wattline.cli import app
+    from wattline.simulator.vendor_cloud import CloudConfig
+
+    monkeypatch.setenv("WATTLINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("WATTLINE_MAIN_URL", raising=False)
+    monkeypatch.delenv("WATTLINE_TELEMETRY_URL", raising=False)
+
+    def run(*args: str) -> str:
+        r = CliRunner().invoke(app, list(args))
+        assert r.exit_code == 0, r.output
+        return r.output
+
+    with BackgroundCloud(CloudConfig(clock=wall_clock.now, history_source="clear_sky", warm_plants=False)) as running:
+        run("vendors", "add-account", "home", "--vendor", "amber", "--base-url", running.base_url + "/v1",
+            "--credential", f"api_key={emu.DEMO_API_KEY}")
+        run("assets", "add", "house", "--kind", "system", "--timezone", "Australia/Melbourne")
+        first = run("cost", "from-amber", "--account", "1", "--asset", "house", "--days", "1")
+        again = run("cost", "from-amber", "--account", "1", "--asset", "house", "--days", "1")
+    added = int(first.split(" cost versions added")[0].split()[-1])
+    assert 46 <= added <= 48, first  # a day of settled half hours
+    assert again.startswith(f"0 cost versions added, {added} already present"), again
+    assert emu.DEMO_API_KEY not in first + again
+    listed = json.loads(run("cost-versions", "list", "--format", "json"))["versions"]
+    assert len(listed) == added and {v["currency"] for v in listed} == {"AUD"}
