@@ -441,3 +441,22 @@ def test_backfill_job_pauses_on_the_monthly_quota_resumes_and_stores_the_rotated
         now_stored = _creds(ctx, account)
         assert now_stored["refresh_token"] != tokens_now["refresh_token"]
         assert now_stored["access_token"] != tokens_now["access_token"]
+
+
+def test_no_log_line_holds_the_key_or_a_token(kit, cloud, caplog):
+    import logging
+
+    running, clock = cloud
+    caplog.set_level(logging.INFO, logger="httpx")
+    ad, stored = authorized(kit, running, clock)
+    running.app.state.enphase.oauth.expire_access_tokens()  # a refresh too
+
+    async def main():
+        async with ad:
+            return await ad.fetch_latest(SYSTEM, "UTC", now_ts=int(clock.t))
+
+    assert kit.run(main()).records
+    text = caplog.text
+    assert "production_micro" in text and "key=***" in text  # httpx logged the call, redacted
+    for secret in (emu.DEMO_API_KEY, emu.DEMO_CLIENT_SECRET, stored["access_token"], stored["refresh_token"]):
+        assert secret not in text

@@ -35,7 +35,7 @@ from wattline.security.deps import require_role
 from wattline.security.errors import ApiError
 from wattline.security.principal import Principal
 from wattline.sources.vendors.enphase import EnphaseAdapter, EnphaseCredentials
-from wattline.sources.vendors.enphase.adapter import _RedactSecrets
+from wattline.sources.vendors.enphase.adapter import RedactSecrets
 from wattline.sources.vendors.errors import InvalidCredentials, VendorAuthError, VendorError
 from wattline.store import vendor_accounts_repo
 
@@ -45,7 +45,7 @@ STATE_COOKIE = "wattline_enphase_oauth"
 STATE_TTL_S = 600
 _STATE_LABEL = b"wattline-enphase-oauth-state"
 
-logging.getLogger("uvicorn.access").addFilter(_RedactSecrets())  # the callback's URL holds the code
+logging.getLogger("uvicorn.access").addFilter(RedactSecrets())  # the callback's URL holds the code
 
 
 class EnphaseAuthorizeUrl(BaseModel):

@@ -56,7 +56,7 @@ NOT_AUTHORIZED = ("Enphase account has no tokens yet: the system owner must auth
                   "(GET /api/auth/enphase/auth?account_id=…)")
 
 
-class _RedactSecrets(logging.Filter):
+class RedactSecrets(logging.Filter):
     """httpx logs each request's URL at INFO: hide the application key and any grant in it."""
 
     _PATTERN = re.compile(r"((?:key|code|refresh_token|access_token|client_secret)=)[^&\s\"']+")
@@ -68,7 +68,7 @@ class _RedactSecrets(logging.Filter):
         return True
 
 
-logging.getLogger("httpx").addFilter(_RedactSecrets())
+logging.getLogger("httpx").addFilter(RedactSecrets())
 
 
 class EnphaseAdapter(VendorAdapter):
