@@ -460,3 +460,22 @@ def test_no_log_line_holds_the_key_or_a_token(kit, cloud, caplog):
     assert "production_micro" in text and "key=***" in text  # httpx logged the call, redacted
     for secret in (emu.DEMO_API_KEY, emu.DEMO_CLIENT_SECRET, stored["access_token"], stored["refresh_token"]):
         assert secret not in text
+
+
+def test_server_errors_timeouts_and_malformed_intervals_over_http(kit, start_cloud):
+    clock = Clock(kit.NOW)
+    running = start_cloud(clock=clock, history_source="clear_sky", warm_plants=False, slow_delay_s=0.5,
+                          scripted_faults=["503", "slow", "500", "malformed"], seed=5)
+    ad, _ = authorized(kit, running, clock, timeout_s=0.2)  # the token call is outside the faults
+
+    async def main():
+        async with ad:
+            return await ad.fetch_history(SYSTEM, kit.NOW - 6 * kit.DAY, kit.NOW, "UTC")
+
+    result = kit.run(main())
+    assert [c.status for c in result.calls] == [503, None, 500, 200]  # retried through all three
+    assert result.calls[1].error.startswith("timeout")
+    assert 1 <= len(result.rejected) <= 3 and all(r.reason for r in result.rejected)
+    want = expected(kit, kit.NOW - 6 * kit.DAY, kit.NOW)
+    assert {r.ts: r.values for r in result.records}.items() <= want.items()
+    assert len(result.records) + len(result.rejected) == len(want)  # every interval: kept or rejected

@@ -31,7 +31,7 @@ from wattline import clock
 from ..adapter import VendorAdapter
 from ..errors import VendorAuthError, VendorRateLimited, VendorRequestError, VendorUnavailable
 from ..http import retry_after_s
-from ..models import CallLog, FetchResult, VendorLimits, VendorPlant
+from ..models import CallLog, FetchResult, RejectedRecord, VendorLimits, VendorPlant
 from ..parsing import BadValue, to_number
 from .credentials import AmberCredentials
 from .mapping import (
@@ -46,7 +46,6 @@ from .mapping import (
     parse_usage,
     site_to_plant,
 )
-from ..models import RejectedRecord
 
 DAY = 86400
 MAX_DAYS = 7  # startDate..endDate, both inclusive, at most 7 days apart
@@ -81,6 +80,7 @@ class AmberAdapter(VendorAdapter):
     points = POINTS
     credentials_model = AmberCredentials
     credentials: AmberCredentials
+    poll_interval_s = 300  # a hint for the poller: prices change every 5 minutes at most
 
     # -- auth -----------------------------------------------------------------------
 

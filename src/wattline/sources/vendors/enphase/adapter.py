@@ -88,6 +88,9 @@ class EnphaseAdapter(VendorAdapter):
     credentials_model = EnphaseCredentials
     credentials: EnphaseCredentials
     systems_page_size = 100
+    # a hint for the poller: hourly keeps one system within the monthly quota
+    # (~14 daylight calls a day = ~420 a month, leaving room for backfill)
+    poll_interval_s = 3600
 
     def __init__(self, *args: Any, on_credentials: Callable[[EnphaseCredentials], None] | None = None,
                  **kw: Any) -> None:
