@@ -367,6 +367,9 @@ def _mount_sub_commands() -> None:
     mount_reconcile(app)  # reconcile, review
     mount_legacy(app)  # import-legacy
     mount_orgs(app)  # orgs set --auto-register-devices
+    from wattline.cli_amber import cost_app
+
+    app.add_typer(cost_app, name="cost")  # cost from-amber
 
 
 _mount_sub_commands()

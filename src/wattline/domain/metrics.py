@@ -15,6 +15,8 @@ voltage           V
 current           A
 frequency         Hz
 state             (none)          numeric state, e.g. switch on = 1
+price             c/kWh           energy price of the interval starting at
+                                  ts (cents per kWh; may be negative)
 ================  ==============  =========================================
 """
 
@@ -34,6 +36,7 @@ class MetricType(str, enum.Enum):
     CURRENT = "current"
     FREQUENCY = "frequency"
     STATE = "state"
+    PRICE = "price"
 
     @property
     def is_energy(self) -> bool:
@@ -51,6 +54,7 @@ CANONICAL_UNIT: dict[MetricType, str] = {
     MetricType.CURRENT: "A",
     MetricType.FREQUENCY: "Hz",
     MetricType.STATE: "",
+    MetricType.PRICE: "c/kWh",
 }
 
 # factor that turns a value in the given unit into the canonical unit of its family
@@ -64,6 +68,7 @@ _OTHER = {
     "v": (MetricType.VOLTAGE, 1.0),
     "a": (MetricType.CURRENT, 1.0),
     "hz": (MetricType.FREQUENCY, 1.0),
+    "c/kwh": (MetricType.PRICE, 1.0),
 }
 
 
@@ -116,6 +121,7 @@ DEFAULT_PLAUSIBLE_RANGE: dict[MetricType, tuple[float, float]] = {
     MetricType.CURRENT: (-1e6, 1e6),
     MetricType.FREQUENCY: (0.0, 1000.0),
     MetricType.STATE: (-1e12, 1e12),
+    MetricType.PRICE: (-1e6, 1e6),  # c/kWh: negative prices are real (NEM spot below zero)
 }
 
 

@@ -16,6 +16,7 @@ from wattline.context import AppContext
 from wattline.domain.readings import ReadingBatch
 from wattline.jobs import synclog
 from wattline.jobs.plants import VendorPlantInfo
+from wattline.jobs.vendor_credentials import credential_saver
 from wattline.security.crypto import decrypt_credentials
 from wattline.sources.vendors import VendorAdapter, VendorError
 from wattline.sources.vendors import normalize
@@ -52,6 +53,8 @@ class VendorSession:
             kw = {"retry_waits_s": self.retry_waits_s} if self.retry_waits_s is not None else {}
             adapter = cls(plant.base_url or cls.default_base_url, creds, client=self._client,
                           timeout_s=self.timeout_s, limiter=limiter, **kw)
+            if hasattr(adapter, "on_credentials"):  # OAuth vendors: keep a rotated refresh token
+                adapter.on_credentials = credential_saver(self.ctx, plant.vendor_account_id)
             self._adapters[plant.vendor_account_id] = adapter
         return adapter
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 
 from . import solarman, sungrow
+from . import amber, enphase
 from .config import CloudConfig
 from .history import warm
 from .state import CloudState
@@ -27,6 +28,8 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
                 warm(plant_id, state.plant(vendor, plant_id) or profile, state.now(), config.history_source)
     app.include_router(solarman.router, tags=["solarman"])
     app.include_router(sungrow.router, tags=["sungrow"])
+    enphase.install(app)  # its own settings on app.state.enphase (OAuth server, plan limits)
+    amber.install(app)  # its own settings on app.state.amber (API keys, 50 requests / 5 min)
 
     @app.get("/_emulator/health", tags=["emulator"])
     async def health() -> dict:

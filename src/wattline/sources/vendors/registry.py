@@ -13,6 +13,8 @@ from .errors import UnknownVendorError
 _ADAPTERS: dict[str, str] = {
     "solarman": "wattline.sources.vendors.solarman:SolarmanAdapter",
     "sungrow": "wattline.sources.vendors.sungrow:SungrowAdapter",
+    "enphase": "wattline.sources.vendors.enphase:EnphaseAdapter",
+    "amber": "wattline.sources.vendors.amber:AmberAdapter",
 }
 
 
