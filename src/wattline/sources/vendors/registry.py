@@ -13,6 +13,8 @@ from .errors import UnknownVendorError
 _ADAPTERS: dict[str, str] = {
     "solarman": "wattline.sources.vendors.solarman:SolarmanAdapter",
     "sungrow": "wattline.sources.vendors.sungrow:SungrowAdapter",
+    "selectronic": "wattline.sources.vendors.selectronic:SelectronicAdapter",
+    "solaredge": "wattline.sources.vendors.solaredge:SolarEdgeAdapter",
 }
 
 
