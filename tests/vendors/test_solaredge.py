@@ -313,14 +313,14 @@ def test_three_concurrent_calls_at_most(start_api):
     assert len(refused) == 3 and all(r.headers["retry-after"] == "1" for r in refused)
     before = cloud.state.stats.count("solaredge", status=429)
     limiter = RateLimiter.unlimited(clock=fake)
-    ads = [adapter(cloud, fake, limiter=limiter) for _ in range(3)]  # one account, three jobs
+    ads = [adapter(cloud, fake, limiter=limiter) for _ in range(6)]  # one account, six jobs at once
 
     async def polls():
         async def one(ad):
             async with ad:
                 return await ad.fetch_latest("2005", BERLIN)
 
-        return await asyncio.gather(*(one(ad) for ad in ads for _ in range(2)))
+        return await asyncio.gather(*(one(ad) for ad in ads))
 
     results = asyncio.run(polls())
     assert all(len(r.records) == 1 for r in results)
