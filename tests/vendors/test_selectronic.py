@@ -18,6 +18,7 @@ from wattline.simulator.vendor_cloud import selectronic as portal_mod
 from wattline.simulator.vendor_cloud.homes import HomeProfile
 from wattline.sources.vendors import RateLimiter, VendorAuthError, get_adapter_class
 from wattline.sources.vendors.selectronic import SelectronicAdapter, is_login_page, parse_hfdata, parse_login
+from wattline.sources.vendors.selectronic import adapter as adapter_mod
 from wattline.sources.vendors.selectronic.mapping import POINTS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "selectronic"
@@ -127,6 +128,14 @@ class Clock:
         await asyncio.sleep(0)
 
 
+@pytest.fixture(autouse=True)
+def no_shared_sessions():
+    """Sessions shared between adapters live per process: none leaks from test to test."""
+    adapter_mod._SESSIONS.clear()
+    yield
+    adapter_mod._SESSIONS.clear()
+
+
 @pytest.fixture
 def portal(monkeypatch):
     """(running cloud, its portal, the shared clock) at minute 0 of an hour."""
@@ -179,6 +188,18 @@ def test_the_session_is_renewed_near_its_30_minutes_not_every_poll(portal):
     # one login at minute 0, one when the session nears its 30 minutes (renewed a minute early)
     assert cloud.state.stats.count("selectronic", "login") == 2
     assert cloud.state.stats.count("selectronic", "hfdata", status=302) == 0
+
+
+def test_adapters_of_one_account_share_the_session(portal):
+    cloud, _, fake = portal
+    for _ in range(5):  # a job that builds a new adapter for every poll
+        polls(adapter(cloud, fake), fake, 1)
+    with pytest.raises(VendorAuthError):  # other credentials: their own login, refused
+        polls(adapter(cloud, fake, password="another"), fake, 1)
+    stats = cloud.state.stats
+    assert stats.count("selectronic", "login", status=302) == 1
+    assert stats.count("selectronic", "login", status=200, error="auth") == 1
+    assert stats.count("selectronic", "hfdata", status=200) == 5
 
 
 def test_a_session_ended_early_costs_one_relogin(portal):

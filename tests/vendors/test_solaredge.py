@@ -33,6 +33,7 @@ from wattline.sources.vendors.solaredge import (
     parse_power_flow,
     parse_site_values,
 )
+from wattline.sources.vendors.solaredge import adapter as adapter_mod
 from wattline.sources.vendors.solaredge.mapping import parse_overview
 
 FIXTURES = Path(__file__).parent / "fixtures" / "solaredge"
@@ -162,6 +163,14 @@ class Clock:
         self.sleeps.append(s)
         self.t += s
         await asyncio.sleep(0)
+
+
+@pytest.fixture(autouse=True)
+def no_cached_zones():
+    """Site zones are cached per process: none leaks from test to test."""
+    adapter_mod._ZONES.clear()
+    yield
+    adapter_mod._ZONES.clear()
 
 
 @pytest.fixture
@@ -335,6 +344,9 @@ def test_latest_values_from_overview_and_power_flow(start_api):
             return await ad.fetch_latest("2005", BERLIN)
 
     [rec] = asyncio.run(main()).records
+    again = asyncio.run(main())  # a new adapter, as a job per poll would build
+    assert [c.path for c in again.calls] == ["/site/2005/overview", "/site/2005/currentPowerFlow"]
+    assert cloud.state.stats.count("solaredge", "details") == 1  # the zone is read once a day
     assert rec.ts == NOW  # lastUpdateTime, site-local, back to UTC
     live = home_history("2005", SITES["2005"]).live_at(NOW - 1)
     assert rec.values["load_w"] == pytest.approx(live["load_kw"], abs=0.005)  # kW with 2 decimals

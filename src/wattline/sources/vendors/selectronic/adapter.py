@@ -6,7 +6,8 @@ Written against ``vendor-fixtures/selectronic-select-live/`` and VENDOR-NOTES.md
   the ``mojolicious`` session cookie; a refused login is 200 with "Bad email address
   or password". The session lives about 30 minutes: the adapter keeps it for
   ``SESSION_S`` and renews it a minute early (``http.py``), so minute polling logs in
-  about twice an hour, never every poll. A data call that answers 401/403, a
+  about twice an hour, never every poll; adapters of one account in one process
+  share the session. A data call that answers 401/403, a
   redirect to the login page or the login page itself means the session ended
   early: one fresh login, then the call again.
 * **Data:** ``GET /dashboard/hfdata/{systemNumber}`` -> one record of live values and
@@ -25,6 +26,7 @@ after a gap carries the energy of the whole gap (its shape within the gap is unk
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import httpx
@@ -39,6 +41,10 @@ from .credentials import SelectronicCredentials
 from .mapping import HFDATA_PATH, LOGIN_PATH, POINTS, SESSION_COOKIE, count_items, is_login_page, parse_hfdata, parse_login
 
 SESSION_S = 30 * 60  # select.live's session life (about 30 minutes)
+
+# live sessions by (base URL, hash of email + password): adapters of one account share
+# the portal session wherever they run in this process (no secret is kept in the key)
+_SESSIONS: dict[tuple[str, str], tuple[str, float]] = {}
 
 
 class SelectronicAdapter(VendorAdapter):
@@ -59,16 +65,37 @@ class SelectronicAdapter(VendorAdapter):
     points = POINTS
     credentials_model = SelectronicCredentials
     credentials: SelectronicCredentials
+    _fresh_login = False
+    _last_used: str | None = None
 
     # -- auth -----------------------------------------------------------------------
 
+    def _session_key(self) -> tuple[str, str]:
+        secret = f"{self.credentials.email}\0{self.credentials.password.get_secret_value()}"
+        return self.base_url, hashlib.sha256(secret.encode()).hexdigest()
+
     async def _login(self, calls: list[CallLog]) -> None:
+        # another adapter of the same account (a job of its own) may hold a live session
+        shared = None if self._fresh_login else _SESSIONS.get(self._session_key())
+        if shared is not None and shared[0] != self._last_used and clock.now() < shared[1] - 60:
+            self._token, self._token_expires_at = shared
+            return
         form = {"email": self.credentials.email, "pwd": self.credentials.password.get_secret_value()}
         self._token = await self._send("POST", LOGIN_PATH, calls=calls, auth=False, data=form)
         self._token_expires_at = clock.now() + SESSION_S
+        _SESSIONS[self._session_key()] = (self._token, self._token_expires_at)
 
     def _authorize(self, headers: dict[str, str], body: dict[str, Any] | None) -> None:
+        self._last_used = self._token  # a refusal of this call ends this session
         headers["Cookie"] = f"{SESSION_COOKIE}={self._token}"
+
+    async def test_connection(self) -> None:
+        """A real login with the credentials (a shared session proves nothing)."""
+        self._fresh_login = True
+        try:
+            await super().test_connection()
+        finally:
+            self._fresh_login = False
 
     def _check(self, response: httpx.Response) -> Any:
         self._check_http(response)  # 429, 5xx (the minute-48-52 window)

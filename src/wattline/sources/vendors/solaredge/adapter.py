@@ -14,8 +14,8 @@ Written against ``vendor-fixtures/solaredge-monitoring/`` and VENDOR-NOTES.md:
   limited to about a month per call (28-day windows have been refused), so ranges are
   split into windows of at most 25 days: a backfill is a sequence of independent,
   idempotent 25-day windows and resumes at the first one not done.
-* **Time zone:** ``/site/{id}/details`` -> ``location.timeZone``, read once per site and
-  adapter; all dates are naive site-local (DST rules: :mod:`.mapping`).
+* **Time zone:** ``/site/{id}/details`` -> ``location.timeZone``, read once a day per site
+  in the process; all dates are naive site-local (DST rules: :mod:`.mapping`).
 * **Now:** ``/site/{id}/overview`` (``lastUpdateTime``, W, lifetime Wh) and
   ``/site/{id}/currentPowerFlow`` (its own ``unit``; battery state of charge).
 * **Errors** arrive as Tomcat HTML or JSON ``{message}``: 400 a bad parameter, 403 a
@@ -29,6 +29,8 @@ import weakref
 from typing import Any
 
 import httpx
+
+from wattline import clock
 
 from ..adapter import VendorAdapter
 from ..errors import VendorAuthError, VendorError, VendorRateLimited, VendorRequestError, VendorUnavailable
@@ -51,6 +53,9 @@ from .mapping import (
 NO_RETRY_AFTER_S = 900.0  # a 429 without Retry-After: back off 15 minutes
 ENERGY_METERS = "PRODUCTION,CONSUMPTION,SELFCONSUMPTION,FEEDIN,PURCHASED"
 POWER_METERS = "PRODUCTION,CONSUMPTION,FEEDIN,PURCHASED"
+
+ZONE_TTL_S = 86400.0
+_ZONES: dict[tuple[str, str], tuple[str, float]] = {}  # (base URL, site) -> (zone, valid until)
 
 # one semaphore per account limiter and event loop: every adapter of the account shares it
 _in_flight: "weakref.WeakKeyDictionary[RateLimiter, dict[asyncio.AbstractEventLoop, asyncio.Semaphore]]" = (
@@ -75,10 +80,6 @@ class SolarEdgeAdapter(VendorAdapter):
     points = POINTS
     credentials_model = SolarEdgeCredentials
     credentials: SolarEdgeCredentials
-
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self._zones: dict[str, str] = {}
 
     # -- auth and checks ---------------------------------------------------------------
 
@@ -130,11 +131,21 @@ class SolarEdgeAdapter(VendorAdapter):
         return parse_details(await self._get(f"/site/{site_id}/details", calls))
 
     async def site_zone(self, site_id: str, timezone: str, calls: list[CallLog]) -> str:
-        """The site's own zone (details.location.timeZone; cached), else ``timezone``."""
-        if site_id not in self._zones:
-            plant = await self.site_details(site_id, calls)
-            self._zones[site_id] = plant.timezone or timezone
-        return self._zones[site_id]
+        """The site's own zone (details.location.timeZone), else ``timezone``.
+
+        Read once a day per site and base URL in this process, whichever adapter asks:
+        a job that builds an adapter per poll must not spend a third of the quota on it.
+        """
+        key = (self.base_url, site_id)
+        cached = _ZONES.get(key)
+        if cached is not None and clock.now() < cached[1]:
+            return cached[0]
+        plant = await self.site_details(site_id, calls)
+        tz = plant.timezone or timezone
+        if len(_ZONES) > 10_000:
+            _ZONES.clear()
+        _ZONES[key] = (tz, clock.now() + ZONE_TTL_S)
+        return tz
 
     async def list_plants(self) -> list[VendorPlant]:
         payload = await self._get("/sites/list", [], params={"size": 100})
