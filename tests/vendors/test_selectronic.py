@@ -311,3 +311,28 @@ def test_add_account_validates_selectronic_credentials(tmp_path, monkeypatch):
                                    "--credential", "email=a@b.c", "--credential", "password=secret1"])
     assert res.exit_code == 0, res.output
     assert "secret1" not in res.output
+
+
+def test_polls_through_the_pipeline_put_the_counters_energy_in_the_ledger(portal, dbs, pipeline, tmp_path):
+    from helpers import ledger_rows
+
+    from wattline import provisioning
+    from wattline.config import Settings
+    from wattline.sources.vendors.normalize import records_to_batch
+    from wattline.store.series_resolver import RegistrySeriesResolver
+
+    cloud, emulated, fake = portal
+    with dbs.main.begin() as conn:
+        provisioning.add_vendor_account(conn, Settings(data_dir=tmp_path / "data"), "selectronic", "sel", CREDS,
+                                        rate_limits=provisioning.UNLIMITED)
+        pid = provisioning.add_vendor_plant(conn, "SP PRO", "selectronic", SYSTEM, SYDNEY)
+    got = polls(adapter(cloud, fake), fake, 10)
+    records = [r for result in got for r in result.records]
+    resolver = RegistrySeriesResolver(dbs.main_reader)
+    pipeline.ingest(records_to_batch(resolver, pid, records, "vendor:selectronic"), now=HOUR0 + 600)
+    first = portal_mod.items_at(emulated, SYSTEM, HOUR0)
+    last = portal_mod.items_at(emulated, SYSTEM, HOUR0 + 540)
+    for key, field in (("load_kwh", "load_wh_total"), ("grid_import_kwh", "grid_in_wh_total")):
+        rows = ledger_rows(dbs, resolver.resolve(pid, key).series_id)
+        assert len(rows) == 9  # one delta between consecutive minute readings
+        assert sum(r.delta_milli_wh for r in rows) / 1e6 == pytest.approx(last[field] - first[field], abs=1e-5)

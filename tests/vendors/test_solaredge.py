@@ -383,3 +383,28 @@ def test_a_refused_key_and_add_account(start_api):
     assert validate_vendor_credentials("solaredge", {"api_key": KEY}).to_storage() == {"api_key": KEY}
     with pytest.raises(InvalidCredentials, match="missing key 'api_key'"):
         validate_vendor_credentials("solaredge", {"apiKey": KEY})
+
+
+def test_a_dst_day_through_the_pipeline_gives_the_local_days_energy(start_api, dbs, pipeline, tmp_path):
+    from helpers import aggregate_rows
+
+    from wattline import provisioning
+    from wattline.config import Settings
+    from wattline.sources.vendors.normalize import records_to_batch
+    from wattline.store.series_resolver import RegistrySeriesResolver
+
+    cloud, _, fake = start_api()
+    with dbs.main.begin() as conn:
+        provisioning.add_vendor_account(conn, Settings(data_dir=tmp_path / "data"), "solaredge", "se",
+                                        {"api_key": KEY}, rate_limits=provisioning.UNLIMITED)
+        pid = provisioning.add_vendor_plant(conn, "autumn roof", "solaredge", "2002", BERLIN)
+    fetched = history(adapter(cloud, fake), "2002", FALL_DAY[0] + 1, FALL_DAY[1] + 1)
+    resolver = RegistrySeriesResolver(dbs.main_reader)
+    pipeline.ingest(records_to_batch(resolver, pid, fetched.records, "vendor:solaredge"), now=NOW)
+    want = expected_day_kwh("2002", *FALL_DAY)
+    for key in ("solar_kwh", "load_kwh", "grid_import_kwh"):
+        sid = resolver.resolve(pid, key).series_id
+        [(_, start, end, milli_wh, *_)] = [r for r in aggregate_rows(dbs, sid)
+                                            if r[0] == "day" and r[1] == FALL_DAY[0]]
+        assert (start, end) == FALL_DAY  # the local day: 25 hours
+        assert milli_wh / 1e6 == pytest.approx(want[key], abs=1e-4)
