@@ -16,7 +16,7 @@ from wattline import clock as wclock
 from wattline.simulator.vendor_cloud import BackgroundCloud, CloudConfig
 from wattline.simulator.vendor_cloud import selectronic as portal_mod
 from wattline.simulator.vendor_cloud.homes import HomeProfile
-from wattline.sources.vendors import RateLimiter, VendorAuthError, get_adapter_class
+from wattline.sources.vendors import RateLimiter, VendorAuthError, VendorUnavailable, get_adapter_class
 from wattline.sources.vendors.selectronic import SelectronicAdapter, is_login_page, parse_hfdata, parse_login
 from wattline.sources.vendors.selectronic import adapter as adapter_mod
 from wattline.sources.vendors.selectronic.mapping import POINTS
@@ -251,6 +251,25 @@ def test_the_outage_window_can_be_moved_or_turned_off(monkeypatch):
             assert http.post("/login", data={"email": CREDS["email"], "pwd": CREDS["password"]}).status_code in (500, 503)
             fake.t += 60
             assert http.post("/login", data={"email": CREDS["email"], "pwd": CREDS["password"]}).status_code == 302
+
+
+def test_the_504s_after_sydney_midnight_exhaust_the_retries_and_say_so(monkeypatch):
+    midnight = 1790085600  # 2026-09-23T00:00 in Sydney (14:00Z), minute 0 of an hour
+    fake = Clock(midnight + 5 * 60)
+    monkeypatch.setattr(wclock, "now", fake)
+    cloud = BackgroundCloud(CloudConfig(clock=fake, warm_plants=False))
+    portal_mod.install(cloud.app, portal_mod.SelectronicSettings(systems={SYSTEM: PROFILE}, midnight_504_minutes=20))
+    with cloud:
+        ad = adapter(cloud, fake)
+
+        async def main():
+            async with ad:
+                await ad.fetch_latest(SYSTEM, SYDNEY)
+
+        with pytest.raises(VendorUnavailable, match="HTTP 504") as err:
+            asyncio.run(main())
+    assert [c.status for c in err.value.calls] == [504] * 5  # the login, tried five times
+    assert fake.sleeps == [0, 5, 15, 30]
 
 
 def test_a_malformed_answer_is_rejected_with_its_reason_not_fatal(monkeypatch):

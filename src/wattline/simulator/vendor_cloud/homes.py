@@ -101,7 +101,7 @@ class HomeHistory:
         """Simulate so that every sample with ts <= until_ts exists."""
         with self._lock:
             while self._end <= until_ts:
-                b = self._end + max(_CHUNK_S, 0)
+                b = self._end + _CHUNK_S
                 run = ReplayRun([self.site], self._end, b, STEP_S, initial_state=self._state,
                                 metrics=[*COUNTERS, *_POWERS])
                 parts: dict[str, list[np.ndarray]] = {k: [] for k in self._cols}

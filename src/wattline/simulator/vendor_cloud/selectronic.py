@@ -15,7 +15,8 @@ inverter samples once a minute). Where it hurts, as the real portal:
 
 * sessions last ``session_ttl_s`` (30 min) by the emulator's clock;
 * every call (login included) answers 500 or 503 while the minute of the hour lies in
-  ``outage_minutes`` (``[48, 52)``; ``None`` turns it off), by the emulator's clock;
+  ``outage_minutes`` (``[48, 52)``; ``None`` turns it off), by the emulator's clock,
+  and, with ``midnight_504_minutes``, 504 for that long after Sydney's midnight;
 * the shared faults of :mod:`.common` (429, 5xx, slow, malformed: a field made
   non-numeric or the timestamp removed).
 
@@ -61,6 +62,9 @@ class SelectronicSettings:
     systems: dict[str, HomeProfile] = field(default_factory=dict)
     session_ttl_s: float = 1800.0
     outage_minutes: tuple[int, int] | None = (48, 52)  # [from, to) minute of the hour
+    # 504s in the first minutes after local midnight (measured: 00:00-00:20 Sydney); off by default
+    midnight_504_minutes: int | None = None
+    midnight_zone: str = "Australia/Sydney"
     default_history_days: int = 14
 
 
@@ -99,12 +103,18 @@ class SelectronicCloud:
         with self._lock:
             self._sessions.clear()
 
-    def in_outage(self) -> bool:
+    def outage_status(self) -> int | None:
+        """The 5xx the portal answers now, or None."""
+        now = self.clock()
+        late = self.settings.midnight_504_minutes
+        if late:
+            tz = self.settings.midnight_zone
+            if now - local_midnight(local_date(int(now), tz), tz) < late * 60:
+                return 504
         window = self.settings.outage_minutes
-        if window is None:
-            return False
-        minute = int(self.clock() // 60) % 60
-        return window[0] <= minute < window[1]
+        if window is not None and window[0] <= int(now // 60) % 60 < window[1]:
+            return 503 if int(now) % 2 else 500
+        return None
 
     def profile(self, system: str) -> HomeProfile:
         configured = self.settings.systems.get(system)
@@ -134,10 +144,11 @@ def portal_of(request: Request) -> SelectronicCloud:
 
 
 def _outage(request: Request, portal: SelectronicCloud, endpoint: str) -> Response | None:
-    """500 or 503 (alternating by the second) inside the minute-48-52 window."""
-    if not portal.in_outage():
+    """500 or 503 (alternating by the second) inside the minute-48-52 window; 504 after
+    local midnight when configured."""
+    code = portal.outage_status()
+    if code is None:
         return None
-    code = 503 if int(portal.clock()) % 2 else 500
     cloud(request).stats.add(CallRecord(VENDOR, endpoint, code, fault="outage"))
     return server_error(code)
 

@@ -236,7 +236,6 @@ def parse_meters(energy: Any, power: Any, tz: str) -> tuple[list[VendorRecord], 
     Returns (records by slot end, rejected entries, slots that carried no value at all).
     """
     slots = _Slots()
-    grid_power: dict[int, dict[str, float]] = {}
     for payload, name, metric, keys in ((energy, "energyDetails", _E, ENERGY_KEYS),
                                         (power, "powerDetails", _P, {**POWER_KEYS, "Purchased": "_p_in",
                                                                      "FeedIn": "_p_out"})):
@@ -254,12 +253,11 @@ def parse_meters(energy: Any, power: Any, tz: str) -> tuple[list[VendorRecord], 
                 continue  # a meter we do not map (e.g. a future type)
             _add_series(slots, str(mtype), meter.get("values"), key, factor, metric, slot_s, tz, name)
     # net grid power from the two directions, when both exist for a slot
-    for end, values in slots.values.items():
+    for values in slots.values.values():
         p_in, p_out = values.pop("_p_in", None), values.pop("_p_out", None)
         if p_in is not None and p_out is not None:
             values["grid_w"] = p_in - p_out
-        grid_power[end] = values
-    records = [VendorRecord(ts=end, values=v, raw=slots.raw[end]) for end, v in sorted(grid_power.items()) if v]
+    records = [VendorRecord(ts=end, values=v, raw=slots.raw[end]) for end, v in sorted(slots.values.items()) if v]
     return records, slots.rejected, slots.empty()
 
 
