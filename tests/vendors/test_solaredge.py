@@ -50,7 +50,7 @@ SITES = {
     "2002": HomeProfile(start_ts=FALL_DAY[0] - 2 * DAY, timezone=BERLIN, latitude=52.52, longitude=13.4,
                         pv_kwp=5.0, battery_kwh=10.0, name="Berlin autumn"),
     "2003": HomeProfile(start_ts=SYDNEY_SPRING_DAY[0] - DAY, timezone=SYDNEY, name="Sydney spring"),
-    "2004": HomeProfile(start_ts=NOW - 61 * DAY, timezone=BERLIN, latitude=52.52, longitude=13.4, name="Backfill"),
+    "2004": HomeProfile(start_ts=NOW - 31 * DAY, timezone=BERLIN, latitude=52.52, longitude=13.4, name="Backfill"),
     "2005": HomeProfile(start_ts=NOW - DAY, timezone=BERLIN, latitude=52.52, longitude=13.4, name="Now"),
 }
 
@@ -252,17 +252,17 @@ def test_the_repeated_hour_is_split_evenly_and_power_repeated(start_api):
 
 def test_backfill_is_split_into_windows_of_at_most_25_days(start_api):
     cloud, _, fake = start_api()
-    result = history(adapter(cloud, fake), "2004", NOW - 60 * DAY, NOW)
+    result = history(adapter(cloud, fake), "2004", NOW - 30 * DAY, NOW)
     stats = cloud.state.stats
     assert stats.count("solaredge", "details") == 1  # the site's zone, read once
     windows = [c.window for c in stats.calls if c.endpoint == "energyDetails"]
-    assert len(windows) == 3 and stats.count("solaredge", "powerDetails", status=200) == 3
+    assert len(windows) == 2 and stats.count("solaredge", "powerDetails", status=200) == 2  # 25 + 5 days
     for a, b in windows:
         span = datetime.strptime(b, "%Y-%m-%d %H:%M:%S") - datetime.strptime(a, "%Y-%m-%d %H:%M:%S")
         assert span.total_seconds() <= 25 * DAY + 900
     assert stats.errors() == {}
     ts = [r.ts for r in result.records]
-    assert ts == list(range(NOW - 60 * DAY, NOW, 900))  # every slot once, the last ends before now
+    assert ts == list(range(NOW - 30 * DAY, NOW, 900))  # every slot once, the last ends before now
     # a 28-day window is refused by the API as by the real one
     with httpx.Client(base_url=cloud.base_url) as http:
         r = http.get("/site/2004/energyDetails", params={"api_key": KEY, "startTime": "2026-10-01 00:00:00",
