@@ -21,6 +21,7 @@ Values come from the simulator's engine (:mod:`.homes`). Where it hurts, as the 
   spring-forward hour's slots are present without ``value``; the fall-back hour
   appears once with the *sum* of both occurrences' energy (mean power); slots after
   "now" (or before the site started) have no ``value``;
+* at night, every other zero Production slot comes without a value (``night_gaps``);
 * quarter-hour ranges longer than ``max_range_days`` (27) are refused with 403 JSON;
 * ``daily_quota`` (300) requests per key and per site a UTC day, then **429 without
   Retry-After**; more than ``max_concurrent`` (3) calls in flight from one client
@@ -80,6 +81,7 @@ class SolarEdgeSettings:
     max_range_days: int = 27
     power_flow_unit: str = "kW"
     hold_s: float = 0.0  # every answer held this long (makes concurrency observable)
+    night_gaps: bool = True  # Production at night: every other zero slot comes without a value
     default_history_days: int = 14
 
 
@@ -268,8 +270,11 @@ def _series(api: SolarEdgeCloud, site: str, profile: HomeProfile, start: datetim
             continue
         for m in meters:
             wh = sum(p[m] for p in parts if p is not None)  # the repeated hour: summed
-            value = wh / len(parts) / (minutes / 60.0) if power else wh  # power: mean W
-            out[m].append({"date": stamp, "value": round(value, 3)})
+            value = round(wh / len(parts) / (minutes / 60.0) if power else wh, 3)  # power: mean W
+            if m == "Production" and value == 0 and api.settings.night_gaps and (wall.minute // minutes) % 2:
+                out[m].append({"date": stamp})  # the real API alternates null and 0.0 at night
+                continue
+            out[m].append({"date": stamp, "value": value})
             n += 1
     return out, n
 
