@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 
 from . import solarman, sungrow
 from . import amber, enphase
+from . import selectronic, solaredge, solarman, sungrow
 from .config import CloudConfig
 from .history import warm
 from .state import CloudState
@@ -30,6 +31,8 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     app.include_router(sungrow.router, tags=["sungrow"])
     enphase.install(app)  # its own settings on app.state.enphase (OAuth server, plan limits)
     amber.install(app)  # its own settings on app.state.amber (API keys, 50 requests / 5 min)
+    app.include_router(selectronic.router, tags=["selectronic"])  # settings: selectronic.install
+    app.include_router(solaredge.router, tags=["solaredge"])  # settings: solaredge.install
 
     @app.get("/_emulator/health", tags=["emulator"])
     async def health() -> dict:

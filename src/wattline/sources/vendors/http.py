@@ -226,8 +226,11 @@ class VendorHttpClient(ABC):
         json: dict[str, Any] | None = None,
         count: Callable[[Any], int] | None = None,
         auth: bool = True,
+        data: dict[str, str] | None = None,
     ) -> Any:
-        """One logical call with the retry policy; returns the checked payload."""
+        """One logical call with the retry policy; returns the checked payload.
+
+        ``data`` is sent as an urlencoded form (a login form), ``json`` as JSON."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(len(self.retry_waits_s) + 1),
             wait=self._wait_before_retry,
@@ -239,7 +242,8 @@ class VendorHttpClient(ABC):
         async for attempt in retrying:
             with attempt:
                 return await self._attempt(
-                    method, path, params, json, count, auth, calls, attempt.retry_state.attempt_number
+                    method, path, params, json, count, auth, calls, attempt.retry_state.attempt_number,
+                    data=data,
                 )
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -276,6 +280,8 @@ class VendorHttpClient(ABC):
         auth: bool,
         calls: list[CallLog],
         attempt: int,
+        *,
+        data: dict[str, str] | None = None,
     ) -> Any:
         await self.limiter.acquire()  # QuotaExhausted propagates: not worth retrying
         headers = {"Accept": "application/json"}
@@ -289,7 +295,7 @@ class VendorHttpClient(ABC):
         error: str | None = None
         try:
             response = await self._http().request(
-                method, self.base_url + path, params=params, json=body, headers=headers,
+                method, self.base_url + path, params=params, json=body, data=data, headers=headers,
                 timeout=self._timeout,
             )
             status = response.status_code

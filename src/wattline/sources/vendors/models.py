@@ -54,6 +54,7 @@ class VendorLimits:
     ``page_size``: records per page when the API pages (``None``: it does not).
     ``interval_s``: resolution of the history the adapter asks for.
     ``calls_per_minute`` / ``calls_per_day`` / ``calls_per_month``: ``None`` = no limit.
+    ``max_concurrent``: calls in flight at once, enforced by adapters that declare it.
     """
 
     max_range_s: int
@@ -62,6 +63,7 @@ class VendorLimits:
     calls_per_minute: int | None
     calls_per_day: int | None = None
     calls_per_month: int | None = None
+    max_concurrent: int | None = None  # calls in flight at once (None: no limit)
 
 
 @dataclass

@@ -15,6 +15,8 @@ _ADAPTERS: dict[str, str] = {
     "sungrow": "wattline.sources.vendors.sungrow:SungrowAdapter",
     "enphase": "wattline.sources.vendors.enphase:EnphaseAdapter",
     "amber": "wattline.sources.vendors.amber:AmberAdapter",
+    "selectronic": "wattline.sources.vendors.selectronic:SelectronicAdapter",
+    "solaredge": "wattline.sources.vendors.solaredge:SolarEdgeAdapter",
 }
 
 
