@@ -84,6 +84,7 @@ def ingest_payloads(pipeline: Pipeline, main_reader: DbEngine, organization_id: 
     registered = auto_register(main, main_reader, organization_id, payloads) if (
         main is not None and source != REPLAY) else []
     resolver = RegistryDeviceResolver(main_reader, organization_id)
+    resolver.prefetch({(p.esp32_name, p.device_id) for p in payloads})
     batch = normalize(payloads, raws, resolver, now=received, source=source)
     result = DeviceIngest(pipeline).ingest(batch, organization_id, now=received)
     if source != REPLAY:  # a replay is old news: the controller was not heard now

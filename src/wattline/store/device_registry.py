@@ -7,6 +7,8 @@ its classroom's group. Callers go through :mod:`wattline.provisioning`.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from sqlalchemy import Connection, func, insert, select
 
 from wattline.domain.devices import CLASSROOM_KIND
@@ -86,6 +88,28 @@ def device(conn: Connection, organization_id: int, esp32_name: str, device_id: s
     series = {k: sid for sid, k in conn.execute(
         select(points.c.id, points.c.key).where(points.c.asset_id == row["asset_id"]))}
     return {**row, "series": series}
+
+
+def devices_named(conn: Connection, organization_id: int, names: Sequence[tuple[str, str]]) -> dict[tuple, dict]:
+    """The devices of ``names`` ((esp32_name, device_id) pairs) that are registered, each
+    as :func:`device` returns it, keyed by its pair: two queries whatever their number."""
+    wanted = set(names)
+    if not wanted:
+        return {}
+    rows = []
+    controllers = sorted({esp for esp, _ in wanted})
+    for a in range(0, len(controllers), 500):  # bounded IN lists
+        rows.extend(r for r in conn.execute(_devices_query().where(
+            devices.c.organization_id == organization_id,
+            devices.c.esp32_name.in_(controllers[a:a + 500]))).mappings()
+            if (r["esp32_name"], r["device_id"]) in wanted)
+    series: dict[int, dict[str, int]] = {r["asset_id"]: {} for r in rows}
+    ids = sorted(series)
+    for a in range(0, len(ids), 500):
+        for sid, asset_id, key in conn.execute(select(points.c.id, points.c.asset_id, points.c.key)
+                                               .where(points.c.asset_id.in_(ids[a:a + 500]))):
+            series[asset_id][key] = sid
+    return {(r["esp32_name"], r["device_id"]): {**r, "series": series[r["asset_id"]]} for r in rows}
 
 
 def organization_id(conn: Connection, name: str) -> int | None:

@@ -3,8 +3,11 @@
 The consumer subscribes to ``<prefix>/+/telemetry``, ``/status`` and ``/heartbeat`` at
 QoS 1 (through ``$share/<group>/`` with a group) over MQTT v5 with a persistent
 session (stable client id, ``clean_start=False``, a session expiry interval), collects
-messages into batches (up to ``max_batch``, or ``max_wait_s`` after the first one) and
-calls ``handle(batch)``. Every message is acknowledged to the broker (``PUBACK``,
+messages into batches and calls ``handle(batch)``. A batch is what has queued up:
+it closes at ``max_batch`` messages, ``max_wait_s`` after its first, or as soon as no
+message came for ``linger_s`` — so a trickle is committed at once (latency: the commit
+itself), and a flood makes large batches by itself, because messages queue while the
+previous batch is committed (throughput). Every message is acknowledged to the broker (``PUBACK``,
 paho's ``manual_ack``) only after the handler returned for the batch holding it, so
 messages of a crashed consumer are delivered again to the next one with the same
 client id; the handler must therefore be idempotent (the pipeline deduplicates) and
@@ -91,6 +94,7 @@ class ConsumerConfig:
     group: str | None = None
     max_batch: int = 500
     max_wait_s: float = 0.1
+    linger_s: float = 0.005  # a batch closes when no message came for this long
     attempts: int = 3                 # handler calls per batch before isolating the failure
     backoff_s: float = 0.05           # first retry delay; doubles up to backoff_max_s
     backoff_max_s: float = 2.0
@@ -103,6 +107,8 @@ class ConsumerConfig:
             raise ValueError("max_batch must be >= 1")
         if self.max_wait_s <= 0:
             raise ValueError("max_wait_s must be > 0")
+        if not 0 < self.linger_s <= self.max_wait_s:
+            raise ValueError("linger_s must be > 0 and at most max_wait_s")
         if self.attempts < 1:
             raise ValueError("attempts must be >= 1")
         if not self.client_id:
@@ -282,9 +288,9 @@ class MqttConsumer:
             if remaining <= 0:
                 break
             try:
-                batch.append(self._inbox.get(timeout=remaining))
+                batch.append(self._inbox.get(timeout=min(remaining, self.config.linger_s)))
             except queue.Empty:
-                break
+                break  # a quiet moment: commit what came
         return batch
 
     def _process(self, batch: list[Message]) -> None:
