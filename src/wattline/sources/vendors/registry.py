@@ -13,6 +13,8 @@ from .errors import UnknownVendorError
 _ADAPTERS: dict[str, str] = {
     "solarman": "wattline.sources.vendors.solarman:SolarmanAdapter",
     "sungrow": "wattline.sources.vendors.sungrow:SungrowAdapter",
+    "fronius": "wattline.sources.vendors.fronius:FroniusAdapter",
+    "mondo": "wattline.sources.vendors.mondo:MondoAdapter",
 }
 
 
