@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 
-from . import solarman, sungrow
+from . import fronius, mondo, solarman, sungrow
 from .config import CloudConfig
 from .history import warm
 from .state import CloudState
@@ -27,6 +27,8 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
                 warm(plant_id, state.plant(vendor, plant_id) or profile, state.now(), config.history_source)
     app.include_router(solarman.router, tags=["solarman"])
     app.include_router(sungrow.router, tags=["sungrow"])
+    app.include_router(fronius.router, tags=["fronius"])  # settings: fronius.install
+    app.include_router(mondo.router, tags=["mondo"])  # settings: mondo.install
 
     @app.get("/_emulator/health", tags=["emulator"])
     async def health() -> dict:
