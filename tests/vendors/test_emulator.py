@@ -139,18 +139,18 @@ def test_cli_serve_passes_options(monkeypatch):
 
 
 def test_registry_knows_both_vendors():
-    assert vendor_types() == ["solarman", "sungrow"]
+    assert {"solarman", "sungrow"} <= set(vendor_types())  # more vendors have their own tests
     assert get_adapter_class("Solarman") is SolarmanAdapter
     assert get_adapter_class(" sungrow ") is SungrowAdapter
-    with pytest.raises(UnknownVendorError, match="known types: solarman, sungrow"):
-        get_adapter_class("solaredge")
+    with pytest.raises(UnknownVendorError, match="known types: .*solarman, sungrow"):
+        get_adapter_class("no-such-vendor")
     ad = create_adapter("sungrow", None, {"appkey": "k", "username": "u", "password": "hunter2"})
     assert ad.base_url == "https://augateway.isolarcloud.com"
     assert "hunter2" not in repr(ad) and "hunter2" not in str(vars(ad).get("base_url"))
 
 
 def test_adapters_declare_limits_and_points():
-    for vendor in vendor_types():
+    for vendor in ("solarman", "sungrow"):  # the PV-plant vendors; the others test their own
         cls = get_adapter_class(vendor)
         assert cls.limits.interval_s == 900 and cls.limits.max_range_s == 7 * 86400
         assert cls.limits.calls_per_minute and (cls.limits.calls_per_day or cls.limits.calls_per_month)

@@ -7,7 +7,8 @@ VENDOR-NOTES.md:
 * ``/liveusage/widget/{groupId}``: ``demand`` (site load, **kW**), ``lastRecordedUtc``
   (ISO UTC: the sample's instant; stale data repeats it), ``liveUsageData.{battery,
   grid, solar, generator}.value`` in **kW** and ``battery.stateOfCharge`` in %.
-  Signs (the capture balances: solar 9.58 + grid 2.3 = demand 4.35 + battery 7.52):
+  Signs (the capture balances to its rounding: solar 9.58 + grid 2.3 = 11.88, demand 4.35
+  + battery 7.52 = 11.87):
   battery + = charging, grid + = import. A device whose ``deviceStatus`` is not
   ``Online`` reports no reading (its ``value`` 0 is a placeholder, not a measurement).
 * ``/subcircuit/{groupId}``: ``rows[]`` of monitoring points, ``energyNowW`` in **W**,
