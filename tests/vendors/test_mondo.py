@@ -283,3 +283,23 @@ def test_malformed_answers_over_http_are_rejected_with_the_reason(kit, start_clo
     kinds = {"PvInverter": "solar", "HybridBattery": "battery", "GateMeter": "grid", "Other": "other"}
     assert all(f"{kinds[t]}_kwh" not in rec.values for t in damaged)
     assert rec.values["battery_soc"] >= 0
+
+
+def test_the_clouds_own_rate_limit_answers_429_and_the_adapter_waits_it_out(kit, start_cloud):
+    clock = Clock(kit.NOW + 30)  # half way through a minute: Retry-After is 30 s
+
+    async def sleep(seconds: float) -> None:
+        clock.t += seconds  # the emulated cloud's time passes while the adapter waits
+
+    running = start_cloud(clock=clock, rate_limit_per_minute=4)
+    ad = MondoAdapter(running.base_url, CREDS, limiter=RateLimiter.unlimited(clock=clock, sleep=sleep), sleep=sleep,
+                      retry_waits_s=kit.FAST_WAITS)
+
+    async def main():
+        async with ad:
+            return [await ad.fetch_latest(GROUP, TZ) for _ in range(3)]  # 6 API calls, 4 allowed a minute
+
+    results = kit.run(main())
+    assert all(len(r.records) == 1 for r in results)
+    assert calls(running, "liveusage", status=429) + calls(running, "subcircuit", status=429) == 1
+    assert results[-1].records[0].ts == kit.NOW + 60  # the next minute's record, after the wait
