@@ -6,7 +6,7 @@ and the polled counters through the pipeline into the ledger."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -35,10 +35,6 @@ TZ = "Australia/Sydney"
 
 def load(name: str):
     return json.loads((FIXTURES / name).read_text())
-
-
-def utc(*args: int) -> int:
-    return int(datetime(*args, tzinfo=timezone.utc).timestamp())
 
 
 # -- mapping -----------------------------------------------------------------------------------

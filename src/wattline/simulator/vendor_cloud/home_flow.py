@@ -73,7 +73,8 @@ def home_flow(plant_id: str, profile: PlantProfile, ts: int, source: str = "auto
     battery = float(np.clip(solar - load, -discharge_kw, charge_kw))
     grid = load + battery - solar
     h = (ts - local_midnight(local_date(ts, profile.timezone), profile.timezone)) / 3600.0
-    soc = 20.0 + 75.0 * (0.5 - 0.5 * math.cos(2 * math.pi * min(max(h - 8.0, 0.0), 16.0) / 32.0)) ** 1.0
+    # charges from 08:00 (20 %) to a peak at midnight (95 %), then drops back overnight
+    soc = 20.0 + 75.0 * (0.5 - 0.5 * math.cos(2 * math.pi * min(max(h - 8.0, 0.0), 16.0) / 32.0))
     days = max(ts - profile.start_operating_ts, 0) / 86400.0
     base = profile.initial_energy_kwh
     return Flow(ts, round(solar, 4), round(load, 4), round(battery, 4), round(grid, 4), round(soc, 1),

@@ -24,9 +24,9 @@ from .points import PUSH_POINTS
 
 SOURCE = "fronius-push"
 
-# a finite number (JSON integers per the contract; floats accepted, booleans refused)
-Watts = float | None
-_NUMBER_FIELDS = tuple(p.vendor_field for p in PUSH_POINTS)
+# W or Wh: a finite number or null (integers per the contract; floats accepted, booleans
+# and numeric strings refused: strict mode)
+Number = float | None
 
 
 class PushError(ValueError):
@@ -58,22 +58,22 @@ class FroniusPush(BaseModel):
     apiKey: str = Field(min_length=1, max_length=500)
     timestamp: datetime
     sequence: str = Field(min_length=1, max_length=200)
-    solarW: Watts = None
-    solarLocalW: Watts = None
-    solarRemoteW: Watts = None
-    loadW: Watts = Field(default=None, ge=0)
-    batteryW: Watts = None
-    gridW: Watts = None
+    solarW: Number = None
+    solarLocalW: Number = None
+    solarRemoteW: Number = None
+    loadW: Number = Field(default=None, ge=0)
+    batteryW: Number = None
+    gridW: Number = None
     batterySOC: float | None = Field(default=None, ge=0, le=100)
     faultCode: str | int | None = None
     faultTimestamp: datetime | None = None
     generatorStatus: int | None = None
-    solarWhInterval: Watts = Field(default=None, ge=0)
-    loadWhInterval: Watts = Field(default=None, ge=0)
-    batteryInWhInterval: Watts = Field(default=None, ge=0)
-    batteryOutWhInterval: Watts = Field(default=None, ge=0)
-    gridInWhInterval: Watts = Field(default=None, ge=0)
-    gridOutWhInterval: Watts = Field(default=None, ge=0)
+    solarWhInterval: Number = Field(default=None, ge=0)
+    loadWhInterval: Number = Field(default=None, ge=0)
+    batteryInWhInterval: Number = Field(default=None, ge=0)
+    batteryOutWhInterval: Number = Field(default=None, ge=0)
+    gridInWhInterval: Number = Field(default=None, ge=0)
+    gridOutWhInterval: Number = Field(default=None, ge=0)
 
     @field_validator("timestamp", "faultTimestamp", mode="before")
     @classmethod

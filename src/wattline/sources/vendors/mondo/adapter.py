@@ -39,7 +39,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from wattline import clock
 
 from ..adapter import VendorAdapter
-from ..errors import VendorAuthError, VendorError, VendorRequestError, VendorUnavailable
+from ..errors import VendorAuthError, VendorError, VendorRateLimited, VendorRequestError, VendorUnavailable
 from ..http import TokenInvalid
 from ..models import CallLog, FetchResult, VendorLimits, VendorPlant
 from .credentials import MondoCredentials
@@ -125,7 +125,9 @@ class MondoAdapter(VendorAdapter):
     async def _token_grant(self, browser: httpx.AsyncClient, calls: list[CallLog], form: dict[str, str]) -> None:
         answer = await self._step(browser, calls, "POST", "/connect/token", data=form)
         if answer.status_code == 400:
-            raise VendorAuthError("token grant refused", code=str(self._json(answer).get("error", ""))[:60])
+            body = self._json(answer)
+            error = str(body.get("error", "")) if isinstance(body, dict) else ""
+            raise VendorAuthError(f"token grant refused ({error[:60] or 'HTTP 400'})", code=error[:60] or None)
         if answer.status_code != 200:
             raise VendorRequestError(f"token endpoint answered HTTP {answer.status_code}")
         token, expires_in, refresh = parse_token_response(self._json(answer))
@@ -153,8 +155,8 @@ class MondoAdapter(VendorAdapter):
             raise VendorUnavailable(error) from None
         except VendorError as exc:
             error = str(exc)
-            if hasattr(exc, "retry_after_s"):
-                self.limiter.block_for(exc.retry_after_s)  # type: ignore[attr-defined]
+            if isinstance(exc, VendorRateLimited):
+                self.limiter.block_for(exc.retry_after_s)
             raise
         finally:
             calls.append(CallLog(method, urlsplit(path).path, status, (time.perf_counter() - t0) * 1000.0, 0, error,
