@@ -94,6 +94,10 @@ def test_the_contract_example_is_stored_in_canonical_units(site):
                                   "SELECT delta_milli_wh FROM readings WHERE series_id = %s AND ts = %s",
                                   (site.series["solar_interval_kwh"], TS)).scalar()
     assert delta == 125_000
+    # the newest values are readable at once (the latest-value store the API answers from)
+    latest = site.ctx.latest_values.read(site.system_id, [site.series["solar_w"], site.series["battery_soc"]])
+    assert {sid: (v.ts, v.value) for sid, v in latest.items()} == {
+        site.series["solar_w"]: (TS, 2.5), site.series["battery_soc"]: (TS, 85.5)}
     # the document is kept as a raw event, without its key
     (raw,) = site.raw_payloads()
     assert raw == {k: v for k, v in EXAMPLE.items() if k != "apiKey"}

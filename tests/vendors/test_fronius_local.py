@@ -225,3 +225,26 @@ def test_polled_counters_reach_the_ledger(kit, cloud, dbs):
         milli_wh = c.exec_driver_sql(f"SELECT SUM(delta_milli_wh) FROM readings WHERE series_id = {int(sid)}").scalar()
     first, last = got.records[0].values["grid_import_kwh"], got.records[-1].values["grid_import_kwh"]
     assert milli_wh == round((last - first) * 1e6)
+
+
+def test_the_backfill_job_fetches_the_archive_day_by_day_and_resumes(kit, cloud, dbs, tmp_path):
+    import asyncio
+
+    from world import make_ctx
+    from wattline.jobs.backfill import backfill_plant
+
+    ctx = make_ctx(dbs, tmp_path)
+    with dbs.main.begin() as conn:
+        account = provisioning.add_vendor_account(conn, ctx.settings, "fronius", "fr", {}, base_url=cloud.base_url,
+                                                  rate_limits=dict(provisioning.UNLIMITED))
+        pid = provisioning.add_vendor_plant(conn, "Fronius home", "fronius", SITE, TZ, vendor_account_id=account,
+                                            start_operating_time=kit.NOW - 2 * kit.DAY)
+    first = asyncio.run(backfill_plant(ctx, pid, now=kit.NOW))
+    assert first.success and first.recordsSynced == 2 * 288 + 1  # up to and including "now"
+    again = asyncio.run(backfill_plant(ctx, pid, now=kit.NOW))
+    assert again.recordsSynced == 0  # resumed after the last stored reading: nothing refetched
+    sid = {s.point_key: s.series_id for s in load_series(dbs.main_reader, [pid])}["grid_export_kwh"]
+    with dbs.telemetry.connect() as c:
+        n, last = c.exec_driver_sql(f"SELECT COUNT(*), MAX(value) FROM readings WHERE series_id = {int(sid)}").one()
+    f = home_flow(SITE, emu.FroniusSettings().site(SITE), kit.NOW)
+    assert n == 2 * 288 + 1 and last == round(f.grid_export_kwh * 1000) / 1000

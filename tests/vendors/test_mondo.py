@@ -303,3 +303,28 @@ def test_the_clouds_own_rate_limit_answers_429_and_the_adapter_waits_it_out(kit,
     assert all(len(r.records) == 1 for r in results)
     assert calls(running, "liveusage", status=429) + calls(running, "subcircuit", status=429) == 1
     assert results[-1].records[0].ts == kit.NOW + 60  # the next minute's record, after the wait
+
+
+def test_a_sync_through_the_jobs_stores_the_poll_and_its_latest_values(kit, start_cloud, dbs, tmp_path):
+    import asyncio
+
+    from world import make_ctx
+    from wattline import provisioning
+    from wattline.jobs.backfill import backfill_plant
+    from wattline.store.series_resolver import load_series
+
+    running = start_cloud()
+    ctx = make_ctx(dbs, tmp_path)
+    with dbs.main.begin() as conn:
+        account = provisioning.add_vendor_account(conn, ctx.settings, "mondo", "mondo", CREDS,
+                                                  base_url=running.base_url, rate_limits=dict(provisioning.UNLIMITED))
+        pid = provisioning.add_vendor_plant(conn, "Mondo home", "mondo", GROUP, TZ, vendor_account_id=account,
+                                            start_operating_time=kit.NOW - 3600)
+    result = asyncio.run(backfill_plant(ctx, pid, now=kit.NOW))
+    assert result.success and result.recordsSynced == 1  # Mondo has no history: the current record
+    series = {s.point_key: s.series_id for s in load_series(dbs.main_reader, [pid])}
+    latest = ctx.latest_values.read(pid, list(series.values()))
+    f = home_flow(GROUP, emu.MondoSettings().groups[GROUP], kit.NOW)
+    assert latest[series["solar_w"]].value == round(f.solar_kw, 2) and latest[series["solar_w"]].ts == kit.NOW
+    assert latest[series["battery_soc"]].value == round(f.soc_pct)
+    assert latest[series["solar_kwh"]].value == round(f.solar_kwh * 1000) / 1000
