@@ -328,3 +328,21 @@ def test_a_sync_through_the_jobs_stores_the_poll_and_its_latest_values(kit, star
     assert latest[series["solar_w"]].value == round(f.solar_kw, 2) and latest[series["solar_w"]].ts == kit.NOW
     assert latest[series["battery_soc"]].value == round(f.soc_pct)
     assert latest[series["solar_kwh"]].value == round(f.solar_kwh * 1000) / 1000
+
+
+def test_stale_live_usage_repeats_its_recorded_instant(kit, start_cloud):
+    clock = Clock(kit.NOW + 5)
+    running = start_cloud(clock=clock)
+
+    async def main():
+        async with adapter(kit, running) as ad:
+            first = await ad.fetch_latest(GROUP, TZ)
+            clock.t += 40  # the same platform minute: the same record again
+            second = await ad.fetch_latest(GROUP, TZ)
+            clock.t += 60
+            third = await ad.fetch_latest(GROUP, TZ)
+            return first.records[0], second.records[0], third.records[0]
+
+    first, second, third = kit.run(main())
+    assert first.ts == second.ts == kit.NOW and first.values == second.values  # a repeat, not a new sample
+    assert third.ts == kit.NOW + 60
