@@ -16,6 +16,7 @@ from wattline.api.routes import cost_versions, jobs, plants, power_analytics, te
 from wattline.api.routes import review
 from wattline.api.routes import campus_analytics
 from wattline.api.routes import enphase_oauth
+from wattline.api.routes import fronius_push
 from wattline.api.schemas import HealthReport
 from wattline.context import AppContext, open_context
 from wattline.jobs.runner import JobRunner
@@ -70,6 +71,7 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False, mqtt: d
         app.include_router(r)
     app.include_router(campus_analytics.router)
     app.include_router(enphase_oauth.router)
+    app.include_router(fronius_push.router)  # POST /api/push/fronius
     _mount_web(app)
 
     @app.get("/metrics", include_in_schema=False)

@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from . import solarman, sungrow
 from . import amber, enphase
 from . import selectronic, solaredge, solarman, sungrow
+from . import fronius, mondo, solarman, sungrow
 from .config import CloudConfig
 from .history import warm
 from .state import CloudState
@@ -33,6 +34,8 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     amber.install(app)  # its own settings on app.state.amber (API keys, 50 requests / 5 min)
     app.include_router(selectronic.router, tags=["selectronic"])  # settings: selectronic.install
     app.include_router(solaredge.router, tags=["solaredge"])  # settings: solaredge.install
+    app.include_router(fronius.router, tags=["fronius"])  # settings: fronius.install
+    app.include_router(mondo.router, tags=["mondo"])  # settings: mondo.install
 
     @app.get("/_emulator/health", tags=["emulator"])
     async def health() -> dict:

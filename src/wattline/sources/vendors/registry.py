@@ -17,6 +17,8 @@ _ADAPTERS: dict[str, str] = {
     "amber": "wattline.sources.vendors.amber:AmberAdapter",
     "selectronic": "wattline.sources.vendors.selectronic:SelectronicAdapter",
     "solaredge": "wattline.sources.vendors.solaredge:SolarEdgeAdapter",
+    "fronius": "wattline.sources.vendors.fronius:FroniusAdapter",
+    "mondo": "wattline.sources.vendors.mondo:MondoAdapter",
 }
 
 
