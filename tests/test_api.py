@@ -260,6 +260,8 @@ def test_openapi_documents_every_answer():
                 assert "$ref" in str(ok["content"]["application/json"]["schema"]), (method, path)
             assert "422" not in codes, (method, path)
             for code, answer in codes.items():
+                if code == "409" and path.startswith("/api/push/"):
+                    continue  # the vendor's push contract fixes that body (fronius-push/CONTRACT.md)
                 if code.startswith("4"):
                     assert answer["content"]["application/json"]["schema"] == {
                         "$ref": "#/components/schemas/ErrorBody"}, (method, path, code)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 
-from . import solarman, sungrow
-from . import amber, enphase
-from . import selectronic, solaredge, solarman, sungrow
-from . import fronius, mondo, solarman, sungrow
+from . import amber, enphase, fronius, mondo, selectronic, solaredge, solarman, sungrow
 from .config import CloudConfig
 from .history import warm
 from .state import CloudState
