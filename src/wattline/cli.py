@@ -367,6 +367,11 @@ def _mount_sub_commands() -> None:
     mount_reconcile(app)  # reconcile, review
     mount_legacy(app)  # import-legacy
     mount_orgs(app)  # orgs set --auto-register-devices
+    from wattline.cli_poll import mount as mount_poll
+    from wattline.cli_systems import mount as mount_systems
+
+    mount_systems(app)  # systems add|list|share, composites add
+    mount_poll(app)  # poll [--once]
 
 
 _mount_sub_commands()

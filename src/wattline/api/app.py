@@ -68,6 +68,8 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False, mqtt: d
               review.router):
         app.include_router(r)
     app.include_router(campus_analytics.router)
+    from wattline.api.routes import systems as systems_routes
+    app.include_router(systems_routes.router)  # /api/data/systems, /api/admin/sessions, /api/cron/poll
     _mount_web(app)
 
     @app.get("/metrics", include_in_schema=False)

@@ -1,6 +1,7 @@
 """Timezone-aware schedules (APScheduler): the daily sync at 00:15 local time of each
 organization, and more often when its ``sync_interval_minutes`` asks for it; the
-nightly reconciliation of each organization's yesterday at 02:00 in its zone."""
+nightly reconciliation of each organization's yesterday at 02:00 in its zone; minute
+polling of the monitored systems."""
 
 from __future__ import annotations
 
@@ -37,7 +38,23 @@ def build_scheduler(ctx: AppContext) -> AsyncIOScheduler:
         scheduler.add_job(nightly_reconcile, reconcile_trigger(org["timezone"]), args=(ctx, org),
                           id=f"reconcile-{org['id']}", name=f"nightly reconciliation {org['name']}",
                           coalesce=True, max_instances=1, misfire_grace_time=3600)
+    from wattline.jobs.poll import Poller
+
+    add_poll_job(scheduler, Poller(ctx))
     return scheduler
+
+
+def add_poll_job(scheduler: AsyncIOScheduler, poller) -> None:
+    """Minute polling of the active systems (jobs/poll.py): each tick starts the due
+    polls and returns, so a slow vendor never holds the next tick; a system still being
+    polled is skipped by the poller, not queued."""
+    async def tick() -> None:
+        tasks, report = await poller.start_due(cause="CRON")
+        log.info("scheduler.poll_tick", started=len(tasks), skipped_running=len(report.skipped_running),
+                 not_due=report.not_due)
+
+    scheduler.add_job(tick, CronTrigger(second=0), id="poll-systems", name="poll systems every minute",
+                      coalesce=True, max_instances=1, misfire_grace_time=30)
 
 
 def reconcile_trigger(tz: str) -> CronTrigger:

@@ -1,0 +1,206 @@
+"""Minute polling (seed 003): the latest values of every active system, through the
+one pipeline, one session row per poll.
+
+A :class:`Poller` lives as long as its process (``wattline serve``, ``wattline poll``):
+
+* each system is polled at its vendor's ``poll_interval_s`` (adapter class; 60 s by
+  default), judged from the start of its last poll (``system_poll_state``);
+* polls run as asyncio tasks under one semaphore (bounded concurrency, no batches
+  waiting for their slowest member), each under its own timeout, so a slow or failing
+  system never delays another;
+* a system whose previous poll still runs is skipped and counted, never queued;
+* calls go through the account's shared rate limiter (``ctx.limiters``);
+* after :data:`~wattline.domain.systems.FAILURES_TO_ERROR` consecutive failures a
+  system shows ``error``, and ``active`` again on its next success.
+
+Database work runs in worker threads, never on the event loop. The in-flight guard is
+per process; one process polls (the scheduler of ``wattline serve``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field, replace
+
+from wattline import clock, logs
+from wattline.context import AppContext
+from wattline.domain import systems as rules
+from wattline.jobs.fetching import VendorSession, log_fetch, records_to_batch
+from wattline.jobs.plants import VendorPlantInfo
+from wattline.sources.vendors.errors import VendorError
+from wattline.sources.vendors.models import FetchResult, VendorRecord
+from wattline.sources.vendors.registry import get_adapter_class
+from wattline.store import sessions_repo, systems_repo
+from wattline.store.device_telemetry import raw_event_ids
+
+log = logs.get("wattline.poll")
+DEFAULT_INTERVAL_S = 60
+SLACK_S = 5  # a tick a few seconds early (scheduler jitter) still counts as due
+
+
+def poll_interval_s(vendor_type: str) -> int:
+    """Seconds between two polls of a system of this vendor."""
+    return int(getattr(get_adapter_class(vendor_type), "poll_interval_s", DEFAULT_INTERVAL_S))
+
+
+@dataclass
+class PollOutcome:
+    system_id: int
+    vendor_type: str
+    success: bool
+    readings: int = 0
+    started_at_ms: int = 0
+    duration_ms: int = 0
+    error: str | None = None
+    status: str = "active"
+
+
+@dataclass
+class PollReport:
+    """What one tick did: polls finished, systems skipped because still running, not due."""
+
+    outcomes: list[PollOutcome] = field(default_factory=list)
+    skipped_running: list[int] = field(default_factory=list)
+    not_due: int = 0
+
+    def to_dict(self) -> dict:
+        ok = sum(o.success for o in self.outcomes)
+        return {"polled": len(self.outcomes), "succeeded": ok, "failed": len(self.outcomes) - ok,
+                "readings": sum(o.readings for o in self.outcomes), "skippedRunning": self.skipped_running,
+                "notDue": self.not_due, "errors": [{"systemId": o.system_id, "vendor": o.vendor_type,
+                                                    "error": o.error} for o in self.outcomes if not o.success]}
+
+
+class Poller:
+    """Polls systems; holds the in-flight set and the vendor session of its process.
+
+    ``timeout_s``: the most one system's poll may take (s); ``call_timeout_s``: one
+    HTTP call's; ``concurrency``: polls at once.
+    """
+
+    def __init__(self, ctx: AppContext, *, concurrency: int = 64, timeout_s: float = 30.0,
+                 call_timeout_s: float = 10.0, retry_waits_s: tuple[float, ...] | None = (0.5, 1.0)):
+        self.ctx = ctx
+        self.timeout_s = timeout_s
+        self._sem = asyncio.Semaphore(concurrency)
+        self._session = VendorSession(ctx, timeout_s=call_timeout_s, retry_waits_s=retry_waits_s,
+                                      max_connections=concurrency)
+        self._running: dict[int, asyncio.Task] = {}
+        self.overruns = 0  # polls skipped because the previous one still ran
+
+    async def aclose(self) -> None:
+        for task in list(self._running.values()):
+            task.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await self._session.aclose()
+
+    # -- ticks --------------------------------------------------------------------------
+
+    async def start_due(self, *, cause: str = "CRON", system_ids: list[int] | None = None,
+                        force: bool = False) -> tuple[list[asyncio.Task], PollReport]:
+        """Start a poll of every due system not already being polled; returns at once
+        with the started tasks (a scheduler tick never waits for a slow vendor)."""
+        if cause not in rules.POLL_CAUSES:
+            raise ValueError(f"cause must be one of {rules.POLL_CAUSES}")
+        systems = await asyncio.to_thread(systems_repo.pollable_systems, self.ctx.dbs.main_reader, system_ids)
+        states = await asyncio.to_thread(sessions_repo.poll_states, self.ctx.dbs.telemetry,
+                                         [s.plant_id for s in systems]) if systems else {}
+        versions = await asyncio.to_thread(self._transforms, systems)
+        now_ms = int(clock.now() * 1000)
+        report, tasks, overran = PollReport(), [], []
+        for s in systems:
+            last = states.get(s.plant_id, {}).get("last_poll_ms")
+            if not force and last is not None and now_ms - last < (poll_interval_s(s.vendor_type) - SLACK_S) * 1000:
+                report.not_due += 1
+                continue
+            if s.plant_id in self._running:  # overrun: skip, never queue
+                report.skipped_running.append(s.plant_id)
+                overran.append(s.plant_id)
+                continue
+            task = asyncio.create_task(self._poll(s, cause, versions), name=f"poll-{s.plant_id}")
+            self._running[s.plant_id] = task
+            task.add_done_callback(lambda _t, sid=s.plant_id: self._running.pop(sid, None))
+            tasks.append(task)
+        if overran:
+            self.overruns += len(overran)
+            log.warning("poll.overrun_skipped", systems=overran)
+            await asyncio.to_thread(lambda: [sessions_repo.count_overrun(self.ctx.dbs.telemetry, i) for i in overran])
+        return tasks, report
+
+    async def poll(self, *, cause: str = "CRON", system_ids: list[int] | None = None,
+                   force: bool = False) -> PollReport:
+        """One tick, waiting for the polls it started (``wattline poll --once``, the API)."""
+        tasks, report = await self.start_due(cause=cause, system_ids=system_ids, force=force)
+        report.outcomes = list(await asyncio.gather(*tasks))
+        return report
+
+    # -- one system -----------------------------------------------------------------------
+
+    def _transforms(self, systems: list[VendorPlantInfo]) -> dict[int, list[tuple[int, dict]]]:
+        with self.ctx.dbs.main_reader.connect() as conn:
+            return systems_repo.transform_versions(conn, [sid for s in systems for sid in s.series.values()])
+
+    async def _poll(self, s: VendorPlantInfo, cause: str, versions: dict) -> PollOutcome:
+        async with self._sem:
+            t0 = clock.now()
+            fetched, code, error = FetchResult(), None, None
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    adapter = self._session.adapter_for(s)
+                    fetched = await adapter.fetch_latest(s.vendor_plant_id, s.timezone)
+            except VendorError as exc:
+                code, error = exc.code or type(exc).__name__, str(exc)
+                fetched = exc.partial or FetchResult(calls=list(exc.calls or ()))
+            except TimeoutError:
+                code, error = "timeout", f"no answer within {self.timeout_s:g} s"
+            except Exception as exc:  # noqa: BLE001 - one system never stops the others
+                code, error = type(exc).__name__, str(exc) or type(exc).__name__
+            readings = 0
+            try:
+                readings = await asyncio.to_thread(self._store, s, fetched, versions)
+            except Exception as exc:  # noqa: BLE001 - recorded in the session, not lost
+                code, error = code or "store", error or f"storing failed: {exc}"
+            duration_ms = int(round((clock.now() - t0) * 1000))
+            success = error is None
+            raw_id = raw_event_ids([fetched.records[-1].raw])[0] if fetched.records else None
+            session = dict(system_id=s.plant_id, vendor_type=s.vendor_type, cause=cause,
+                           started_at_ms=int(t0 * 1000), duration_ms=duration_ms, success=success,
+                           vendor_error_code=code, error=error, num_readings=readings, raw_event_id=raw_id)
+            failures = await asyncio.to_thread(sessions_repo.record, self.ctx.dbs.telemetry, session)
+            status = rules.effective_status("active", failures)
+            if not success:
+                log.warning("poll.failed", system_id=s.plant_id, vendor=s.vendor_type, error=error,
+                            consecutive_failures=failures, status=status)
+            return PollOutcome(s.plant_id, s.vendor_type, success, readings, session["started_at_ms"], duration_ms,
+                               error, status)
+
+    def _store(self, s: VendorPlantInfo, fetched: FetchResult, versions: dict) -> int:
+        """Readings through the pipeline, calls and rejected records logged (blocking)."""
+        records = [_transformed(rec, s.series, versions) for rec in fetched.records]
+        n = 0
+        if records:
+            batch = records_to_batch(s, records, f"vendor:{s.vendor_type}")
+            n = len(batch)
+            if n:
+                self.ctx.pipeline.ingest(batch, refresh_summaries=False)
+        log_fetch(self.ctx, s, fetched, "poll")
+        return n
+
+
+def _transformed(rec: VendorRecord, series: dict[str, int], versions: dict) -> VendorRecord:
+    """The record with each point's transform in force at its instant applied (the raw
+    record stays as the vendor sent it)."""
+    if not versions:
+        return rec
+    values = {k: rules.apply_transform(v, rules.transform_at(versions.get(series.get(k), ()), rec.ts))
+              for k, v in rec.values.items()}
+    return replace(rec, values=values)
+
+
+async def poll_once(ctx: AppContext, *, cause: str = "USER", force: bool = False, **kw) -> PollReport:
+    """A throw-away poller for one tick (CLI ``--once``, tests)."""
+    poller = Poller(ctx, **kw)
+    try:
+        return await poller.poll(cause=cause, force=force)
+    finally:
+        await poller.aclose()
