@@ -160,30 +160,38 @@ def test_three_failures_put_a_system_in_error_and_a_success_brings_it_back(world
                 for i in range(4):
                     if i == 3:
                         slow.state.config.latency_ms = 0  # the vendor recovers
-                    report = await poller.poll(force=True)
+                    report = await poller.poll(cause="ADMIN", force=True)
                     seen.append((status(ctx, bad_id), {o.system_id: o.success for o in report.outcomes}))
             finally:
                 await poller.aclose()
             return seen
 
         seen = asyncio.run(ticks())
+        ctx.settings.cron_secret = "cron-secret-for-tests"
+        cron = {"Authorization": "Bearer cron-secret-for-tests"}
+        with Server(create_app(ctx)) as server:  # the admin view: per-vendor success rate and mean duration
+            body = httpx.get(server.url + "/api/admin/sessions", headers={"Authorization": f"Bearer {token}"}).json()
+            failed = httpx.get(server.url + "/api/admin/sessions", params={"systemId": bad_id, "success": "false"},
+                               headers={"Authorization": f"Bearer {token}"}).json()
+            not_due = httpx.post(server.url + "/api/cron/poll", headers=cron)  # polled moments ago
+            forced = httpx.post(server.url + "/api/cron/poll", params={"force": "true"}, headers=cron)
     assert [s for s, _ in seen] == [("active", 1), ("active", 2), ("error", 3), ("active", 0)]
     assert [o[bad_id] for _, o in seen] == [False, False, False, True]
     assert all(o[ok_id] for _, o in seen)  # the failing system never held the other back
     bad = sessions(ctx, bad_id)
-    assert [s["vendor_error_code"] for s in bad] == ["timeout"] * 3 + [None]
-    assert bad[0]["error"] and bad[0]["raw_event_id"] is None and bad[-1]["raw_event_id"] is not None
+    assert [s["vendor_error_code"] for s in bad] == ["timeout"] * 3 + [None, None]
+    assert bad[0]["error"] and bad[0]["raw_event_id"] is None and bad[3]["raw_event_id"] is not None
 
-    with Server(create_app(ctx)) as server:  # the admin view: per-vendor success rate and mean duration
-        body = httpx.get(server.url + "/api/admin/sessions", headers={"Authorization": f"Bearer {token}"}).json()
-        failed = httpx.get(server.url + "/api/admin/sessions", params={"systemId": bad_id, "success": "false"},
-                           headers={"Authorization": f"Bearer {token}"}).json()
     by_vendor = {v["vendorType"]: v for v in body["byVendor"]}
     assert (by_vendor["sungrow"]["sessions"], by_vendor["sungrow"]["successRate"]) == (4, 0.25)
     assert (by_vendor["solarman"]["sessions"], by_vendor["solarman"]["successRate"]) == (4, 1.0)
-    assert by_vendor["sungrow"]["meanDurationMs"] == pytest.approx(sum(s["duration_ms"] for s in bad) / 4)
+    assert by_vendor["sungrow"]["meanDurationMs"] == pytest.approx(sum(s["duration_ms"] for s in bad[:4]) / 4)
     assert [s["systemId"] for s in failed["sessions"]] == [bad_id] * 3 and all(
         not s["success"] for s in failed["sessions"])
+    # the cron secret polls what is due (nothing, a moment later) or, forced, everything
+    assert not_due.status_code == 200 and (not_due.json()["notDue"], not_due.json()["polled"]) == (2, 0)
+    assert forced.status_code == 200 and (forced.json()["polled"], forced.json()["failed"]) == (2, 0)
+    assert [s["cause"] for s in bad] == ["ADMIN"] * 4 + ["CRON"]
 
 
 class FakeClock:

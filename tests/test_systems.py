@@ -110,6 +110,25 @@ def test_cli_adds_lists_and_shares_systems_with_their_default_points(data_dir):
     with ctx.dbs.main.connect() as conn:
         assert systems_repo.system(conn, first["id"])["shared_with"] == frozenset()
 
+    # an admin edits a point: its series (and so its history) stays; pausing stops polling
+    r = cli("systems", "edit-point", sid, "power", "--label", "PV", "--order", "1", "--hidden", "--scale", "0.5",
+            "--effective-from", "2025-01-01T00:00:00Z")
+    assert r.exit_code == 0, r.output
+    with ctx.dbs.main.connect() as conn:
+        power = next(p for p in systems_repo.system_points(conn, first["id"]) if p["key"] == "power")
+        assert systems_repo.transform_versions(conn, [power["id"]]) == {power["id"]: [(1735689600, {"scale": 0.5})]}
+    assert (power["id"], power["label"], power["display_order"], power["visible"]) == (
+        next(p["id"] for p in pts if p["key"] == "power"), "PV", 1, False)
+    assert cli("systems", "edit-point", sid, "power", "--scale", "2").exit_code == 2  # no effective time
+    assert "no point 'nope'" in cli("systems", "edit-point", sid, "nope", "--label", "x").output
+    assert cli("systems", "points", sid).exit_code == 0
+    assert cli("systems", "set-status", sid, "paused").exit_code == 0
+    assert "status must be" in cli("systems", "set-status", sid, "error").output
+    from wattline.store.systems_repo import pollable_systems
+    assert first["id"] not in {s.plant_id for s in pollable_systems(ctx.dbs.main_reader)}
+    assert cli("systems", "set-status", sid, "active").exit_code == 0
+    assert first["id"] in {s.plant_id for s in pollable_systems(ctx.dbs.main_reader)}
+
     r = cli("composites", "add", "all-roofs", "--name", "All roofs", "--members", f"{sid},{rows[('alice', 'roof')]['id']}")
     assert r.exit_code == 0, r.output
     with ctx.dbs.main.connect() as conn:

@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from wattline.domain import timeutil
+
 systems_app = typer.Typer(help="Monitored systems (seed 003): owner, vendor, site, points, shares.",
                           no_args_is_help=True)
 composites_app = typer.Typer(help="Composites: several systems seen as one.", no_args_is_help=True)
@@ -156,3 +158,92 @@ def composites_add(
     finally:
         ctx.close()
     console.print(f"composite {slug!r} added with id {gid} ({len(ids)} systems)")
+
+
+@systems_app.command("points")
+def systems_points(system_id: int = typer.Argument(..., help="the system's id")) -> None:
+    """The system's points by display order, with their transform versions."""
+    from wattline.cli import _ctx, _fail, console
+    from wattline.store import systems_repo
+
+    ctx = _ctx()
+    try:
+        with ctx.dbs.main.connect() as conn:
+            if systems_repo.system(conn, system_id) is None:
+                _fail(f"no system with id {system_id}")
+            pts = systems_repo.system_points(conn, system_id)
+            versions = systems_repo.transform_versions(conn, [p["id"] for p in pts])
+    finally:
+        ctx.close()
+    t = Table("series", "key", "label", "metric", "unit", "subsystem", "type", "order", "visible", "active",
+              "transforms (from epoch s)")
+    for p in pts:
+        t.add_row(str(p["id"]), p["key"], p["label"] or "", p["metric_type"], p["unit"], p["subsystem"] or "",
+                  p["point_type"] or "", str(p["display_order"]), "yes" if p["visible"] else "no",
+                  "yes" if p["active"] else "no", "; ".join(f"{eff}: {tr}" for eff, tr in versions.get(p["id"], [])))
+    console.print(t)
+
+
+@systems_app.command("edit-point")
+def systems_edit_point(
+    system_id: int = typer.Argument(..., help="the system's id"),
+    key: str = typer.Argument(..., help="the point's key, e.g. power"),
+    label: Optional[str] = typer.Option(None, help="display label"),
+    order: Optional[int] = typer.Option(None, "--order", help="display order (lower first)"),
+    visible: Optional[bool] = typer.Option(None, "--visible/--hidden", help="show it on the system's page"),
+    active: Optional[bool] = typer.Option(None, "--active/--inactive", help="collect it when polling"),
+    scale: Optional[float] = typer.Option(None, help="transform: value x scale"),
+    offset: Optional[float] = typer.Option(None, help="transform: + offset (after scale)"),
+    flip_sign: bool = typer.Option(False, "--flip-sign", help="transform: negate the result"),
+    effective_from: Optional[str] = typer.Option(
+        None, help="when a transform change applies (ISO-8601 or epoch s); stored readings stay as they arrived"),
+) -> None:
+    """Change a point's label, order, visibility or activity (its history stays), or add
+    a transform version that applies from its effective time on."""
+    from wattline import system_admin
+    from wattline.cli import _ctx, _fail, console
+
+    fields = {k: v for k, v in (("label", label), ("display_order", order), ("visible", visible),
+                                ("active", active)) if v is not None}
+    transform = None
+    if scale is not None or offset is not None or flip_sign:
+        transform = {k: v for k, v in (("scale", scale), ("offset", offset)) if v is not None}
+        if flip_sign:
+            transform["sign"] = -1
+    eff = None
+    if effective_from is not None:
+        try:
+            eff = timeutil.parse_instant(effective_from)
+        except ValueError as exc:
+            _fail(f"--effective-from: {exc}")
+    if not fields and transform is None:
+        _fail("nothing to change: give --label, --order, --visible/--hidden, --active/--inactive or a transform")
+    ctx = _ctx()
+    try:
+        with ctx.dbs.main.begin() as conn:
+            system_admin.edit_point(conn, system_id, key, by="cli", transform=transform, effective_from=eff, **fields)
+    except system_admin.RegistryError as exc:
+        _fail(str(exc))
+    finally:
+        ctx.close()
+    console.print(f"system {system_id} point {key!r} updated")
+
+
+@systems_app.command("set-status")
+def systems_set_status(
+    system_id: int = typer.Argument(..., help="the system's id"),
+    status: str = typer.Argument(..., help="active (polled) or paused (not polled)"),
+) -> None:
+    """Pause or resume a system's polling."""
+    from wattline import system_admin
+    from wattline.cli import _ctx, _fail, console
+
+    ctx = _ctx()
+    try:
+        with ctx.dbs.main.begin() as conn:
+            system_admin.set_status(conn, system_id, status)
+    except system_admin.RegistryError as exc:
+        _fail(str(exc))
+    finally:
+        ctx.close()
+    console.print(f"system {system_id} is {status}")

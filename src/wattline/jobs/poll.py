@@ -166,7 +166,11 @@ class Poller:
             session = dict(system_id=s.plant_id, vendor_type=s.vendor_type, cause=cause,
                            started_at_ms=int(t0 * 1000), duration_ms=duration_ms, success=success,
                            vendor_error_code=code, error=error, num_readings=readings, raw_event_id=raw_id)
-            failures = await asyncio.to_thread(sessions_repo.record, self.ctx.dbs.telemetry, session)
+            try:
+                failures = await asyncio.to_thread(sessions_repo.record, self.ctx.dbs.telemetry, session)
+            except Exception as exc:  # noqa: BLE001 - the telemetry database is down: say so, go on
+                log.error("poll.session_not_written", system_id=s.plant_id, error=str(exc), session=session)
+                failures = 0 if success else rules.FAILURES_TO_ERROR
             status = rules.effective_status("active", failures)
             if not success:
                 log.warning("poll.failed", system_id=s.plant_id, vendor=s.vendor_type, error=error,

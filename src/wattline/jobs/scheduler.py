@@ -18,9 +18,11 @@ from wattline.store.auto_sync_repo import auto_sync_organizations
 log = logs.get("wattline.scheduler")
 
 
-def build_scheduler(ctx: AppContext) -> AsyncIOScheduler:
+def build_scheduler(ctx: AppContext, poller=None) -> AsyncIOScheduler:
     """The schedule of every auto-sync organization (blocking: reads the registry;
-    from async code, build it in a worker thread and ``start()`` it on the loop)."""
+    from async code, build it in a worker thread and ``start()`` it on the loop).
+    ``poller``: the process's :class:`~wattline.jobs.poll.Poller` (one is made if not
+    given), shared with ``POST /api/cron/poll`` so both see the same in-flight polls."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     for org_id, name, tz, interval in auto_sync_organizations(ctx.dbs.main_reader):
         async def run(org_id=org_id):
@@ -38,9 +40,11 @@ def build_scheduler(ctx: AppContext) -> AsyncIOScheduler:
         scheduler.add_job(nightly_reconcile, reconcile_trigger(org["timezone"]), args=(ctx, org),
                           id=f"reconcile-{org['id']}", name=f"nightly reconciliation {org['name']}",
                           coalesce=True, max_instances=1, misfire_grace_time=3600)
-    from wattline.jobs.poll import Poller
+    if poller is None:
+        from wattline.jobs.poll import Poller
 
-    add_poll_job(scheduler, Poller(ctx))
+        poller = Poller(ctx)
+    add_poll_job(scheduler, poller)
     return scheduler
 
 

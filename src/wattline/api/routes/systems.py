@@ -194,7 +194,7 @@ async def cron_poll(request: Request, principal: Annotated[Principal, Depends(re
     from wattline.jobs.poll import Poller
 
     poller = getattr(request.app.state, "poller", None)
-    if poller is None:  # one per app, so its in-flight guard spans requests
+    if poller is None:  # an app built without its lifespan; normally the scheduler's poller
         poller = request.app.state.poller = Poller(ctx(request))
     report = await poller.poll(cause="CRON" if principal.kind == "cron" else "ADMIN", force=force)
     return PollReportOut(**report.to_dict())
