@@ -36,6 +36,7 @@ from wattline.store.device_telemetry import raw_event_ids
 log = logs.get("wattline.poll")
 DEFAULT_INTERVAL_S = 60
 SLACK_S = 5  # a tick a few seconds early (scheduler jitter) still counts as due
+CONNECTIONS_PER_ACCOUNT = 32
 
 
 def poll_interval_s(vendor_type: str) -> int:
@@ -83,8 +84,12 @@ class Poller:
         self.ctx = ctx
         self.timeout_s = timeout_s
         self._sem = asyncio.Semaphore(concurrency)
-        self._session = VendorSession(ctx, timeout_s=call_timeout_s, retry_waits_s=retry_waits_s,
-                                      max_connections=concurrency)
+        self._session_kw = dict(timeout_s=call_timeout_s, retry_waits_s=retry_waits_s,
+                                max_connections=min(concurrency, CONNECTIONS_PER_ACCOUNT))
+        # one HTTP pool per vendor account: httpcore's pool bookkeeping grows with its
+        # connections per request (measured: 19 ms of CPU per poll with one pool of 256
+        # connections for 300 systems, most of it in the pool)
+        self._sessions: dict[int, VendorSession] = {}
         self._running: dict[int, asyncio.Task] = {}
         self.overruns = 0  # polls skipped because the previous one still ran
 
@@ -92,7 +97,15 @@ class Poller:
         for task in list(self._running.values()):
             task.cancel()
         await asyncio.gather(*self._running.values(), return_exceptions=True)
-        await self._session.aclose()
+        for session in self._sessions.values():
+            await session.aclose()
+        self._sessions.clear()
+
+    def _adapter(self, s: VendorPlantInfo):
+        session = self._sessions.get(s.vendor_account_id)
+        if session is None:
+            session = self._sessions[s.vendor_account_id] = VendorSession(self.ctx, **self._session_kw)
+        return session.adapter_for(s)
 
     # -- ticks --------------------------------------------------------------------------
 
@@ -146,7 +159,7 @@ class Poller:
             fetched, code, error = FetchResult(), None, None
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    adapter = self._session.adapter_for(s)
+                    adapter = self._adapter(s)
                     fetched = await adapter.fetch_latest(s.vendor_plant_id, s.timezone)
             except VendorError as exc:
                 code, error = exc.code or type(exc).__name__, str(exc)
