@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import resource
 import socket
 import subprocess
 import sys
@@ -69,6 +70,8 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+    cloud = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"emulated cloud process CPU (start-up included): {cloud.ru_utime + cloud.ru_stime:.2f} s")
 
 
 def run(a, base_url: str) -> None:

@@ -10,6 +10,8 @@ A :class:`Poller` lives as long as its process (``wattline serve``, ``wattline p
   system never delays another;
 * a system whose previous poll still runs is skipped and counted, never queued;
 * calls go through the account's shared rate limiter (``ctx.limiters``);
+* polls that finish close together are written together: one pipeline batch, one
+  sessions transaction (a poll waits at most 50 ms for company);
 * after :data:`~wattline.domain.systems.FAILURES_TO_ERROR` consecutive failures a
   system shows ``error``, and ``active`` again on its next success.
 
@@ -27,6 +29,7 @@ from wattline.context import AppContext
 from wattline.domain import systems as rules
 from wattline.jobs.fetching import VendorSession, log_fetch, records_to_batch
 from wattline.jobs.plants import VendorPlantInfo
+from wattline.jobs.sync import concat
 from wattline.sources.vendors.errors import VendorError
 from wattline.sources.vendors.models import FetchResult, VendorRecord
 from wattline.sources.vendors.registry import get_adapter_class
@@ -90,6 +93,7 @@ class Poller:
         # connections per request (measured: 19 ms of CPU per poll with one pool of 256
         # connections for 300 systems, most of it in the pool)
         self._sessions: dict[int, VendorSession] = {}
+        self._writer = _Writer(ctx)
         self._running: dict[int, asyncio.Task] = {}
         self.overruns = 0  # polls skipped because the previous one still ran
 
@@ -154,7 +158,7 @@ class Poller:
             return systems_repo.transform_versions(conn, [sid for s in systems for sid in s.series.values()])
 
     async def _poll(self, s: VendorPlantInfo, cause: str, versions: dict) -> PollOutcome:
-        async with self._sem:
+        async with self._sem:  # bounds the vendor calls; writing does not hold a slot
             t0 = clock.now()
             fetched, code, error = FetchResult(), None, None
             try:
@@ -168,40 +172,116 @@ class Poller:
                 code, error = "timeout", f"no answer within {self.timeout_s:g} s"
             except Exception as exc:  # noqa: BLE001 - one system never stops the others
                 code, error = type(exc).__name__, str(exc) or type(exc).__name__
-            readings = 0
-            try:
-                readings = await asyncio.to_thread(self._store, s, fetched, versions)
-            except Exception as exc:  # noqa: BLE001 - recorded in the session, not lost
-                code, error = code or "store", error or f"storing failed: {exc}"
-            duration_ms = int(round((clock.now() - t0) * 1000))
-            success = error is None
-            raw_id = raw_event_ids([fetched.records[-1].raw])[0] if fetched.records else None
-            session = dict(system_id=s.plant_id, vendor_type=s.vendor_type, cause=cause,
-                           started_at_ms=int(t0 * 1000), duration_ms=duration_ms, success=success,
-                           vendor_error_code=code, error=error, num_readings=readings, raw_event_id=raw_id)
-            try:
-                failures = await asyncio.to_thread(sessions_repo.record, self.ctx.dbs.telemetry, session)
-            except Exception as exc:  # noqa: BLE001 - the telemetry database is down: say so, go on
-                log.error("poll.session_not_written", system_id=s.plant_id, error=str(exc), session=session)
-                failures = 0 if success else rules.FAILURES_TO_ERROR
-            status = rules.effective_status("active", failures)
-            if not success:
-                log.warning("poll.failed", system_id=s.plant_id, vendor=s.vendor_type, error=error,
-                            consecutive_failures=failures, status=status)
-            return PollOutcome(s.plant_id, s.vendor_type, success, readings, session["started_at_ms"], duration_ms,
-                               error, status)
+        session, failures = await self._writer.write(_Fetched(s, cause, t0, fetched, code, error, versions))
+        status = rules.effective_status("active", failures)
+        if not session["success"]:
+            log.warning("poll.failed", system_id=s.plant_id, vendor=s.vendor_type, error=session["error"],
+                        consecutive_failures=failures, status=status)
+        return PollOutcome(s.plant_id, s.vendor_type, session["success"], session["num_readings"],
+                           session["started_at_ms"], session["duration_ms"], session["error"], status)
 
-    def _store(self, s: VendorPlantInfo, fetched: FetchResult, versions: dict) -> int:
-        """Readings through the pipeline, calls and rejected records logged (blocking)."""
-        records = [_transformed(rec, s.series, versions) for rec in fetched.records]
-        n = 0
-        if records:
-            batch = records_to_batch(s, records, f"vendor:{s.vendor_type}")
-            n = len(batch)
-            if n:
-                self.ctx.pipeline.ingest(batch, refresh_summaries=False)
-        log_fetch(self.ctx, s, fetched, "poll")
-        return n
+
+@dataclass
+class _Fetched:
+    """One system's answer, waiting to be written."""
+
+    system: VendorPlantInfo
+    cause: str
+    started: float  # epoch s
+    fetched: FetchResult
+    code: str | None
+    error: str | None
+    versions: dict
+
+
+class _Writer:
+    """Writes the polls that finish close together as one: one pipeline batch for all
+    their readings, one transaction for their sessions (the pipeline's cost is mostly
+    per batch). A poll waits at most ``max_wait_s`` for company; ``max_items`` flushes
+    at once."""
+
+    def __init__(self, ctx: AppContext, *, max_items: int = 256, max_wait_s: float = 0.05) -> None:
+        self.ctx = ctx
+        self.max_items = max_items
+        self.max_wait_s = max_wait_s
+        self._pending: list[tuple[_Fetched, asyncio.Future]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task] = set()
+
+    async def write(self, item: _Fetched) -> tuple[dict, int]:
+        """The session written for ``item``, and the system's consecutive failures."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((item, future))
+        if len(self._pending) >= self.max_items:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.max_wait_s, self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        items, self._pending = self._pending, []
+        if items:
+            task = asyncio.create_task(self._run(items))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+
+    async def _run(self, items: list[tuple[_Fetched, asyncio.Future]]) -> None:
+        try:
+            results = await asyncio.to_thread(self._write, [i for i, _ in items])
+        except BaseException as exc:  # noqa: BLE001 - every waiting poll learns of it
+            for _, fut in items:
+                if not fut.done():
+                    fut.set_exception(exc)
+            raise
+        for (_, fut), result in zip(items, results):
+            if not fut.done():
+                fut.set_result(result)
+
+    def _write(self, items: list[_Fetched]) -> list[tuple[dict, int]]:
+        """Readings through the pipeline, calls and rejected records logged, sessions
+        written (blocking)."""
+        batches, counts = [], []
+        for it in items:
+            s = it.system
+            records = [_transformed(rec, s.series, it.versions) for rec in it.fetched.records]
+            batch = records_to_batch(s, records, f"vendor:{s.vendor_type}") if records else None
+            counts.append(len(batch) if batch is not None else 0)
+            if counts[-1]:
+                batches.append(batch)
+        store_error = None
+        if batches:
+            try:
+                self.ctx.pipeline.ingest(concat(batches), refresh_summaries=False)
+            except Exception as exc:  # noqa: BLE001 - recorded in the sessions, not lost
+                store_error = f"storing failed: {exc}"
+                log.error("poll.store_failed", systems=[it.system.plant_id for it in items], error=str(exc))
+        for it in items:
+            try:
+                log_fetch(self.ctx, it.system, it.fetched, "poll")
+            except Exception as exc:  # noqa: BLE001
+                log.error("poll.call_log_failed", system_id=it.system.plant_id, error=str(exc))
+        end = clock.now()
+        sessions = []
+        for it, n in zip(items, counts):
+            error, code = it.error, it.code
+            if store_error and n:
+                error, code, n = error or store_error, code or "store", 0
+            recs = it.fetched.records
+            sessions.append(dict(
+                system_id=it.system.plant_id, vendor_type=it.system.vendor_type, cause=it.cause,
+                started_at_ms=int(it.started * 1000), duration_ms=int(round((end - it.started) * 1000)),
+                success=error is None, vendor_error_code=code, error=error, num_readings=n,
+                raw_event_id=raw_event_ids([recs[-1].raw])[0] if recs and n else None))
+        try:
+            failures = sessions_repo.record_many(self.ctx.dbs.telemetry, sessions)
+        except Exception as exc:  # noqa: BLE001 - the telemetry database is down: say so, go on
+            log.error("poll.sessions_not_written", systems=[x["system_id"] for x in sessions], error=str(exc))
+            failures = [0 if x["success"] else rules.FAILURES_TO_ERROR for x in sessions]
+        return list(zip(sessions, failures))
 
 
 def _transformed(rec: VendorRecord, series: dict[str, int], versions: dict) -> VendorRecord:

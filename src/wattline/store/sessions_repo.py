@@ -15,24 +15,37 @@ SESSION_FIELDS = ("system_id", "vendor_type", "cause", "started_at_ms", "duratio
 def record(telemetry: Engine, session: dict) -> int:
     """Write one session row and update the system's health in one transaction;
     returns the system's consecutive failures after it."""
-    sid = session["system_id"]
+    return record_many(telemetry, [session])[0]
+
+
+def record_many(telemetry: Engine, sessions: list[dict]) -> list[int]:
+    """Write session rows and update each system's health, in one transaction; returns
+    each system's consecutive failures after its session (in order)."""
+    if not sessions:
+        return []
+    c = system_poll_state.c
+    out = []
     with write_transaction(telemetry) as conn:
-        conn.execute(insert(poll_sessions).values(**{k: session.get(k) for k in SESSION_FIELDS}))
-        row = conn.execute(select(system_poll_state.c.consecutive_failures)
-                           .where(system_poll_state.c.system_id == sid)).first()
-        failures = 0 if session["success"] else (row[0] if row else 0) + 1
-        end_ms = session["started_at_ms"] + session["duration_ms"]
-        values = dict(consecutive_failures=failures, last_poll_ms=session["started_at_ms"])
-        if session["success"]:
-            values["last_success_ms"] = end_ms
-            values["last_error"] = None
-        else:
-            values["last_error"] = (session.get("error") or "")[:2000]
-        if row is None:
-            conn.execute(insert(system_poll_state).values(system_id=sid, **values))
-        else:
-            conn.execute(update(system_poll_state).where(system_poll_state.c.system_id == sid).values(**values))
-    return failures
+        conn.execute(insert(poll_sessions), [{k: s.get(k) for k in SESSION_FIELDS} for s in sessions])
+        ids = sorted({s["system_id"] for s in sessions})
+        known = {r[0]: r[1] for r in conn.execute(select(c.system_id, c.consecutive_failures)
+                                                   .where(c.system_id.in_(ids)))}
+        for session in sessions:
+            sid = session["system_id"]
+            failures = 0 if session["success"] else known.get(sid, 0) + 1
+            end_ms = session["started_at_ms"] + session["duration_ms"]
+            values = dict(consecutive_failures=failures, last_poll_ms=session["started_at_ms"])
+            if session["success"]:
+                values.update(last_success_ms=end_ms, last_error=None)
+            else:
+                values["last_error"] = (session.get("error") or "")[:2000]
+            if sid in known:
+                conn.execute(update(system_poll_state).where(c.system_id == sid).values(**values))
+            else:
+                conn.execute(insert(system_poll_state).values(system_id=sid, **values))
+            known[sid] = failures
+            out.append(failures)
+    return out
 
 
 def count_overrun(telemetry: Engine, system_id: int) -> None:
