@@ -195,20 +195,24 @@ def test_three_failures_put_a_system_in_error_and_a_success_brings_it_back(world
 
 
 class FakeClock:
-    """The account limiter's and the cloud's time: a limiter sleep moves both at once,
-    after letting the calls already granted reach the cloud (time does not jump
-    while a request is on the wire)."""
+    """The account limiter's and the cloud's time. A limiter sleep moves both at once,
+    once every call granted so far has reached the cloud (``settled``): time does not
+    jump while a request is on the wire."""
 
     def __init__(self, t: float) -> None:
         self.t = float(t)
         self.sleeps: list[float] = []
+        self.settled = lambda: True
 
     def __call__(self) -> float:
         return self.t
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        await asyncio.sleep(0.3)
+        for _ in range(1000):  # bounded: at most ~10 s
+            if self.settled():
+                break
+            await asyncio.sleep(0.01)
         self.t += seconds
 
 
@@ -223,7 +227,9 @@ def test_the_shared_account_limiter_is_never_exceeded(world):
         with ctx.dbs.main_reader.connect() as conn:
             account = systems_repo.system(conn, first)["vendor_account_id"]
         ids = [first] + [add(ctx, p, cloud.base_url, f"p{i + 1}", account_id=account) for i, p in enumerate(plants[1:])]
-        ctx.limiters.put(f"account:{account}", RateLimiter(3, None, None, clock=fake, sleep=fake.sleep))
+        limiter = RateLimiter(3, None, None, clock=fake, sleep=fake.sleep)
+        ctx.limiters.put(f"account:{account}", limiter)
+        fake.settled = lambda: len(cloud.state.stats.calls) >= limiter.usage()["calls_today"]
         report = asyncio.run(poll_once(ctx, force=True, concurrency=4))
         calls = cloud.state.stats.calls
     assert report.to_dict()["succeeded"] == 4

@@ -212,6 +212,9 @@ def test_access_rules():
         True, True, False, True, False, False, False]
     assert [can_write_system(p, s) for p in (alice, bob, carol, admin, token, cron, None)] == [
         True, False, False, True, False, False, False]
+    # an admin bound to another organization sees nothing of it
+    assert not can_read_system(Principal("user", "ops", "admin", organization_id=2), {**s, "organization_id": 1})
+    assert can_read_system(Principal("user", "ops", "admin", organization_id=1), {**s, "organization_id": 1})
     # an owner demoted to viewer still reads, no longer writes
     assert can_read_system(Principal("user", "alice", "viewer"), s)
     assert not can_write_system(Principal("user", "alice", "viewer"), s)

@@ -126,7 +126,8 @@ def _visible(request: Request, principal: Principal) -> list[dict]:
     c = ctx(request)
     with c.dbs.main_reader.connect() as conn:
         if principal.kind != "cron" and role_at_least(principal.role, "admin"):
-            return system_admin.systems_with_status(conn, c.dbs.telemetry)
+            rows = system_admin.systems_with_status(conn, c.dbs.telemetry)
+            return [r for r in rows if can_read_system(principal, r)]  # an organization's admin: its own
         user = users_repo.by_username(conn, principal.name) if principal.kind == "user" else None
         if user is None:  # a token names no user: it owns nothing
             return []
