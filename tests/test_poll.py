@@ -107,31 +107,36 @@ def test_a_poll_stores_the_latest_values_and_one_session_per_system(world):
     assert status(ctx, ids[0]) == ("active", 0)
 
 
-def test_a_slow_system_delays_no_other_and_an_overrun_is_skipped_not_queued(world):
+def test_a_slow_system_delays_no_other_and_an_overrun_is_skipped_not_queued_in_any_process(world):
     ctx = world
     with BackgroundCloud(cloud_config(FAST)) as fast, BackgroundCloud(cloud_config([SLOW], latency_ms=1500)) as slow:
         fast_ids = [add(ctx, p, fast.base_url, f"f{i}") for i, p in enumerate(FAST)]
         slow_id = add(ctx, SLOW, slow.base_url, "slow")
 
         async def two_ticks():
-            poller = Poller(ctx, concurrency=8)
+            poller, other_process = Poller(ctx, concurrency=8), Poller(ctx)
             try:
                 first, _ = await poller.start_due(force=True)
                 # the next tick comes while the slow system's poll still runs
                 second, report = await poller.start_due(force=True)
-                await asyncio.gather(*first, *second)
+                # so does another process's: the system's claim in the database holds it off
+                third_party, other = await other_process.start_due(force=True)
+                await asyncio.gather(*first, *second, *third_party)
+                assert slow_id in other.skipped_running
                 slow.state.config.latency_ms = 0
                 third = await poller.poll(force=True)  # no longer running: polled again
                 return report, third, poller.overruns
             finally:
                 await poller.aclose()
+                await other_process.aclose()
 
         report, third, overruns = asyncio.run(two_ticks())
         slow_history_calls = slow.state.stats.count("sungrow", status=200) - 1  # all but the one login
     assert slow_id in report.skipped_running and overruns >= 1
-    assert sessions_repo.poll_states(ctx.dbs.telemetry, [slow_id])[slow_id]["skipped_overruns"] == 1
+    state = sessions_repo.poll_states(ctx.dbs.telemetry, [slow_id])[slow_id]
+    assert state["skipped_overruns"] == 2 and state["polling_until_ms"] is None  # both skips; claim released
     slow_sessions = sessions(ctx, slow_id)
-    assert len(slow_sessions) == 2 and all(s["success"] for s in slow_sessions)  # tick 1 and tick 3, not tick 2
+    assert len(slow_sessions) == 2 and all(s["success"] for s in slow_sessions)  # ticks 1 and 3, not the skipped
     assert slow_history_calls == 2  # the skipped tick asked the vendor nothing
     assert slow_id in {o.system_id for o in third.outcomes}
     slow_first = slow_sessions[0]

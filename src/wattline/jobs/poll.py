@@ -15,8 +15,9 @@ A :class:`Poller` lives as long as its process (``wattline serve``, ``wattline p
 * after :data:`~wattline.domain.systems.FAILURES_TO_ERROR` consecutive failures a
   system shows ``error``, and ``active`` again on its next success.
 
-Database work runs in worker threads, never on the event loop. The in-flight guard is
-per process; one process polls (the scheduler of ``wattline serve``).
+Database work runs in worker threads, never on the event loop. A poll claims its
+system in ``system_poll_state`` (a lease of the timeout plus a minute), so two
+processes (``wattline serve`` and ``wattline poll``) never poll one system at once.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ log = logs.get("wattline.poll")
 DEFAULT_INTERVAL_S = 60
 SLACK_S = 5  # a tick a few seconds early (scheduler jitter) still counts as due
 CONNECTIONS_PER_ACCOUNT = 32
+LEASE_MARGIN_S = 60  # a claim outlives the poll's timeout by this much (writing), then expires
 
 
 def poll_interval_s(vendor_type: str) -> int:
@@ -98,9 +100,12 @@ class Poller:
         self.overruns = 0  # polls skipped because the previous one still ran
 
     async def aclose(self) -> None:
+        cancelled = list(self._running)
         for task in list(self._running.values()):
             task.cancel()
         await asyncio.gather(*self._running.values(), return_exceptions=True)
+        if cancelled:  # their claims: free at once rather than when the lease ends
+            await asyncio.to_thread(sessions_repo.release, self.ctx.dbs.telemetry, cancelled)
         for session in self._sessions.values():
             await session.aclose()
         self._sessions.clear()
@@ -124,20 +129,28 @@ class Poller:
                                          [s.plant_id for s in systems]) if systems else {}
         versions = await asyncio.to_thread(self._transforms, systems)
         now_ms = int(clock.now() * 1000)
-        report, tasks, overran = PollReport(), [], []
+        report, tasks, overran, due = PollReport(), [], [], []
         for s in systems:
             last = states.get(s.plant_id, {}).get("last_poll_ms")
             if not force and last is not None and now_ms - last < (poll_interval_s(s.vendor_type) - SLACK_S) * 1000:
                 report.not_due += 1
-                continue
-            if s.plant_id in self._running:  # overrun: skip, never queue
-                report.skipped_running.append(s.plant_id)
+            elif s.plant_id in self._running:  # overrun: skip, never queue
+                overran.append(s.plant_id)
+            else:
+                due.append(s)
+        # the claim keeps another process (or a concurrent tick) from polling it too
+        lease_ms = int((self.timeout_s + LEASE_MARGIN_S) * 1000)
+        claimed = await asyncio.to_thread(sessions_repo.claim, self.ctx.dbs.telemetry,
+                                          [s.plant_id for s in due], now_ms, lease_ms) if due else set()
+        for s in due:
+            if s.plant_id not in claimed or s.plant_id in self._running:
                 overran.append(s.plant_id)
                 continue
             task = asyncio.create_task(self._poll(s, cause, versions), name=f"poll-{s.plant_id}")
             self._running[s.plant_id] = task
             task.add_done_callback(lambda _t, sid=s.plant_id: self._running.pop(sid, None))
             tasks.append(task)
+        report.skipped_running = overran
         if overran:
             self.overruns += len(overran)
             log.warning("poll.overrun_skipped", systems=overran)

@@ -34,7 +34,8 @@ def record_many(telemetry: Engine, sessions: list[dict]) -> list[int]:
             sid = session["system_id"]
             failures = 0 if session["success"] else known.get(sid, 0) + 1
             end_ms = session["started_at_ms"] + session["duration_ms"]
-            values = dict(consecutive_failures=failures, last_poll_ms=session["started_at_ms"])
+            values = dict(consecutive_failures=failures, last_poll_ms=session["started_at_ms"],
+                          polling_until_ms=None)  # the claim is released
             if session["success"]:
                 values.update(last_success_ms=end_ms, last_error=None)
             else:
@@ -46,6 +47,32 @@ def record_many(telemetry: Engine, sessions: list[dict]) -> list[int]:
             known[sid] = failures
             out.append(failures)
     return out
+
+
+def claim(telemetry: Engine, system_ids: list[int], now_ms: int, lease_ms: int) -> set[int]:
+    """Claim the systems no other poll holds (a claim expired after ``lease_ms`` counts
+    as free); returns those claimed. Atomic across processes: a conditional UPDATE."""
+    if not system_ids:
+        return set()
+    c = system_poll_state.c
+    ids = sorted(set(system_ids))
+    with write_transaction(telemetry) as conn:
+        known = {r[0] for r in conn.execute(select(c.system_id).where(c.system_id.in_(ids)))}
+        missing = [i for i in ids if i not in known]
+        if missing:
+            conn.execute(insert(system_poll_state), [{"system_id": i} for i in missing])
+        got = conn.execute(update(system_poll_state)
+                           .where(c.system_id.in_(ids), c.polling_until_ms.is_(None) | (c.polling_until_ms < now_ms))
+                           .values(polling_until_ms=now_ms + lease_ms).returning(c.system_id)).all()
+    return {r[0] for r in got}
+
+
+def release(telemetry: Engine, system_ids: list[int]) -> None:
+    """Drop claims without a session (a poll cancelled before it was written)."""
+    if system_ids:
+        with write_transaction(telemetry) as conn:
+            conn.execute(update(system_poll_state).where(system_poll_state.c.system_id.in_(system_ids))
+                         .values(polling_until_ms=None))
 
 
 def count_overrun(telemetry: Engine, system_id: int) -> None:

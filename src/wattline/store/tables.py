@@ -552,4 +552,7 @@ system_poll_state = Table(
     Column("last_success_ms", BigInteger, nullable=True),
     Column("last_error", Text, nullable=True),
     Column("skipped_overruns", Integer, nullable=False, server_default="0"),
+    # a poll's claim on the system, across processes: another poll waits until it is
+    # released (its session written) or expired (its process died)
+    Column("polling_until_ms", BigInteger, nullable=True),
 )

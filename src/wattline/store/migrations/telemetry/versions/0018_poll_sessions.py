@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column('last_success_ms', sa.BigInteger(), nullable=True),
         sa.Column('last_error', sa.Text(), nullable=True),
         sa.Column('skipped_overruns', sa.Integer(), nullable=False, server_default='0'),
+        sa.Column('polling_until_ms', sa.BigInteger(), nullable=True),
     )
 
 
