@@ -370,6 +370,11 @@ def _mount_sub_commands() -> None:
     from wattline.cli_amber import cost_app
 
     app.add_typer(cost_app, name="cost")  # cost from-amber
+    from wattline.cli_poll import mount as mount_poll
+    from wattline.cli_systems import mount as mount_systems
+
+    mount_systems(app)  # systems add|list|share, composites add
+    mount_poll(app)  # poll [--once]
 
 
 _mount_sub_commands()

@@ -36,10 +36,13 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False, mqtt: d
         app.state.runner = JobRunner(app.state.ctx)
         await app.state.runner.recover()  # fails only jobs whose lease expired (dead workers)
         scheduler = None
+        from wattline.jobs.poll import Poller
+
+        app.state.poller = Poller(app.state.ctx)  # minute polling: the scheduler's and POST /api/cron/poll's
         if schedule:
             from wattline.jobs.scheduler import build_scheduler
 
-            scheduler = await asyncio.to_thread(build_scheduler, app.state.ctx)  # reads the organizations
+            scheduler = await asyncio.to_thread(build_scheduler, app.state.ctx, app.state.poller)
             scheduler.start()
         ingester = None
         if mqtt and mqtt.get("url"):
@@ -59,6 +62,7 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False, mqtt: d
             await asyncio.to_thread(ingester.stop)  # the batch in hand is committed and acknowledged
         if scheduler is not None:
             scheduler.shutdown(wait=False)
+        await app.state.poller.aclose()
         if ctx is None:
             app.state.ctx.close()
 
@@ -72,6 +76,8 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False, mqtt: d
     app.include_router(campus_analytics.router)
     app.include_router(enphase_oauth.router)
     app.include_router(fronius_push.router)  # POST /api/push/fronius
+    from wattline.api.routes import systems as systems_routes
+    app.include_router(systems_routes.router)  # /api/data/systems, /api/admin/sessions, /api/cron/poll
     _mount_web(app)
 
     @app.get("/metrics", include_in_schema=False)

@@ -1,6 +1,7 @@
 """Timezone-aware schedules (APScheduler): the daily sync at 00:15 local time of each
 organization, and more often when its ``sync_interval_minutes`` asks for it; the
-nightly reconciliation of each organization's yesterday at 02:00 in its zone."""
+nightly reconciliation of each organization's yesterday at 02:00 in its zone; minute
+polling of the monitored systems."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from wattline.store.auto_sync_repo import auto_sync_organizations
 log = logs.get("wattline.scheduler")
 
 
-def build_scheduler(ctx: AppContext) -> AsyncIOScheduler:
+def build_scheduler(ctx: AppContext, poller=None) -> AsyncIOScheduler:
     """The schedule of every auto-sync organization (blocking: reads the registry;
-    from async code, build it in a worker thread and ``start()`` it on the loop)."""
+    from async code, build it in a worker thread and ``start()`` it on the loop).
+    ``poller``: the process's :class:`~wattline.jobs.poll.Poller` (one is made if not
+    given), shared with ``POST /api/cron/poll`` so both see the same in-flight polls."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     for org_id, name, tz, interval in auto_sync_organizations(ctx.dbs.main_reader):
         async def run(org_id=org_id):
@@ -37,7 +40,25 @@ def build_scheduler(ctx: AppContext) -> AsyncIOScheduler:
         scheduler.add_job(nightly_reconcile, reconcile_trigger(org["timezone"]), args=(ctx, org),
                           id=f"reconcile-{org['id']}", name=f"nightly reconciliation {org['name']}",
                           coalesce=True, max_instances=1, misfire_grace_time=3600)
+    if poller is None:
+        from wattline.jobs.poll import Poller
+
+        poller = Poller(ctx)
+    add_poll_job(scheduler, poller)
     return scheduler
+
+
+def add_poll_job(scheduler: AsyncIOScheduler, poller) -> None:
+    """Minute polling of the active systems (jobs/poll.py): each tick starts the due
+    polls and returns, so a slow vendor never holds the next tick; a system still being
+    polled is skipped by the poller, not queued."""
+    async def tick() -> None:
+        tasks, report = await poller.start_due(cause="CRON")
+        log.info("scheduler.poll_tick", started=len(tasks), skipped_running=len(report.skipped_running),
+                 not_due=report.not_due)
+
+    scheduler.add_job(tick, CronTrigger(second=0), id="poll-systems", name="poll systems every minute",
+                      coalesce=True, max_instances=1, misfire_grace_time=30)
 
 
 def reconcile_trigger(tz: str) -> CronTrigger:

@@ -104,6 +104,13 @@ points = Table(
     Column("expected_interval_s", Integer, nullable=False, server_default="900"),
     Column("plausible_min", Float, nullable=True),
     Column("plausible_max", Float, nullable=True),
+    # seed 003 point_info (main migration 0015): how a point shows on a system's page
+    Column("subsystem", String(20), nullable=True),  # solar | battery | grid | load | inverter ...
+    Column("point_type", String(20), nullable=True),  # generation | consumption | storage | state ...
+    Column("label", String(120), nullable=True),  # NULL: the key
+    Column("display_order", Integer, nullable=False, server_default="0"),
+    Column("visible", Boolean, nullable=False, server_default="1"),
+    Column("active", Boolean, nullable=False, server_default="1"),
     UniqueConstraint("asset_id", "key", name="uq_points_asset_key"),
 )
 
@@ -116,6 +123,7 @@ groups = Table(
     Column("name", String(200), nullable=False),
     # periods of a group's roll-ups are those of this zone; NULL: its organization's
     Column("timezone", String(64), nullable=True),
+    Column("slug", String(64), nullable=True),  # composites: URL name (main migration 0015)
     UniqueConstraint("organization_id", "kind", "name", name="uq_groups_org_kind_name"),
 )
 
@@ -467,3 +475,84 @@ review_items = Table(
     Column("dedup_key", String(200), nullable=False, unique=True),  # one item per finding
 )
 Index("ix_review_items_org_status", review_items.c.organization_id, review_items.c.status, review_items.c.kind)
+
+# ---------------------------------------------------------------- systems (seed 003, main 0015)
+
+# A monitored system: an asset of kind "system" (its vendor account, vendor site id as
+# ``vendor_plant_id``, display timezone as ``timezone``) with an owner. ``status`` is
+# what a person set (active | paused); polling health (error after N failures) lives
+# in the telemetry database (``system_poll_state``), since jobs only read the registry.
+systems = Table(
+    "systems",
+    main_metadata,
+    Column("asset_id", Integer, ForeignKey("assets.id"), primary_key=True, autoincrement=False),
+    Column("owner_user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("display_name", String(200), nullable=False),
+    Column("alias", String(64), nullable=False),  # URL-safe, unique per owner
+    Column("is_default", Boolean, nullable=False, server_default=false()),
+    Column("status", String(10), nullable=False, server_default="active"),  # active | paused
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("owner_user_id", "alias", name="uq_systems_owner_alias"),
+)
+Index("uq_systems_one_default", systems.c.owner_user_id, unique=True,
+      sqlite_where=systems.c.is_default.is_(True), postgresql_where=systems.c.is_default.is_(True))
+
+# Read access to a system granted by its owner (or an admin) to another user.
+system_shares = Table(
+    "system_shares",
+    main_metadata,
+    Column("system_id", Integer, ForeignKey("systems.asset_id"), primary_key=True, autoincrement=False),
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True, autoincrement=False),
+    Column("granted_by", String(120), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index("ix_system_shares_user", system_shares.c.user_id)
+
+# Versions of a point's transform (JSON {"scale","offset","sign"}), each in force from
+# ``effective_from`` (UTC epoch s) on; never updated: a change adds a version.
+point_transforms = Table(
+    "point_transforms",
+    main_metadata,
+    Column("point_id", Integer, ForeignKey("points.id"), primary_key=True, autoincrement=False),
+    Column("effective_from", BigInteger, primary_key=True, autoincrement=False),
+    Column("transform", JSON, nullable=False),
+    Column("created_by", String(120), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# ---------------------------------------------------------------- poll sessions (telemetry 0018)
+
+# One row per poll or push of a system (seed 003 "sessions"); the response is the raw
+# event ``raw_event_id``. Instants in UTC epoch milliseconds.
+poll_sessions = Table(
+    "sessions",
+    telemetry_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("system_id", Integer, nullable=False),
+    Column("vendor_type", String(40), nullable=False),
+    Column("cause", String(10), nullable=False),  # CRON | USER | ADMIN | PUSH
+    Column("started_at_ms", BigInteger, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("vendor_error_code", String(40), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("num_readings", Integer, nullable=False, server_default="0"),
+    Column("raw_event_id", BigInteger, nullable=True),
+)
+Index("ix_sessions_system_started", poll_sessions.c.system_id, poll_sessions.c.started_at_ms)
+Index("ix_sessions_started", poll_sessions.c.started_at_ms)
+
+# Polling health of each system: consecutive failures and the last outcomes.
+system_poll_state = Table(
+    "system_poll_state",
+    telemetry_metadata,
+    Column("system_id", Integer, primary_key=True, autoincrement=False),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("last_poll_ms", BigInteger, nullable=True),
+    Column("last_success_ms", BigInteger, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("skipped_overruns", Integer, nullable=False, server_default="0"),
+    # a poll's claim on the system, across processes: another poll waits until it is
+    # released (its session written) or expired (its process died)
+    Column("polling_until_ms", BigInteger, nullable=True),
+)

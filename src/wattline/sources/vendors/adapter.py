@@ -51,6 +51,8 @@ class VendorAdapter(VendorHttpClient):
     points: ClassVar[list[VendorPointSpec]]
     credentials_model: ClassVar[type[VendorCredentials]]
     default_base_url: ClassVar[str]
+    # how often minute polling (jobs/poll.py) asks for the latest values, seconds
+    poll_interval_s: ClassVar[int] = 60
 
     def __init__(self, base_url: str | None, credentials: Mapping[str, Any] | VendorCredentials, *,
                  limiter: RateLimiter | None = None, **http_options: Any) -> None:

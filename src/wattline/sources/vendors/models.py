@@ -36,6 +36,11 @@ class VendorPointSpec:
     vendor_field: str
     vendor_unit: str
     daily_reset: bool = False
+    # seed 003 point_info defaults for a system's point (None: from the key, see
+    # wattline.domain.systems.default_point_info): solar | battery | grid | load | inverter ...
+    subsystem: str | None = None
+    point_type: str | None = None  # generation | consumption | storage | exchange | state ...
+    label: str | None = None
 
     @property
     def unit(self) -> str:

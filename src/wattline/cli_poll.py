@@ -1,0 +1,53 @@
+"""``wattline poll``: minute polling of every active system (mounted by ``cli.py``)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def mount(app: typer.Typer) -> None:
+    app.command("poll")(poll_cmd)
+
+
+def poll_cmd(
+    once: bool = typer.Option(False, "--once", help="one tick, then exit (else: every minute until Ctrl-C)"),
+    force: bool = typer.Option(False, "--force", help="poll every active system now, due or not"),
+    concurrency: int = typer.Option(64, min=1, help="systems polled at once"),
+) -> None:
+    """Poll the latest values of every active system at its vendor's interval; one
+    session row per poll."""
+    import asyncio
+    import json
+
+    from wattline import logs
+    from wattline.cli import _ctx, console
+    from wattline.jobs.poll import Poller
+
+    logs.configure("WARNING")
+    ctx = _ctx()
+
+    async def run() -> None:
+        poller = Poller(ctx, concurrency=concurrency)
+        try:
+            if once:
+                report = await poller.poll(cause="USER" if force else "CRON", force=force)
+                console.print_json(json.dumps(report.to_dict()))
+                return
+            from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+            from wattline.jobs.scheduler import add_poll_job
+
+            scheduler = AsyncIOScheduler(timezone="UTC")
+            add_poll_job(scheduler, poller)
+            scheduler.start()
+            console.print("polling every minute; Ctrl-C stops")
+            await asyncio.Event().wait()
+        finally:
+            await poller.aclose()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ctx.close()

@@ -1,0 +1,126 @@
+"""Poll sessions (seed 003 ``sessions``) and each system's polling health, on the
+telemetry database. Instants are UTC epoch milliseconds; durations milliseconds."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, case, func, insert, select, update
+
+from wattline.store.engines import write_transaction
+from wattline.store.tables import poll_sessions, system_poll_state
+
+SESSION_FIELDS = ("system_id", "vendor_type", "cause", "started_at_ms", "duration_ms", "success",
+                  "vendor_error_code", "error", "num_readings", "raw_event_id")
+
+
+def record(telemetry: Engine, session: dict) -> int:
+    """Write one session row and update the system's health in one transaction;
+    returns the system's consecutive failures after it."""
+    return record_many(telemetry, [session])[0]
+
+
+def record_many(telemetry: Engine, sessions: list[dict]) -> list[int]:
+    """Write session rows and update each system's health, in one transaction; returns
+    each system's consecutive failures after its session (in order)."""
+    if not sessions:
+        return []
+    c = system_poll_state.c
+    out = []
+    with write_transaction(telemetry) as conn:
+        conn.execute(insert(poll_sessions), [{k: s.get(k) for k in SESSION_FIELDS} for s in sessions])
+        ids = sorted({s["system_id"] for s in sessions})
+        known = {r[0]: r[1] for r in conn.execute(select(c.system_id, c.consecutive_failures)
+                                                   .where(c.system_id.in_(ids)))}
+        for session in sessions:
+            sid = session["system_id"]
+            failures = 0 if session["success"] else known.get(sid, 0) + 1
+            end_ms = session["started_at_ms"] + session["duration_ms"]
+            values = dict(consecutive_failures=failures, last_poll_ms=session["started_at_ms"],
+                          polling_until_ms=None)  # the claim is released
+            if session["success"]:
+                values.update(last_success_ms=end_ms, last_error=None)
+            else:
+                values["last_error"] = (session.get("error") or "")[:2000]
+            if sid in known:
+                conn.execute(update(system_poll_state).where(c.system_id == sid).values(**values))
+            else:
+                conn.execute(insert(system_poll_state).values(system_id=sid, **values))
+            known[sid] = failures
+            out.append(failures)
+    return out
+
+
+def claim(telemetry: Engine, system_ids: list[int], now_ms: int, lease_ms: int) -> set[int]:
+    """Claim the systems no other poll holds (a claim expired after ``lease_ms`` counts
+    as free); returns those claimed. Atomic across processes: a conditional UPDATE."""
+    if not system_ids:
+        return set()
+    c = system_poll_state.c
+    ids = sorted(set(system_ids))
+    with write_transaction(telemetry) as conn:
+        known = {r[0] for r in conn.execute(select(c.system_id).where(c.system_id.in_(ids)))}
+        missing = [i for i in ids if i not in known]
+        if missing:
+            conn.execute(insert(system_poll_state), [{"system_id": i} for i in missing])
+        got = conn.execute(update(system_poll_state)
+                           .where(c.system_id.in_(ids), c.polling_until_ms.is_(None) | (c.polling_until_ms < now_ms))
+                           .values(polling_until_ms=now_ms + lease_ms).returning(c.system_id)).all()
+    return {r[0] for r in got}
+
+
+def release(telemetry: Engine, system_ids: list[int]) -> None:
+    """Drop claims without a session (a poll cancelled before it was written)."""
+    if system_ids:
+        with write_transaction(telemetry) as conn:
+            conn.execute(update(system_poll_state).where(system_poll_state.c.system_id.in_(system_ids))
+                         .values(polling_until_ms=None))
+
+
+def count_overrun(telemetry: Engine, system_id: int) -> None:
+    """A poll of the system was due while its previous one still ran (skipped)."""
+    with write_transaction(telemetry) as conn:
+        n = conn.execute(update(system_poll_state).where(system_poll_state.c.system_id == system_id)
+                         .values(skipped_overruns=system_poll_state.c.skipped_overruns + 1)).rowcount
+        if not n:
+            conn.execute(insert(system_poll_state).values(system_id=system_id, skipped_overruns=1))
+
+
+def poll_states(telemetry: Engine, system_ids: list[int] | None = None) -> dict[int, dict]:
+    """system id -> consecutive_failures, last_poll_ms (start of the last poll), last_success_ms (its end), last_error, skipped_overruns."""
+    q = select(system_poll_state)
+    if system_ids is not None:
+        q = q.where(system_poll_state.c.system_id.in_(system_ids))
+    with telemetry.connect() as conn:
+        return {r["system_id"]: dict(r) for r in conn.execute(q).mappings()}
+
+
+def list_sessions(telemetry: Engine, *, system_ids: list[int] | None = None, success: bool | None = None,
+                  since_ms: int | None = None, limit: int = 500) -> list[dict]:
+    """Sessions, newest first."""
+    c = poll_sessions.c
+    q = select(poll_sessions).order_by(c.started_at_ms.desc(), c.id.desc()).limit(limit)
+    if system_ids is not None:
+        q = q.where(c.system_id.in_(system_ids))
+    if success is not None:
+        q = q.where(c.success.is_(success))
+    if since_ms is not None:
+        q = q.where(c.started_at_ms >= since_ms)
+    with telemetry.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def vendor_stats(telemetry: Engine, *, system_ids: list[int] | None = None, success: bool | None = None,
+                 since_ms: int | None = None) -> list[dict]:
+    """Per vendor: sessions, successes, mean duration (ms) of the sessions matching the filters."""
+    c = poll_sessions.c
+    q = (select(c.vendor_type, func.count().label("sessions"),
+                func.sum(case((c.success.is_(True), 1), else_=0)).label("successes"),
+                func.avg(c.duration_ms).label("mean_duration_ms"))
+         .group_by(c.vendor_type).order_by(c.vendor_type))
+    if system_ids is not None:
+        q = q.where(c.system_id.in_(system_ids))
+    if success is not None:
+        q = q.where(c.success.is_(success))
+    if since_ms is not None:
+        q = q.where(c.started_at_ms >= since_ms)
+    with telemetry.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]

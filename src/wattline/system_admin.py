@@ -1,0 +1,169 @@
+"""The one way monitored systems (seed 003) are added, shared, grouped and edited.
+
+A system is an asset of kind ``system`` owned by a user, with its vendor account
+(credentials checked by the adapter's model and stored encrypted, through
+:mod:`wattline.provisioning`) and the default points its adapter declares. Every
+function takes ``conn``, a transaction on the main database: a refused input raises
+:class:`RegistryError` (or :class:`InvalidCredentials`) and the caller's transaction
+rolls back, so nothing is written.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from wattline import provisioning
+from wattline.config import Settings
+from wattline.domain import systems as rules
+from wattline.sources.vendors.registry import get_adapter_class
+from wattline.store import registry, systems_repo, users_repo
+from wattline.store.registry import Conn, RegistryError
+from wattline.store.sessions_repo import poll_states
+
+__all__ = ["RegistryError", "add_composite", "add_system", "edit_point", "share_system", "systems_with_status"]
+
+
+def _owner(conn: Conn, username: str) -> dict:
+    user = users_repo.by_username(conn, username)
+    if user is None:
+        raise RegistryError(f"unknown user {username!r} (add it with 'wattline users add')")
+    if user["role"] == "viewer":
+        raise RegistryError(f"user {username!r} is a viewer: only users and admins own systems")
+    return user
+
+
+def add_system(conn: Conn, settings: Settings, name: str, vendor: str, site_id: str, owner: str, *,
+               timezone: str = "UTC", credentials: Mapping[str, Any] | None = None,
+               account_id: int | None = None, base_url: str | None = None, alias: str | None = None,
+               make_default: bool = False, rate_limits: dict | None = None) -> int:
+    """A new system of ``owner`` with its vendor's default points; returns its id.
+
+    Its vendor account is new (``credentials``, named ``owner/alias``) or an existing
+    one of the same vendor (``account_id``). The owner's first system is the default
+    one; ``make_default`` moves the default to this one.
+    """
+    vendor = vendor.lower()
+    cls = get_adapter_class(vendor)  # UnknownVendorError for a vendor without an adapter
+    if credentials is not None:
+        provisioning.validate_vendor_credentials(vendor, credentials)  # InvalidCredentials, before any write
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise RegistryError("system name must be 1-200 characters")
+    if not str(site_id or "").strip():
+        raise RegistryError("--site-id must not be empty")
+    user = _owner(conn, owner)
+    alias = alias if alias is not None else rules.alias_from_name(name)
+    problem = rules.alias_problem(alias)
+    if problem:
+        raise RegistryError(problem)
+    if systems_repo.alias_taken(conn, user["id"], alias):
+        raise RegistryError(f"{owner!r} already has a system with alias {alias!r}")
+    if any(s["vendor_type"] == vendor and s["vendor_site_id"] == str(site_id) and s["owner"] == owner
+           for s in systems_repo.list_systems(conn, visible_to_user_id=user["id"])):
+        raise RegistryError(f"{owner!r} already has the {vendor} site {site_id!r}")
+    org = user["organization_id"] or registry.ensure_organization(conn)
+    if credentials is not None:
+        if account_id is not None:
+            raise RegistryError("give either credentials or an existing account, not both")
+        account_id = provisioning.add_vendor_account(conn, settings, vendor, f"{owner}/{alias}", credentials,
+                                                     base_url=base_url, organization_id=org,
+                                                     rate_limits=rate_limits)
+    elif account_id is None:
+        raise RegistryError(f"a system needs its {vendor} credentials (--credential KEY=VALUE) or an account")
+    elif account_id not in registry.vendor_account_ids(conn, vendor, org):
+        raise RegistryError(f"no {vendor} vendor account {account_id} in the owner's organization")
+    sid = registry.add_asset(conn, f"{owner}/{alias}", "system", timezone, organization_id=org, vendor_type=vendor,
+                             vendor_plant_id=str(site_id), vendor_account_id=account_id)
+    ids = registry.ensure_points(conn, sid, provisioning.vendor_point_definitions(vendor))
+    for order, spec in enumerate(cls.points):
+        subsystem, kind, label = rules.default_point_info(spec.key)
+        systems_repo.set_point_info(conn, ids[spec.key], subsystem=getattr(spec, "subsystem", None) or subsystem,
+                                    point_type=getattr(spec, "point_type", None) or kind,
+                                    label=getattr(spec, "label", None) or label, display_order=10 * (order + 1))
+    if make_default:
+        systems_repo.clear_default(conn, user["id"])
+    systems_repo.insert_system(conn, sid, user["id"], name, alias,
+                               make_default or not systems_repo.has_default(conn, user["id"]))
+    return sid
+
+
+def _system(conn: Conn, system_id: int) -> dict:
+    s = systems_repo.system(conn, system_id)
+    if s is None:
+        raise RegistryError(f"no system with id {system_id}")
+    return s
+
+
+def share_system(conn: Conn, system_id: int, username: str, granted_by: str, *, revoke: bool = False) -> bool:
+    """Share read access with ``username`` (or revoke it); False if nothing changed."""
+    s = _system(conn, system_id)
+    user = users_repo.by_username(conn, username)
+    if user is None:
+        raise RegistryError(f"unknown user {username!r}")
+    if username == s["owner"]:
+        raise RegistryError(f"{username!r} owns system {system_id}")
+    if revoke:
+        return systems_repo.revoke(conn, system_id, user["id"])
+    return systems_repo.share(conn, system_id, user["id"], granted_by)
+
+
+def set_status(conn: Conn, system_id: int, status: str) -> None:
+    """Pause or resume polling (``active`` | ``paused``)."""
+    if status not in rules.SET_STATUSES:
+        raise RegistryError(f"status must be one of {', '.join(rules.SET_STATUSES)}, not {status!r}")
+    _system(conn, system_id)
+    systems_repo.set_status(conn, system_id, status)
+
+
+def add_composite(conn: Conn, slug: str, name: str, member_ids: Iterable[int], *,
+                  organization_id: int | None = None) -> int:
+    """A composite (a group of kind ``composite``) of existing systems, in the given order."""
+    members = list(dict.fromkeys(int(m) for m in member_ids))
+    problem = rules.alias_problem(slug)
+    if problem:
+        raise RegistryError(problem.replace("alias", "slug", 1))
+    if not members:
+        raise RegistryError("a composite needs at least one member system")
+    missing = sorted(set(members) - systems_repo.existing_system_ids(conn, members))
+    if missing:
+        raise RegistryError(f"no system with id {', '.join(map(str, missing))}")
+    org = organization_id if organization_id is not None else registry.ensure_organization(conn)
+    if systems_repo.composite_slug_taken(conn, org, slug):
+        raise RegistryError(f"a composite with slug {slug!r} already exists")
+    name = (name or "").strip() or slug
+    return systems_repo.insert_composite(conn, org, slug, name, members)
+
+
+def edit_point(conn: Conn, system_id: int, key: str, *, by: str | None = None,
+               transform: Mapping | None = None, effective_from: int | None = None, **fields: Any) -> None:
+    """Change a point's label, order, visibility, activity or kind (its series, and so
+    its history, stay), and/or add a transform version in force from ``effective_from``."""
+    _system(conn, system_id)
+    p = registry.point(conn, system_id, key)
+    if p is None:
+        raise RegistryError(f"system {system_id} has no point {key!r}")
+    bad = set(fields) - set(systems_repo.POINT_EDITABLE)
+    if bad:
+        raise RegistryError(f"cannot edit {sorted(bad)}; editable: {', '.join(systems_repo.POINT_EDITABLE)}")
+    if transform is not None:
+        problem = rules.transform_problem(transform)
+        if problem:
+            raise RegistryError(problem)
+        if effective_from is None:
+            raise RegistryError("a transform change needs its effective time")
+        systems_repo.add_transform_version(conn, p["id"], int(effective_from), dict(transform), by)
+    systems_repo.set_point_info(conn, p["id"], **fields)
+
+
+def systems_with_status(conn: Conn, telemetry, *, visible_to_user_id: int | None = None) -> list[dict]:
+    """Systems (all, or those a user owns or sees through a share) with their effective
+    status and polling health (``consecutive_failures``, ``last_success_ms``)."""
+    rows = systems_repo.list_systems(conn, visible_to_user_id=visible_to_user_id)
+    health = poll_states(telemetry, [r["id"] for r in rows]) if rows else {}
+    for r in rows:
+        h = health.get(r["id"], {})
+        r["set_status"] = r["status"]
+        r["consecutive_failures"] = h.get("consecutive_failures") or 0
+        r["last_success_ms"] = h.get("last_success_ms")
+        r["status"] = rules.effective_status(r["set_status"], r["consecutive_failures"])
+    return rows

@@ -1,0 +1,269 @@
+"""Minute polling against the emulated Solarman and Sungrow clouds over real HTTP:
+readings in the ledger, one session per poll linked to its response, a slow system
+that delays no other, overruns skipped not queued, error after 3 failures and back,
+and the shared per-account limiter never exceeded (the cloud's own limit counts)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from test_systems import Server
+from world import CLOUD_NOW, WorldPlant, cloud_config, expected, make_ctx
+from wattline import system_admin
+from wattline.api.app import create_app
+from wattline.jobs.poll import Poller, poll_once
+from wattline.security import tokens
+from wattline.security.users import create_user
+from wattline.simulator.vendor_cloud.config import DEFAULT_CREDENTIALS
+from wattline.simulator.vendor_cloud.server import BackgroundCloud
+from wattline.sources.vendors.ratelimit import RateLimiter
+from wattline.store import sessions_repo, systems_repo
+from wattline.store.tables import poll_sessions, raw_events, readings
+
+START = CLOUD_NOW - 2 * 86400
+FAST = [WorldPlant(0, "solarman", "71000001", "UTC", START),
+        WorldPlant(0, "solarman", "71000002", "Europe/Berlin", START),
+        WorldPlant(0, "sungrow", "71000003", "Australia/Sydney", START)]
+SLOW = WorldPlant(0, "sungrow", "71000009", "UTC", START)
+UNLIMITED = {"calls_per_minute": None, "calls_per_day": None, "calls_per_month": None}
+
+
+@pytest.fixture
+def world(dbs, tmp_path, set_clock):
+    """A context on fresh databases at the clouds' "now", with user alice."""
+    set_clock(CLOUD_NOW)
+    ctx = make_ctx(dbs, tmp_path)
+    with dbs.main.begin() as conn:
+        create_user(conn, "alice", "a long test password", "user")
+    return ctx
+
+
+def add(ctx, plant: WorldPlant, base_url: str, alias: str, **kw) -> int:
+    with ctx.dbs.main.begin() as conn:
+        if "account_id" not in kw:
+            kw.update(credentials=DEFAULT_CREDENTIALS[plant.vendor], rate_limits=UNLIMITED)
+        return system_admin.add_system(conn, ctx.settings, alias, plant.vendor, plant.vendor_plant_id, "alice",
+                                       timezone=plant.timezone, base_url=base_url, alias=alias, **kw)
+
+
+def sessions(ctx, system_id: int) -> list[dict]:
+    return sorted(sessions_repo.list_sessions(ctx.dbs.telemetry, system_ids=[system_id]), key=lambda s: s["id"])
+
+
+def stored(ctx, system_id: int) -> dict[str, list[tuple[int, float, int]]]:
+    with ctx.dbs.main_reader.connect() as conn:
+        keys = {p["id"]: p["key"] for p in systems_repo.system_points(conn, system_id)}
+    with ctx.dbs.telemetry.connect() as conn:
+        rows = conn.execute(select(readings.c.series_id, readings.c.ts, readings.c.value, readings.c.raw_event_id)
+                            .where(readings.c.series_id.in_(keys)).order_by(readings.c.ts)).all()
+    out: dict[str, list] = {}
+    for sid, ts, value, raw in rows:
+        out.setdefault(keys[sid], []).append((ts, value, raw))
+    return out
+
+
+def status(ctx, system_id: int) -> tuple[str, int]:
+    with ctx.dbs.main_reader.connect() as conn:
+        row = next(r for r in system_admin.systems_with_status(conn, ctx.dbs.telemetry) if r["id"] == system_id)
+    return row["status"], row["consecutive_failures"]
+
+
+def test_a_poll_stores_the_latest_values_and_one_session_per_system(world):
+    ctx = world
+    cfg = cloud_config(FAST)
+    with BackgroundCloud(cfg) as cloud:
+        ids = [add(ctx, p, cloud.base_url, f"s{i}") for i, p in enumerate(FAST)]
+        with ctx.dbs.main.begin() as conn:  # halve system 0's power from an hour ago on
+            system_admin.edit_point(conn, ids[0], "power", transform={"scale": 0.5}, effective_from=CLOUD_NOW - 3600)
+        report = asyncio.run(poll_once(ctx, force=True))
+        assert (report.to_dict()["polled"], report.to_dict()["failed"]) == (3, 0)
+        again = asyncio.run(poll_once(ctx))  # a minute has not passed: nothing is due
+        assert again.not_due == 3 and again.outcomes == []
+    for sid, plant in zip(ids, FAST):
+        series = expected(cfg, plant)
+        want = {"power": series.power_kw[-1], "energy_total": series.energy_total_kwh[-1],
+                "energy_today": series.energy_today_kwh[-1]}
+        if sid == ids[0]:
+            want["power"] *= 0.5  # the transform in force at CLOUD_NOW
+        got = stored(ctx, sid)
+        assert set(got) == set(want)
+        for key, rows in got.items():
+            assert [ts for ts, _, _ in rows] == [CLOUD_NOW]  # the newest record only
+            assert rows[0][1] == pytest.approx(want[key], rel=1e-3, abs=1e-3), key
+        (session,) = sessions(ctx, sid)
+        assert (session["success"], session["cause"], session["num_readings"], session["vendor_type"]) == (
+            True, "USER", 3, plant.vendor)
+        # the session links the response, and every reading came from it
+        assert {raw for rows in got.values() for _, _, raw in rows} == {session["raw_event_id"]}
+        with ctx.dbs.telemetry.connect() as conn:
+            payload = conn.execute(select(raw_events.c.payload).where(
+                raw_events.c.id == session["raw_event_id"])).scalar()
+        assert payload and json.loads(payload)  # the vendor's record, untouched by the transform
+    assert status(ctx, ids[0]) == ("active", 0)
+
+
+def test_a_slow_system_delays_no_other_and_an_overrun_is_skipped_not_queued_in_any_process(world):
+    ctx = world
+    with BackgroundCloud(cloud_config(FAST)) as fast, BackgroundCloud(cloud_config([SLOW], latency_ms=1500)) as slow:
+        fast_ids = [add(ctx, p, fast.base_url, f"f{i}") for i, p in enumerate(FAST)]
+        slow_id = add(ctx, SLOW, slow.base_url, "slow")
+
+        async def two_ticks():
+            poller, other_process = Poller(ctx, concurrency=8), Poller(ctx)
+            try:
+                first, _ = await poller.start_due(force=True)
+                # the next tick comes while the slow system's poll still runs
+                second, report = await poller.start_due(force=True)
+                # so does another process's: the system's claim in the database holds it off
+                third_party, other = await other_process.start_due(force=True)
+                await asyncio.gather(*first, *second, *third_party)
+                assert slow_id in other.skipped_running
+                slow.state.config.latency_ms = 0
+                third = await poller.poll(force=True)  # no longer running: polled again
+                return report, third, poller.overruns
+            finally:
+                await poller.aclose()
+                await other_process.aclose()
+
+        report, third, overruns = asyncio.run(two_ticks())
+        slow_history_calls = slow.state.stats.count("sungrow", status=200) - 1  # all but the one login
+    assert slow_id in report.skipped_running and overruns >= 1
+    state = sessions_repo.poll_states(ctx.dbs.telemetry, [slow_id])[slow_id]
+    assert state["skipped_overruns"] == 2 and state["polling_until_ms"] is None  # both skips; claim released
+    slow_sessions = sessions(ctx, slow_id)
+    assert len(slow_sessions) == 2 and all(s["success"] for s in slow_sessions)  # ticks 1 and 3, not the skipped
+    assert slow_history_calls == 2  # the skipped tick asked the vendor nothing
+    assert slow_id in {o.system_id for o in third.outcomes}
+    slow_first = slow_sessions[0]
+    slow_end = slow_first["started_at_ms"] + slow_first["duration_ms"]
+    for sid in fast_ids:
+        firsts = sessions(ctx, sid)
+        assert firsts and all(s["success"] for s in firsts)
+        # each fast system's first poll started and ended while the slow one was still waiting
+        assert firsts[0]["started_at_ms"] + firsts[0]["duration_ms"] < slow_end
+        assert firsts[0]["duration_ms"] < slow_first["duration_ms"]
+
+
+def test_three_failures_put_a_system_in_error_and_a_success_brings_it_back(world):
+    ctx = world
+    with BackgroundCloud(cloud_config(FAST[:1])) as fast, \
+            BackgroundCloud(cloud_config([SLOW], latency_ms=1000)) as slow:
+        ok_id = add(ctx, FAST[0], fast.base_url, "ok")
+        bad_id = add(ctx, SLOW, slow.base_url, "bad")
+        with ctx.dbs.main.begin() as conn:
+            token = tokens.create_token(conn, "ops", "admin")
+
+        async def ticks():
+            poller = Poller(ctx, timeout_s=0.3, retry_waits_s=(0.0,))
+            seen = []
+            try:
+                for i in range(4):
+                    if i == 3:
+                        slow.state.config.latency_ms = 0  # the vendor recovers
+                    report = await poller.poll(cause="ADMIN", force=True)
+                    seen.append((status(ctx, bad_id), {o.system_id: o.success for o in report.outcomes}))
+            finally:
+                await poller.aclose()
+            return seen
+
+        seen = asyncio.run(ticks())
+        ctx.settings.cron_secret = "cron-secret-for-tests"
+        cron = {"Authorization": "Bearer cron-secret-for-tests"}
+        with Server(create_app(ctx)) as server:  # the admin view: per-vendor success rate and mean duration
+            body = httpx.get(server.url + "/api/admin/sessions", headers={"Authorization": f"Bearer {token}"}).json()
+            failed = httpx.get(server.url + "/api/admin/sessions", params={"systemId": bad_id, "success": "false"},
+                               headers={"Authorization": f"Bearer {token}"}).json()
+            not_due = httpx.post(server.url + "/api/cron/poll", headers=cron)  # polled moments ago
+            forced = httpx.post(server.url + "/api/cron/poll", params={"force": "true"}, headers=cron)
+    assert [s for s, _ in seen] == [("active", 1), ("active", 2), ("error", 3), ("active", 0)]
+    assert [o[bad_id] for _, o in seen] == [False, False, False, True]
+    assert all(o[ok_id] for _, o in seen)  # the failing system never held the other back
+    bad = sessions(ctx, bad_id)
+    assert [s["vendor_error_code"] for s in bad] == ["timeout"] * 3 + [None, None]
+    assert bad[0]["error"] and bad[0]["raw_event_id"] is None and bad[3]["raw_event_id"] is not None
+
+    by_vendor = {v["vendorType"]: v for v in body["byVendor"]}
+    assert (by_vendor["sungrow"]["sessions"], by_vendor["sungrow"]["successRate"]) == (4, 0.25)
+    assert (by_vendor["solarman"]["sessions"], by_vendor["solarman"]["successRate"]) == (4, 1.0)
+    assert by_vendor["sungrow"]["meanDurationMs"] == pytest.approx(sum(s["duration_ms"] for s in bad[:4]) / 4)
+    assert [s["systemId"] for s in failed["sessions"]] == [bad_id] * 3 and all(
+        not s["success"] for s in failed["sessions"])
+    # the cron secret polls what is due (nothing, a moment later) or, forced, everything
+    assert not_due.status_code == 200 and (not_due.json()["notDue"], not_due.json()["polled"]) == (2, 0)
+    assert forced.status_code == 200 and (forced.json()["polled"], forced.json()["failed"]) == (2, 0)
+    assert [s["cause"] for s in bad] == ["ADMIN"] * 4 + ["CRON"]
+
+
+class FakeClock:
+    """The account limiter's and the cloud's time. A limiter sleep moves both at once,
+    once every call granted so far has reached the cloud (``settled``): time does not
+    jump while a request is on the wire."""
+
+    def __init__(self, t: float) -> None:
+        self.t = float(t)
+        self.sleeps: list[float] = []
+        self.settled = lambda: True
+
+    def __call__(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        for _ in range(1000):  # bounded: at most ~10 s
+            if self.settled():
+                break
+            await asyncio.sleep(0.01)
+        self.t += seconds
+
+
+def test_the_shared_account_limiter_is_never_exceeded(world):
+    ctx = world
+    fake = FakeClock(CLOUD_NOW)
+    plants = [WorldPlant(0, "solarman", f"7200000{i}", "UTC", START) for i in range(4)]
+    cfg = cloud_config(plants, rate_limit_per_minute=3)  # the cloud itself answers 429 past 3 calls a minute
+    cfg.clock = fake
+    with BackgroundCloud(cfg) as cloud:
+        first = add(ctx, plants[0], cloud.base_url, "p0")
+        with ctx.dbs.main_reader.connect() as conn:
+            account = systems_repo.system(conn, first)["vendor_account_id"]
+        ids = [first] + [add(ctx, p, cloud.base_url, f"p{i + 1}", account_id=account) for i, p in enumerate(plants[1:])]
+        limiter = RateLimiter(3, None, None, clock=fake, sleep=fake.sleep)
+        ctx.limiters.put(f"account:{account}", limiter)
+        fake.settled = lambda: len(cloud.state.stats.calls) >= limiter.usage()["calls_today"]
+        report = asyncio.run(poll_once(ctx, force=True, concurrency=4))
+        calls = cloud.state.stats.calls
+    assert report.to_dict()["succeeded"] == 4
+    assert len(calls) > 3  # more calls than one minute allows: the limiter had to pace them
+    assert all(c.status != 429 for c in calls), "the cloud's own limit was exceeded"
+    assert fake.sleeps and fake.t - CLOUD_NOW >= 60
+    assert all(len(sessions(ctx, sid)) == 1 for sid in ids)
+    with ctx.dbs.telemetry.connect() as conn:
+        assert conn.execute(select(poll_sessions.c.id)).all().__len__() == 4
+
+
+def test_serve_schedules_the_poll_every_minute_and_the_cli_polls_once(world, monkeypatch):
+    from typer.testing import CliRunner
+
+    from wattline.cli import app as cli_app
+    from wattline.jobs.scheduler import build_scheduler
+
+    ctx = world
+    job = build_scheduler(ctx).get_job("poll-systems")
+    assert job is not None and str(job.trigger) == "cron[second='0']"
+    with BackgroundCloud(cloud_config(FAST[:1])) as cloud:
+        sid = add(ctx, FAST[0], cloud.base_url, "cli")
+        for var, value in (("WATTLINE_MAIN_URL", ctx.settings.main_url), ("WATTLINE_TELEMETRY_URL",
+                                                                          ctx.settings.telemetry_url),
+                           ("WATTLINE_SECRET_KEY", ctx.settings.secret_key),
+                           ("WATTLINE_DATA_DIR", str(ctx.settings.data_dir))):
+            monkeypatch.setenv(var, value)
+        r = CliRunner().invoke(cli_app, ["poll", "--once"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["succeeded"] == 1
+    (session,) = sessions(ctx, sid)
+    assert session["cause"] == "CRON" and session["success"] and session["num_readings"] == 3
