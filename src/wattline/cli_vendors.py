@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from wattline.simulator.vendor_cloud.config import DEFAULT_HOST, DEFAULT_PORT
+from wattline.config import EMULATOR_HOST as DEFAULT_HOST, EMULATOR_PORT as DEFAULT_PORT
 
 vendors_app = typer.Typer(help="Vendor accounts, and the emulated vendor clouds (Solarman, Sungrow iSolarCloud) for tests and demos.")
 

@@ -17,6 +17,11 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# where the emulated vendor clouds listen by default (``wattline vendors serve``); here,
+# not in the simulator package, so the CLI reads it without loading the simulator
+EMULATOR_HOST = "127.0.0.1"
+EMULATOR_PORT = 8710
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WATTLINE_", extra="ignore")

@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.signal import lfilter
 
 from wattline.simulator.sites import BatterySpec
 
@@ -230,6 +229,8 @@ class BatteryBank:
         alpha = 1.0 - np.exp(-dt_s / THERMAL_TIME_CONSTANT_S)
         if np.all(alpha == alpha[0]):
             a0 = alpha[0]
+            from scipy.signal import lfilter  # here, not at import: scipy.signal costs ~1 s to load
+
             temp, _ = lfilter([a0], [1.0, -(1.0 - a0)], target, axis=1, zi=((1.0 - a0) * st.temperature_c)[:, None])
         else:
             temp = np.empty_like(target)

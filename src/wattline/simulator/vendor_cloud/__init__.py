@@ -7,20 +7,19 @@ answers, malformed records). Defaults (credentials, plants, faults) are document
 :mod:`.config`.
 """
 
-from .app import create_app
-from .config import (
-    DEFAULT_CREDENTIALS,
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    DEFAULT_START_TS,
-    CloudConfig,
-    PlantProfile,
-    VendorSettings,
-    default_profile,
-)
-from .history import Series, plant_series
-from .server import BackgroundCloud, serve
-from .state import CallRecord, CloudState
+# Exports are loaded on first use (PEP 562): importing one submodule (the CLI reads
+# ``vendor_cloud.config`` for its defaults) must not load numpy/scipy models or every
+# emulation, which costs seconds at every command's start.
+import importlib
+
+_EXPORTS = {
+    "create_app": ".app",
+    **{n: ".config" for n in ("DEFAULT_CREDENTIALS", "DEFAULT_HOST", "DEFAULT_PORT", "DEFAULT_START_TS",
+                               "CloudConfig", "PlantProfile", "VendorSettings", "default_profile")},
+    **{n: ".history" for n in ("Series", "plant_series")},
+    **{n: ".server" for n in ("BackgroundCloud", "serve")},
+    **{n: ".state" for n in ("CallRecord", "CloudState")},
+}
 
 __all__ = [
     "DEFAULT_CREDENTIALS",
@@ -39,3 +38,16 @@ __all__ = [
     "plant_series",
     "serve",
 ]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

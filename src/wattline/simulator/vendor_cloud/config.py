@@ -45,8 +45,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8710
+from wattline.config import EMULATOR_HOST as DEFAULT_HOST, EMULATOR_PORT as DEFAULT_PORT  # noqa: E402
 DEFAULT_START_TS = 1704067200  # 2024-01-01T00:00:00Z
 
 FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "slow", "malformed")
