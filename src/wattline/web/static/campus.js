@@ -6,44 +6,7 @@
   var body = document.body;
   var API = "/api/power-analytics/";
 
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      if (k === "text") node.textContent = attrs[k];
-      else if (k === "class") node.className = attrs[k];
-      else if (attrs[k] !== null && attrs[k] !== undefined) node.setAttribute(k, attrs[k]);
-    });
-    (children || []).forEach(function (c) { if (c) node.appendChild(typeof c === "string" ? document.createTextNode(c) : c); });
-    return node;
-  }
-
-  function setStatus(text, isError) {
-    var s = document.querySelector("[data-testid=status]");
-    if (!s) return;
-    s.textContent = text || "";
-    s.classList.toggle("error", !!isError);
-  }
-
-  function api(url) {
-    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
-      if (r.status === 401) {
-        location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
-        throw new Error("signed out");
-      }
-      return r.json().catch(function () { return null; }).then(function (data) {
-        if (!r.ok) throw new Error((data && data.error) || ("HTTP " + r.status));
-        return data;
-      });
-    });
-  }
-
-  var formats = {};
-  function fmt(v, digits) {
-    if (v === null || v === undefined || isNaN(v)) return "–";
-    var f = formats[digits] || (formats[digits] = new Intl.NumberFormat("en-US",
-      { minimumFractionDigits: digits, maximumFractionDigits: digits }));
-    return f.format(v);
-  }
+  var W = window.Wattline, el = W.el, setStatus = W.setStatus, api = W.api, fmt = W.fmt;
 
   function field(obj, path) {
     return path.split(".").reduce(function (o, k) { return o === null || o === undefined ? o : o[k]; }, obj);

@@ -4,26 +4,7 @@
 
   var URL = "/api/power-analytics/cost-versions";
 
-  function status(testid, text, isError) {
-    var s = document.querySelector("[data-testid=" + testid + "]");
-    if (!s) return;
-    s.textContent = text || "";
-    s.classList.toggle("error", !!isError);
-  }
-
-  function api(url, options) {
-    var opts = Object.assign({ credentials: "same-origin", headers: { Accept: "application/json" } }, options || {});
-    return fetch(url, opts).then(function (r) {
-      if (r.status === 401) {
-        location.assign("/login?next=" + encodeURIComponent(location.pathname));
-        throw new Error("signed out");
-      }
-      return r.json().catch(function () { return null; }).then(function (data) {
-        if (!r.ok) throw new Error((data && data.error) || ("HTTP " + r.status));
-        return data;
-      });
-    });
-  }
+  var W = window.Wattline, status = W.status, api = W.api;
 
   function cell(text) {
     var td = document.createElement("td");

@@ -5,36 +5,7 @@
   var body = document.body;
   var API = "/api/power-analytics/devices";
 
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      if (k === "text") node.textContent = attrs[k];
-      else if (k === "class") node.className = attrs[k];
-      else if (attrs[k] !== null && attrs[k] !== undefined) node.setAttribute(k, attrs[k]);
-    });
-    (children || []).forEach(function (c) { if (c) node.appendChild(typeof c === "string" ? document.createTextNode(c) : c); });
-    return node;
-  }
-
-  function setStatus(text, isError) {
-    var s = document.querySelector("[data-testid=status]");
-    if (!s) return;
-    s.textContent = text || "";
-    s.classList.toggle("error", !!isError);
-  }
-
-  function api(url) {
-    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
-      if (r.status === 401) {
-        location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
-        throw new Error("signed out");
-      }
-      return r.json().catch(function () { return null; }).then(function (data) {
-        if (!r.ok) throw new Error((data && data.error) || ("HTTP " + r.status));
-        return data;
-      });
-    });
-  }
+  var W = window.Wattline, el = W.el, setStatus = W.setStatus, api = W.api;
 
   function fmtTime(iso, tz) {
     if (!iso) return "never";

@@ -6,37 +6,7 @@
   if (!root) return;
   var isAdmin = root.dataset.admin === "yes";
 
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      if (k === "text") node.textContent = attrs[k];
-      else if (k === "class") node.className = attrs[k];
-      else if (attrs[k] !== null && attrs[k] !== undefined) node.setAttribute(k, attrs[k]);
-    });
-    (children || []).forEach(function (c) { if (c) node.appendChild(typeof c === "string" ? document.createTextNode(c) : c); });
-    return node;
-  }
-
-  function status(testid, text, isError) {
-    var s = document.querySelector("[data-testid=" + testid + "]");
-    if (!s) return;
-    s.textContent = text || "";
-    s.classList.toggle("error", !!isError);
-  }
-
-  function api(url, options) {
-    var opts = Object.assign({ credentials: "same-origin", headers: { Accept: "application/json" } }, options || {});
-    return fetch(url, opts).then(function (r) {
-      if (r.status === 401) {
-        location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
-        throw new Error("signed out");
-      }
-      return r.json().catch(function () { return null; }).then(function (data) {
-        if (!r.ok) throw new Error((data && data.error) || ("HTTP " + r.status));
-        return data;
-      });
-    });
-  }
+  var W = window.Wattline, el = W.el, status = W.status, api = W.api;
 
   function post(url, body) {
     return api(url, { method: "POST", body: JSON.stringify(body),
