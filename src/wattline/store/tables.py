@@ -47,6 +47,8 @@ organizations = Table(
     Column("sync_interval_minutes", Integer, nullable=False, server_default="1440"),
     # a message from an unknown device registers it instead of being quarantined
     Column("auto_register_devices", Boolean, nullable=False, server_default=false()),
+    # raw point readings older than this many days are deleted weekly; NULL: kept (main 0016)
+    Column("raw_retention_days", Integer, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
@@ -124,6 +126,10 @@ groups = Table(
     # periods of a group's roll-ups are those of this zone; NULL: its organization's
     Column("timezone", String(64), nullable=True),
     Column("slug", String(64), nullable=True),  # composites: URL name (main migration 0015)
+    # composites (main 0016): owner, description, favourite
+    Column("owner_user_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("favourite", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("organization_id", "kind", "name", name="uq_groups_org_kind_name"),
 )
 
@@ -132,6 +138,7 @@ group_members = Table(
     main_metadata,
     Column("group_id", Integer, ForeignKey("groups.id"), primary_key=True),
     Column("asset_id", Integer, ForeignKey("assets.id"), primary_key=True),
+    Column("position", Integer, nullable=False, server_default="0"),  # composites' member order (main 0016)
 )
 Index("ix_group_members_asset", group_members.c.asset_id)
 
