@@ -188,3 +188,17 @@ def test_vendor_account_credentials_are_stored_encrypted(run, tmp_path):
     assert "added with id" in plant.stdout
     keys = {r[0] for r in db.execute("SELECT key FROM points")}
     assert keys == {"energy_total", "power", "energy_today"}
+
+
+def test_two_demos_on_one_data_directory_both_finish_without_a_traceback(tmp_path):
+    # the second waits for the first's registry writes instead of 'database is locked'
+    env = {**os.environ, "WATTLINE_DATA_DIR": str(tmp_path / "data"), "WATTLINE_CLOCK": "2026-03-10T12:00:00Z"}
+    for k in ("WATTLINE_MAIN_URL", "WATTLINE_TELEMETRY_URL", "WATTLINE_CLOCK_OFFSET_S"):
+        env.pop(k, None)
+    cmd = [sys.executable, "-m", "wattline.cli", "demo", "--no-serve", "--since", "2026-03-07"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, errs) in zip(procs, outs):
+        assert p.returncode == 0 and "Traceback" not in errs and "locked" not in errs, errs[-2000:]
+        assert "classroom page:" in out
