@@ -286,7 +286,7 @@ class RedisLatestValues:
                 args.extend((str(k), place.key, str(int(v.ts)), text))
             else:
                 k = keys.setdefault(self.key(v.asset_id), len(keys) + 1)
-                args.extend((str(k), str(v.series_id), str(int(v.ts)), repr(float(v.value))))
+                args.extend((str(k), str(v.series_id), str(int(v.ts)), f"{int(v.ts)} {float(v.value)!r}"))
         self._set_if_newer(keys=list(keys), args=args)
 
     def _catch_up(self) -> None:
