@@ -252,3 +252,19 @@ def test_cli_adds_and_lists_composites(tmp_path, monkeypatch):
     assert [(x["slug"], x["owner"], x["favourite"], x["description"], x["memberIds"]) for x in rows] == [
         ("mine", "alice", True, "just home", [a]), ("both", None, False, None, [b, a])]
     assert runner.invoke(cli_app, ["composites", "list"]).exit_code == 0
+
+
+def test_roll_up_rules_come_from_the_group_table():
+    from wattline.domain.latest import LatestValue, MemberPoint, roll_up_latest
+
+    pts = [MemberPoint(1, 11, "solar_w", "power", "kW"), MemberPoint(2, 21, "solar_w", "power", "kW"),
+           MemberPoint(1, 12, "battery_soc", "soc", "%"), MemberPoint(2, 22, "battery_soc", "soc", "%"),
+           MemberPoint(1, 13, "price", "price", "c/kWh"), MemberPoint(2, 23, "price", "price", "c/kWh"),
+           MemberPoint(1, 14, "odd", "power", "kW"), MemberPoint(2, 24, "odd", "soc", "%")]
+    latest = {sid: LatestValue(sid // 10, sid, 100 + sid, float(v)) for sid, v in (
+        (11, 2), (21, 3), (12, 10), (22, 90), (13, 20), (23, 30), (14, 1), (24, 1))}
+    got = roll_up_latest(pts, latest, {1: 1.0, 2: 9.0})
+    assert list(got) == ["solar_w", "battery_soc"]  # a price has no rule; mixed metric types do not combine
+    assert (got["solar_w"].value, got["solar_w"].ts, got["solar_w"].members) == (5.0, 111, (1, 2))
+    assert got["battery_soc"].value == pytest.approx(82.0)  # 1 kWh at 10 % and 9 kWh at 90 %
+    assert roll_up_latest(pts, {11: latest[11]}, {})["solar_w"].value == 2.0  # a member without a value

@@ -203,8 +203,15 @@ def test_settings_choose_redis_for_the_api_and_the_pipeline(tmp_path, redis_serv
     try:
         assert isinstance(ctx.latest_values, RedisLatestValues) and ctx.pipeline.latest_values is ctx.latest_values
         assert ctx.latest_values.key(3) == "prod:latest:asset:3" and redis_server.url not in repr(settings)
+        assert ctx.latest_values.system_key(3) == "prod:latest:system:3"
+        assert ctx.latest_values.main_reader is ctx.dbs.main_reader  # systems kept by point key
     finally:
         ctx.close()
+    staged = open_context(Settings(data_dir=tmp_path / "staged", redis_url=redis_server.url, env="dev"))
+    try:
+        assert staged.latest_values.subscriptions_key(3) == "dev:subscriptions:system:3"
+    finally:
+        staged.close()
     plain = open_context(Settings(data_dir=tmp_path / "plain"))
     try:
         assert isinstance(plain.latest_values, DatabaseLatestValues) and plain.pipeline.latest_values is None
