@@ -165,3 +165,15 @@ def test_jobs_are_recorded_and_the_cli_runs_them(tmp_path, monkeypatch, set_cloc
         assert last["status"] == "succeeded" and last["result"]["readings_deleted"] > 0
     finally:
         c.close()
+
+
+def test_serve_schedules_the_daily_catchup_and_the_weekly_cleanup(ctx):
+    from datetime import datetime, timezone
+
+    from wattline.jobs.scheduler import build_scheduler
+
+    jobs = {j.id: j for j in build_scheduler(ctx).get_jobs()}
+    sat = datetime(2025, 11, 8, 12, 0, tzinfo=timezone.utc)  # a Saturday
+    assert jobs["point-daily"].trigger.get_next_fire_time(None, sat) == datetime(2025, 11, 9, 0, 5, tzinfo=timezone.utc)
+    assert jobs["cleanup-weekly"].trigger.get_next_fire_time(None, sat) == datetime(
+        2025, 11, 9, 3, 30, tzinfo=timezone.utc)
