@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from points_world import PASSWORD, add_system, ingest, series, users
+from test_point_aggs import add_system, ingest, series, users
 from test_systems import Server
 from world import make_ctx
 from wattline import clock, system_admin
