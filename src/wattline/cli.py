@@ -376,6 +376,8 @@ def _mount_sub_commands() -> None:
     mount_systems(app)  # systems add|list|share, composites add
     import wattline.cli_system_backfill  # noqa: F401  (systems backfill, on the systems group)
     mount_poll(app)  # poll [--once]
+    from wattline.cli_points import mount as mount_points
+    mount_points(app)  # points daily --catchup|--clear, cleanup
 
 
 _mount_sub_commands()
