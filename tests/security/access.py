@@ -9,7 +9,8 @@ A rule names one route (method + path template) and its policy::
 ``Rule(method, path, policy, body=None, *, form=None, fresh=False)``:
 
 * ``path``: the request path and query; ``{system}`` becomes the id of each of the three
-  resources in turn (a rule without it is asked once per principal); ``{user}`` becomes
+  resources in turn (for a system policy; other policies answer alike on each, so they
+  are asked on one, and by one principal of each role); ``{user}`` becomes
   ``dave``, a spare viewer no principal is (safe to share with, revoke, re-role).
   Other ids are literal: for a non-system policy a 404 still counts as "allowed"
   (authorization passed, the thing is not there).
@@ -158,8 +159,14 @@ def judge(policy: str, want: str | int, status: int, location: str | None) -> bo
 def cases(rule: Rule) -> list[tuple[str, str | None]]:
     """(principal, resource) pairs to ask, the expected denials before the allowed calls
     (an allowed call may change its resource)."""
-    resources = RESOURCES if "{system}" in rule.path else (None,)
-    # a public route answers everyone alike: a caller with no, a session and a bearer credential
-    principals = ("anonymous", "owner", "cron") if rule.policy == "public" else PRINCIPALS
+    # a policy that is not about systems answers alike on each: one resource is enough;
+    # and alike for principals of the same role: one of each kind is enough
+    if rule.policy in SYSTEM_POLICIES:
+        resources, principals = RESOURCES, PRINCIPALS
+    else:
+        resources = ("foreign",) if "{system}" in rule.path else (None,)
+        principals = tuple(p for p in PRINCIPALS if p not in ("viewer_shared", "other"))
+    if rule.policy == "public":  # everyone alike: no credential, a session, a bearer
+        principals = ("anonymous", "owner", "cron")
     pairs = [(p, r) for r in resources for p in principals]
     return sorted(pairs, key=lambda pr: expected(rule.policy, pr[0], pr[1] or "own") == ALLOW)
