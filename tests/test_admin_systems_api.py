@@ -169,7 +169,8 @@ def test_point_edits_keep_the_series_and_its_history(api):
     for body, status in (({"key": "nope", "label": "x"}, 404), ({"key": "power", "transform": {"scale": 2}}, 400),
                          ({"key": "power", "transform": {"scale": "x"}, "effectiveFrom": 1}, 400),
                          ({"key": "power", "unit": "kW"}, 400), ({"key": "power"}, 400),
-                         ({"key": "power", "effectiveFrom": "yesterday", "transform": {"scale": 1}}, 400)):
+                         ({"key": "power", "effectiveFrom": "yesterday", "transform": {"scale": 1}}, 400),
+                         ({"key": "power", "effectiveFrom": 10**20, "transform": {"scale": 1}}, 400)):
         assert client.post(url, headers=root, json=body).status_code == status, body
     after = client.get(url, headers=root).json()["points"]
     assert next(q for q in after if q["key"] == "power") == p  # the refused edits wrote nothing

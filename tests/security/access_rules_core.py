@@ -85,6 +85,8 @@ RULES = [
     Rule("GET", "/api/admin/systems/{system}/points", "admin"),
     Rule("POST", "/api/admin/systems/{system}/points", "admin", body={"key": "power", "label": "Matrix label"}),
     Rule("GET", "/api/admin/users", "admin"),
+    *[Rule(m, p, "public") for m in ("PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")  # 405 naming GET, POST
+      for p in ("/api/admin/users", "/api/admin/systems/{system}/points")],
     Rule("POST", "/api/admin/users", "admin", body={"username": "matrix-new", "password": PASSWORD, "role": "viewer"}),
     Rule("POST", "/api/admin/users/{user}/role", "admin", body={"role": "viewer"}),
     Rule("POST", "/api/test-connection", "user", body={"vendorType": "solarman", "credentials": SOLARMAN}),

@@ -34,7 +34,7 @@ from wattline.api.deps import MAX_ID, ctx
 from wattline.domain import timeutil
 from wattline.security import users as user_accounts
 from wattline.security.deps import require_role
-from wattline.security.errors import ApiError
+from wattline.security.errors import ApiError, error_response
 from wattline.security.principal import Principal
 from wattline.security.system_access import can_read_system, can_write_system
 from wattline.store import systems_repo, users_repo
@@ -46,6 +46,7 @@ Admin = Annotated[Principal, Depends(require_role("admin"))]
 Viewer = Annotated[Principal, Depends(require_role("viewer"))]
 SystemId = Annotated[int, Path(ge=1, le=MAX_ID, description="the system's id")]
 Username = Annotated[str, Path(min_length=1, max_length=120)]
+MAX_EFFECTIVE_S = 253_402_300_800  # 10000-01-01T00:00:00Z
 CONFLICT = {409: {"model": S.ErrorBody, "description": "Duplicate (alias, username) or conflicting state"}}
 
 
@@ -367,6 +368,9 @@ def edit_point(request: Request, principal: Admin, system_id: SystemId, body: Po
                          else timeutil.parse_instant(body.effectiveFrom))
         except ValueError as exc:
             raise ApiError(400, "invalid_request", f"effectiveFrom: {exc}", {"field": "effectiveFrom"}) from None
+        if not 0 <= effective < MAX_EFFECTIVE_S:
+            raise ApiError(400, "invalid_request", "effectiveFrom must be an instant between 1970 and 9999",
+                           {"field": "effectiveFrom"})
     if not fields and transform is None:
         raise ApiError(400, "invalid_request", "nothing to change: give a field or a transform")
     with ctx(request).dbs.main.begin() as conn:
@@ -434,6 +438,26 @@ def change_role(request: Request, principal: Admin, username: Username, body: Ro
     if changed:
         log.info("admin.user_role", username=username, role=body.role, by=principal.name)
     return UserResult(success=True, changed=changed, user=_user_out({**row, "created_at": None}, owned))
+
+
+# ------------------------------------------------------------------ other methods
+
+_OTHER_METHODS = ["PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+
+
+def _method_not_allowed():
+    """405 naming both methods (Starlette's own lists only the first route's: GET)."""
+    return error_response(405, "method_not_allowed", "Method Not Allowed", None, {"Allow": "GET, POST"})
+
+
+@router.api_route("/api/admin/users", methods=_OTHER_METHODS, include_in_schema=False)
+def users_other_methods():
+    return _method_not_allowed()
+
+
+@router.api_route("/api/admin/systems/{system_id}/points", methods=_OTHER_METHODS, include_in_schema=False)
+def points_other_methods():
+    return _method_not_allowed()
 
 
 # ------------------------------------------------------------------ shares

@@ -189,6 +189,9 @@ async def run_test(settings, vendor_type: str, site_id: str | None, timezone: st
     except (VendorError, TimeoutError) as exc:
         code = _code(exc)
         message = {"auth": "the vendor refused the credentials",
+                   "unavailable": "the vendor could not be reached or did not answer",
+                   "rate_limited": "the vendor asks to wait (rate limit)",
+                   "quota": "the account's call quota is used up",
                    "timeout": f"the vendor did not answer within {TEST_TIMEOUT_S:g} s"}.get(code)
         detail = _scrub(str(exc), secrets) if code not in ("timeout",) else ""
         error = f"{message}: {detail}" if message and detail else (message or detail or type(exc).__name__)
