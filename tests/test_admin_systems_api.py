@@ -311,3 +311,28 @@ def test_connection_tests_and_setup_against_the_emulation(sqlite_dbs, tmp_path, 
 
 def ids_seen_with(client, headers) -> list[int]:
     return [s["id"] for s in client.get("/api/data/systems", headers=headers).json()["systems"]]
+
+
+def test_settings_and_removal_on_each_backend(dbs, tmp_path):
+    """The store side of settings and removal, on SQLite and PostgreSQL."""
+    ctx, _ = make(dbs, tmp_path)
+    a = add(ctx, "Home", "alice", "1")
+    b = add(ctx, "Shed", "alice", "2")
+    with dbs.main.begin() as conn:
+        system_admin.share_system(conn, a, "bob", "alice")
+        system_admin.add_composite(conn, "both", "Both", [a, b])
+        s = system_admin.update_settings(conn, a, display_name="Home PV", alias="home-pv",
+                                         timezone="Europe/Berlin", status="paused")
+        assert (s["display_name"], s["alias"], s["timezone"], s["status"]) == ("Home PV", "home-pv", "Europe/Berlin",
+                                                                              "paused")
+    with pytest.raises(system_admin.RegistryError, match="already has"):
+        with dbs.main.begin() as conn:
+            system_admin.update_settings(conn, b, alias="home-pv", display_name="Renamed")
+    with dbs.main.begin() as conn:
+        assert systems_repo.system(conn, b)["display_name"] == "Shed"  # the refused change wrote nothing
+        out = system_admin.delete_system(conn, a, by="root", now_s=CLOUD_NOW)
+        assert (out["shares"], out["composite_memberships"], out["vendor_account_removed"]) == (1, 1, True)
+        assert systems_repo.removed_attributes(conn, a)["alias"] == "home-pv"
+        assert systems_repo.system(conn, a) is None and systems_repo.system(conn, b)["is_default"]
+        assert system_admin.set_user_role(conn, "bob", "user") is True
+    assert add(ctx, "Home", "alice", "1") > b
