@@ -304,7 +304,7 @@ def system_settings(request: Request, principal: Admin, system_id: SystemId, bod
         status=s["status"]))
 
 
-@router.post("/api/admin/systems/{system_id}/delete", responses=S.errors(404))
+@router.post("/api/admin/systems/{system_id}/delete", responses=S.errors(400, 404))
 def delete_system(request: Request, principal: Admin, system_id: SystemId) -> DeleteResult:
     """Remove a system, keeping what it measured.
 
@@ -402,7 +402,7 @@ def list_users(request: Request, principal: Admin) -> UserList:
     return UserList(users=[_user_out(r, owned.get(r["id"], 0)) for r in rows])
 
 
-@router.post("/api/admin/users", status_code=201, responses={**S.errors(400), **CONFLICT})
+@router.post("/api/admin/users", responses={**S.errors(400), **CONFLICT})
 def create_user(request: Request, principal: Admin, body: UserCreateIn) -> UserResult:
     """A new user (user | viewer | admin) in the caller's organization; 409 if the name is taken."""
     with ctx(request).dbs.main.begin() as conn:

@@ -214,7 +214,7 @@ async def test_connection(request: Request, principal: User, body: TestConnectio
     return out
 
 
-@router.post("/api/setup", status_code=201, responses={**S.errors(400), **_BAD_REQUEST})
+@router.post("/api/setup", responses={**S.errors(400), **_BAD_REQUEST})
 async def setup(request: Request, principal: User, body: SetupIn) -> SetupOut:
     """Add a system owned by the caller, once its credentials pass the connection test."""
     if principal.kind != "user":
