@@ -82,5 +82,6 @@ class SecurityHeadersMiddleware:
 
 
 def install(app) -> None:
-    """Install the middleware on a FastAPI/Starlette app (outermost of the user middlewares)."""
+    """Install the middleware on a FastAPI/Starlette app. Middlewares added later wrap
+    it (Starlette's order), so none of them may drop these headers."""
     app.add_middleware(SecurityHeadersMiddleware)
