@@ -49,6 +49,25 @@ def record_many(telemetry: Engine, sessions: list[dict]) -> list[int]:
     return out
 
 
+def record_push(telemetry: Engine, session: dict) -> None:
+    """Write the session of a push (cause ``PUSH``) in one transaction. A push never
+    touches the poll bookkeeping (no claim released, no ``last_poll_ms``: a poll of
+    the same system may be running); a stored push counts as the system's last
+    success (its freshness) and clears its failure count, a refused one only leaves
+    its error (a pusher's retry of a stored reading does not make a system ``error``)."""
+    c = system_poll_state.c
+    with write_transaction(telemetry) as conn:
+        conn.execute(insert(poll_sessions), [{k: session.get(k) for k in SESSION_FIELDS}])
+        sid = session["system_id"]
+        if session["success"]:
+            values = dict(last_success_ms=session["started_at_ms"] + session["duration_ms"], last_error=None,
+                          consecutive_failures=0)
+        else:
+            values = dict(last_error=(session.get("error") or "")[:2000])
+        if not conn.execute(update(system_poll_state).where(c.system_id == sid).values(**values)).rowcount:
+            conn.execute(insert(system_poll_state).values(system_id=sid, **values))
+
+
 def claim(telemetry: Engine, system_ids: list[int], now_ms: int, lease_ms: int) -> set[int]:
     """Claim the systems no other poll holds (a claim expired after ``lease_ms`` counts
     as free); returns those claimed. Atomic across processes: a conditional UPDATE."""
