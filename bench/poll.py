@@ -7,8 +7,8 @@ vendor call taking ``--latency-s``, polled by the real :class:`~wattline.jobs.po
 * The emulated clouds run in their own process(es) (uvicorn, ``bench_mode``: vendor
   quotas lifted, see ``vendor_cloud/config.py``), so their CPU is not the poller's.
 * Systems: selectronic, enphase, fronius (local API), amber, solaredge, mondo in
-  turn; ``--per-account`` systems per vendor account (Fronius: one device per
-  account, it is a LAN API); each account unlimited on Wattline's side too
+  turn; ``--per-account`` systems per Enphase or Amber account, one per account for
+  the others (see SHARED_ACCOUNTS); each account unlimited on Wattline's side too
   (``rate_limits`` lifted) since the emulation lifts the vendors' quotas.
 * Every minute a tick starts every system (``force``: the bench asks all of them
   each minute, whatever their vendor's own interval); an overrunning system is
@@ -41,6 +41,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 VENDORS = ("selectronic", "enphase", "fronius", "amber", "solaredge", "mondo")
+# vendors whose accounts hold many systems here (an Enphase partner app, an Amber key);
+# SolarEdge (a key per site, 3 calls at once), Selectronic and Mondo (a homeowner's
+# login) and Fronius (a device on the LAN) have one system per account, as in real life
+SHARED_ACCOUNTS = ("enphase", "amber")
 UNLIMITED = {"calls_per_minute": None, "calls_per_day": None, "calls_per_month": None}
 
 
@@ -78,24 +82,29 @@ def start_clouds(n: int, latency_ms: float) -> tuple[list[subprocess.Popen], lis
     return procs, urls
 
 
-def enphase_refresh_token(base_url: str) -> str:
-    """The OAuth code flow against the emulation: a refresh token for one account."""
+async def enphase_refresh_tokens(base_urls: list[str]) -> list[str]:
+    """The OAuth code flow against the emulation, for all accounts at once: a refresh
+    token per account (each call waits the emulation's latency)."""
     from wattline.simulator.vendor_cloud import enphase as emu
 
-    r = httpx.get(base_url + "/oauth/authorize", params={"response_type": "code", "client_id": emu.DEMO_CLIENT_ID,
-                                                          "redirect_uri": "http://127.0.0.1/cb"})
-    code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
-    tok = httpx.post(base_url + "/oauth/token", auth=(emu.DEMO_CLIENT_ID, emu.DEMO_CLIENT_SECRET),
-                     data={"grant_type": "authorization_code", "code": code, "redirect_uri": "http://127.0.0.1/cb"})
-    return tok.json()["refresh_token"]
+    async with httpx.AsyncClient(timeout=60) as client:
+        async def one(base_url: str) -> str:
+            r = await client.get(base_url + "/oauth/authorize", params={
+                "response_type": "code", "client_id": emu.DEMO_CLIENT_ID, "redirect_uri": "http://127.0.0.1/cb"})
+            code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
+            tok = await client.post(base_url + "/oauth/token", auth=(emu.DEMO_CLIENT_ID, emu.DEMO_CLIENT_SECRET),
+                                    data={"grant_type": "authorization_code", "code": code,
+                                          "redirect_uri": "http://127.0.0.1/cb"})
+            return tok.json()["refresh_token"]
+        return list(await asyncio.gather(*(one(u) for u in base_urls)))
 
 
-def credentials(vendor: str, base_url: str) -> dict:
+def credentials(vendor: str, base_url: str, tokens: list[str]) -> dict:
     from wattline.simulator.vendor_cloud import amber, enphase, mondo, selectronic, solaredge
 
     return {"selectronic": lambda: dict(selectronic.DEFAULT_CREDENTIALS),
             "enphase": lambda: {"client_id": enphase.DEMO_CLIENT_ID, "client_secret": enphase.DEMO_CLIENT_SECRET,
-                                "api_key": enphase.DEMO_API_KEY, "refresh_token": enphase_refresh_token(base_url)},
+                                "api_key": enphase.DEMO_API_KEY, "refresh_token": tokens.pop()},
             "fronius": lambda: {},
             "amber": lambda: {"api_key": amber.DEMO_API_KEY},
             "solaredge": lambda: {"api_key": solaredge.DEFAULT_API_KEY},
@@ -112,13 +121,17 @@ def setup(ctx, n: int, per_account: int, urls: list[str]) -> dict:
     from wattline.security import passwords
     from wattline.store import systems_repo, users_repo
 
+    by_vendor = {v: [i for i in range(n) if VENDORS[i % len(VENDORS)] == v] for v in VENDORS}
+    t = time.perf_counter()
+    enphase_accounts = -(-len(by_vendor["enphase"]) // per_account)
+    tokens = asyncio.run(enphase_refresh_tokens([urls[i % len(urls)] for i in range(enphase_accounts)]))
+    grants_s = time.perf_counter() - t
     t0 = time.perf_counter()
     pw_hash = passwords.hash_password("a long bench password")
     accounts = 0
-    by_vendor = {v: [i for i in range(n) if VENDORS[i % len(VENDORS)] == v] for v in VENDORS}
     with ctx.dbs.main.begin() as conn:
         for v, idx in by_vendor.items():
-            size = 1 if v == "fronius" else per_account
+            size = per_account if v in SHARED_ACCOUNTS else 1
             for k in range(0, len(idx), size):
                 group = idx[k:k + size]
                 owner = f"{v}{k // size}"
@@ -129,12 +142,13 @@ def setup(ctx, n: int, per_account: int, urls: list[str]) -> dict:
                 for i in group:
                     base = {"fronius": f"{url}/sites/{site_id(v, i)}", "amber": f"{url}/v1"}.get(v, url)
                     kw = ({"account_id": account_id} if account_id else
-                          {"credentials": credentials(v, url), "rate_limits": UNLIMITED, "base_url": base})
+                          {"credentials": credentials(v, url, tokens), "rate_limits": UNLIMITED, "base_url": base})
                     sid = system_admin.add_system(conn, ctx.settings, f"{v} {i}", v, site_id(v, i), owner,
                                                   alias=f"s{i}", **kw)
                     if account_id is None:
                         account_id = systems_repo.system(conn, sid)["vendor_account_id"]
-    return {"setup_s": time.perf_counter() - t0, "accounts": accounts}
+    return {"setup_s": time.perf_counter() - t0, "accounts": accounts, "grants_s": grants_s,
+            "enphase_accounts": enphase_accounts}
 
 
 def open_ctx(db: str, tmp: str, redis_url: str | None):
@@ -214,6 +228,7 @@ async def run_polling(ctx, a, systems) -> dict:
 
     poller = TimedPoller(ctx, concurrency=a.concurrency, timeout_s=a.timeout_s)
     done_at: list[tuple[float, bool]] = []
+    failures: list[tuple[str, str]] = []
     overruns, tick_s = 0, []
     t_start = time.perf_counter()
     cpu0 = time.process_time()
@@ -229,7 +244,9 @@ async def run_polling(ctx, a, systems) -> dict:
             tick_s.append(time.perf_counter() - t0)
             overruns += len(report.skipped_running)
             for t in tasks:
-                t.add_done_callback(lambda t: done_at.append((time.perf_counter(), t.result().success)))
+                t.add_done_callback(lambda t: (done_at.append((time.perf_counter(), t.result().success)),
+                                               None if t.result().success else failures.append(
+                                                   (t.result().vendor_type, (t.result().error or "")[:90]))))
                 pending.add(t)
                 t.add_done_callback(pending.discard)
             print(f"  minute {minute + 1}: started {len(tasks)} polls in {tick_s[-1]:.2f} s, "
@@ -238,11 +255,13 @@ async def run_polling(ctx, a, systems) -> dict:
         await asyncio.sleep(max(0.0, t_start + 60 * a.minutes - time.perf_counter()))
         t_end, cpu_end, n_end = time.perf_counter(), time.process_time(), len(done_at)
         if pending:  # the last minute's stragglers, for the session count
-            await asyncio.wait(pending, timeout=a.timeout_s + 30)
-        await asyncio.gather(*probe.tasks, return_exceptions=True)
+            await asyncio.wait(set(pending), timeout=a.timeout_s + 30)
+        if probe.tasks:
+            await asyncio.wait(set(probe.tasks), timeout=10)
+        print(f"  polling done ({len(pending)} polls still running, {len(probe.tasks)} probes)", flush=True)
     finally:
         await poller.aclose()
-        probe.pool.shutdown()
+        probe.pool.shutdown(wait=False, cancel_futures=True)
     per_minute = [sum(1 for t, _ in done_at if t_start + 60 * m <= t < t_start + 60 * (m + 1))
                   for m in range(a.minutes)]
     ok = sum(1 for _, s in done_at if s)
@@ -250,7 +269,7 @@ async def run_polling(ctx, a, systems) -> dict:
     steady = per_minute[1:] or per_minute
     t1, c1, n1 = cpu_marks[1] if len(cpu_marks) > 1 else cpu_marks[0]
     return {"per_minute": per_minute, "sustained": statistics.mean(steady), "ok": ok, "polls": len(done_at),
-            "overruns": overruns, "tick_s": tick_s, "lags": probe.lags_ms, "lost": probe.lost,
+            "overruns": overruns, "failures": failures, "tick_s": tick_s, "lags": probe.lags_ms, "lost": probe.lost,
             "cpu_total": cpu_end - cpu0, "cpu_steady": cpu_end - c1, "polls_steady": n_end - n1,
             "wall": t_end - t_start}
 
@@ -271,17 +290,25 @@ class _Timed:
 
 
 async def baseline(urls: list[str], n: int, concurrency: int) -> dict:
-    """Plain httpx: one GET per system (Fronius power flow, no auth) at the same concurrency."""
+    """Plain httpx: one GET per system (Fronius power flow, no auth) at the same
+    concurrency, through pools of 32 connections (as the poller's per-account pools:
+    one httpx pool of thousands of connections costs far more CPU per request)."""
     sem = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency), timeout=60) as client:
+    clients = [httpx.AsyncClient(limits=httpx.Limits(max_connections=32), timeout=60)
+               for _ in range(max(1, -(-concurrency // 32)))]
+    try:
         async def one(i: int) -> bool:
             async with sem:
-                r = await client.get(f"{urls[i % len(urls)]}/sites/fronius-{i}/solar_api/v1/GetPowerFlowRealtimeData.fcgi")
+                r = await clients[i % len(clients)].get(
+                    f"{urls[i % len(urls)]}/sites/fronius-{i}/solar_api/v1/GetPowerFlowRealtimeData.fcgi")
                 r.json()
                 return r.status_code == 200
         cpu0, t0 = time.process_time(), time.perf_counter()
         got = await asyncio.gather(*(one(i) for i in range(n)))
         return {"calls": n, "ok": sum(got), "wall": time.perf_counter() - t0, "cpu": time.process_time() - cpu0}
+    finally:
+        for c in clients:
+            await c.aclose()
 
 
 def main() -> None:
@@ -311,8 +338,10 @@ def main() -> None:
                 fig = setup(ctx, a.systems, a.per_account, urls)
                 systems = systems_repo.pollable_systems(ctx.dbs.main_reader)
                 print(f"setup: {len(systems)} systems ({', '.join(VENDORS)} in turn), {fig['accounts']} vendor "
-                      f"accounts ({a.per_account} systems each, Fronius 1), created in {fig['setup_s']:.1f} s "
-                      f"({1000 * fig['setup_s'] / max(1, a.systems):.2f} ms per system); database {a.db}; "
+                      f"accounts ({a.per_account} systems each for {'/'.join(SHARED_ACCOUNTS)}, one for the others), created in {fig['setup_s']:.1f} s "
+                      f"({1000 * fig['setup_s'] / max(1, a.systems):.2f} ms per system, one transaction of "
+                      f"system_admin.add_system calls; before it {fig['enphase_accounts']} Enphase OAuth code grants "
+                      f"at once in {fig['grants_s']:.1f} s); database {a.db}; "
                       f"latest values: {ctx.latest_values.name if hasattr(ctx.latest_values, 'name') else type(ctx.latest_values).__name__}",
                       flush=True)
                 print(f"emulation: {a.cloud_procs} uvicorn process(es), bench mode (vendor quotas lifted: Enphase "
@@ -320,7 +349,11 @@ def main() -> None:
                       f"{a.latency_s:g} s per vendor call; poller concurrency {a.concurrency}, "
                       f"{os.cpu_count()} cores", flush=True)
                 r = asyncio.run(run_polling(ctx, a, systems))
-                sessions = len(sessions_repo.list_sessions(ctx.dbs.telemetry, limit=10 * a.systems * a.minutes))
+                with ctx.dbs.telemetry.connect() as conn:
+                    from sqlalchemy import func, select
+
+                    from wattline.store.tables import poll_sessions
+                    sessions = conn.execute(select(func.count()).select_from(poll_sessions)).scalar()
             finally:
                 ctx.close()
         cloud_cpu = []
@@ -331,28 +364,40 @@ def main() -> None:
                 cloud_cpu.append((int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK"))
             except OSError:
                 pass
-        base = None if a.no_baseline else asyncio.run(baseline(urls, a.systems, a.concurrency))
+        report(a, r, sessions, cloud_cpu)
+        if not a.no_baseline:
+            print("baseline ...", flush=True)
+            base = asyncio.run(baseline(urls, a.systems, a.concurrency))
+            per_call = 1000 * base["cpu"] / base["calls"]
+            cpu_poll_ms = 1000 * r["cpu_steady"] / max(1, r["polls_steady"])
+            print(f"baseline (plain httpx, one GET per system, concurrency {a.concurrency}, pools of 32, no pipeline): "
+                  f"{base['ok']}/{base['calls']} ok in {base['wall']:.1f} s, {per_call:.2f} ms CPU per call; "
+                  f"poll / baseline CPU ratio {cpu_poll_ms / per_call:.1f}x", flush=True)
     finally:
         for p in procs:
             p.terminate()
             p.wait(10)
+
+
+def report(a, r: dict, sessions: int, cloud_cpu: list[float]) -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lags = r["lags"]
     cpu_poll_ms = 1000 * r["cpu_steady"] / max(1, r["polls_steady"])
-    print(f"polls per minute: {r['per_minute']} (minute 1 includes logins and token grants)")
+    print(f"polls per minute: {r['per_minute']} (minute 1 includes logins and token grants)", flush=True)
     print(f"sustained: {r['sustained']:.0f} systems polled per minute of {a.systems} "
           f"({100 * r['sustained'] / a.systems:.0f}% of the target); {r['ok']} of {r['polls']} polls succeeded, "
           f"{r['overruns']} overruns skipped, {sessions} sessions written; tick start {max(r['tick_s']):.2f} s at most")
+    if r["failures"]:
+        import collections
+
+        top = collections.Counter(r["failures"]).most_common(6)
+        print("failures: " + "; ".join(f"{n}x {v}: {e}" for (v, e), n in top), flush=True)
     print(f"answer -> readable via latest_values.read: p50 {pct(lags, 0.5):.0f} ms, p95 {pct(lags, 0.95):.0f} ms, "
           f"max {max(lags) if lags else float('nan'):.0f} ms ({len(lags)} sampled polls, {r['lost']} not seen in 60 s)")
     print(f"poller CPU: {cpu_poll_ms:.2f} ms per poll after minute 1 ({r['cpu_steady']:.1f} s CPU for "
           f"{r['polls_steady']} polls = {100 * r['cpu_steady'] / max(1e-9, r['wall'] - 60 * (len(r['per_minute']) > 1)):.0f}% "
-          f"of a core); emulation CPU {sum(cloud_cpu):.1f} s in total; peak memory (poller process) {peak_mb:.0f} MB")
-    if base:
-        per_call = 1000 * base["cpu"] / base["calls"]
-        print(f"baseline (plain httpx, one GET per system, concurrency {a.concurrency}, no pipeline): "
-              f"{base['ok']}/{base['calls']} ok in {base['wall']:.1f} s, {per_call:.2f} ms CPU per call; "
-              f"poll / baseline CPU ratio {cpu_poll_ms / per_call:.1f}x")
+          f"of a core); emulation CPU {sum(cloud_cpu):.1f} s in total; peak memory (poller process) {peak_mb:.0f} MB",
+          flush=True)
 
 
 if __name__ == "__main__":
