@@ -244,9 +244,10 @@ async def run_polling(ctx, a, systems) -> dict:
             tick_s.append(time.perf_counter() - t0)
             overruns += len(report.skipped_running)
             for t in tasks:
-                t.add_done_callback(lambda t: (done_at.append((time.perf_counter(), t.result().success)),
-                                               None if t.result().success else failures.append(
-                                                   (t.result().vendor_type, (t.result().error or "")[:90]))))
+                t.add_done_callback(lambda t, m=minute: (done_at.append((time.perf_counter(), t.result().success)),
+                                                         None if t.result().success else failures.append(
+                                                             (m + 1, t.result().vendor_type,
+                                                              (t.result().error or "")[:60]))))
                 pending.add(t)
                 t.add_done_callback(pending.discard)
             print(f"  minute {minute + 1}: started {len(tasks)} polls in {tick_s[-1]:.2f} s, "
@@ -290,17 +291,18 @@ class _Timed:
 
 
 async def baseline(urls: list[str], n: int, concurrency: int) -> dict:
-    """Plain httpx: one GET per system (Fronius power flow, no auth) at the same
+    """Plain httpx: one GET per system (the bench's Fronius sites' power flow, no auth) at the same
     concurrency, through pools of 32 connections (as the poller's per-account pools:
     one httpx pool of thousands of connections costs far more CPU per request)."""
     sem = asyncio.Semaphore(concurrency)
+    fronius = [site_id("fronius", i) for i in range(n) if VENDORS[i % len(VENDORS)] == "fronius"]  # warm sites
     clients = [httpx.AsyncClient(limits=httpx.Limits(max_connections=32), timeout=60)
                for _ in range(max(1, -(-concurrency // 32)))]
     try:
         async def one(i: int) -> bool:
             async with sem:
                 r = await clients[i % len(clients)].get(
-                    f"{urls[i % len(urls)]}/sites/fronius-{i}/solar_api/v1/GetPowerFlowRealtimeData.fcgi")
+                    f"{urls[i % len(urls)]}/sites/{fronius[i % len(fronius)]}/solar_api/v1/GetPowerFlowRealtimeData.fcgi")
                 r.json()
                 return r.status_code == 200
         cpu0, t0 = time.process_time(), time.perf_counter()
@@ -390,8 +392,9 @@ def report(a, r: dict, sessions: int, cloud_cpu: list[float]) -> None:
     if r["failures"]:
         import collections
 
-        top = collections.Counter(r["failures"]).most_common(6)
-        print("failures: " + "; ".join(f"{n}x {v}: {e}" for (v, e), n in top), flush=True)
+        top = collections.Counter(r["failures"]).most_common(10)
+        print("failures (tick, vendor, error): " + "; ".join(f"{n}x tick {m} {v}: {e}" for (m, v, e), n in top),
+              flush=True)
     print(f"answer -> readable via latest_values.read: p50 {pct(lags, 0.5):.0f} ms, p95 {pct(lags, 0.95):.0f} ms, "
           f"max {max(lags) if lags else float('nan'):.0f} ms ({len(lags)} sampled polls, {r['lost']} not seen in 60 s)")
     print(f"poller CPU: {cpu_poll_ms:.2f} ms per poll after minute 1 ({r['cpu_steady']:.1f} s CPU for "
