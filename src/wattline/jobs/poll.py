@@ -213,8 +213,8 @@ class Poller:
         report.skipped_running = overran
         if overran:
             self.overruns += len(overran)
-            log.warning("poll.overrun_skipped", systems=overran)
-            await asyncio.to_thread(lambda: [sessions_repo.count_overrun(self.ctx.dbs.telemetry, i) for i in overran])
+            log.warning("poll.overrun_skipped", count=len(overran), systems=overran[:50])
+            await asyncio.to_thread(sessions_repo.count_overruns, self.ctx.dbs.telemetry, overran)
         return tasks, report
 
     async def poll(self, *, cause: str = "CRON", system_ids: list[int] | None = None,

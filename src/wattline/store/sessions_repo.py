@@ -96,11 +96,23 @@ def release(telemetry: Engine, system_ids: list[int]) -> None:
 
 def count_overrun(telemetry: Engine, system_id: int) -> None:
     """A poll of the system was due while its previous one still ran (skipped)."""
+    count_overruns(telemetry, [system_id])
+
+
+def count_overruns(telemetry: Engine, system_ids: list[int]) -> None:
+    """Polls of these systems were due while their previous ones still ran (skipped):
+    one transaction, one UPDATE for all (a tick can skip thousands)."""
+    ids = sorted(set(system_ids))
+    if not ids:
+        return
+    c = system_poll_state.c
     with write_transaction(telemetry) as conn:
-        n = conn.execute(update(system_poll_state).where(system_poll_state.c.system_id == system_id)
-                         .values(skipped_overruns=system_poll_state.c.skipped_overruns + 1)).rowcount
-        if not n:
-            conn.execute(insert(system_poll_state).values(system_id=system_id, skipped_overruns=1))
+        known = {r[0] for r in conn.execute(select(c.system_id).where(c.system_id.in_(ids)))}
+        conn.execute(update(system_poll_state).where(c.system_id.in_(known))
+                     .values(skipped_overruns=c.skipped_overruns + 1))
+        missing = [i for i in ids if i not in known]
+        if missing:
+            conn.execute(insert(system_poll_state), [{"system_id": i, "skipped_overruns": 1} for i in missing])
 
 
 def poll_states(telemetry: Engine, system_ids: list[int] | None = None) -> dict[int, dict]:
