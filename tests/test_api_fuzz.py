@@ -62,6 +62,10 @@ SEMANTIC_400 = {"/api/energy": [schemathesis.checks.positive_data_acceptance]}
 # or a range of too many buckets a 400
 SEMANTIC_400.update({f"/api/power-analytics/{p}": [schemathesis.checks.positive_data_acceptance]
                      for p in ("summary", "timeline", "device-breakdown", "monthly", "export-csv")})
+# seed 003: exactly one of systemId / composite; systemIds is ids or a composite slug, and
+# the point keys must be the systems' own
+SEMANTIC_400.update({p: [schemathesis.checks.positive_data_acceptance]
+                     for p in ("/api/data/latest", "/api/data/historical", "/api/data/flows")})
 
 
 def test_every_operation_is_fuzzed():

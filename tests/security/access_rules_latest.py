@@ -20,3 +20,7 @@ RULES = [
     Rule("PATCH", f"/api/composite/{NO_SUCH_ID}", "viewer", body={"favourite": True}),
     Rule("DELETE", f"/api/composite/{NO_SUCH_ID}", "viewer"),
 ]
+
+# the other methods of the composite paths: 405 naming the path's methods, for everyone
+RULES += [Rule(m, "/api/composite", "public") for m in ("PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")]
+RULES += [Rule(m, "/api/composite/1", "public") for m in ("POST", "PUT", "OPTIONS", "TRACE")]

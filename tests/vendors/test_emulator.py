@@ -103,7 +103,8 @@ def test_stats_endpoint_and_health(kit, start_cloud):
     running = start_cloud(scripted_faults=["503"])
     with httpx.Client(base_url=running.base_url) as http:
         assert http.post("/v1/userService/login", json={}).status_code == 503
-        assert http.get("/_emulator/health").json() == {"status": "ok", "vendors": ["solarman", "sungrow"]}
+        assert http.get("/_emulator/health").json() == {"status": "ok", "vendors": ["solarman", "sungrow"],
+                                                        "latencyMs": 0.0, "benchMode": False}
         stats = http.get("/_emulator/stats").json()
     assert stats["faults"] == {"503": 1} and stats["calls"] == {"sungrow login 503": 1}
 

@@ -12,7 +12,8 @@ database overview.
   (group of kind ``composite``, by slug) combines its members per bucket by the
   core's roll-up rules (domain/groups.py: power and energy add up, state of charge is
   capacity-weighted); a member without a value in a bucket does not take part in it.
-  Every system (a composite: every member) must be readable by the caller: 404 otherwise.
+  Every system must be readable by the caller, a composite by its owner, an admin or a
+  reader of every member (as for ``/api/data/latest``): 404 otherwise.
 * ``POST /api/cron/daily`` ``{"action": "catchup" | "clear"}`` and ``POST /api/cron/cleanup``
   (the cron secret or an admin): jobs/point_daily.py, jobs/cleanup.py, run as job rows.
 * ``GET /api/admin/database`` (admin): rows per table of both databases; last daily and
@@ -43,7 +44,8 @@ from wattline.security.deps import require_cron_or_role, require_role
 from wattline.security.errors import ApiError
 from wattline.security.principal import Principal
 from wattline.security.system_access import can_read_system
-from wattline.store import point_aggs, systems_repo
+from wattline import system_admin
+from wattline.store import composites_repo, point_aggs, systems_repo
 
 router = APIRouter(tags=["historical"], responses=S.errors(401, 403))
 
@@ -180,14 +182,16 @@ def _resolve(request: Request, principal: Principal, target: list[int] | str) ->
             ids = composite["member_ids"]
         else:
             ids = target
-        systems = {}
-        for sid in ids:
-            s = systems_repo.system(conn, sid)
-            if s is None or not can_read_system(principal, s):
-                if composite is not None:  # a member the caller may not read hides the composite
-                    raise _not_found(f"composite {target!r}", composite=target)
+        systems = {sid: systems_repo.system(conn, sid) for sid in ids}
+        if composite is not None:
+            # the rule of /api/data/latest and /api/data/flows: owner, admin, or a reader of every member
+            full = composites_repo.get(conn, composite["id"])
+            if full is None or any(s is None for s in systems.values()) or not system_admin.can_read_composite(
+                    principal, full, systems.values()):
+                raise _not_found(f"composite {target!r}", composite=target)
+        for sid, s in systems.items():
+            if composite is None and (s is None or not can_read_system(principal, s)):
                 raise _not_found(f"system with id {sid}", system_id=sid)
-            systems[sid] = s
         pts = point_aggs.system_points(conn, ids)
         caps = point_aggs.capacities_kwh(conn, ids) if composite is not None else {}
     return {"ids": list(ids), "systems": systems, "points": pts, "composite": composite, "caps": caps}

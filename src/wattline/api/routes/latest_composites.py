@@ -30,7 +30,7 @@ from wattline.domain.groups import battery_capacity_kwh
 from wattline.domain.latest import MemberPoint, roll_up_latest
 from wattline.domain.point_display import display_unit
 from wattline.security.deps import require_role
-from wattline.security.errors import ApiError
+from wattline.security.errors import ApiError, error_response
 from wattline.security.principal import Principal
 from wattline.security.system_access import can_read_system
 from wattline.store import composites_repo, systems_repo
@@ -301,3 +301,22 @@ def delete_composite(request: Request, principal: Viewer, composite_id: Composit
         raise _refused(exc) from None
     _refresh_subscriptions(request, before["member_ids"])
     return Deleted(deleted=composite_id)
+
+
+# ------------------------------------------------------------------ other methods
+# a 405 naming every method of the path (Starlette's own lists only the first route's)
+
+
+def _method_not_allowed(allow: str):
+    return error_response(405, "method_not_allowed", "Method Not Allowed", None, {"Allow": allow})
+
+
+@router.api_route("/api/composite", methods=["PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"], include_in_schema=False)
+def composites_other_methods():
+    return _method_not_allowed("GET, POST")
+
+
+@router.api_route("/api/composite/{composite_id}", methods=["POST", "PUT", "OPTIONS", "TRACE"],
+                  include_in_schema=False)
+def composite_other_methods():
+    return _method_not_allowed("GET, PATCH, DELETE")
