@@ -12,6 +12,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
+from wattline.domain import system_health
 from wattline.security.roles import ROLES, role_at_least
 from wattline.store import systems_repo
 from wattline.web.pages import _int_or_none, _not_found, _render, _to_login, _user
@@ -45,13 +46,16 @@ def _page(request: Request, template: str, page: str, title: str, **extra) -> Re
 def mount(app: FastAPI) -> None:
     """Add the admin pages to ``app``."""
 
+    # the page colours the dots by the API's freshnessS (server clock) with the domain's thresholds
+    dots = {"green_below_s": system_health.GREEN_BELOW_S, "yellow_upto_s": system_health.YELLOW_UPTO_S}
+
     @app.get("/admin", include_in_schema=False)
     def admin_home(request: Request) -> Response:
-        return _page(request, "admin_systems.html", "admin-systems", "Admin · systems")
+        return _page(request, "admin_systems.html", "admin-systems", "Admin · systems", **dots)
 
     @app.get("/admin/systems", response_class=HTMLResponse, include_in_schema=False)
     def admin_systems(request: Request) -> Response:
-        return _page(request, "admin_systems.html", "admin-systems", "Admin · systems")
+        return _page(request, "admin_systems.html", "admin-systems", "Admin · systems", **dots)
 
     @app.get("/admin/systems/{system_id}/points", response_class=HTMLResponse, include_in_schema=False)
     def admin_points(request: Request, system_id: str) -> Response:

@@ -99,7 +99,7 @@ def mount(app: FastAPI) -> None:
                 s = systems_repo.system(conn, sid)
         if s is None or not can_read_system(principal, s):
             return _not_found(request, principal, f"No system with id {system_id}.")
-        return _render(request, "system.html", principal=principal, page="system", title=s["display_name"],
+        return _render(request, "systems_detail.html", principal=principal, page="system", title=s["display_name"],
                        view={"kind": "system", "id": s["id"], "ref": str(s["id"]), "name": s["display_name"],
                              "sub": f"{s['vendor_type']} · site {s['vendor_site_id']} · {s['owner']}",
                              "timezone": s["timezone"]},
@@ -118,7 +118,7 @@ def mount(app: FastAPI) -> None:
             return _not_found(request, principal, f"No composite {ref}.")
         names = ", ".join(m["display_name"] for m in g["members"]) or "no members"
         tz = g["members"][0]["timezone"] if g["members"] else "UTC"
-        return _render(request, "system.html", principal=principal, page="composite", title=g["name"],
+        return _render(request, "systems_detail.html", principal=principal, page="composite", title=g["name"],
                        view={"kind": "composite", "id": g["id"], "ref": g["slug"] or str(g["id"]),
                              "name": g["name"], "sub": f"composite of {names}", "timezone": tz,
                              "members": [m["id"] for m in g["members"]]},
