@@ -9,7 +9,7 @@
   var SOURCES = ["solar", "battery", "grid"], SINKS = ["load", "battery", "grid"];
   var COLOURS = { solar: "#f59e0b", battery: "#16a34a", grid: "#6b7280", load: "#2563eb" };
   var NAMES = { solar: "Solar", battery: "Battery", grid: "Grid", load: "Load" };
-  var W = 560, H = 260, NODE_W = 14, PAD = 14, LEFT = 90, RIGHT = W - 90 - NODE_W;
+  var W = 600, H = 260, NODE_W = 14, PAD = 14, LEFT = 130, RIGHT = W - 130 - NODE_W;
 
   function svg(tag, attrs, text) {
     var n = document.createElementNS(NS, tag);
