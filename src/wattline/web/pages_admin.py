@@ -4,7 +4,8 @@ poll sessions, users, connection tests and database statistics.
 Each page is a shell filled by ``static/admin.js`` from the admin API
 (``/api/admin/systems``, ``/api/admin/systems/{id}/points``, ``/api/admin/sessions``,
 ``/api/admin/users``, ``POST /api/test-connection``, ``/api/admin/database``). A
-signed-in caller below admin gets a 403 page; the API refuses them anyway.
+signed-in caller below admin gets a 404 page (the admin pages are not revealed, as the
+access matrix's ``page`` policy has it); the API refuses them anyway.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from wattline.domain import system_health
-from wattline.security.roles import ROLES, role_at_least
+from wattline.security.roles import role_at_least
 from wattline.store import systems_repo
 from wattline.web.pages import _int_or_none, _not_found, _render, _to_login, _user
 from wattline.web.pages_systems import SETUP_VENDORS, credential_fields
 
+USER_ROLES = ("viewer", "user", "admin")  # what POST /api/admin/users creates
 ADMIN_PAGES = (("admin-systems", "/admin/systems", "Systems"), ("admin-sessions", "/admin/sessions", "Sessions"),
                ("admin-users", "/admin/users", "Users"),
                ("admin-connection-test", "/admin/connection-test", "Connection test"),
@@ -30,8 +32,7 @@ def _admin(request: Request):
     if principal is None:
         return None, _to_login(request)
     if principal.kind == "cron" or not role_at_least(principal.role, "admin"):
-        return None, _render(request, "error.html", 403, principal=principal, title="Not allowed",
-                             message="The admin pages are for admins.")
+        return None, _not_found(request, principal, "No such page.")
     return principal, None
 
 
@@ -79,7 +80,7 @@ def mount(app: FastAPI) -> None:
 
     @app.get("/admin/users", response_class=HTMLResponse, include_in_schema=False)
     def admin_users(request: Request) -> Response:
-        return _page(request, "admin_users.html", "admin-users", "Admin · users", roles=ROLES)
+        return _page(request, "admin_users.html", "admin-users", "Admin · users", roles=USER_ROLES)
 
     @app.get("/admin/connection-test", response_class=HTMLResponse, include_in_schema=False)
     def admin_connection_test(request: Request) -> Response:

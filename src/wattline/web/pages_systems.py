@@ -129,9 +129,9 @@ def mount(app: FastAPI) -> None:
         principal = _user(request)
         if principal is None:
             return _to_login(request)
-        if not role_at_least(principal.role, "user"):
-            return _render(request, "error.html", 403, principal=principal, title="Not allowed",
-                           message="Only users and admins add systems.")
+        if not role_at_least(principal.role, "user"):  # a viewer is told why, nothing to fill in
+            return _render(request, "error.html", principal=principal, page="setup", title="Add a system",
+                           message="Only users and admins add systems; a viewer sees the systems shared with them.")
         vendors = []
         for v in SETUP_VENDORS:
             try:

@@ -9,7 +9,9 @@ instant of the values used and the imbalance of the inputs.
   the points ``solar_w`` (or ``power``), ``load_w``, ``battery_w``, ``grid_w``, in W.
 * a range: the ledger energies of the same points (the pipeline integrates power),
   per bucket of 60 s (up to 24 h) or 300 s (7 and 30 days), each bucket split on its
-  own and summed, in Wh.
+  own and summed, in Wh. The split of a whole stored local day is kept in memory
+  (:class:`DayFlowCache`) while that day's aggregate rows are unchanged, so 30 days
+  read the ledger of the partial first and last days only.
 
 A composite is split member by member and the flows added: one member's solar never
 feeds another member's load. The battery sign of each member follows its vendor
@@ -21,6 +23,8 @@ may not read, answer 404 (existence not revealed).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Annotated, Literal
 
 import numpy as np
@@ -115,9 +119,9 @@ def _now_split(request: Request, system_id: int, series: dict[str, int], battery
     return split, as_of
 
 
-def _range_split(request: Request, series: dict[str, int], start_s: int, end_s: int, battery_positive: str
-                 ) -> ef.FlowSplit | None:
-    bucket_s = bucket_s_for(end_s - start_s)
+def _window_split(request: Request, series: dict[str, int], start_s: int, end_s: int, bucket_s: int,
+                  battery_positive: str) -> ef.FlowSplit | None:
+    """Flows of ``(start_s, end_s]`` from the ledger, split per bucket and summed (Wh)."""
     n = -(-(end_s - start_s) // bucket_s)
     rows = flow_queries.bucket_energies_milli_wh(ctx(request).dbs.telemetry, list(series.values()),
                                                  start_s, end_s, bucket_s)
@@ -137,6 +141,69 @@ def _range_split(request: Request, series: dict[str, int], start_s: int, end_s: 
         return None
     return ef.energy_flows_wh(cols["solar"][seen], cols["load"][seen], cols["battery"][seen], cols["grid"][seen],
                               battery_positive)
+
+
+class DayFlowCache:
+    """Splits of whole stored local days, keyed by the system's series and the day, and
+    valid while the day's fingerprint (:func:`flow_queries.full_days`) is unchanged: a
+    day that gained or re-derived a reading is split again. Bounded (oldest out)."""
+
+    def __init__(self, max_days: int = 100_000):
+        self._lock = threading.Lock()
+        self._days: OrderedDict = OrderedDict()
+        self.max_days = max_days
+
+    def get(self, key, fingerprint) -> ef.FlowSplit | None | bool:
+        with self._lock:
+            hit = self._days.get(key)
+            if hit is None or hit[0] != fingerprint:
+                return False
+            self._days.move_to_end(key)
+            return hit[1]
+
+    def put(self, key, fingerprint, split: ef.FlowSplit | None) -> None:
+        with self._lock:
+            self._days[key] = (fingerprint, split)
+            self._days.move_to_end(key)
+            while len(self._days) > self.max_days:
+                self._days.popitem(last=False)
+
+
+def _day_cache(request: Request) -> DayFlowCache:
+    cache = getattr(request.app.state, "flow_day_cache", None)
+    if cache is None:
+        cache = request.app.state.flow_day_cache = DayFlowCache()
+    return cache
+
+
+def _range_split(request: Request, series: dict[str, int], start_s: int, end_s: int, battery_positive: str
+                 ) -> ef.FlowSplit | None:
+    """Flows of the window: whole stored local days from the day cache (split again when
+    their readings changed), the rest from the ledger."""
+    if not series:
+        return None
+    bucket_s = bucket_s_for(end_s - start_s)
+    cache = _day_cache(request)
+    who = (tuple(sorted(series.items())), battery_positive, bucket_s)
+    pieces: list[ef.FlowSplit | None] = []
+    cursor = start_s
+    for day_start, day_end, fingerprint in flow_queries.full_days(ctx(request).dbs.telemetry,
+                                                                  list(series.values()), start_s, end_s):
+        if day_start < cursor:
+            continue
+        if day_start > cursor:
+            pieces.append(_window_split(request, series, cursor, day_start, bucket_s, battery_positive))
+        key = (who, day_start, day_end)
+        split = cache.get(key, fingerprint)
+        if split is False:
+            split = _window_split(request, series, day_start, day_end, bucket_s, battery_positive)
+            cache.put(key, fingerprint, split)
+        pieces.append(split)
+        cursor = day_end
+    if cursor < end_s:
+        pieces.append(_window_split(request, series, cursor, end_s, bucket_s, battery_positive))
+    got = [p for p in pieces if p is not None]
+    return ef.add_splits(got) if got else None
 
 
 @router.get("/api/data/flows", responses=S.errors(400, 404))

@@ -115,7 +115,7 @@
         var save = el("button", { type: "button", "class": "btn", "data-testid": "save-point", text: "Save" });
         save.addEventListener("click", function () {
           save.disabled = true;
-          post(url, { key: p.key, label: label.value, displayOrder: +ord.value, visible: visible.checked,
+          post(url, { key: p.key, label: label.value.trim() || undefined, displayOrder: +ord.value, visible: visible.checked,
             active: active.checked }).then(function () { setStatus("Saved " + p.key + "."); save.disabled = false; })
             .catch(function (e) { setStatus("Could not save " + p.key + ": " + e.message, true); save.disabled = false; });
         });

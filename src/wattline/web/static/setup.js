@@ -16,7 +16,7 @@
     form.querySelectorAll(".vendor-fields").forEach(function (fs) { fs.hidden = fs.dataset.vendor !== vendor; });
   }
 
-  // {vendorType, siteId?, credentials, baseUrl?} from the form; missing required fields listed
+  // {vendorType, siteId?, credentials} from the form (the server knows where each vendor is); missing required fields listed
   function connectionBody(form) {
     var vendor = form.elements.vendorType.value;
     var creds = {}, missing = [];
@@ -31,8 +31,6 @@
     var body = { vendorType: vendor, credentials: creds };
     var site = form.elements.siteId && form.elements.siteId.value.trim();
     if (site) body.siteId = site;
-    var base = form.elements.baseUrl && form.elements.baseUrl.value.trim();
-    if (base) body.baseUrl = base;
     return { body: body, missing: missing };
   }
 
@@ -137,6 +135,7 @@
       var alias = form.elements.alias.value.trim();
       if (alias) req.alias = alias;
       req.timezone = form.elements.timezone.value.trim() || "UTC";
+      if (!req.siteId) { W.status("save-status", "A site id is needed to save.", true); return; }
       var save = form.querySelector("[data-testid=save]");
       save.disabled = true;
       W.status("save-status", "Saving…");
