@@ -81,27 +81,21 @@
     return Math.abs(v) >= 100 ? 0 : 2;
   }
 
-  var labels = {}, order = {}, powerKeys = [];
+  var labels = {}, powerKeys = [];
 
-  function loadLabels() {
-    if (body.dataset.view !== "system") return Promise.resolve();
-    return api("/api/data/systems/" + encodeURIComponent(body.dataset.id)).then(function (s) {
-      (s.points || []).forEach(function (p, i) { labels[p.key] = p.label || p.key; order[p.key] = i; });
-    }).catch(function () { /* labels are a nicety: keys stand in */ });
-  }
-
+  // the values come in display order; labels from includeMetadata's points
   function fillGrid(data) {
     var grid = document.getElementById("point-grid");
     var values = (data && data.data) || {};
-    var keys = Object.keys(values).sort(function (a, b) {
-      var oa = order[a] === undefined ? 1e9 : order[a], ob = order[b] === undefined ? 1e9 : order[b];
-      return oa - ob || (a < b ? -1 : a > b ? 1 : 0);
-    });
+    var meta = (data && data.metadata) || {};
+    var points = meta.points || {};
+    var keys = Object.keys(values);
+    keys.forEach(function (k) { labels[k] = (points[k] && points[k].label) || k; });
     grid.replaceChildren();
     keys.forEach(function (k) {
       var v = values[k] || {};
       grid.appendChild(el("div", { "class": "card", "data-testid": "point-card", "data-key": k }, [
-        el("div", { "class": "card-label", text: labels[k] || k }),
+        el("div", { "class": "card-label", text: labels[k] }),
         el("div", { "class": "card-value", "data-testid": "point-value", "data-value": String(v.value),
           text: fmt(v.value, digitsFor(v.value, v.unit)) }),
         el("div", { "class": "card-unit", text: (v.unit || "") + " · " + fmtTime(v.timestamp, body.dataset.timezone) })
@@ -110,16 +104,18 @@
     if (!keys.length) grid.appendChild(el("p", { "class": "empty", text: "No values yet." }));
     grid.dataset.state = "ready";
     grid.dataset.count = String(keys.length);
-    var meta = (data && data.metadata) || {};
     var last = document.getElementById("last-update");
     if (last) last.textContent = " · last update " + fmtTime(meta.lastUpdate, body.dataset.timezone) +
       (meta.source ? " (" + meta.source + ")" : "");
-    powerKeys = keys.filter(function (k) { return POWER_UNITS.indexOf((values[k] || {}).unit) >= 0; });
+    powerKeys = keys.filter(function (k) {
+      var mt = points[k] && points[k].metricType;
+      return mt ? mt === "power" : POWER_UNITS.indexOf((values[k] || {}).unit) >= 0;
+    });
   }
 
   function loadLatest() {
     var url = "/api/data/latest?" + query() + "&includeMetadata=true";
-    return loadLabels().then(function () { return api(url); }).then(fillGrid).catch(function (e) {
+    return api(url).then(fillGrid).catch(function (e) {
       var grid = document.getElementById("point-grid");
       grid.dataset.state = "error";
       grid.replaceChildren(el("p", { "class": "empty", text: "Could not load the latest values: " + e.message }));
@@ -151,6 +147,8 @@
       if (!rows.length) { chartState(div, "empty", "No data in this range."); return; }
       if (!window.Plotly) { chartState(div, "error", "Plotly.js did not load."); return; }
       var clock = localClock(body.dataset.timezone || "UTC");
+      var units = (res.metadata && res.metadata.units) || {};
+      var unitList = powerKeys.map(function (k) { return units[k]; }).filter(function (u, i, a) { return u && a.indexOf(u) === i; });
       var x = rows.map(function (r) { return clock(r.timestamp); });
       var traces = powerKeys.map(function (k) {
         return { type: "scatter", mode: "lines", name: labels[k] || k, x: x,
@@ -160,7 +158,8 @@
       });
       var lay = { margin: { l: 60, r: 12, t: 10, b: 48 }, autosize: true, hovermode: "x", height: 320,
         xaxis: { type: "date", title: { text: "Local time (" + body.dataset.timezone + ")" }, automargin: true },
-        yaxis: { title: { text: "Power" }, automargin: true, zeroline: true },
+        yaxis: { title: { text: "Power" + (unitList.length === 1 ? " (" + unitList[0] + ")" : "") }, automargin: true,
+          zeroline: true },
         legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" }, showlegend: true,
         paper_bgcolor: "#fff", plot_bgcolor: "#fff" };
       if (!div.data) div.replaceChildren();
