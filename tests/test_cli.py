@@ -74,6 +74,26 @@ def test_import_reports_bad_rows_writes_good_ones_and_energy_reads_them(run, tmp
     assert lines[-1].startswith("total,,1500.0")
 
 
+def test_import_rejects_undecodable_bytes_control_characters_and_extra_columns_by_line(run, tmp_path):
+    run("assets", "add", "m1", "--kind", "meter", "--timezone", "UTC")
+    f = tmp_path / "bad.csv"
+    f.write_bytes(b"asset,point,ts,value,unit\n"
+                  b"m1,energy,2026-01-01T00:00:00Z,1.5,kWh\n"
+                  b"m1,ener\xffgy,2026-01-01T00:15:00Z,1.6,kWh\n"          # line 3: not UTF-8
+                  b'"m1","ene\nrgy",2026-01-01T00:30:00Z,1.7,kWh\n'        # lines 4-5: a newline in a key
+                  b"m1,energy,2026-01-01T00:45:00Z,1.8,kWh,extra\n"       # line 6: an extra column
+                  b"m1,energy,2026-01-01T01:00:00Z,1.9,kWh\n")
+    p = run("import", str(f), check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert "line 3: not UTF-8" in p.stderr
+    assert "line 4: point 'ene\\nrgy' contains a newline" in p.stderr
+    assert "line 6: expected at most 5 columns, as the header has, got 6" in p.stderr
+    assert "5 rows read, 2 written, 3 rejected" in p.stdout
+    out = json.loads(run("stats", "--asset", "m1", "--point", "energy", "--period", "day", "--from",
+                         "2026-01-01T00:00:00Z", "--to", "2026-01-02T00:00:00Z", "--format", "json").stdout)
+    assert [b["count"] for b in out["buckets"]] == [2]  # only the good rows, no point named with a newline
+
+
 def test_import_twice_changes_nothing(run, tmp_path):
     run("assets", "add", "m", "--kind", "meter", "--timezone", "UTC")
     f = tmp_path / "r.csv"
@@ -168,3 +188,17 @@ def test_vendor_account_credentials_are_stored_encrypted(run, tmp_path):
     assert "added with id" in plant.stdout
     keys = {r[0] for r in db.execute("SELECT key FROM points")}
     assert keys == {"energy_total", "power", "energy_today"}
+
+
+def test_two_demos_on_one_data_directory_both_finish_without_a_traceback(tmp_path):
+    # the second waits for the first's registry writes instead of 'database is locked'
+    env = {**os.environ, "WATTLINE_DATA_DIR": str(tmp_path / "data"), "WATTLINE_CLOCK": "2026-03-10T12:00:00Z"}
+    for k in ("WATTLINE_MAIN_URL", "WATTLINE_TELEMETRY_URL", "WATTLINE_CLOCK_OFFSET_S"):
+        env.pop(k, None)
+    cmd = [sys.executable, "-m", "wattline.cli", "demo", "--no-serve", "--since", "2026-03-07"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, errs) in zip(procs, outs):
+        assert p.returncode == 0 and "Traceback" not in errs and "locked" not in errs, errs[-2000:]
+        assert "classroom page:" in out

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,10 +34,12 @@ from wattline.store.latest_values import DatabaseLatestValues, open_latest_value
 PLANT = 7
 T0 = 1_763_812_800  # 2025-11-22T12:00:00Z
 SHARED_REDIS_PORT = 6379
+REDIS_CONF = Path(__file__).resolve().parent / "redis" / "test.conf"
 
 
 class RedisServer:
-    """``redis-server`` on a free loopback port, without persistence; stop() kills it."""
+    """``redis-server`` on a free loopback port with tests/redis/test.conf (no
+    persistence); stop() ends it (only this process, by its handle)."""
 
     def __init__(self):
         exe = shutil.which("redis-server")
@@ -55,7 +58,7 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [self.exe, str(REDIS_CONF), "--port", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
@@ -200,8 +203,15 @@ def test_settings_choose_redis_for_the_api_and_the_pipeline(tmp_path, redis_serv
     try:
         assert isinstance(ctx.latest_values, RedisLatestValues) and ctx.pipeline.latest_values is ctx.latest_values
         assert ctx.latest_values.key(3) == "prod:latest:asset:3" and redis_server.url not in repr(settings)
+        assert ctx.latest_values.system_key(3) == "prod:latest:system:3"
+        assert ctx.latest_values.main_reader is ctx.dbs.main_reader  # systems kept by point key
     finally:
         ctx.close()
+    staged = open_context(Settings(data_dir=tmp_path / "staged", redis_url=redis_server.url, env="dev"))
+    try:
+        assert staged.latest_values.subscriptions_key(3) == "dev:subscriptions:system:3"
+    finally:
+        staged.close()
     plain = open_context(Settings(data_dir=tmp_path / "plain"))
     try:
         assert isinstance(plain.latest_values, DatabaseLatestValues) and plain.pipeline.latest_values is None

@@ -374,7 +374,10 @@ def _mount_sub_commands() -> None:
     from wattline.cli_systems import mount as mount_systems
 
     mount_systems(app)  # systems add|list|share, composites add
+    import wattline.cli_system_backfill  # noqa: F401  (systems backfill, on the systems group)
     mount_poll(app)  # poll [--once]
+    from wattline.cli_points import mount as mount_points
+    mount_points(app)  # points daily --catchup|--clear, cleanup
 
 
 _mount_sub_commands()

@@ -140,8 +140,11 @@ def composites_add(
     slug: str = typer.Argument(..., help="URL name"),
     name: str = typer.Option(..., help="display name"),
     members: str = typer.Option(..., help="system ids, comma-separated, in display order"),
+    description: Optional[str] = typer.Option(None, help="free text"),
+    owner: Optional[str] = typer.Option(None, help="username of its owner (must be able to read every member)"),
+    favourite: bool = typer.Option(False, "--favourite", help="pin it (shown first)"),
 ) -> None:
-    """A composite of systems (a group of kind ``composite``)."""
+    """A composite of systems (a group of kind ``composite``), members in the given order."""
     from wattline import system_admin
     from wattline.cli import _ctx, _fail, console
 
@@ -152,12 +155,46 @@ def composites_add(
     ctx = _ctx()
     try:
         with ctx.dbs.main.begin() as conn:
-            gid = system_admin.add_composite(conn, slug, name, ids)
+            gid = system_admin.add_composite(conn, slug, name, ids, owner=owner, description=description,
+                                             favourite=favourite)
+        refresh = getattr(ctx.latest_values, "refresh_subscriptions", None)
+        if refresh is not None:  # Redis: the composites each system feeds
+            refresh(ids)
     except system_admin.RegistryError as exc:
         _fail(str(exc))
     finally:
         ctx.close()
-    console.print(f"composite {slug!r} added with id {gid} ({len(ids)} systems)")
+    console.print(f"composite {slug!r} added with id {gid} ({len(set(ids))} systems)")
+
+
+@composites_app.command("list")
+def composites_list(
+    output: str = typer.Option("table", "--format", help="table | json"),
+) -> None:
+    """Every composite with its owner and members (in display order)."""
+    import json
+
+    from wattline.cli import _ctx, _fail, console
+    from wattline.store import composites_repo
+
+    if output not in ("table", "json"):
+        _fail("--format must be table or json")
+    ctx = _ctx()
+    try:
+        with ctx.dbs.main.connect() as conn:
+            rows = composites_repo.list_composites(conn)
+    finally:
+        ctx.close()
+    if output == "json":
+        print(json.dumps([{"id": r["id"], "slug": r["slug"], "name": r["name"], "description": r["description"],
+                           "favourite": r["favourite"], "owner": r["owner"], "memberIds": r["member_ids"]}
+                          for r in rows]))
+        return
+    t = Table("id", "slug", "name", "owner", "favourite", "members", "description")
+    for r in rows:
+        t.add_row(str(r["id"]), r["slug"] or "", r["name"], r["owner"] or "", "yes" if r["favourite"] else "",
+                  ",".join(map(str, r["member_ids"])), r["description"] or "")
+    console.print(t)
 
 
 @systems_app.command("points")

@@ -14,7 +14,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # where the emulated vendor clouds listen by default (``wattline vendors serve``); here,
@@ -37,7 +37,18 @@ class Settings(BaseSettings):
     # latest-value cache: unset = the database answers (the newest stored reading).
     # May hold a password (redis://:pw@host/0): never logged or shown.
     redis_url: str | None = Field(default=None, repr=False)
-    redis_namespace: str = "wattline:"  # key prefix, e.g. "prod:" to share one Redis
+    # Redis key prefix. WATTLINE_REDIS_NAMESPACE sets it outright ("prod:"); else
+    # WATTLINE_ENV (prod | dev | test | ...) makes it "<env>:"; else "wattline:". Two
+    # environments sharing one Redis never see each other's keys.
+    env: str | None = None
+    redis_namespace: str = ""
+
+    @model_validator(mode="after")
+    def _namespace_from_env(self) -> "Settings":
+        if not self.redis_namespace:
+            self.redis_namespace = f"{self.env.strip()}:" if self.env and self.env.strip() else "wattline:"
+        return self
+
     # MQTT broker of ``wattline mqtt``: mqtt://[user[:password]@]host[:port]; may hold a password
     mqtt_url: str | None = Field(default=None, repr=False)
 

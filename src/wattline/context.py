@@ -44,7 +44,7 @@ def open_context(settings: Settings | None = None, *, migrate: bool = True) -> A
         dispose_engine(main)
         dispose_engine(tel)
     dbs = open_databases(settings.main_database_url, settings.telemetry_database_url)
-    latest = open_latest_values(dbs.telemetry, settings.redis_url, settings.redis_namespace)
+    latest = open_latest_values(dbs.telemetry, settings.redis_url, settings.redis_namespace, dbs.main_reader)
     # only a cache needs the pipeline's writes (the database holds the readings already)
     sink = latest if settings.redis_url else None
     return AppContext(settings, dbs, Pipeline(dbs.telemetry, dbs.main_reader, latest_values=sink),

@@ -24,6 +24,7 @@ from wattline.jobs.backfill import backfill_plant
 from wattline.simulator.vendor_cloud.config import DEFAULT_CREDENTIALS, CloudConfig, PlantProfile
 from wattline.simulator.vendor_cloud.server import BackgroundCloud  # noqa: F401 - the demo's cloud, used by the CLI
 from wattline.store import demo_setup_repo, plant_queries, registry
+from wattline.store.engines import write_transaction
 
 ORG = "Demo Solar O&M"
 WORK_ORDER_ID = 456
@@ -60,7 +61,9 @@ def cloud_config(since_ts: int) -> CloudConfig:
 def set_up(ctx: AppContext, base_url: str, since_ts: int) -> dict[str, int]:
     """Idempotent: creates what is missing, points the vendor accounts at ``base_url``."""
     accounts = {}
-    with ctx.dbs.main.begin() as conn:
+    # the write lock from BEGIN: a second demo on the same data directory waits for this
+    # one's set-up instead of failing to upgrade its read ('database is locked')
+    with write_transaction(ctx.dbs.main) as conn:
         org = registry.ensure_organization(conn, ORG, "Europe/Berlin")
         demo_setup_repo.set_auto_sync(conn, org, 15)
         for vendor in ("solarman", "sungrow"):
@@ -80,7 +83,7 @@ def set_up(ctx: AppContext, base_url: str, since_ts: int) -> dict[str, int]:
                     conn, p.name, p.vendor, p.vendor_plant_id, p.timezone, asset_id=p.plant_id,
                     organization_id=org, vendor_account_id=accounts[p.vendor], start_operating_time=since_ts,
                     capacity_kw=p.capacity_kw, latitude=p.latitude, longitude=p.longitude)
-        if plant_queries.work_order(ctx.dbs.main, WORK_ORDER_ID) is None:
+        if not demo_setup_repo.group_exists(conn, WORK_ORDER_ID):
             registry.add_group(conn, "Work order 456", "work_order", [p.plant_id for p in PLANTS],
                                group_id=WORK_ORDER_ID, organization_id=org)
     return accounts

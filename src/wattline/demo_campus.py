@@ -41,6 +41,7 @@ from wattline.jobs.device_telemetry import ingest_payloads
 from wattline.simulator.devices import DeviceFleet, DeviceFleetSimulator, FleetEvent, campus_fleet
 from wattline.sources.devices import parse_documents
 from wattline.store import cost_versions_repo, demo_setup_repo, device_registry, queries, registry
+from wattline.store.engines import write_transaction
 
 ORG = "Demo Campus"
 TIMEZONE = "Asia/Kolkata"
@@ -93,7 +94,7 @@ def set_up(ctx: AppContext, now: int | None = None) -> Campus:
     f = fleet()
     now = clock.now_s() if now is None else now
     first_start = timeutil.day_bounds(timeutil.local_date(now, TIMEZONE), TIMEZONE)[0] - DAYS_BEFORE * 86400
-    with ctx.dbs.main.begin() as conn:
+    with write_transaction(ctx.dbs.main) as conn:  # a second demo waits here, see demo.set_up
         org = registry.ensure_organization(conn, ORG, TIMEZONE)
         rooms = {r["name"] for r in provisioning.classrooms(conn, org)}
         start = None

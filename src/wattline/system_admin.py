@@ -16,11 +16,16 @@ from wattline import provisioning
 from wattline.config import Settings
 from wattline.domain import systems as rules
 from wattline.sources.vendors.registry import get_adapter_class
-from wattline.store import registry, systems_repo, users_repo
+from wattline.security.principal import Principal
+from wattline.security.roles import role_at_least
+from wattline.security.system_access import can_read_system
+from wattline.store import composites_repo, registry, systems_repo, users_repo
 from wattline.store.registry import Conn, RegistryError
 from wattline.store.sessions_repo import poll_states
 
-__all__ = ["RegistryError", "add_composite", "add_system", "edit_point", "share_system", "systems_with_status"]
+__all__ = ["CompositeConflict", "RegistryError", "UnknownComposite", "UnknownMembers", "add_composite", "add_system",
+           "can_read_composite", "can_write_composite", "delete_composite", "edit_point", "share_system",
+           "systems_with_status", "update_composite"]
 
 
 def _owner(conn: Conn, username: str) -> dict:
@@ -115,23 +120,155 @@ def set_status(conn: Conn, system_id: int, status: str) -> None:
     systems_repo.set_status(conn, system_id, status)
 
 
-def add_composite(conn: Conn, slug: str, name: str, member_ids: Iterable[int], *,
-                  organization_id: int | None = None) -> int:
-    """A composite (a group of kind ``composite``) of existing systems, in the given order."""
+# -- composites ---------------------------------------------------------------------
+
+class UnknownMembers(RegistryError):
+    """Member ids that are no system, or one the creator may not read (said alike, so a
+    foreign system's existence is not revealed)."""
+
+    def __init__(self, ids: Iterable[int]):
+        self.ids = sorted(set(ids))
+        super().__init__(f"no system with id {', '.join(map(str, self.ids))}")
+
+
+class CompositeConflict(RegistryError):
+    """The slug or name is taken in the organization."""
+
+
+class UnknownComposite(RegistryError):
+    """No composite with that id."""
+
+
+def _is_admin_of(principal: Principal | None, organization_id: int | None) -> bool:
+    return (principal is not None and principal.kind != "cron" and role_at_least(principal.role, "admin")
+            and principal.organization_id in (None, organization_id))
+
+
+def can_read_composite(principal: Principal | None, composite: Mapping, members: Iterable[Mapping]) -> bool:
+    """Its owner, an admin (of its organization), or a user who may read every member
+    system (``members``: the systems as :func:`systems_repo.system` returns them)."""
+    if _is_admin_of(principal, composite.get("organization_id")):
+        return True
+    if principal is None or principal.kind != "user" or not role_at_least(principal.role, "viewer"):
+        return False
+    if composite.get("owner") is not None and principal.name == composite["owner"]:
+        return True
+    members = list(members)
+    return bool(members) and all(can_read_system(principal, m) for m in members)
+
+
+def can_write_composite(principal: Principal | None, composite: Mapping) -> bool:
+    """Its owner (while a user or above) or an admin (of its organization)."""
+    if _is_admin_of(principal, composite.get("organization_id")):
+        return True
+    return (principal is not None and principal.kind == "user" and role_at_least(principal.role, "user")
+            and composite.get("owner") is not None and principal.name == composite["owner"])
+
+
+def _principal_of(conn: Conn, username: str) -> Principal:
+    user = users_repo.by_username(conn, username)
+    if user is None:
+        raise RegistryError(f"unknown user {username!r} (add it with 'wattline users add')")
+    return Principal("user", user["username"], user["role"], user["organization_id"])
+
+
+def _check_members(conn: Conn, member_ids: Iterable[int], readable_by: Principal | None) -> list[int]:
     members = list(dict.fromkeys(int(m) for m in member_ids))
-    problem = rules.alias_problem(slug)
-    if problem:
-        raise RegistryError(problem.replace("alias", "slug", 1))
     if not members:
         raise RegistryError("a composite needs at least one member system")
-    missing = sorted(set(members) - systems_repo.existing_system_ids(conn, members))
-    if missing:
-        raise RegistryError(f"no system with id {', '.join(map(str, missing))}")
-    org = organization_id if organization_id is not None else registry.ensure_organization(conn)
-    if systems_repo.composite_slug_taken(conn, org, slug):
-        raise RegistryError(f"a composite with slug {slug!r} already exists")
+    found = {m: systems_repo.system(conn, m) for m in members}
+    bad = [m for m, s in found.items() if s is None or (readable_by is not None and not can_read_system(readable_by, s))]
+    if bad:
+        raise UnknownMembers(bad)
+    return members
+
+
+def _check_text(slug: str | None, name: str | None, description: str | None) -> None:
+    if slug is not None:
+        problem = rules.alias_problem(slug)
+        if problem:
+            raise RegistryError(problem.replace("alias", "slug", 1))
+    if name is not None and (not name.strip() or len(name.strip()) > 200):
+        raise RegistryError("composite name must be 1-200 characters")
+    if description is not None and len(description) > 2000:
+        raise RegistryError("description must be at most 2000 characters")
+
+
+def add_composite(conn: Conn, slug: str, name: str, member_ids: Iterable[int], *,
+                  organization_id: int | None = None, owner: str | None = None, description: str | None = None,
+                  favourite: bool = False, creator: Principal | None = None) -> int:
+    """A composite (a group of kind ``composite``) of existing systems, in the given
+    order; returns its id.
+
+    ``owner`` (a username) owns it; every member must be readable by ``creator`` (the
+    caller of the API) and by ``owner``, else :class:`UnknownMembers` (nothing written).
+    A slug or name taken in the organization: :class:`CompositeConflict`.
+    """
     name = (name or "").strip() or slug
-    return systems_repo.insert_composite(conn, org, slug, name, members)
+    _check_text(slug, name, description)
+    owner_p = _principal_of(conn, owner) if owner is not None else None
+    members = _check_members(conn, member_ids, creator)
+    if owner_p is not None:
+        _check_members(conn, members, owner_p)
+    org = organization_id
+    if org is None:
+        org = (owner_p.organization_id if owner_p is not None else None) or registry.ensure_organization(conn)
+    if composites_repo.slug_taken(conn, org, slug):
+        raise CompositeConflict(f"a composite with slug {slug!r} already exists")
+    if composites_repo.name_taken(conn, org, name):
+        raise CompositeConflict(f"a composite named {name!r} already exists")
+    owner_id = users_repo.by_username(conn, owner)["id"] if owner is not None else None
+    return composites_repo.insert_composite(conn, org, slug, name, members, owner_user_id=owner_id,
+                                            description=description, favourite=favourite)
+
+
+def composite(conn: Conn, composite_id: int) -> dict:
+    c = composites_repo.get(conn, composite_id)
+    if c is None:
+        raise UnknownComposite(f"no composite with id {composite_id}")
+    return c
+
+
+def update_composite(conn: Conn, composite_id: int, *, editor: Principal | None = None, slug: str | None = None,
+                     name: str | None = None, description: str | None = None, favourite: bool | None = None,
+                     member_ids: Iterable[int] | None = None, clear_description: bool = False) -> tuple[dict, dict]:
+    """Change a composite's slug, name, description, favourite flag or members (new
+    members must be readable by ``editor``). Returns (before, after); the members of
+    both are the systems whose subscriptions change."""
+    before = composite(conn, composite_id)
+    _check_text(slug, name, description)
+    values: dict[str, Any] = {}
+    if slug is not None and slug != before["slug"]:
+        if composites_repo.slug_taken(conn, before["organization_id"], slug, other_than=composite_id):
+            raise CompositeConflict(f"a composite with slug {slug!r} already exists")
+        values["slug"] = slug
+    if name is not None and name.strip() != before["name"]:
+        if composites_repo.name_taken(conn, before["organization_id"], name.strip(), other_than=composite_id):
+            raise CompositeConflict(f"a composite named {name.strip()!r} already exists")
+        values["name"] = name.strip()
+    if clear_description:
+        values["description"] = None
+    elif description is not None:
+        values["description"] = description
+    if favourite is not None:
+        values["favourite"] = bool(favourite)
+    composites_repo.update_composite(conn, composite_id, **values)
+    if member_ids is not None:
+        members = list(dict.fromkeys(int(m) for m in member_ids))
+        added = [m for m in members if m not in before["member_ids"]]
+        _check_members(conn, members, None)  # every one a system
+        if added:
+            _check_members(conn, added, editor)  # the new ones readable by who adds them
+        if members != before["member_ids"]:
+            composites_repo.set_members(conn, composite_id, members)
+    return before, composite(conn, composite_id)
+
+
+def delete_composite(conn: Conn, composite_id: int) -> dict:
+    """Delete a composite (its member systems stay); returns what it was."""
+    before = composite(conn, composite_id)
+    composites_repo.delete_composite(conn, composite_id)
+    return before
 
 
 def edit_point(conn: Conn, system_id: int, key: str, *, by: str | None = None,

@@ -80,6 +80,10 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False, mqtt: d
     app.include_router(systems_routes.router)  # /api/data/systems, /api/admin/sessions, /api/cron/poll
     from wattline.api.routes import energy_flow
     app.include_router(energy_flow.router)  # GET /api/data/flows
+    from wattline.api.routes import latest_composites
+    app.include_router(latest_composites.router)  # /api/data/latest, /api/composite
+    from wattline.api.routes import historical
+    app.include_router(historical.router)  # /api/data/historical, /api/cron/daily|cleanup, /api/admin/database
     _mount_web(app)
 
     @app.get("/metrics", include_in_schema=False)

@@ -107,11 +107,15 @@ async def backfill_plant(
     ctx: AppContext, plant_id: int, *, now: int | None = None,
     on_progress: Callable[[BackfillProgress], None] | None = None,
     session: VendorSession | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    clock: Callable[[], float] = wall_clock.now,
+    clock: Callable[[], float] = wall_clock.now, plant: VendorPlantInfo | None = None,
 ) -> BackfillResult:
+    """Load ``plant_id``'s history from its start of operation to ``now``, resuming at
+    its checkpoint. ``plant`` gives the vendor facts directly (a monitored system, whose
+    start is the backfill's ``--since``); by default they are the plant's registry row."""
     t_start = clock()
     end = int(now if now is not None else clock()) + 1  # a reading stamped exactly now is included
-    plant = await asyncio.to_thread(load_plant, ctx.dbs.main_reader, plant_id)
+    if plant is None:
+        plant = await asyncio.to_thread(load_plant, ctx.dbs.main_reader, plant_id)
     cls = get_adapter_class(plant.vendor_type)
     interval = cls.limits.interval_s
     chunk_s = min(CHUNK_S, cls.limits.max_range_s)

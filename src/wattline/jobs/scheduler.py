@@ -1,7 +1,8 @@
 """Timezone-aware schedules (APScheduler): the daily sync at 00:15 local time of each
 organization, and more often when its ``sync_interval_minutes`` asks for it; the
 nightly reconciliation of each organization's yesterday at 02:00 in its zone; minute
-polling of the monitored systems."""
+polling of the monitored systems; the points' daily catch-up at 00:05 UTC and the
+weekly raw-reading cleanup (retention) on Sundays at 03:30 UTC."""
 
 from __future__ import annotations
 
@@ -45,7 +46,38 @@ def build_scheduler(ctx: AppContext, poller=None) -> AsyncIOScheduler:
 
         poller = Poller(ctx)
     add_poll_job(scheduler, poller)
+    add_point_jobs(scheduler, ctx)
     return scheduler
+
+
+def add_point_jobs(scheduler: AsyncIOScheduler, ctx: AppContext) -> None:
+    """The daily aggregates' catch-up (00:05 UTC) and the weekly cleanup (Sunday 03:30 UTC):
+    each a job row (jobs/point_daily.py, jobs/cleanup.py); one run at a time across processes."""
+    from wattline.jobs.cleanup import run_cleanup_job
+    from wattline.jobs.point_daily import run_daily_job
+
+    async def daily() -> None:
+        job = await run_daily_job(ctx, "catchup")
+        log.info("scheduler.point_daily_done", job_id=job["id"], status=job["status"])
+
+    async def cleanup() -> None:
+        job = await run_cleanup_job(ctx)
+        log.info("scheduler.cleanup_done", job_id=job["id"], status=job["status"])
+
+    scheduler.add_job(daily, daily_trigger(), id="point-daily", name="daily aggregates catch-up",
+                      coalesce=True, max_instances=1, misfire_grace_time=3600)
+    scheduler.add_job(cleanup, cleanup_trigger(), id="cleanup-weekly", name="weekly raw-reading cleanup",
+                      coalesce=True, max_instances=1, misfire_grace_time=6 * 3600)
+
+
+def daily_trigger() -> CronTrigger:
+    """00:05 UTC every day (seed 003's daily aggregation time)."""
+    return CronTrigger(hour=0, minute=5, timezone="UTC")
+
+
+def cleanup_trigger() -> CronTrigger:
+    """Sundays at 03:30 UTC."""
+    return CronTrigger(day_of_week="sun", hour=3, minute=30, timezone="UTC")
 
 
 def add_poll_job(scheduler: AsyncIOScheduler, poller) -> None:

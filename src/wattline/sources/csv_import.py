@@ -120,33 +120,71 @@ def _batch(pending: list[tuple[int, Reading]], payloads: list[str]) -> tuple[Rea
 
 
 def read_csv(path: Path) -> CsvReadings:
-    """Parse a file; CsvFormatError if it has no usable header."""
+    """Parse a file; CsvFormatError if it has no usable header.
+
+    A row is rejected with its line number when it is not UTF-8, has more columns than
+    the header, or names an asset or point with a control character (a
+    quoted newline inside a key); the other rows go on.
+    """
     out = CsvReadings()
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        text = fh.read()
+    data = Path(path).read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    # undecodable bytes become lone surrogates, so the rows around them still parse and
+    # the row holding one is rejected with its line number (not a traceback)
+    text = data.decode("utf-8", errors="surrogateescape")
     lines = text.splitlines()
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
         raise CsvFormatError(f"{path}: empty file, expected a header {','.join(REQUIRED)}[,type]")
+    except csv.Error as exc:
+        raise CsvFormatError(f"{path}: unreadable header: {exc}") from None
+    if any(_bad_bytes(h) for h in header):
+        raise CsvFormatError(f"{path}: the header is not UTF-8")
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise CsvFormatError(f"{path}: header lacks column(s) {', '.join(missing)}")
     col = {name: header.index(name) for name in header}
-    for row in reader:
-        line_no = reader.line_num
+    while True:
+        first_line = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a NUL byte, or a quote never closed
+            out.rows_read += 1
+            out.rejected.append(RowError(first_line, f"unreadable CSV: {exc}"))
+            continue
+        line_no = first_line
         if not row or all(not c.strip() for c in row):
             continue
         out.rows_read += 1
         try:
+            if any(_bad_bytes(c) for c in row):
+                raise ValueError("not UTF-8 text (an undecodable byte)")
+            if len(row) > len(header):  # fewer is fine: a trailing optional column left out
+                raise ValueError(f"expected at most {len(header)} columns, as the header has, got {len(row)}")
             asset, point, mtype, ts, value = _parse_row(row, col)
         except (ValueError, UnitError) as exc:
             out.rejected.append(RowError(line_no, str(exc)))
             continue
-        raw = lines[line_no - 1] if line_no - 1 < len(lines) else ",".join(row)
+        raw = "\n".join(lines[line_no - 1:reader.line_num]) if line_no - 1 < len(lines) else ",".join(row)
         out.rows.append(CsvRow(line_no, asset, point, mtype, ts, value, raw))
     return out
+
+
+def _bad_bytes(text: str) -> bool:
+    """True if ``text`` holds a byte that was not UTF-8 (a surrogate from the decoding)."""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _control_character(text: str) -> str | None:
+    for ch in text:
+        if ord(ch) < 32 or ord(ch) == 127:
+            return {"\n": "a newline", "\r": "a carriage return", "\t": "a tab"}.get(ch, f"U+{ord(ch):04X}")
+    return None
 
 
 def _parse_row(row, col):
@@ -159,6 +197,10 @@ def _parse_row(row, col):
         raise ValueError("asset is empty")
     if not point:
         raise ValueError("point is empty")
+    for name, text in (("asset", asset), ("point", point)):
+        bad = _control_character(text)
+        if bad:
+            raise ValueError(f"{name} {text!r} contains {bad}: names are one line of text")
     try:
         ts = timeutil.parse_instant(ts_text)
     except ValueError as exc:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, func, select, update
 
-from wattline.store.tables import organizations, readings, vendor_accounts
+from wattline.store.tables import groups, organizations, readings, vendor_accounts
 
 
 def set_auto_sync(conn: Connection, organization_id: int, interval_minutes: int) -> None:
@@ -19,6 +19,10 @@ def vendor_account_id(conn: Connection, organization_id: int, name: str) -> int 
     row = conn.execute(select(vendor_accounts.c.id).where(vendor_accounts.c.organization_id == organization_id,
                                                           vendor_accounts.c.name == name)).first()
     return None if row is None else row[0]
+
+
+def group_exists(conn: Connection, group_id: int) -> bool:
+    return conn.execute(select(groups.c.id).where(groups.c.id == group_id)).first() is not None
 
 
 def set_base_url(conn: Connection, account_id: int, base_url: str) -> None:

@@ -1,48 +1,85 @@
-"""Latest values in Redis: one hash per asset, written after each commit, read by the API.
+"""Latest values in Redis: one hash per system (or other asset), written after each
+commit, read by the API; and the composites each system feeds.
 
-Key ``<namespace>latest:asset:<asset id>`` (namespace e.g. ``prod:``), one field per
-series id, value ``"<epoch s> <value>"``. A write only replaces a field with a reading
-at least as new (a Lua script compares the timestamps), so a late batch never hides
-a newer value.
+Keys (namespace e.g. ``prod:``, from ``WATTLINE_REDIS_NAMESPACE`` or ``WATTLINE_ENV``):
+
+* ``<ns>latest:system:<system id>``: one field per point key, value
+  ``{"value": 3.45, "timestamp": 1700000000, "unit": "kW"}`` (JSON; seed 003's shape).
+* ``<ns>latest:asset:<asset id>``: other assets (plants, devices): one field per
+  series id, value ``"<epoch s> <value>"``.
+* ``<ns>subscriptions:system:<system id>``: a set of the ids of the composites the
+  system is a member of; rebuilt from the database when a composite is created,
+  changed or deleted (:meth:`RedisLatestValues.refresh_subscriptions`) and whenever
+  it is missing (:meth:`RedisLatestValues.subscriptions`).
+
+Which series belong to a system, and their point key and unit, come from the registry
+(``main_reader``), looked up once per series and kept. A write only replaces a field
+with a reading at least as new (a Lua script compares the timestamps, whatever the
+shape), so a late batch never hides a newer value.
 
 Redis is a cache here, never a dependency: when a call fails, reads are answered by
 the database and writes are kept in memory (newest per series, bounded) and sent once
-Redis answers again. For ``retry_after_s`` after a failure Redis is not tried at all,
-so an outage costs no timeout per request. One warning per outage is logged; every
-fallback read and failed call is counted (``wattline_latest_values_*`` metrics).
-A series Redis does not hold (a Redis restarted empty, data older than the cache) is
-read from the database and written back.
+Redis answers again, with the subscription sets that could not be rebuilt. For
+``retry_after_s`` after a failure Redis is not tried at all, so an outage costs no
+timeout per request. One warning per outage is logged; every fallback read and failed
+call is counted (``wattline_latest_values_*`` metrics). A series Redis does not hold
+(a Redis restarted empty, data older than the cache) is read from the database and
+written back.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import threading
 import time
-from typing import Iterable
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from sqlalchemy import Engine, select
 
 from wattline import logs, metrics
-from wattline.domain.latest import LatestValue, LatestValueStore
+from wattline.domain.latest import LatestRead, LatestValue, LatestValueStore
+from wattline.store import composites_repo
+from wattline.store.tables import points, systems
 
 log = logs.get("wattline.latest")
 
-# KEYS: the assets' hashes; ARGV: (key index, field, ts, value) quadruples.
-# Replace a field when the held reading is not newer. One call for a whole batch.
+# KEYS: the hashes; ARGV: (key index, field, ts, stored text) quadruples. Replace a
+# field when the held reading is not newer; a held text is "<ts> <value>" (assets) or
+# JSON with a "timestamp" (systems). One call for a whole batch.
 _SET_IF_NEWER = """
 for i = 1, #ARGV, 4 do
   local key = KEYS[tonumber(ARGV[i])]
   local held = redis.call('HGET', key, ARGV[i + 1])
-  local held_ts = held and tonumber(string.match(held, '^(%S+)'))
+  local held_ts = nil
+  if held then
+    if string.sub(held, 1, 1) == '{' then
+      local ok, obj = pcall(cjson.decode, held)
+      if ok and type(obj) == 'table' then held_ts = tonumber(obj['timestamp']) end
+    else
+      held_ts = tonumber(string.match(held, '^(%S+)'))
+    end
+  end
   if (not held_ts) or held_ts <= tonumber(ARGV[i + 2]) then
-    redis.call('HSET', key, ARGV[i + 1], ARGV[i + 2] .. ' ' .. ARGV[i + 3])
+    redis.call('HSET', key, ARGV[i + 1], ARGV[i + 3])
   end
 end
 return 0
 """
 MAX_PENDING = 100_000  # series whose newest value waits for Redis to come back
+
+
+class SeriesPoint(NamedTuple):
+    """Where a series' latest value lives: its asset, point key and unit, and whether
+    the asset is a system (then the hash is ``latest:system:{id}``, by point key)."""
+
+    asset_id: int
+    key: str
+    unit: str
+    is_system: bool
 
 
 class RedisLatestValues:
@@ -51,37 +88,55 @@ class RedisLatestValues:
     name = "redis"
 
     def __init__(self, client: redis.Redis, namespace: str, fallback: LatestValueStore, *,
-                 retry_after_s: float = 5.0):
+                 retry_after_s: float = 5.0, main_reader: Engine | None = None):
         self.client = client
         self.namespace = namespace
         self.fallback = fallback
         self.retry_after_s = retry_after_s
+        self.main_reader = main_reader  # None: every asset kept by series id
         self._set_if_newer = client.register_script(_SET_IF_NEWER)
         self._lock = threading.Lock()
         self._down = False
         self._retry_at = 0.0
         self._pending: dict[int, LatestValue] = {}
         self._lost = False  # more was held back than MAX_PENDING
+        self._dirty_subscriptions: set[int] = set()  # systems whose set could not be rebuilt
+        self._points: dict[int, SeriesPoint] = {}
 
     @classmethod
     def from_url(cls, url: str, namespace: str, fallback: LatestValueStore, *, timeout_s: float = 0.5,
-                 retry_after_s: float = 5.0) -> "RedisLatestValues":
+                 retry_after_s: float = 5.0, main_reader: Engine | None = None) -> "RedisLatestValues":
         # short timeouts and no client-side retries: a down Redis must cost little
         client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
                                       retry=Retry(NoBackoff(), 0), decode_responses=True)
-        return cls(client, namespace, fallback, retry_after_s=retry_after_s)
+        return cls(client, namespace, fallback, retry_after_s=retry_after_s, main_reader=main_reader)
 
     def close(self) -> None:
         self.client.close()
 
     def key(self, asset_id: int) -> str:
+        """Hash of an asset that is not a system (fields: series ids)."""
         return f"{self.namespace}latest:asset:{int(asset_id)}"
+
+    def system_key(self, system_id: int) -> str:
+        """Hash of a system (fields: point keys)."""
+        return f"{self.namespace}latest:system:{int(system_id)}"
+
+    def subscriptions_key(self, system_id: int) -> str:
+        """Set of the composite ids a system feeds."""
+        return f"{self.namespace}subscriptions:system:{int(system_id)}"
 
     # -- interface -------------------------------------------------------------
 
     def write(self, values: Iterable[LatestValue]) -> None:
-        values = list(values)
+        values = [v for v in values if math.isfinite(v.value)]
         if not values:
+            return
+        try:
+            self._describe([v.series_id for v in values])
+        except Exception as exc:  # noqa: BLE001 - the registry did not answer: keep them for later
+            self._keep(values)
+            log.warning("latest.describe_failed", error=type(exc).__name__)
             return
         if self._skipping():
             self._keep(values)
@@ -96,58 +151,166 @@ class RedisLatestValues:
         self._answered()
 
     def read(self, asset_id: int, series_ids: list[int]) -> dict[int, LatestValue]:
-        if not series_ids:
-            return {}
+        return self.read_assets({asset_id: series_ids}).values
+
+    def read_assets(self, wanted: Mapping[int, Sequence[int]]) -> LatestRead:
+        wanted = {int(a): [int(s) for s in sids] for a, sids in wanted.items() if sids}
+        if not wanted:
+            return LatestRead({}, "redis")
         if self._skipping():
             metrics.LATEST_FALLBACK_READS.labels("unavailable").inc()
-            return self.fallback.read(asset_id, series_ids)
+            return self.fallback.read_assets(wanted)
         try:
+            places = self._describe([s for sids in wanted.values() for s in sids])
             self._catch_up()  # Redis must not answer with values older than the outage's
-            held = self.client.hmget(self.key(asset_id), [str(s) for s in series_ids])
+            pipe = self.client.pipeline(transaction=False)
+            asked: list[tuple[int, list[int]]] = []
+            for asset_id, sids in wanted.items():
+                if self._is_system(asset_id, sids, places):
+                    pipe.hmget(self.system_key(asset_id), [places[s].key for s in sids])
+                else:
+                    pipe.hmget(self.key(asset_id), [str(s) for s in sids])
+                asked.append((asset_id, sids))
+            held = pipe.execute()
         except Exception as exc:  # noqa: BLE001 - any failure of the cache: the database answers
             self._failed("read", exc)
             metrics.LATEST_FALLBACK_READS.labels("unavailable").inc()
-            return self.fallback.read(asset_id, series_ids)
+            return self.fallback.read_assets(wanted)
         self._answered()
-        out = {}
-        for sid, text in zip(series_ids, held):
-            parsed = _parse(text)
-            if parsed is not None:
-                out[sid] = LatestValue(asset_id, sid, *parsed)
-        missing = [s for s in series_ids if s not in out]
+        out: dict[int, LatestValue] = {}
+        missing: dict[int, list[int]] = {}
+        for (asset_id, sids), texts in zip(asked, held):
+            for sid, text in zip(sids, texts):
+                parsed = _parse(text)
+                if parsed is None:
+                    missing.setdefault(asset_id, []).append(sid)
+                else:
+                    out[sid] = LatestValue(asset_id, sid, *parsed)
+        source = "redis"
         if missing:
             metrics.LATEST_FALLBACK_READS.labels("missing").inc()
-            found = self.fallback.read(asset_id, missing)
-            out.update(found)
-            self.write(found.values())  # fill the cache for the next read
-        return out
+            found = self.fallback.read_assets(missing).values
+            if found:
+                source = "database"
+                out.update(found)
+                self.write(found.values())  # fill the cache for the next read
+        return LatestRead(out, source)
+
+    # -- composites a system feeds --------------------------------------------
+
+    def refresh_subscriptions(self, system_ids: Iterable[int]) -> None:
+        """Rebuild ``subscriptions:system:{id}`` of these systems from the database (after
+        a composite was created, changed or deleted: its old and new members). Never
+        raises: sets Redis cannot take now are rebuilt when it answers again."""
+        ids = sorted({int(s) for s in system_ids})
+        if not ids:
+            return
+        if self._skipping():
+            with self._lock:
+                self._dirty_subscriptions.update(ids)
+            return
+        try:
+            self._rebuild_subscriptions(ids)
+        except Exception as exc:  # noqa: BLE001 - the composite is saved; the cache follows later
+            with self._lock:
+                self._dirty_subscriptions.update(ids)
+            self._failed("write", exc)
+            return
+        self._answered()
+
+    def subscriptions(self, system_id: int) -> set[int]:
+        """Ids of the composites ``system_id`` feeds: Redis's set, rebuilt from the
+        database when missing; the database's answer while Redis is down."""
+        if self._skipping():
+            return self._subscriptions_from_database([system_id])[system_id]
+        key = self.subscriptions_key(system_id)
+        try:
+            self._catch_up()
+            pipe = self.client.pipeline(transaction=False)
+            pipe.exists(key)
+            pipe.smembers(key)
+            exists, members = pipe.execute()
+            if not exists:  # never built, or lost with a Redis restarted empty (or none: cheap)
+                return self._rebuild_subscriptions([system_id])[system_id]
+        except Exception as exc:  # noqa: BLE001
+            self._failed("read", exc)
+            return self._subscriptions_from_database([system_id])[system_id]
+        self._answered()
+        return {int(m) for m in members}
 
     # -- plumbing --------------------------------------------------------------
 
+    def _subscriptions_from_database(self, system_ids: list[int]) -> dict[int, set[int]]:
+        if self.main_reader is None:
+            return {s: set() for s in system_ids}
+        with self.main_reader.connect() as conn:
+            return composites_repo.composites_of_systems(conn, system_ids)
+
+    def _rebuild_subscriptions(self, system_ids: list[int]) -> dict[int, set[int]]:
+        subs = self._subscriptions_from_database(system_ids)
+        pipe = self.client.pipeline(transaction=True)  # a reader sees the old set or the new one
+        for sid, composites in subs.items():
+            pipe.delete(self.subscriptions_key(sid))
+            if composites:
+                pipe.sadd(self.subscriptions_key(sid), *sorted(composites))
+        pipe.execute()
+        return subs
+
+    def _describe(self, series_ids: Iterable[int]) -> dict[int, SeriesPoint]:
+        """Asset, point key, unit and system-ness of each series (kept once looked up)."""
+        wanted = set(series_ids)
+        with self._lock:
+            unknown = wanted - self._points.keys()
+        if unknown and self.main_reader is not None:
+            found = _series_points(self.main_reader, sorted(unknown))
+            with self._lock:
+                self._points.update(found)
+        with self._lock:
+            return {s: self._points[s] for s in wanted if s in self._points}
+
+    @staticmethod
+    def _is_system(asset_id: int, series_ids: Sequence[int], places: Mapping[int, SeriesPoint]) -> bool:
+        return bool(series_ids) and all(s in places and places[s].is_system and places[s].asset_id == asset_id
+                                        for s in series_ids)
+
     def _send(self, values: list[LatestValue]) -> None:
-        keys: dict[int, int] = {}  # asset id -> index in KEYS (1-based, as Lua counts)
+        places = self._describe([v.series_id for v in values])
+        keys: dict[str, int] = {}  # hash key -> index in KEYS (1-based, as Lua counts)
         args: list[str] = []
         for v in values:
-            k = keys.setdefault(v.asset_id, len(keys) + 1)
-            args.extend((str(k), str(v.series_id), str(int(v.ts)), repr(float(v.value))))
-        self._set_if_newer(keys=[self.key(a) for a in keys], args=args)
+            place = places.get(v.series_id)
+            if place is not None and place.is_system:
+                k = keys.setdefault(self.system_key(place.asset_id), len(keys) + 1)
+                text = json.dumps({"value": float(v.value), "timestamp": int(v.ts), "unit": place.unit},
+                                  separators=(",", ":"))
+                args.extend((str(k), place.key, str(int(v.ts)), text))
+            else:
+                k = keys.setdefault(self.key(v.asset_id), len(keys) + 1)
+                args.extend((str(k), str(v.series_id), str(int(v.ts)), f"{int(v.ts)} {float(v.value)!r}"))
+        self._set_if_newer(keys=list(keys), args=args)
 
     def _catch_up(self) -> None:
         """Send what an outage held back. If more series were held than MAX_PENDING,
-        Redis cannot be trusted: drop its hashes, reads refill them from the database."""
+        Redis cannot be trusted: drop its hashes and subscription sets, reads refill
+        them from the database."""
         with self._lock:
             pending, self._pending = list(self._pending.values()), {}
             lost, self._lost = self._lost, False
+            dirty, self._dirty_subscriptions = sorted(self._dirty_subscriptions), set()
         try:
             if lost:
-                keys = list(self.client.scan_iter(match=f"{self.namespace}latest:asset:*", count=1000))
-                for i in range(0, len(keys), 1000):
-                    self.client.delete(*keys[i:i + 1000])
+                for pattern in ("latest:asset:*", "latest:system:*", "subscriptions:system:*"):
+                    keys = list(self.client.scan_iter(match=f"{self.namespace}{pattern}", count=1000))
+                    for i in range(0, len(keys), 1000):
+                        self.client.delete(*keys[i:i + 1000])
             if pending:
                 self._send(pending)
+            if dirty:
+                self._rebuild_subscriptions(dirty)
         except redis.RedisError:
             with self._lock:
                 self._lost = self._lost or lost
+                self._dirty_subscriptions.update(dirty)
             self._keep(pending)
             raise
 
@@ -183,11 +346,30 @@ class RedisLatestValues:
                     self._pending[v.series_id] = v
 
 
+def _series_points(main_reader: Engine, series_ids: list[int]) -> dict[int, SeriesPoint]:
+    out: dict[int, SeriesPoint] = {}
+    with main_reader.connect() as conn:
+        for i in range(0, len(series_ids), 500):
+            chunk = series_ids[i:i + 500]
+            for sid, aid, key, unit, system_id in conn.execute(
+                    select(points.c.id, points.c.asset_id, points.c.key, points.c.unit, systems.c.asset_id)
+                    .outerjoin(systems, systems.c.asset_id == points.c.asset_id)
+                    .where(points.c.id.in_(chunk))):
+                out[sid] = SeriesPoint(aid, key, unit, system_id is not None)
+    return out
+
+
 def _parse(text: str | None) -> tuple[int, float] | None:
-    """(ts, value) of a hash field, or None for an absent or unreadable one (the
-    database answers for it and the write-back replaces it)."""
+    """(ts, value) of a hash field ("<ts> <value>" or a system's JSON), or None for an
+    absent or unreadable one (the database answers for it and the write-back replaces it)."""
     if text is None:
         return None
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+            return int(obj["timestamp"]), float(obj["value"])
+        except (ValueError, TypeError, KeyError):
+            return None
     ts, _, value = text.partition(" ")
     try:
         return int(ts), float(value)

@@ -7,11 +7,11 @@ pipeline's transaction already stored the readings.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping, Sequence
 
 from sqlalchemy import Engine, select
 
-from wattline.domain.latest import LatestValue, LatestValueStore
+from wattline.domain.latest import LatestRead, LatestValue, LatestValueStore
 from wattline.store.tables import readings
 
 
@@ -38,13 +38,24 @@ class DatabaseLatestValues:
                     out[sid] = LatestValue(asset_id, sid, int(row[0]), float(row[1]))
         return out
 
+    def read_assets(self, wanted: Mapping[int, Sequence[int]]) -> LatestRead:
+        out: dict[int, LatestValue] = {}
+        for asset_id, series_ids in wanted.items():
+            out.update(self.read(asset_id, list(series_ids)))
+        return LatestRead(out, "database")
+
 
 def open_latest_values(telemetry: Engine, redis_url: str | None = None,
-                       namespace: str = "") -> LatestValueStore:
-    """Redis (falling back to the database) when ``redis_url`` is set, else the database."""
+                       namespace: str = "", main_reader: Engine | None = None) -> LatestValueStore:
+    """Redis (falling back to the database) when ``redis_url`` is set, else the database.
+
+    ``main_reader`` (the registry, read-only) lets Redis keep systems in their own
+    shape (``latest:system:{id}``, one field per point key) and the composites each
+    system feeds (``subscriptions:system:{id}``); without it every asset is kept by
+    series id."""
     database = DatabaseLatestValues(telemetry)
     if not redis_url:
         return database
     from wattline.store.latest_redis import RedisLatestValues
 
-    return RedisLatestValues.from_url(redis_url, namespace, fallback=database)
+    return RedisLatestValues.from_url(redis_url, namespace, fallback=database, main_reader=main_reader)

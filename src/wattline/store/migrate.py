@@ -8,6 +8,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+from wattline.store.engines import write_transaction
+
+# advisory-lock key of a migration on PostgreSQL (SQLite: the write lock from BEGIN)
+MIGRATION_LOCK_KEY = 0x5761_7474  # "Watt"
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -20,7 +25,9 @@ def alembic_config(which: str, connection) -> Config:
 
 def upgrade(engine: Engine, which: str, revision: str = "head") -> None:
     """Bring database ``which`` ("main" or "telemetry") to ``revision``."""
-    with engine.begin() as conn:
+    # two processes starting together (two `wattline demo`, serve and a worker) queue
+    # here: the second finds the database at head instead of failing half-way
+    with write_transaction(engine, [MIGRATION_LOCK_KEY]) as conn:
         command.upgrade(alembic_config(which, conn), revision)
 
 

@@ -1,5 +1,6 @@
-"""Main-database SQL of organization settings read by the device flows:
-``auto_register_devices`` (a telemetry message from an unknown device registers it)."""
+"""Main-database SQL of organization settings: ``auto_register_devices`` (a telemetry
+message from an unknown device registers it), ``raw_retention_days`` (the weekly
+cleanup deletes older raw point readings; NULL: kept)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,21 @@ def set_auto_register_devices(conn: Connection, organization_id: int, on: bool) 
 
 
 def organizations_list(conn: Connection) -> list[dict]:
-    """Every organization: id, name, timezone, auto_sync_enabled, auto_register_devices, by name."""
+    """Every organization: id, name, timezone, auto_sync_enabled, auto_register_devices,
+    raw_retention_days, by name."""
     o = organizations
     return [dict(r) for r in conn.execute(
-        select(o.c.id, o.c.name, o.c.timezone, o.c.auto_sync_enabled, o.c.auto_register_devices)
+        select(o.c.id, o.c.name, o.c.timezone, o.c.auto_sync_enabled, o.c.auto_register_devices,
+               o.c.raw_retention_days)
         .order_by(o.c.name)).mappings()]
+
+
+def set_raw_retention_days(conn: Connection, organization_id: int, days: int | None) -> None:
+    """Raw point readings older than ``days`` are deleted by the weekly cleanup; None: kept."""
+    conn.execute(update(organizations).where(organizations.c.id == organization_id)
+                 .values(raw_retention_days=None if days is None else int(days)))
+
+
+def raw_retention_days(conn: Connection, organization_id: int) -> int | None:
+    return conn.execute(select(organizations.c.raw_retention_days)
+                        .where(organizations.c.id == organization_id)).scalar()

@@ -155,7 +155,7 @@ def daily_energy(telemetry: Engine, series_ids: list[int], tz: str, days: int, n
 def work_orders(main: Engine) -> list[dict]:
     with main.connect() as conn:
         rows = conn.execute(select(groups).where(groups.c.kind == "work_order").order_by(groups.c.id)).mappings().all()
-        members = conn.execute(select(group_members)).all()
+        members = conn.execute(select(group_members.c.group_id, group_members.c.asset_id)).all()
     by: dict[int, list[int]] = {}
     for g, a in members:
         by.setdefault(g, []).append(a)

@@ -22,6 +22,7 @@ from wattline.security import sessions, users
 from wattline.security.deps import get_principal
 from wattline.security.principal import Principal
 from wattline.security.roles import role_at_least
+from wattline.security.signin_throttle import SigninThrottle
 from wattline.store import plant_queries
 
 SYNC_STATUSES = ("success", "error", "partial")
@@ -164,6 +165,7 @@ def _set_session(request: Request, response: Response, principal: Principal) -> 
 def mount(app: FastAPI) -> None:
     """Add the dashboard's routes to ``app``."""
     app.state.web_assets = Assets()
+    app.state.signin_throttle = SigninThrottle()
 
     @app.get("/static/{name}", include_in_schema=False)
     def static_file(request: Request, name: str) -> Response:
@@ -184,13 +186,25 @@ def mount(app: FastAPI) -> None:
                      next: str = Form("/")) -> Response:
         # a plain def: argon2 runs in the thread pool, not on the event loop
         target = safe_next(next)
+        throttle: SigninThrottle = request.app.state.signin_throttle
+        address = request.client.host if request.client else "?"
+        refused = throttle.check(username[:_MAX_FIELD], address)
+        if refused is not None:  # before any hashing: a guessing run costs us nothing
+            minutes = max(1, round(refused.retry_after_s / 60))
+            response = _render(request, "login.html", 429, next=target, username=username[:120],
+                               error=f"Too many failed sign-ins. Try again in {minutes} minute"
+                                     f"{'s' if minutes > 1 else ''}.")
+            response.headers["Retry-After"] = str(refused.retry_after_s)
+            return response
         principal = None
         if username and password and len(username) <= _MAX_FIELD and len(password) <= _MAX_FIELD:
             with request.app.state.ctx.dbs.main.begin() as conn:
                 principal = users.authenticate(conn, username, password, rehash=True)
         if principal is None:
+            throttle.failed(username[:_MAX_FIELD], address)
             # one message and status for an unknown user and a wrong password
             return _render(request, "login.html", 401, next=target, username=username[:120], error=LOGIN_ERROR)
+        throttle.succeeded(username, address)
         response = RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
         _set_session(request, response, principal)
         return response
