@@ -1,5 +1,5 @@
-"""What the energy-flow (Sankey) API reads: composites by slug or id, the power points
-of systems, and their energies per short bucket from the ledger.
+"""What the energy-flow (Sankey) API reads: the power points of systems, their vendors,
+and their energies per short bucket from the ledger.
 
 The energies come from the ledger columns of the readings table (power points are
 integrated by the pipeline: trapezoid, signed), summed per bucket of ``bucket_s``
@@ -13,33 +13,10 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Engine, Float, and_, case, cast, func, or_, select
 
-from wattline.store.tables import aggregates, assets, group_members, groups, points, readings, users
+from wattline.store.tables import aggregates, assets, points, readings
 
 # a ledger entry that ends this long after the window's end can still reach into it
 _STRADDLE_S = 3600
-
-
-def composite(conn: Connection, ref: str) -> dict | None:
-    """The group of kind ``composite`` named by ``ref`` (its slug, or its id as digits):
-    ``{id, slug, name, organization_id, owner, member_ids}`` with the members in their
-    order, or None."""
-    g = groups.c
-    q = (select(g.id, g.slug, g.name, g.organization_id, users.c.username.label("owner"))
-         .select_from(groups.outerjoin(users, users.c.id == g.owner_user_id))
-         .where(g.kind == "composite"))
-    ref = (ref or "").strip()
-    if ref.isdigit() and len(ref) <= 10:
-        q = q.where(or_(g.id == int(ref), g.slug == ref)).order_by((g.id == int(ref)).desc())
-    else:
-        q = q.where(g.slug == ref)
-    row = conn.execute(q.limit(1)).mappings().first()
-    if row is None:
-        return None
-    out = dict(row)
-    out["member_ids"] = [r[0] for r in conn.execute(
-        select(group_members.c.asset_id).where(group_members.c.group_id == row["id"])
-        .order_by(group_members.c.position, group_members.c.asset_id))]
-    return out
 
 
 def flow_points(conn: Connection, system_ids: list[int], keys: tuple[str, ...]) -> dict[int, dict[str, int]]:

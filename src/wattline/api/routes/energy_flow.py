@@ -17,8 +17,9 @@ A composite is split member by member and the flows added: one member's solar ne
 feeds another member's load. The battery sign of each member follows its vendor
 (:func:`wattline.domain.energy_flow.battery_convention`).
 
-Access: a system the caller may not read, and a composite with a member the caller
-may not read, answer 404 (existence not revealed).
+Access: a system the caller may not read, and a composite the caller may not read
+(:func:`wattline.system_admin.can_read_composite`: its owner, an admin, or who reads
+every member), answer 404 (existence not revealed).
 """
 
 from __future__ import annotations
@@ -31,16 +32,15 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from wattline import clock
+from wattline import clock, system_admin
 from wattline.api import schemas as S
 from wattline.api.deps import MAX_ID, ctx
 from wattline.domain import energy_flow as ef
 from wattline.security.deps import require_role
 from wattline.security.errors import ApiError
 from wattline.security.principal import Principal
-from wattline.security.roles import role_at_least
 from wattline.security.system_access import can_read_system
-from wattline.store import flow_queries, systems_repo
+from wattline.store import composites_repo, flow_queries, systems_repo
 
 router = APIRouter(tags=["systems"], responses=S.errors(401, 403))
 
@@ -76,19 +76,18 @@ class FlowsOut(BaseModel):
 
 
 def readable_composite(conn, principal: Principal, ref: str) -> dict | None:
-    """The composite ``ref`` (slug or id) with ``members`` (system rows), if the caller
-    may read it: an admin of its organization, or a caller who may read every member
-    (an empty composite: its owner). None otherwise (the caller learns nothing)."""
-    g = flow_queries.composite(conn, ref)
-    if g is None:
-        return None
-    members = [systems_repo.system(conn, m) for m in g["member_ids"]]
-    is_admin = (principal.kind != "cron" and role_at_least(principal.role, "admin")
-                and principal.organization_id in (None, g["organization_id"]))
-    owner = principal.kind == "user" and principal.name == g["owner"]
-    readable = all(m is not None and can_read_system(principal, m) for m in members)
-    if is_admin or (readable and (members or owner)):
-        return {**g, "members": [m for m in members if m is not None]}
+    """The composite ``ref`` (its id as digits, or its slug) with ``members`` (system
+    rows), if the caller may read it (:func:`wattline.system_admin.can_read_composite`,
+    as ``/api/data/latest`` decides); None otherwise (the caller learns nothing)."""
+    text = (ref or "").strip()
+    if text.isdigit() and 0 < int(text) <= MAX_ID:
+        candidates = [c for c in [composites_repo.get(conn, int(text))] if c is not None]
+    else:
+        candidates = composites_repo.by_slug(conn, text)
+    for c in candidates:
+        members = [m for m in (systems_repo.system(conn, i) for i in c["member_ids"]) if m is not None]
+        if system_admin.can_read_composite(principal, c, members):
+            return {**c, "members": members}
     return None
 
 

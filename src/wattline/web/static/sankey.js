@@ -81,9 +81,10 @@
         "data-testid": "sankey-band", "data-from": f.from, "data-to": f.to, "data-value": String(f.value) });
       path.appendChild(svg("title", {}, NAMES[f.from] + " → " + NAMES[f.to] + ": " + valueText(f.value, unit)));
       bands.appendChild(path);
-      if (w >= 10) {
-        bands.appendChild(svg("text", { x: String(mx), y: String((y0 + y1) / 2 + 4), "text-anchor": "middle",
-          "class": "sankey-band-label" }, valueText(f.value, unit)));
+      if (w >= 12) {
+        // at the source end, where a node's bands stack without crossing
+        bands.appendChild(svg("text", { x: String(x0 + 6), y: String(y0 + 4), "text-anchor": "start",
+          "class": "sankey-band-label" }, "→ " + NAMES[f.to] + " " + valueText(f.value, unit)));
       }
     });
     [[left, out, "end", -6], [right, inn, "start", NODE_W + 6]].forEach(function (col) {
