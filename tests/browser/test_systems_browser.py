@@ -355,3 +355,38 @@ def test_the_setup_wizard_against_the_emulated_portal(browser, world):
         w.assert_clean()
     finally:
         w.context.close()
+
+
+def test_admin_actions_pause_a_system_edit_a_point_and_add_a_user(root, world):
+    page = root.page
+    if page.request.get(root.base + "/api/admin/systems").status == 404:
+        pytest.skip("the admin API is not in this build")
+    old = world["ids"]["Old"]
+    row = f"[data-testid=admin-system-row][data-system-id='{old}']"
+    page.wait_for_selector(row)
+    page.locator(row).get_by_test_id("toggle-status").click()
+    page.wait_for_selector(f"{row}[data-status=paused]")
+    assert next(s for s in root.api("/api/admin/systems")["systems"] if s["id"] == old)["setStatus"] == "paused"
+    page.locator(row).get_by_test_id("toggle-status").click()
+    page.wait_for_selector(f"{row}[data-status=active]")
+    # a point's label: saved through the API, the series kept
+    shed = world["ids"]["Shed"]
+    root.goto(f"/admin/systems/{shed}/points")
+    point = "[data-testid=admin-point-row][data-key=load_w]"
+    page.wait_for_selector(point)
+    before = next(p for p in root.api(f"/api/admin/systems/{shed}/points")["points"] if p["key"] == "load_w")
+    page.locator(point).get_by_test_id("point-label").fill("House load")
+    page.locator(point).get_by_test_id("save-point").click()
+    page.wait_for_function("document.querySelector('[data-testid=status]').textContent === 'Saved load_w.'")
+    after = next(p for p in root.api(f"/api/admin/systems/{shed}/points")["points"] if p["key"] == "load_w")
+    assert (after["label"], after["seriesId"]) == ("House load", before["seriesId"])
+    # a user
+    root.goto("/admin/users")
+    page.wait_for_selector("[data-testid=user-row]")
+    page.fill("[data-testid=new-username]", "erin")
+    page.fill("[data-testid=new-password]", "erin's long password")
+    page.select_option("[data-testid=new-role]", "viewer")
+    page.get_by_test_id("add-user-button").click()
+    page.wait_for_selector("[data-testid=user-row][data-username=erin][data-role=viewer]")
+    assert "erin's long password" not in page.content()
+    root.assert_clean()
