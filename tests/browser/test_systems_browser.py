@@ -377,7 +377,7 @@ def test_admin_actions_pause_a_system_edit_a_point_and_add_a_user(root, world):
     before = next(p for p in root.api(f"/api/admin/systems/{shed}/points")["points"] if p["key"] == "load_w")
     page.locator(point).get_by_test_id("point-label").fill("House load")
     page.locator(point).get_by_test_id("save-point").click()
-    page.wait_for_function("document.querySelector('[data-testid=status]').textContent === 'Saved load_w.'")
+    page.get_by_test_id("status").filter(has_text="Saved load_w.").wait_for()
     after = next(p for p in root.api(f"/api/admin/systems/{shed}/points")["points"] if p["key"] == "load_w")
     assert (after["label"], after["seriesId"]) == ("House load", before["seriesId"])
     # a user
