@@ -8,7 +8,7 @@ instant of the values used and the imbalance of the inputs.
 * ``now``: the latest values (``ctx.latest_values``: Redis, else the database) of
   the points ``solar_w`` (or ``power``), ``load_w``, ``battery_w``, ``grid_w``, in W.
 * a range: the ledger energies of the same points (the pipeline integrates power),
-  per bucket of 60 s (up to 24 h) or 300 s (7 and 30 days), each bucket split on its
+  per bucket of 60 s (1H, 6H) or 300 s (24H, 7D, 30D), each bucket split on its
   own and summed, in Wh. The split of a whole stored local day is kept in memory
   (:class:`DayFlowCache`) while that day's aggregate rows are unchanged, so 30 days
   read the ledger of the partial first and last days only.
@@ -50,8 +50,10 @@ FLOW_KEYS = tuple(k for keys in ef.POINT_KEYS.values() for k in keys)
 
 
 def bucket_s_for(range_s: int) -> int:
-    """Sub-interval that each range is split in: 60 s up to a day, 300 s beyond."""
-    return 60 if range_s <= 86400 else 300
+    """Sub-interval that each range is split in: 60 s up to 6 hours, 300 s beyond (a
+    battery rarely turns round twice in 5 minutes; measured: 5-minute buckets read a
+    day's ledger in a third of the time of 1-minute ones)."""
+    return 60 if range_s <= 6 * 3600 else 300
 
 
 class FlowOut(BaseModel):
