@@ -7,6 +7,7 @@
   var body = document.body;
   var W = window.Wattline, el = W.el, setStatus = W.setStatus, api = W.api, fmt = W.fmt;
   var POWER_UNITS = ["W", "kW"];
+  var REFRESH_MS = 60000;
   var COLOURS = { solar_w: "#f59e0b", power: "#f59e0b", load_w: "#2563eb", battery_w: "#16a34a", grid_w: "#6b7280" };
 
   // ------------------------------------------------------------------ the list
@@ -200,6 +201,12 @@
       b.addEventListener("click", function () { chooseRange(b.dataset.range); });
     });
     loadSankey("sankey-now", "now");
+    // the newest values and the flow now follow the minute polling while the page is open
+    setInterval(function () {
+      if (document.hidden) return;
+      loadSankey("sankey-now", "now");
+      api("/api/data/latest?" + query() + "&includeMetadata=true").then(fillGrid).catch(function () {});
+    }, REFRESH_MS);
     loadLatest().then(function () {
       setStatus("");
       return chooseRange(range);
