@@ -165,7 +165,7 @@ def main() -> int:
         power = "solar_w,load_w,battery_w,grid_w"
         system_pages = {
             "/systems": ["/api/composite"],
-            f"/systems/{home}": [f"/api/data/systems/{home}", f"/api/data/latest?systemId={home}&includeMetadata=true",
+            f"/systems/{home}": [f"/api/data/latest?systemId={home}&includeMetadata=true",
                                  f"/api/data/flows?systemId={home}&range=now",
                                  f"/api/data/flows?systemId={home}&range=24H",
                                  f"/api/data/historical?systemIds={home}&pointKeys={power}&range=24H"],
