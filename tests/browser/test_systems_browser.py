@@ -390,3 +390,18 @@ def test_admin_actions_pause_a_system_edit_a_point_and_add_a_user(root, world):
     page.wait_for_selector("[data-testid=user-row][data-username=erin][data-role=viewer]")
     assert "erin's long password" not in page.content()
     root.assert_clean()
+
+
+def test_the_system_page_fits_a_phone(browser, world):
+    w = Watched(browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True),
+                world["server"].base_url)
+    try:
+        w.sign_in("alice", PASSWORD, path=f"/systems/{world['ids']['Home']}")
+        page = w.page
+        page.wait_for_selector("#sankey-now[data-state=ready]")
+        page.wait_for_selector("#sankey-range[data-state=ready]")
+        assert page.evaluate("document.scrollingElement.scrollWidth") <= 390 + 1  # no sideways scrolling
+        assert page.get_by_test_id("sankey-as-of").inner_text().startswith("Latest values of ")
+        w.shot("system-phone")
+    finally:
+        w.context.close()

@@ -164,7 +164,9 @@
         legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" }, showlegend: true,
         paper_bgcolor: "#fff", plot_bgcolor: "#fff" };
       if (!div.data) div.replaceChildren();
-      return window.Plotly.react(div, traces, lay, { responsive: true, displaylogo: false }).then(function () {
+      return window.Plotly.react(div, traces, lay, { responsive: true, displaylogo: false,
+        // on a phone the mode bar would sit on the legend
+        displayModeBar: window.matchMedia("(max-width: 640px)").matches ? false : "hover" }).then(function () {
         if (seq === chartSeq) div.dataset.state = "ready";
       });
     }).catch(function (e) { if (seq === chartSeq) chartState(div, "error", "Could not load the chart: " + e.message); });
@@ -180,6 +182,10 @@
       if (seq !== sankeySeq[id]) return;
       window.WattlineSankey.draw(div, data);
       div.dataset.range = range;
+      if (range === "now" && data.asOf) {
+        div.appendChild(el("p", { "class": "sub", "data-testid": "sankey-as-of",
+          text: "Latest values of " + fmtTime(data.asOf, body.dataset.timezone) }));
+      }
     }).catch(function (e) {
       if (seq !== sankeySeq[id]) return;
       div.dataset.state = "error";
