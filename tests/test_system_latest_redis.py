@@ -104,13 +104,13 @@ def test_a_system_hash_holds_value_time_and_unit_per_point_key(world):
     assert not w.direct.exists(w.store.key(w.a))  # a system is not kept by series id
     body = latest(w, w.a)
     assert body["success"] is True
-    assert body["data"] == {"solar_w": {"value": 3.45, "timestamp": T0, "unit": "kW"},
+    assert body["data"] == {"solar_w": {"value": 3450.0, "timestamp": T0, "unit": "W"},
                             "battery_soc": {"value": 87.0, "timestamp": T0, "unit": "%"},
                             "solar_kwh": {"value": 1200.5, "timestamp": T0, "unit": "kWh"}}
     assert body["metadata"] == {"systemId": w.a, "displayName": "Home", "lastUpdate": T0, "source": "redis"}
     # the API reads Redis: a value planted there is what it answers
     w.direct.hset(key, "solar_w", json.dumps({"value": 9.0, "timestamp": T0, "unit": "kW"}))
-    assert latest(w, w.a)["data"]["solar_w"]["value"] == 9.0
+    assert latest(w, w.a)["data"]["solar_w"]["value"] == 9000.0  # 9 kW held, answered in W
     # a hidden point is not answered
     with w.ctx.dbs.main.begin() as conn:
         system_admin.edit_point(conn, w.a, "solar_kwh", visible=False)
@@ -136,10 +136,10 @@ def test_newer_wins_whatever_order_the_batches_come_in(world):
     w.ingest(w.a, T0 + 60, solar_w=4.5)  # the same instant again: the later write wins
     assert held(w, w.a)["solar_w"]["value"] == 4.5
     w.ingest(w.a, T0 + 120, solar_w=5.0)
-    assert latest(w, w.a)["data"]["solar_w"] == {"value": 5.0, "timestamp": T0 + 120, "unit": "kW"}
+    assert latest(w, w.a)["data"]["solar_w"] == {"value": 5000.0, "timestamp": T0 + 120, "unit": "W"}
     # an unreadable field is answered by the database and replaced
     w.direct.hset(w.store.system_key(w.a), "solar_w", "{garbage")
-    assert latest(w, w.a)["data"]["solar_w"]["value"] == 5.0
+    assert latest(w, w.a)["data"]["solar_w"]["value"] == 5000.0  # W
     assert held(w, w.a)["solar_w"]["timestamp"] == T0 + 120
 
 
@@ -205,22 +205,22 @@ def test_redis_stopped_mid_run(world, redis_server):
     for _ in range(3):
         body = latest(w, w.a)
         assert body["metadata"]["source"] == "database"
-        assert body["data"]["solar_w"] == {"value": 4.0, "timestamp": T0 + 60, "unit": "kW"}
+        assert body["data"]["solar_w"] == {"value": 4000.0, "timestamp": T0 + 60, "unit": "W"}
         time.sleep(0.25)  # past retry_after_s: Redis is tried again, and the database answers
     # composites change during the outage; their subscriptions are rebuilt on return
     assert w.client.patch(f"/api/composite/{cid}", json={"memberIds": [w.a, w.b]}).status_code == 200
     assert w.store.subscriptions(w.b) == {cid}  # the database answers meanwhile
     w.ingest(w.b, T0 + 90, solar_w=1.0)
     comp = w.client.get("/api/data/latest", params={"composite": "pair"}).json()
-    assert comp["data"]["solar_w"]["value"] == pytest.approx(5.0) and comp["metadata"]["source"] == "database"
+    assert comp["data"]["solar_w"]["value"] == pytest.approx(5000.0) and comp["metadata"]["source"] == "database"
 
     redis_server.start()  # empty: no persistence
     time.sleep(0.25)
     body = latest(w, w.a)
     assert body["metadata"]["source"] == "redis"  # caught up: the outage's values are in Redis
-    assert body["data"]["solar_w"] == {"value": 4.0, "timestamp": T0 + 60, "unit": "kW"}
+    assert body["data"]["solar_w"] == {"value": 4000.0, "timestamp": T0 + 60, "unit": "W"}
     assert held(w, w.a)["battery_soc"] == {"value": 55.0, "timestamp": T0 + 60, "unit": "%"}
     assert held(w, w.b)["solar_w"] == {"value": 1.0, "timestamp": T0 + 90, "unit": "kW"}
     assert {int(m) for m in w.direct.smembers(w.store.subscriptions_key(w.b))} == {cid}
     w.ingest(w.a, T0 + 120, solar_w=6.0)
-    assert latest(w, w.a)["data"]["solar_w"]["value"] == 6.0
+    assert latest(w, w.a)["data"]["solar_w"]["value"] == 6000.0  # W

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
             self.redis_namespace = f"{self.env.strip()}:" if self.env and self.env.strip() else "wattline:"
         return self
 
+    # vendor API that POST /api/test-connection and /api/setup reach; unset: the emulated
+    # clouds of ``wattline vendors serve`` on loopback (the product runs offline)
+    vendor_base_url: str | None = None
+
     # MQTT broker of ``wattline mqtt``: mqtt://[user[:password]@]host[:port]; may hold a password
     mqtt_url: str | None = Field(default=None, repr=False)
 

@@ -304,3 +304,88 @@ def systems_with_status(conn: Conn, telemetry, *, visible_to_user_id: int | None
         r["last_success_ms"] = h.get("last_success_ms")
         r["status"] = rules.effective_status(r["set_status"], r["consecutive_failures"])
     return rows
+
+
+# -- settings, removal and user roles (admin API) ------------------------------------------
+
+_UNSET: Any = object()
+
+
+def update_settings(conn: Conn, system_id: int, *, display_name: Any = _UNSET, alias: Any = _UNSET,
+                    timezone: Any = _UNSET, status: Any = _UNSET) -> dict:
+    """Change a system's display name, alias (checked, unique per owner), display
+    timezone (IANA) and/or set status (``active`` | ``paused``); returns the system.
+
+    Every value is checked before anything is written; giving the current value
+    again changes nothing. The timezone is the asset's: new readings bucket by it
+    from now on; local days already aggregated keep the old zone's days until they
+    are re-derived (``POST /api/cron/daily {"action": "clear"}``).
+    """
+    s = _system(conn, system_id)
+    values: dict[str, Any] = {}
+    if display_name is not _UNSET:
+        name = str(display_name or "").strip()
+        if not name or len(name) > 200:
+            raise RegistryError("displayName must be 1-200 characters")
+        values["display_name"] = name
+    if alias is not _UNSET:
+        problem = rules.alias_problem(str(alias or ""))
+        if problem:
+            raise RegistryError(problem)
+        if systems_repo.alias_taken_by_other(conn, s["owner_user_id"], alias, system_id):
+            raise RegistryError(f"{s['owner']!r} already has a system with alias {alias!r}")
+        values["alias"] = alias
+    if status is not _UNSET:
+        if status not in rules.SET_STATUSES:
+            raise RegistryError(f"status must be one of {', '.join(rules.SET_STATUSES)}, not {status!r}")
+        values["status"] = status
+    tz = None
+    if timezone is not _UNSET:
+        from wattline.domain.timeutil import TimezoneError, zone
+
+        try:
+            zone(str(timezone or ""))
+        except TimezoneError as exc:
+            raise RegistryError(str(exc)) from None
+        tz = str(timezone)
+    values = {k: v for k, v in values.items() if s.get(k) != v}
+    if tz == s["timezone"]:
+        tz = None
+    systems_repo.update_system(conn, system_id, timezone=tz, **values)
+    return _system(conn, system_id)
+
+
+def delete_system(conn: Conn, system_id: int, *, by: str, now_s: int) -> dict:
+    """Remove a system without losing its data (see :func:`systems_repo.remove_system`):
+    its row, shares, composite memberships and unshared vendor account go; its asset
+    (marked removed), points (inactive) and every stored reading stay. If it was its
+    owner's default system, the owner's oldest remaining system becomes the default."""
+    s = _system(conn, system_id)
+    out = systems_repo.remove_system(conn, system_id, removed_at=now_s, removed_by=by)
+    if s["is_default"]:
+        rest = [r for r in systems_repo.list_systems(conn, visible_to_user_id=s["owner_user_id"])
+                if r["owner_user_id"] == s["owner_user_id"]]
+        if rest:
+            systems_repo.set_default(conn, rest[0]["id"])
+    return out
+
+
+def set_user_role(conn: Conn, username: str, role: str) -> bool:
+    """Give a user another role (``viewer`` | ``user`` | ``admin``); False if it had it.
+
+    A user who owns systems cannot become a viewer (viewers own nothing): move or
+    remove the systems first. Superadmin is given by the CLI only.
+    """
+    if role not in ("viewer", "user", "admin"):
+        raise RegistryError(f"role must be one of viewer, user, admin, not {role!r}")
+    user = users_repo.by_username(conn, username)
+    if user is None:
+        raise RegistryError(f"unknown user {username!r}")
+    if user["role"] == "superadmin":
+        raise RegistryError(f"{username!r} is a superadmin: change it with the CLI")
+    if user["role"] == role:
+        return False
+    if role == "viewer" and any(r["owner_user_id"] == user["id"]
+                                for r in systems_repo.list_systems(conn, visible_to_user_id=user["id"])):
+        raise RegistryError(f"{username!r} owns systems: a viewer owns nothing")
+    return users_repo.set_role_by_username(conn, username, role)

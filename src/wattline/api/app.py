@@ -67,6 +67,8 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False, mqtt: d
             app.state.ctx.close()
 
     app = FastAPI(title="Wattline", version=__version__, lifespan=lifespan)
+    from wattline.security import headers
+    headers.install(app)  # X-Frame-Options, nosniff, Referrer-Policy, CSP on every response
     install_error_handlers(app)
     install_validation_handler(app)
     openapi_without_default_422(app)
@@ -84,6 +86,9 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False, mqtt: d
     app.include_router(latest_composites.router)  # /api/data/latest, /api/composite
     from wattline.api.routes import historical
     app.include_router(historical.router)  # /api/data/historical, /api/cron/daily|cleanup, /api/admin/database
+    from wattline.api.routes import admin_systems, setup as setup_routes
+    app.include_router(admin_systems.router)  # /api/admin/systems|users, /api/data/systems/{id}/shares
+    app.include_router(setup_routes.router)  # /api/test-connection, /api/setup
     _mount_web(app)
 
     @app.get("/metrics", include_in_schema=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from wattline.domain.sources import ResolvedSeries
 from wattline.store.series_resolver import load_series
@@ -204,3 +204,85 @@ def pollable_systems(main_reader: Engine, system_ids: list[int] | None = None) -
             credentials_encrypted=r["credentials_encrypted"], start_operating_time=r["start_operating_time"],
             series={s.point_key: s.series_id for s in pts}, rate_limits=r["rate_limits"], points=pts))
     return out
+
+
+# -- settings and removal (admin) ----------------------------------------------------------
+
+SETTINGS_COLUMNS = ("display_name", "alias", "status")
+
+
+def update_system(conn: Connection, system_id: int, *, timezone: str | None = None, **values: Any) -> None:
+    """Change a system's row (:data:`SETTINGS_COLUMNS`) and/or its asset's display timezone."""
+    bad = set(values) - set(SETTINGS_COLUMNS)
+    if bad:
+        raise ValueError(f"not editable system fields: {sorted(bad)}")
+    if values:
+        conn.execute(update(systems).where(systems.c.asset_id == system_id).values(**values))
+    if timezone is not None:
+        conn.execute(update(assets).where(assets.c.id == system_id).values(timezone=timezone))
+
+
+def alias_taken_by_other(conn: Connection, owner_user_id: int, alias: str, system_id: int) -> bool:
+    """True if another system of the owner already uses ``alias``."""
+    return conn.execute(select(systems.c.asset_id).where(
+        systems.c.owner_user_id == owner_user_id, systems.c.alias == alias,
+        systems.c.asset_id != system_id)).first() is not None
+
+
+def remove_system(conn: Connection, system_id: int, *, removed_at: int, removed_by: str) -> dict:
+    """Remove a system's registry rows, keeping its asset, points and telemetry.
+
+    Deleted: its shares, its memberships of composites, its ``systems`` row, and its
+    vendor account when no other asset uses it (the credentials of a removed system
+    are not kept). Kept: the asset (renamed ``removed/<id>/<old name>`` so the name is
+    free again, its ``attributes.removed`` saying when, by whom and what it was) and
+    its points (made inactive), so every series id and stored reading stays.
+    Returns what was removed (counts and the old row)."""
+    row = conn.execute(_system_query().where(systems.c.asset_id == system_id)).mappings().first()
+    if row is None:
+        return {}
+    old = dict(row)
+    shares_n = conn.execute(delete(system_shares).where(system_shares.c.system_id == system_id)).rowcount
+    composite_ids = select(groups.c.id).where(groups.c.kind == "composite")
+    members_n = conn.execute(delete(group_members).where(
+        group_members.c.asset_id == system_id, group_members.c.group_id.in_(composite_ids))).rowcount
+    conn.execute(delete(systems).where(systems.c.asset_id == system_id))
+    asset = conn.execute(select(assets.c.name, assets.c.attributes, assets.c.vendor_account_id)
+                         .where(assets.c.id == system_id)).mappings().one()
+    attributes = dict(asset["attributes"] or {})
+    attributes["removed"] = {"at": int(removed_at), "by": removed_by, "display_name": old["display_name"],
+                             "alias": old["alias"], "owner": old["owner"], "name": asset["name"],
+                             "organization_id": old["organization_id"]}
+    conn.execute(update(assets).where(assets.c.id == system_id).values(
+        name=f"removed/{system_id}/{asset['name']}"[:200], attributes=attributes, vendor_account_id=None))
+    conn.execute(update(points).where(points.c.asset_id == system_id).values(active=False))
+    account_removed = False
+    account = asset["vendor_account_id"]
+    if account is not None and conn.execute(select(assets.c.id).where(
+            assets.c.vendor_account_id == account)).first() is None:
+        account_removed = conn.execute(delete(vendor_accounts).where(vendor_accounts.c.id == account)).rowcount > 0
+    return {"system": old, "shares": shares_n, "composite_memberships": members_n,
+            "vendor_account_removed": account_removed}
+
+
+def removed_attributes(conn: Connection, asset_id: int) -> dict | None:
+    """``attributes.removed`` of an asset whose system was removed, or None."""
+    attrs = conn.execute(select(assets.c.attributes).where(assets.c.id == asset_id)).scalar()
+    return (attrs or {}).get("removed") if isinstance(attrs, dict) else None
+
+
+def point_counts(conn: Connection, system_ids: list[int]) -> dict[int, int]:
+    """system id -> number of points."""
+    if not system_ids:
+        return {}
+    return {sid: int(n) for sid, n in conn.execute(
+        select(points.c.asset_id, func.count()).where(points.c.asset_id.in_(system_ids))
+        .group_by(points.c.asset_id))}
+
+
+def set_default(conn: Connection, system_id: int) -> None:
+    """Make ``system_id`` its owner's default system (and no other)."""
+    owner = conn.execute(select(systems.c.owner_user_id).where(systems.c.asset_id == system_id)).scalar()
+    if owner is not None:
+        clear_default(conn, owner)
+        conn.execute(update(systems).where(systems.c.asset_id == system_id).values(is_default=True))

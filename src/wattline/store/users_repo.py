@@ -53,3 +53,8 @@ def set_password_hash_by_username(conn: Connection, username: str, password_hash
 
 def set_password_hash_by_id(conn: Connection, user_id: int, password_hash: str) -> None:
     conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+
+
+def set_role_by_username(conn: Connection, username: str, role: str) -> bool:
+    """Change a user's role; False if there is no such user."""
+    return conn.execute(update(users).where(users.c.username == username).values(role=role)).rowcount > 0

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from wattline.security import sessions, users
+from wattline.security.headers import CSP  # noqa: F401 - kept importable from here
 from wattline.security.deps import get_principal
 from wattline.security.principal import Principal
 from wattline.security.roles import role_at_least
@@ -29,12 +30,9 @@ SYNC_STATUSES = ("success", "error", "partial")
 LOGIN_ERROR = "Invalid username or password."
 _MAX_FIELD = 2048  # form fields longer than this are refused without hashing anything
 
-# Plotly injects <style> elements and inline styles; scripts come from this origin only
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
-       "connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
-       "frame-ancestors 'none'")
-PAGE_HEADERS = {"Cache-Control": "no-store", "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"}
+# the security headers (CSP, frame, sniffing, referrer) are set on every response by
+# wattline.security.headers; pages add only their caching rule
+PAGE_HEADERS = {"Cache-Control": "no-store"}
 _IMMUTABLE = "public, max-age=31536000, immutable"
 _MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                 ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon"}
@@ -93,8 +91,7 @@ class Assets:
 
 
 def _serve_asset(request: Request, asset: Asset) -> Response:
-    headers = {"Cache-Control": _IMMUTABLE, "ETag": asset.etag, "X-Content-Type-Options": "nosniff",
-               "Vary": "Accept-Encoding"}
+    headers = {"Cache-Control": _IMMUTABLE, "ETag": asset.etag, "Vary": "Accept-Encoding"}
     if request.headers.get("if-none-match") == asset.etag:
         return Response(status_code=304, headers=headers)
     accepts_gzip = "gzip" in request.headers.get("accept-encoding", "").lower()

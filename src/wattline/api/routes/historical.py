@@ -35,7 +35,7 @@ from wattline import clock
 from wattline.api import schemas as S
 from wattline.api.deps import MAX_ID, ctx
 from wattline.domain import groups as G
-from wattline.domain.metrics import CANONICAL_UNIT, MetricType
+from wattline.domain.point_display import LEVELS, RANGES_S, bucket_value, display_unit, level_for  # noqa: F401
 from wattline.jobs import cleanup as cleanup_job
 from wattline.jobs import point_daily
 from wattline.jobs.runner import JobAlreadyRunning
@@ -47,38 +47,13 @@ from wattline.store import point_aggs, systems_repo
 
 router = APIRouter(tags=["historical"], responses=S.errors(401, 403))
 
-RANGES_S = {"1H": 3600, "6H": 6 * 3600, "24H": 86400, "7D": 7 * 86400, "30D": 30 * 86400}
-LEVELS = ("raw", "5m", "daily")
 MAX_SYSTEMS = 10
 MAX_POINT_KEYS = 20
 KEY_RE = re.compile(r"^[A-Za-z0-9_]{1,80}$")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})$")
-ENERGY_TYPES = (MetricType.COUNTER, MetricType.INTERVAL_ENERGY)
 
 
 # ---------------------------------------------------------------- pure rules
-
-
-def level_for(range_key: str) -> str:
-    """raw for ranges up to 6 hours, 5m up to 24 hours, daily beyond (seed 003)."""
-    hours = RANGES_S[range_key] / 3600
-    return "raw" if hours <= 6 else "5m" if hours <= 24 else "daily"
-
-
-def display_unit(key: str, metric_type: str) -> tuple[float, str]:
-    """(factor from the canonical unit, unit) a point's values are answered in."""
-    mt = MetricType(metric_type)
-    if mt is MetricType.POWER:
-        return (1000.0, "W") if key.endswith("_w") else (1.0, "kW")
-    return 1.0, CANONICAL_UNIT[mt]
-
-
-def bucket_value(metric_type: str, row: dict) -> float | None:
-    """A bucket's figure: its energy (kWh) for energy points, else the mean of its readings."""
-    if MetricType(metric_type) in ENERGY_TYPES:
-        e = row.get("energy_milli_wh")
-        return None if e is None else e / 1e6
-    return row.get("avg")
 
 
 def _bad(code: str, message: str, **details: Any) -> ApiError:

@@ -28,6 +28,7 @@ from wattline.api import schemas as S
 from wattline.api.deps import MAX_ID, ctx
 from wattline.domain.groups import battery_capacity_kwh
 from wattline.domain.latest import MemberPoint, roll_up_latest
+from wattline.domain.point_display import display_unit
 from wattline.security.deps import require_role
 from wattline.security.errors import ApiError
 from wattline.security.principal import Principal
@@ -44,7 +45,7 @@ MemberId = Annotated[int, Field(ge=1, le=MAX_ID)]
 class PointValue(BaseModel):
     value: float
     timestamp: int = Field(description="reading time, UTC epoch seconds")
-    unit: str = Field(description="the point's canonical unit (kW, kWh, %...)")
+    unit: str = Field(description="W for *_w power keys, else the canonical unit (kW, kWh, %...)")
 
 
 class PointMeta(BaseModel):
@@ -190,12 +191,14 @@ def latest(request: Request, principal: Viewer,
         for p in pts:
             v = read.values.get(p["series_id"])
             if v is not None:
-                data[p["key"]] = PointValue(value=v.value, timestamp=v.ts, unit=p["unit"])
+                factor, unit = display_unit(p["key"], p["metric_type"])
+                data[p["key"]] = PointValue(value=v.value * factor, timestamp=v.ts, unit=unit)
     else:
         members = [MemberPoint(p["system_id"], p["series_id"], p["key"], p["metric_type"], p["unit"]) for p in pts]
         caps = {m: battery_capacity_kwh(attrs.get(m)) for m in member_ids}
         for key, r in roll_up_latest(members, read.values, caps).items():
-            data[key] = PointValue(value=r.value, timestamp=r.ts, unit=r.unit)
+            factor, unit = display_unit(key, next(p["metric_type"] for p in pts if p["key"] == key))
+            data[key] = PointValue(value=r.value * factor, timestamp=r.ts, unit=unit)
     extra: dict = {"systemId": system_id} if comp is None else {"compositeId": comp["id"], "members": member_ids}
     if include_metadata:
         first: dict[str, dict] = {}
