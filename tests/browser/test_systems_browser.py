@@ -405,3 +405,28 @@ def test_the_system_page_fits_a_phone(browser, world):
         w.shot("system-phone")
     finally:
         w.context.close()
+
+
+def test_the_owner_shares_and_revokes_from_the_system_page(alice, world):
+    page = alice.page
+    home = world["ids"]["Home"]
+    if page.request.post(alice.base + f"/api/data/systems/{home}/shares", data={"username": "bob"}).status == 404:
+        pytest.skip("the shares API is not in this build")
+    alice.goto(f"/systems/{world['ids']['Shed']}")
+    page.wait_for_selector("[data-testid=share-form]")
+    page.fill("[data-testid=share-username]", "bob")
+    page.get_by_test_id("share-add").click()
+    page.wait_for_selector("[data-testid=share-item][data-username=bob]")
+    assert alice.api(f"/api/data/systems/{world['ids']['Shed']}")["sharedWith"] == ["bob"]
+    page.locator("[data-testid=share-item][data-username=bob]").get_by_test_id("share-revoke").click()
+    page.get_by_test_id("share-status").filter(has_text="Revoked bob.").wait_for()
+    assert alice.api(f"/api/data/systems/{world['ids']['Shed']}")["sharedWith"] == []
+    alice.assert_clean()
+
+
+def test_a_reader_sees_no_sharing_form(browser, world):
+    bob = _signed_in(browser, world, "bob", f"/systems/{world['ids']['Home']}")
+    try:
+        assert bob.page.get_by_test_id("sharing").count() == 0
+    finally:
+        bob.context.close()

@@ -8,6 +8,8 @@
   (``/api/data/latest``), the power chart with the 1H…30D selector
   (``/api/data/historical``) and the energy-flow Sankey now and over the chosen
   range (``/api/data/flows``), drawn as inline SVG (``static/sankey.js``).
+  A system's owner (or an admin) shares it from its page
+  (``POST /api/data/systems/{id}/shares``, ``DELETE …/shares/{username}``).
 * ``/setup``: the setup wizard (vendor → credentials → test connection → points
   preview → save), calling ``POST /api/test-connection`` and ``POST /api/setup``.
 
@@ -26,7 +28,7 @@ from wattline.api.routes.energy_flow import RANGES_S, readable_composite
 from wattline.domain import system_health
 from wattline.security.principal import Principal
 from wattline.security.roles import role_at_least
-from wattline.security.system_access import can_read_system
+from wattline.security.system_access import can_read_system, can_write_system
 from wattline.sources.vendors.registry import get_adapter_class
 from wattline.store import systems_repo, users_repo
 from wattline.web.pages import _int_or_none, _not_found, _render, _to_login, _user
@@ -103,7 +105,8 @@ def mount(app: FastAPI) -> None:
                        view={"kind": "system", "id": s["id"], "ref": str(s["id"]), "name": s["display_name"],
                              "sub": f"{s['vendor_type']} · site {s['vendor_site_id']} · {s['owner']}",
                              "timezone": s["timezone"]},
-                       ranges=CHART_RANGES)
+                       ranges=CHART_RANGES, can_share=can_write_system(principal, s),
+                       shared_with=sorted(s["shared_with"]))
 
     @app.get("/composites/{ref}", response_class=HTMLResponse, include_in_schema=False)
     def composite_page(request: Request, ref: str) -> Response:

@@ -201,7 +201,45 @@
     return Promise.all([loadChart(range), loadSankey("sankey-range", range)]);
   }
 
+  // ------------------------------------------------------------------ sharing (owner, admin)
+
+  function sharing() {
+    var form = document.getElementById("share-form");
+    if (!form) return;
+    var url = "/api/data/systems/" + encodeURIComponent(body.dataset.id) + "/shares";
+    var list = document.getElementById("share-list");
+
+    function show(names) {
+      list.replaceChildren();
+      names.forEach(function (u) {
+        var revoke = el("button", { type: "button", "class": "btn btn-small", "data-testid": "share-revoke", text: "Revoke" });
+        revoke.addEventListener("click", function () {
+          revoke.disabled = true;
+          api(url + "/" + encodeURIComponent(u), { method: "DELETE" }).then(function (res) {
+            show(res.sharedWith || []);
+            W.status("share-status", "Revoked " + u + ".");
+          }).catch(function (e) { W.status("share-status", "Could not revoke: " + e.message, true); revoke.disabled = false; });
+        });
+        list.appendChild(el("li", { "data-testid": "share-item", "data-username": u }, [u + " ", revoke]));
+      });
+      if (!names.length) list.appendChild(el("li", { text: "Nobody yet." }));
+    }
+    show(Array.prototype.map.call(list.querySelectorAll("[data-testid=share-item]"), function (li) { return li.dataset.username; }));
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var name = form.elements.username.value.trim();
+      if (!name) return;
+      api(url, { method: "POST", body: JSON.stringify({ username: name }),
+        headers: { Accept: "application/json", "Content-Type": "application/json" } }).then(function (res) {
+        show(res.sharedWith || []);
+        W.status("share-status", res.changed ? "Shared with " + name + "." : name + " had it already.");
+        form.reset();
+      }).catch(function (e) { W.status("share-status", "Could not share: " + e.message, true); });
+    });
+  }
+
   function viewPage() {
+    sharing();
     var range = "24H";
     document.querySelectorAll(".btn-range").forEach(function (b) {
       b.addEventListener("click", function () { chooseRange(b.dataset.range); });
