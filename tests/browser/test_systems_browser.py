@@ -389,6 +389,9 @@ def test_admin_actions_pause_a_system_edit_a_point_and_add_a_user(root, world):
     page.get_by_test_id("add-user-button").click()
     page.wait_for_selector("[data-testid=user-row][data-username=erin][data-role=viewer]")
     assert "erin's long password" not in page.content()
+    page.locator("[data-testid=user-row][data-username=erin]").get_by_test_id("user-role").select_option("user")
+    page.wait_for_selector("[data-testid=user-row][data-username=erin][data-role=user]")
+    assert next(u for u in root.api("/api/admin/users")["users"] if u["username"] == "erin")["role"] == "user"
     root.assert_clean()
 
 

@@ -175,6 +175,8 @@
 
   // ------------------------------------------------------------------ users
 
+  var ROLES = ["viewer", "user", "admin"];  // what POST /api/admin/users/{username}/role gives
+
   function usersPage() {
     function load() {
       api("/api/admin/users").then(function (data) {
@@ -183,13 +185,27 @@
         var users = list(data, "users");
         users.forEach(function (u) {
           var systems = u.systems !== undefined ? u.systems : u.systemCount;
+          var role = el("select", { "aria-label": "role of " + u.username, "data-testid": "user-role" });
+          ROLES.concat(ROLES.indexOf(u.role) < 0 ? [u.role] : []).forEach(function (r) {
+            var o = el("option", { value: r, text: r });
+            o.selected = r === u.role;
+            role.appendChild(o);
+          });
+          role.disabled = ROLES.indexOf(u.role) < 0;  // a superadmin is changed with the CLI
+          role.addEventListener("change", function () {
+            role.disabled = true;
+            post("/api/admin/users/" + encodeURIComponent(u.username) + "/role", { role: role.value }).then(function () {
+              setStatus(u.username + " is now " + role.value + ".");
+              load();
+            }).catch(function (e) { setStatus("Could not change the role: " + e.message, true); load(); });
+          });
           tbody.appendChild(el("tr", { "data-testid": "user-row", "data-username": u.username, "data-role": u.role }, [
-            el("td", { "data-label": "Username", text: u.username }), el("td", { "data-label": "Role", text: u.role }),
+            el("td", { "data-label": "Username", text: u.username }), el("td", { "data-label": "Role" }, [role]),
             el("td", { "data-label": "Organization", text: text(u.organization || u.organizationId) }),
             el("td", { "class": "num", "data-label": "Systems", text: text(Array.isArray(systems) ? systems.length : systems) }),
             el("td", { "data-label": "Created", text: u.createdAt ? utc(u.createdAt) : "–" })]));
         });
-        setStatus(users.length + " users");
+        if (!/ is now /.test(document.querySelector("[data-testid=status]").textContent)) setStatus(users.length + " users");
       }).catch(function (e) { setStatus("Could not load the users: " + e.message, true); });
     }
     var form = document.getElementById("add-user");
