@@ -380,6 +380,18 @@ def test_admin_actions_pause_a_system_edit_a_point_and_add_a_user(root, world):
     page.get_by_test_id("status").filter(has_text="Saved load_w.").wait_for()
     after = next(p for p in root.api(f"/api/admin/systems/{shed}/points")["points"] if p["key"] == "load_w")
     assert (after["label"], after["seriesId"]) == ("House load", before["seriesId"])
+    # a transform version from an instant on
+    page.select_option("[data-testid=transform-key]", "grid_w")
+    page.fill("[data-testid=transform-scale]", "0.5")
+    page.select_option("[data-testid=transform-sign]", "-1")
+    page.fill("[data-testid=transform-effective]", "2026-01-01T00:00:00Z")
+    page.get_by_test_id("transform-save").click()
+    page.get_by_test_id("transform-status").filter(has_text="Added a version of grid_w.").wait_for()
+    grid = next(p for p in root.api(f"/api/admin/systems/{shed}/points")["points"] if p["key"] == "grid_w")
+    assert grid["transforms"][-1]["effectiveFrom"] == 1767225600
+    assert grid["transforms"][-1]["transform"] == {"scale": 0.5, "sign": -1}
+    page.locator("[data-testid=admin-point-row][data-key=grid_w]").get_by_test_id("point-transform") \
+        .filter(has_text="sign -1 × 0.5 from 2026-01-01 00:00:00").wait_for()
     # a user
     root.goto("/admin/users")
     page.wait_for_selector("[data-testid=user-row]")

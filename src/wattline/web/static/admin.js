@@ -97,9 +97,38 @@
 
   // ------------------------------------------------------------------ points
 
+  function transformText(versions) {
+    if (!versions || !versions.length) return "none";
+    var last = versions[versions.length - 1], t = last.transform || {};
+    var parts = [];
+    if (t.sign !== undefined && t.sign !== null) parts.push("sign " + t.sign);
+    if (t.scale !== undefined && t.scale !== null) parts.push("× " + t.scale);
+    if (t.offset !== undefined && t.offset !== null) parts.push("+ " + t.offset);
+    return (parts.join(" ") || "identity") + " from " + utc(last.effectiveFrom) + (versions.length > 1 ? " (" + versions.length + " versions)" : "");
+  }
+
   function pointsPage() {
     var id = body.dataset.systemId;
     var url = "/api/admin/systems/" + encodeURIComponent(id) + "/points";
+    var tform = document.getElementById("transform-form");
+    tform.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var t = {};
+      ["scale", "offset"].forEach(function (k) {
+        var v = tform.elements[k].value.trim();
+        if (v !== "") t[k] = Number(v);
+      });
+      if (tform.elements.sign.value) t.sign = Number(tform.elements.sign.value);
+      var eff = tform.elements.effectiveFrom.value.trim();
+      if (!eff) { W.status("transform-status", "An effective time is needed.", true); return; }
+      W.status("transform-status", "Saving…");
+      post(url, { key: tform.elements.key.value, transform: t, effectiveFrom: /^\d+$/.test(eff) ? Number(eff) : eff })
+        .then(function () { W.status("transform-status", "Added a version of " + tform.elements.key.value + "."); load(); })
+        .catch(function (e) { W.status("transform-status", "Could not add it: " + e.message, true); });
+    });
+    load();
+
+    function load() {
     api(url).then(function (data) {
       var tbody = document.getElementById("admin-points-body");
       tbody.replaceChildren();
@@ -123,11 +152,18 @@
           el("td", {}, [el("code", { text: p.key })]), el("td", {}, [label]),
           el("td", { text: text(p.metricType || p.metric_type) }), el("td", { text: text(p.unit) }),
           el("td", { text: text(p.subsystem) }), el("td", { "class": "num" }, [ord]),
-          el("td", {}, [visible]), el("td", {}, [active]), el("td", {}, [save])
+          el("td", {}, [visible]), el("td", {}, [active]),
+          el("td", { "data-testid": "point-transform", text: transformText(p.transforms) }), el("td", {}, [save])
         ]));
       });
-      setStatus(points.length ? points.length + " points" : "This system has no points.");
+      var keySelect = document.querySelector("[data-testid=transform-key]");
+      keySelect.replaceChildren();
+      points.forEach(function (p) { keySelect.appendChild(el("option", { value: p.key, text: p.key })); });
+      if (!/^Saved /.test(document.querySelector("[data-testid=status]").textContent)) {
+        setStatus(points.length ? points.length + " points" : "This system has no points.");
+      }
     }).catch(function (e) { setStatus("Could not load the points: " + e.message, true); });
+    }
   }
 
   // ------------------------------------------------------------------ sessions
