@@ -117,6 +117,37 @@ def test_the_same_timestamp_again_is_409_and_changes_nothing(site):
     assert (site.readings(), site.count("raw_events")) == before
 
 
+def test_every_authenticated_push_leaves_one_push_session_like_a_poll(site):
+    from wattline.store import sessions_repo
+
+    def sessions():
+        return sorted(sessions_repo.list_sessions(site.ctx.dbs.telemetry, system_ids=[site.system_id]),
+                      key=lambda s: s["id"])
+
+    assert site.post(EXAMPLE).status_code == 200
+    (ok,) = sessions()
+    assert (ok["cause"], ok["vendor_type"], ok["success"], ok["num_readings"], ok["error"]) == (
+        "PUSH", "fronius", True, 13, None)
+    with site.ctx.dbs.telemetry.connect() as c:
+        raw = c.exec_driver_sql("SELECT DISTINCT raw_event_id FROM readings").scalars().all()
+    assert raw == [ok["raw_event_id"]]  # the session links the document its readings came from
+    state = sessions_repo.poll_states(site.ctx.dbs.telemetry, [site.system_id])[site.system_id]
+    assert state["last_success_ms"] >= ok["started_at_ms"] and state["last_poll_ms"] is None  # no poll bookkeeping
+    assert site.post(EXAMPLE).status_code == 409  # refused: a failed session, nothing read
+    nothing = {**EXAMPLE, "timestamp": "2025-01-21T06:05:00Z"}
+    for k in list(nothing):
+        if k not in ("siteId", "apiKey", "timestamp", "sequence") and isinstance(nothing[k], (int, float)):
+            nothing[k] = None
+    assert site.post(nothing).status_code == 400
+    _, dup, empty = sessions()
+    assert (dup["cause"], dup["success"], dup["vendor_error_code"], dup["num_readings"]) == ("PUSH", False, "conflict", 0)
+    assert (empty["success"], empty["vendor_error_code"], empty["num_readings"]) == (False, "invalid_request", 0)
+    assert site.post({**EXAMPLE, "apiKey": "wrong-key"}).status_code == 401  # no trusted system: no session
+    assert len(sessions()) == 3
+    assert sessions_repo.poll_states(site.ctx.dbs.telemetry, [site.system_id])[site.system_id][
+        "consecutive_failures"] == 0
+
+
 def test_a_wrong_key_or_an_unknown_site_is_one_401_and_nothing_is_written(site):
     for change in ({"apiKey": "wrong-key"}, {"siteId": "no-such-site"}, {"apiKey": KEY + "x"},
                    {"siteId": "fronius-keyless", "apiKey": "anything"}):  # a site without a push key

@@ -267,3 +267,80 @@ def test_serve_schedules_the_poll_every_minute_and_the_cli_polls_once(world, mon
     assert json.loads(r.output)["succeeded"] == 1
     (session,) = sessions(ctx, sid)
     assert session["cause"] == "CRON" and session["success"] and session["num_readings"] == 3
+
+
+def _busy_account(ctx, system_id: int, busy_for_s: float) -> None:
+    """The system's account limiter holds every call for ``busy_for_s`` (real time)."""
+    import time
+
+    with ctx.dbs.main_reader.connect() as conn:
+        account = systems_repo.system(conn, system_id)["vendor_account_id"]
+    limiter = RateLimiter(None, None, None, clock=time.time)
+    limiter.block_for(busy_for_s)
+    ctx.limiters.put(f"account:{account}", limiter)
+
+
+def test_waiting_for_the_account_limiter_does_not_count_against_the_poll_timeout(world):
+    ctx = world
+    with BackgroundCloud(cloud_config(FAST[:1], latency_ms=300)) as cloud:
+        sid = add(ctx, FAST[0], cloud.base_url, "busy")
+        _busy_account(ctx, sid, 1.5)  # longer than the poll's whole timeout
+        report = asyncio.run(poll_once(ctx, force=True, timeout_s=1.0, limiter_wait_s=10))
+    (outcome,) = report.outcomes
+    assert outcome.success, outcome.error
+    (session,) = sessions(ctx, sid)
+    assert session["success"] and session["num_readings"] == 3 and session["duration_ms"] >= 1500
+
+
+def test_a_poll_the_limiter_holds_too_long_fails_as_rate_limited_not_as_a_timeout(world):
+    ctx = world
+    with BackgroundCloud(cloud_config(FAST[:1])) as cloud:
+        sid = add(ctx, FAST[0], cloud.base_url, "held")
+        _busy_account(ctx, sid, 30)
+        report = asyncio.run(poll_once(ctx, force=True, timeout_s=5.0, limiter_wait_s=0.3))
+        calls = len(cloud.state.stats.calls)
+    (outcome,) = report.outcomes
+    assert not outcome.success and "rate-limited" in outcome.error and "timeout" not in outcome.error.lower()
+    (session,) = sessions(ctx, sid)
+    assert session["vendor_error_code"] == "rate_limited" and session["duration_ms"] < 3000
+    assert calls == 0  # nothing reached the vendor
+
+
+def test_a_slow_vendor_still_times_out_with_the_limiter_free(world):
+    ctx = world
+    with BackgroundCloud(cloud_config(FAST[:1], latency_ms=1500)) as cloud:
+        sid = add(ctx, FAST[0], cloud.base_url, "slowv")
+        report = asyncio.run(poll_once(ctx, force=True, timeout_s=0.5))
+    (outcome,) = report.outcomes
+    assert not outcome.success and outcome.error.startswith("no answer within")
+    assert sessions(ctx, sid)[0]["vendor_error_code"] == "timeout"
+
+
+def test_the_emulation_latency_holds_every_call_without_blocking_the_others(monkeypatch):
+    import time
+
+    from wattline.simulator.vendor_cloud.config import CloudConfig
+
+    monkeypatch.setenv("WATTLINE_EMULATOR_LATENCY_MS", "400")
+    monkeypatch.setenv("WATTLINE_EMULATOR_BENCH", "1")
+    cfg = CloudConfig(history_source="clear_sky", warm_plants=False)
+    assert (cfg.latency_ms, cfg.bench_mode) == (400.0, True)
+    monkeypatch.setenv("WATTLINE_EMULATOR_LATENCY_MS", "-1")
+    with pytest.raises(ValueError):
+        CloudConfig()
+    path = "/sites/fronius-{}/solar_api/v1/GetPowerFlowRealtimeData.fcgi"
+    with BackgroundCloud(cfg) as cloud:
+        async def calls():
+            async with httpx.AsyncClient(base_url=cloud.base_url, timeout=10) as client:
+                async def one(i):
+                    t = time.perf_counter()
+                    r = await client.get(path.format(i))
+                    return r.status_code, time.perf_counter() - t
+                t0 = time.perf_counter()
+                got = await asyncio.gather(*(one(i) for i in range(20)))
+                return got, time.perf_counter() - t0
+        got, wall = asyncio.run(calls())
+        health = httpx.get(cloud.base_url + "/_emulator/health").json()
+    assert all(status == 200 and took >= 0.4 for status, took in got)
+    assert wall < 1.2  # 20 calls of 0.4 s at once: held side by side, not one after another (8 s)
+    assert health["latencyMs"] == 400 and health["benchMode"] is True

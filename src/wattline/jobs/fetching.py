@@ -9,6 +9,7 @@ kept, so a rerun resumes right after them.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Callable
 
 import httpx
 
@@ -30,8 +31,12 @@ class VendorSession:
     the account's rate limiter (held by the app context, so all jobs share it)."""
 
     def __init__(self, ctx: AppContext, *, timeout_s: float = 10.0,
-                 retry_waits_s: tuple[float, ...] | None = None, max_connections: int = 32):
+                 retry_waits_s: tuple[float, ...] | None = None, max_connections: int = 32,
+                 wrap_limiter: Callable[[Any], Any] | None = None):
+        """``wrap_limiter``: how the adapters see the account's shared limiter (the
+        poller's keeps limiter waits out of a poll's timeout); default as it is."""
         self.ctx = ctx
+        self.wrap_limiter = wrap_limiter
         self.timeout_s = timeout_s
         self.retry_waits_s = retry_waits_s
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s),
@@ -50,6 +55,8 @@ class VendorSession:
             if fresh:
                 # quotas hold across processes: count the calls already logged today / this month
                 limiter.set_usage(*synclog.calls_used(self.ctx.dbs.telemetry, plant.vendor_account_id))
+            if self.wrap_limiter is not None:
+                limiter = self.wrap_limiter(limiter)
             kw = {"retry_waits_s": self.retry_waits_s} if self.retry_waits_s is not None else {}
             adapter = cls(plant.base_url or cls.default_base_url, creds, client=self._client,
                           timeout_s=self.timeout_s, limiter=limiter, **kw)

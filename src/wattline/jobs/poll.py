@@ -9,7 +9,10 @@ A :class:`Poller` lives as long as its process (``wattline serve``, ``wattline p
   waiting for their slowest member), each under its own timeout, so a slow or failing
   system never delays another;
 * a system whose previous poll still runs is skipped and counted, never queued;
-* calls go through the account's shared rate limiter (``ctx.limiters``);
+* calls go through the account's shared rate limiter (``ctx.limiters``); time spent
+  waiting for it does not count against the poll's timeout (the vendor is not slow,
+  the account is busy), but a wait longer than ``limiter_wait_s`` fails the poll at
+  once with the code ``rate_limited`` (a clear "rate-limited" error, not a timeout);
 * polls that finish close together are written together: one pipeline batch, one
   sessions transaction (a poll waits at most 50 ms for company);
 * after :data:`~wattline.domain.systems.FAILURES_TO_ERROR` consecutive failures a
@@ -23,6 +26,7 @@ processes (``wattline serve`` and ``wattline poll``) never poll one system at on
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from dataclasses import dataclass, field, replace
 
 from wattline import clock, logs
@@ -42,6 +46,57 @@ DEFAULT_INTERVAL_S = 60
 SLACK_S = 5  # a tick a few seconds early (scheduler jitter) still counts as due
 CONNECTIONS_PER_ACCOUNT = 32
 LEASE_MARGIN_S = 60  # a claim outlives the poll's timeout by this much (writing), then expires
+LIMITER_WAIT_S = 30.0  # the longest a poll waits for its account's limiter before failing as rate-limited
+
+
+
+@dataclass
+class _PollClock:
+    """The running poll's timeout and what is left of its limiter-wait budget (s)."""
+
+    timeout: asyncio.Timeout
+    wait_left_s: float
+
+
+_POLL: contextvars.ContextVar[_PollClock | None] = contextvars.ContextVar("poll_clock", default=None)
+
+
+class RateLimitedWait(Exception):
+    """A poll's call would wait longer than it may for its account's rate limiter."""
+
+    code = "rate_limited"
+
+
+class _PollLimiter:
+    """The account's shared limiter as polls see it: while a poll waits for a slot its
+    timeout is paused (and moved on by the wait); waits beyond the poll's budget
+    (``limiter_wait_s`` in all) raise :class:`RateLimitedWait`. Everything else is the
+    shared limiter's."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    async def acquire(self) -> None:
+        poll = _POLL.get()
+        if poll is None:  # not inside a poll
+            return await self._inner.acquire()
+        tm, loop = poll.timeout, asyncio.get_running_loop()
+        deadline, t0 = tm.when(), loop.time()
+        tm.reschedule(None)
+        try:
+            async with asyncio.timeout(max(poll.wait_left_s, 0.0)):
+                await self._inner.acquire()
+        except TimeoutError:
+            raise RateLimitedWait("rate-limited: the account's rate limiter had no free call within "
+                                  "the poll's limiter wait") from None
+        finally:
+            waited = loop.time() - t0
+            poll.wait_left_s -= waited
+            if deadline is not None:
+                tm.reschedule(deadline + waited)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
 
 
 def poll_interval_s(vendor_type: str) -> int:
@@ -80,17 +135,22 @@ class PollReport:
 class Poller:
     """Polls systems; holds the in-flight set and the vendor session of its process.
 
-    ``timeout_s``: the most one system's poll may take (s); ``call_timeout_s``: one
+    ``timeout_s``: the most one system's poll may take (s), waits for the account's
+    rate limiter not counted; ``limiter_wait_s``: the longest one call of a poll waits
+    for the limiter before the poll fails as ``rate_limited``; ``call_timeout_s``: one
     HTTP call's; ``concurrency``: polls at once.
     """
 
     def __init__(self, ctx: AppContext, *, concurrency: int = 64, timeout_s: float = 30.0,
-                 call_timeout_s: float = 10.0, retry_waits_s: tuple[float, ...] | None = (0.5, 1.0)):
+                 call_timeout_s: float = 10.0, retry_waits_s: tuple[float, ...] | None = (0.5, 1.0),
+                 limiter_wait_s: float = LIMITER_WAIT_S):
         self.ctx = ctx
         self.timeout_s = timeout_s
+        self.limiter_wait_s = limiter_wait_s
         self._sem = asyncio.Semaphore(concurrency)
         self._session_kw = dict(timeout_s=call_timeout_s, retry_waits_s=retry_waits_s,
-                                max_connections=min(concurrency, CONNECTIONS_PER_ACCOUNT))
+                                max_connections=min(concurrency, CONNECTIONS_PER_ACCOUNT),
+                                wrap_limiter=_PollLimiter)
         # one HTTP pool per vendor account: httpcore's pool bookkeeping grows with its
         # connections per request (measured: 19 ms of CPU per poll with one pool of 256
         # connections for 300 systems, most of it in the pool)
@@ -139,7 +199,7 @@ class Poller:
             else:
                 due.append(s)
         # the claim keeps another process (or a concurrent tick) from polling it too
-        lease_ms = int((self.timeout_s + LEASE_MARGIN_S) * 1000)
+        lease_ms = int((self.timeout_s + self.limiter_wait_s + LEASE_MARGIN_S) * 1000)
         claimed = await asyncio.to_thread(sessions_repo.claim, self.ctx.dbs.telemetry,
                                           [s.plant_id for s in due], now_ms, lease_ms) if due else set()
         for s in due:
@@ -153,8 +213,8 @@ class Poller:
         report.skipped_running = overran
         if overran:
             self.overruns += len(overran)
-            log.warning("poll.overrun_skipped", systems=overran)
-            await asyncio.to_thread(lambda: [sessions_repo.count_overrun(self.ctx.dbs.telemetry, i) for i in overran])
+            log.warning("poll.overrun_skipped", count=len(overran), systems=overran[:50])
+            await asyncio.to_thread(sessions_repo.count_overruns, self.ctx.dbs.telemetry, overran)
         return tasks, report
 
     async def poll(self, *, cause: str = "CRON", system_ids: list[int] | None = None,
@@ -175,12 +235,16 @@ class Poller:
             t0 = clock.now()
             fetched, code, error = FetchResult(), None, None
             try:
-                async with asyncio.timeout(self.timeout_s):
+                async with asyncio.timeout(self.timeout_s) as tm:
+                    _POLL.set(_PollClock(tm, self.limiter_wait_s))
                     adapter = self._adapter(s)
                     fetched = await adapter.fetch_latest(s.vendor_plant_id, s.timezone)
             except VendorError as exc:
                 code, error = exc.code or type(exc).__name__, str(exc)
                 fetched = exc.partial or FetchResult(calls=list(exc.calls or ()))
+            except RateLimitedWait:
+                code, error = RateLimitedWait.code, (f"rate-limited: the account's rate limiter had no free call "
+                                                     f"within {self.limiter_wait_s:g} s (the vendor was not asked)")
             except TimeoutError:
                 code, error = "timeout", f"no answer within {self.timeout_s:g} s"
             except Exception as exc:  # noqa: BLE001 - one system never stops the others

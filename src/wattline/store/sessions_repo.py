@@ -49,6 +49,25 @@ def record_many(telemetry: Engine, sessions: list[dict]) -> list[int]:
     return out
 
 
+def record_push(telemetry: Engine, session: dict) -> None:
+    """Write the session of a push (cause ``PUSH``) in one transaction. A push never
+    touches the poll bookkeeping (no claim released, no ``last_poll_ms``: a poll of
+    the same system may be running); a stored push counts as the system's last
+    success (its freshness) and clears its failure count, a refused one only leaves
+    its error (a pusher's retry of a stored reading does not make a system ``error``)."""
+    c = system_poll_state.c
+    with write_transaction(telemetry) as conn:
+        conn.execute(insert(poll_sessions), [{k: session.get(k) for k in SESSION_FIELDS}])
+        sid = session["system_id"]
+        if session["success"]:
+            values = dict(last_success_ms=session["started_at_ms"] + session["duration_ms"], last_error=None,
+                          consecutive_failures=0)
+        else:
+            values = dict(last_error=(session.get("error") or "")[:2000])
+        if not conn.execute(update(system_poll_state).where(c.system_id == sid).values(**values)).rowcount:
+            conn.execute(insert(system_poll_state).values(system_id=sid, **values))
+
+
 def claim(telemetry: Engine, system_ids: list[int], now_ms: int, lease_ms: int) -> set[int]:
     """Claim the systems no other poll holds (a claim expired after ``lease_ms`` counts
     as free); returns those claimed. Atomic across processes: a conditional UPDATE."""
@@ -77,11 +96,23 @@ def release(telemetry: Engine, system_ids: list[int]) -> None:
 
 def count_overrun(telemetry: Engine, system_id: int) -> None:
     """A poll of the system was due while its previous one still ran (skipped)."""
+    count_overruns(telemetry, [system_id])
+
+
+def count_overruns(telemetry: Engine, system_ids: list[int]) -> None:
+    """Polls of these systems were due while their previous ones still ran (skipped):
+    one transaction, one UPDATE for all (a tick can skip thousands)."""
+    ids = sorted(set(system_ids))
+    if not ids:
+        return
+    c = system_poll_state.c
     with write_transaction(telemetry) as conn:
-        n = conn.execute(update(system_poll_state).where(system_poll_state.c.system_id == system_id)
-                         .values(skipped_overruns=system_poll_state.c.skipped_overruns + 1)).rowcount
-        if not n:
-            conn.execute(insert(system_poll_state).values(system_id=system_id, skipped_overruns=1))
+        known = {r[0] for r in conn.execute(select(c.system_id).where(c.system_id.in_(ids)))}
+        conn.execute(update(system_poll_state).where(c.system_id.in_(known))
+                     .values(skipped_overruns=c.skipped_overruns + 1))
+        missing = [i for i in ids if i not in known]
+        if missing:
+            conn.execute(insert(system_poll_state), [{"system_id": i, "skipped_overruns": 1} for i in missing])
 
 
 def poll_states(telemetry: Engine, system_ids: list[int] | None = None) -> dict[int, dict]:

@@ -15,6 +15,11 @@ own credentials (``siteId`` = the system's vendor site id, ``apiKey`` = its cred
 
 Accepted readings go through the one pipeline (source ``fronius-push``), each linked to
 the document kept as a raw event without its ``apiKey``.
+
+Every authenticated push leaves one session row (cause ``PUSH``, as a poll leaves one):
+stored (its reading count, the raw event), or refused (409 ``conflict``, 400
+``invalid_request`` for a document measuring nothing, ``store`` when writing failed).
+An unauthenticated push names no system we may trust: no session.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from wattline.security.crypto import CredentialError, decrypt_credentials
 from wattline.security.errors import ApiError
 from wattline.sources.vendors.fronius.push import SOURCE, FroniusPush, push_record
 from wattline.sources.vendors.normalize import records_to_batch
-from wattline.store import push_sites
+from wattline.store import push_sites, sessions_repo
+from wattline.store.device_telemetry import raw_event_ids
 from wattline.store.vendor_plants import VendorPlantInfo
 
 log = logs.get("wattline.api.fronius_push")
@@ -115,6 +121,34 @@ async def push_fronius(request: Request, push: FroniusPush) -> Any:
 def _store(request: Request, push: FroniusPush, body: dict) -> Any:
     site = _authenticate(request, push)
     c = ctx(request)
+    t0 = clock.now()
+    outcome: dict = {"success": False, "code": "store", "error": "storing failed", "readings": 0, "raw": None}
+    try:
+        answer = _store_site(c, site, push, body, outcome)
+        if isinstance(answer, JSONResponse):  # the 409
+            outcome.update(code="conflict", error="a reading at this timestamp is already stored")
+        return answer
+    except ApiError as exc:
+        outcome.update(code=exc.code, error=exc.message)
+        raise
+    finally:
+        _record_session(c, site, t0, outcome)
+
+
+def _record_session(c, site: VendorPlantInfo, t0: float, outcome: dict) -> None:
+    """One session per authenticated push; a sessions table that is down never fails the push."""
+    session = dict(system_id=site.plant_id, vendor_type=VENDOR, cause="PUSH", started_at_ms=int(t0 * 1000),
+                   duration_ms=int(round((clock.now() - t0) * 1000)), success=outcome["success"],
+                   vendor_error_code=None if outcome["success"] else outcome["code"],
+                   error=None if outcome["success"] else outcome["error"], num_readings=outcome["readings"],
+                   raw_event_id=outcome["raw"])
+    try:
+        sessions_repo.record_push(c.dbs.telemetry, session)
+    except Exception as exc:  # noqa: BLE001 - the reading is stored; the session is bookkeeping
+        log.error("fronius_push.session_not_written", system_id=site.plant_id, error=str(exc))
+
+
+def _store_site(c, site: VendorPlantInfo, push: FroniusPush, body: dict, outcome: dict) -> Any:
     record = push_record(push, body)
     stamp = timeutil.iso(record.ts)
     if not record.values:
@@ -127,6 +161,8 @@ def _store(request: Request, push: FroniusPush, body: dict) -> Any:
             return JSONResponse(conflict.model_dump(), status_code=409)
         batch = records_to_batch(site.resolver(), site.plant_id, [record], SOURCE)
         result = c.pipeline.ingest(batch)
+    outcome.update(success=True, readings=result.readings_written,
+                   raw=raw_event_ids([record.raw])[0] if result.readings_written else None)
     now = clock.now_s()
     log.info("fronius_push.stored", system_id=site.plant_id, ts=record.ts, readings=result.readings_written,
              sequence=push.sequence[:80])

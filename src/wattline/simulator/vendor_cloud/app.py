@@ -34,9 +34,13 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
     app.include_router(fronius.router, tags=["fronius"])  # settings: fronius.install
     app.include_router(mondo.router, tags=["mondo"])  # settings: mondo.install
 
+    if config.bench_mode:
+        _lift_quotas(app)
+
     @app.get("/_emulator/health", tags=["emulator"])
     async def health() -> dict:
-        return {"status": "ok", "vendors": list(VENDORS)}
+        return {"status": "ok", "vendors": list(VENDORS), "latencyMs": config.latency_ms,
+                "benchMode": config.bench_mode}
 
     @app.get("/_emulator/stats", tags=["emulator"])
     async def stats(request: Request) -> dict:
@@ -49,3 +53,33 @@ def create_app(config: CloudConfig | None = None) -> FastAPI:
         return {"calls": counts, "faults": dict(state.stats.faults()), "errors": dict(state.stats.errors())}
 
     return app
+
+
+class _AnyId(dict):
+    """Configured entries, and a default one (made by ``make``) for any other id."""
+
+    def __init__(self, configured: dict, make) -> None:
+        super().__init__(configured)
+        self._make = make
+
+    def get(self, key, default=None):
+        if key in self:
+            return self[key]
+        return self._make(key) if key else default
+
+
+def _lift_quotas(app: FastAPI) -> None:
+    """Bench mode (load benchmarks only): no vendor quota or plan limit, no scheduled
+    outage, any Enphase system / Amber site id served (see :mod:`.config`)."""
+    from .config import default_profile
+
+    big = 10**12
+    ec = app.state.enphase.settings
+    ec.calls_per_minute = ec.calls_per_month = big
+    ec.systems = _AnyId(ec.systems, default_profile)
+    am = app.state.amber.settings
+    am.requests_per_window = big
+    am.sites = _AnyId(am.sites, lambda _site: amber.AmberSite())
+    solaredge.install(app, solaredge.SolarEdgeSettings(daily_quota=big, max_concurrent=big))
+    selectronic.install(app, selectronic.SelectronicSettings(outage_minutes=None))
+    app.state.cloud.config.rate_limit_per_minute = None

@@ -33,14 +33,24 @@ deterministic clear-sky curve; ``"simulator"`` / ``"clear_sky"`` force one. The
 simulator's model costs ~0.15 s of CPU the first time a plant is touched (it
 integrates the plant's whole life); ``warm_plants`` does that for the configured plants
 when the app is created, so first calls do not stall.
-``latency_ms`` is added to every answer. ``rate_limit_per_minute`` makes the cloud
-itself answer 429 beyond that many calls per account per minute.
+``latency_ms`` is added to every answer (an ``asyncio.sleep``: a held answer never
+blocks the other calls); the environment variable ``WATTLINE_EMULATOR_LATENCY_MS``
+sets it for ``wattline vendors serve`` and any ``CloudConfig()`` built without one.
+``rate_limit_per_minute`` makes the cloud itself answer 429 beyond that many calls per
+account per minute.
+
+``bench_mode`` (or ``WATTLINE_EMULATOR_BENCH=1``) is for load benchmarks only: every
+vendor's quotas and plan limits are lifted (Enphase 10/min and 1,000/month, Amber
+50 per 5 min, SolarEdge 300/day and 3 concurrent, the cloud's own per-minute limit),
+Selectronic's minute-48-52 outage is off, and Enphase and Amber serve any system or
+site id (a default profile) as the other vendors already do.
 """
 
 from __future__ import annotations
 
 from wattline import clock as wall_clock
 
+import os
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Literal
@@ -109,6 +119,27 @@ class VendorSettings:
     max_page_size: int = 500  # Solarman history ``size`` / Sungrow getPsList ``size``
 
 
+LATENCY_ENV = "WATTLINE_EMULATOR_LATENCY_MS"
+BENCH_ENV = "WATTLINE_EMULATOR_BENCH"
+
+
+def env_latency_ms() -> float:
+    """``WATTLINE_EMULATOR_LATENCY_MS`` (ms, default 0)."""
+    raw = os.environ.get(LATENCY_ENV, "").strip()
+    try:
+        value = float(raw) if raw else 0.0
+    except ValueError:
+        raise ValueError(f"{LATENCY_ENV} must be a number of milliseconds, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{LATENCY_ENV} must be >= 0, got {raw!r}")
+    return value
+
+
+def env_bench_mode() -> bool:
+    """``WATTLINE_EMULATOR_BENCH`` set to 1/true/yes."""
+    return os.environ.get(BENCH_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 @dataclass
 class CloudConfig:
     """Everything the emulated clouds can be told; see the module docstring."""
@@ -123,13 +154,16 @@ class CloudConfig:
     seed: int = 0
     retry_after_s: int = 2
     slow_delay_s: float = 15.0
-    latency_ms: float = 0.0
+    latency_ms: float = field(default_factory=lambda: env_latency_ms())
+    bench_mode: bool = field(default_factory=lambda: env_bench_mode())
     rate_limit_per_minute: int | None = None
     history_source: Literal["auto", "simulator", "clear_sky"] = "auto"
     warm_plants: bool = True
     clock: Callable[[], float] = wall_clock.now
 
     def __post_init__(self) -> None:
+        if self.latency_ms < 0:
+            raise ValueError("latency_ms must be >= 0")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ValueError("fault_rate must be within 0..1")
         unknown = set(self.fault_kinds) - set(FAULT_KINDS)

@@ -21,12 +21,19 @@ def serve(
     latency_ms: float = 0.0,
     *,
     seed: int = 0,
+    bench_mode: bool | None = None,
     config: CloudConfig | None = None,
     log_level: str = "info",
 ) -> None:
-    """Serve both vendors on ``host:port`` until interrupted (``config`` overrides the rest)."""
+    """Serve every vendor on ``host:port`` until interrupted (``config`` overrides the rest).
+
+    ``latency_ms`` 0 leaves ``WATTLINE_EMULATOR_LATENCY_MS`` in force; ``bench_mode``
+    None leaves ``WATTLINE_EMULATOR_BENCH`` in force (see :mod:`.config`)."""
     if config is None:
-        config = CloudConfig(fault_rate=fault_rate, latency_ms=latency_ms, seed=seed)
+        kw = {} if bench_mode is None else {"bench_mode": bench_mode}
+        if latency_ms:
+            kw["latency_ms"] = latency_ms
+        config = CloudConfig(fault_rate=fault_rate, seed=seed, **kw)
     uvicorn.run(create_app(config), host=host, port=port, log_level=log_level)
 
 
