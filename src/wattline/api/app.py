@@ -80,6 +80,8 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False, mqtt: d
     app.include_router(fronius_push.router)  # POST /api/push/fronius
     from wattline.api.routes import systems as systems_routes
     app.include_router(systems_routes.router)  # /api/data/systems, /api/admin/sessions, /api/cron/poll
+    from wattline.api.routes import energy_flow
+    app.include_router(energy_flow.router)  # GET /api/data/flows
     from wattline.api.routes import latest_composites
     app.include_router(latest_composites.router)  # /api/data/latest, /api/composite
     from wattline.api.routes import historical
@@ -125,3 +127,7 @@ def _mount_web(app: FastAPI) -> None:
     from wattline.web.pages_devices import mount as mount_devices
 
     mount_devices(app)  # /devices, /devices/{esp32_name}/{device_id}
+    from wattline.web import pages_admin, pages_systems
+
+    pages_systems.mount(app)  # /systems, /systems/{id}, /composites/{ref}, /setup
+    pages_admin.mount(app)  # /admin/systems, /admin/systems/{id}/points, /admin/sessions, /admin/users, ...
