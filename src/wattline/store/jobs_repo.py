@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from wattline.store.engines import write_transaction
 from wattline.store.tables import jobs
 
 LIVE = ("queued", "running")
@@ -33,7 +34,9 @@ def create(telemetry: Engine, *, job_id: str, kind: str, params: dict, key: str 
     """Insert a queued job owned by ``owner``. With ``key``, a dead holder of the key
     (lease expired) is failed first; a live one raises :class:`JobKeyTaken`."""
     try:
-        with telemetry.begin() as conn:
+        # read-then-write: on SQLite the write lock at BEGIN, so two runners queue instead
+        # of one failing to upgrade its read ('database is locked')
+        with write_transaction(telemetry) as conn:
             if key is not None:
                 _fail_expired(conn, now, expired_reason, jobs.c.job_key == key)
             conn.execute(insert(jobs).values(
@@ -61,7 +64,7 @@ def renew_lease(telemetry: Engine, job_id: str, owner: str, now: datetime, lease
 def fail_expired(telemetry: Engine, now: datetime, reason: str) -> list[dict]:
     """Mark failed every live job whose lease has expired, with ``reason`` formatted with
     the row's ``owner`` and ``lease_expires_at``; returns those rows (id, owner, lease)."""
-    with telemetry.begin() as conn:
+    with write_transaction(telemetry) as conn:  # read-then-write, see create
         return _fail_expired(conn, now, reason)
 
 
