@@ -62,13 +62,18 @@ def _runs(days: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in runs]
 
 
+def _series(tel, series_ids: list[int] | None) -> tuple[dict[int, str], list[int]]:
+    """(series id -> timezone of every series, the ids asked for that exist: all by default)."""
+    with tel.connect() as conn:
+        tz = point_aggs.all_series(conn)
+    return tz, sorted(tz) if series_ids is None else [int(s) for s in series_ids if int(s) in tz]
+
+
 def catchup(ctx: AppContext, series_ids: list[int] | None = None) -> dict:
     """Derive the missing day aggregates of the series (all by default); returns
     {series, days_filled}. Idempotent: a second run fills nothing."""
     tel = ctx.dbs.telemetry
-    with tel.connect() as conn:
-        tz = point_aggs.all_series(conn)
-    ids = sorted(tz) if series_ids is None else [int(s) for s in series_ids if int(s) in tz]
+    tz, ids = _series(tel, series_ids)
     filled = 0
     for sid in ids:
         with tel.connect() as conn:
@@ -84,9 +89,7 @@ def clear(ctx: AppContext, series_ids: list[int] | None = None) -> dict:
     """Re-derive every day aggregate from the first remaining reading of each series to
     its last; returns {series, days_derived}."""
     tel = ctx.dbs.telemetry
-    with tel.connect() as conn:
-        tz = point_aggs.all_series(conn)
-    ids = sorted(tz) if series_ids is None else [int(s) for s in series_ids if int(s) in tz]
+    tz, ids = _series(tel, series_ids)
     derived = 0
     for sid in ids:
         with tel.connect() as conn:
