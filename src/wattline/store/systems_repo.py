@@ -153,26 +153,6 @@ def transform_versions(conn: Connection, point_ids: Iterable[int]) -> dict[int, 
     return out
 
 
-# -- composites -------------------------------------------------------------------------
-
-
-def composite_slug_taken(conn: Connection, organization_id: int, slug: str) -> bool:
-    return conn.execute(select(groups.c.id).where(groups.c.organization_id == organization_id,
-                                                  groups.c.kind == "composite", groups.c.slug == slug)).first() is not None
-
-
-def insert_composite(conn: Connection, organization_id: int, slug: str, name: str, member_ids: list[int]) -> int:
-    gid = conn.execute(insert(groups).values(organization_id=organization_id, kind="composite", name=name,
-                                             slug=slug)).inserted_primary_key[0]
-    for m in member_ids:
-        conn.execute(insert(group_members).values(group_id=gid, asset_id=m))
-    return gid
-
-
-def existing_system_ids(conn: Connection, ids: list[int]) -> set[int]:
-    return {r[0] for r in conn.execute(select(systems.c.asset_id).where(systems.c.asset_id.in_(ids)))}
-
-
 # -- what polling reads ------------------------------------------------------------------
 
 
