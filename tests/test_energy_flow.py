@@ -339,8 +339,14 @@ def test_whole_days_come_from_the_cache_until_their_readings_change(world, serve
     for k in ef.FLOWS:
         assert one[k] == pytest.approx(whole[k], rel=1e-2, abs=5), k  # buckets aligned per day: nets differ
     # a late reading inside a cached day: that day is split again
-    late = int(ts[len(ts) // 2]) + 150
-    ctx.pipeline.ingest(ReadingBatch([series["load_w"]], [late], [25.0], [-1], [], "late"))
+    # (a balanced one: the extra load comes from the grid, whatever the hour; an unbalanced
+    # spike at night would only show as imbalance, the flows capped by the supply)
+    mid = len(ts) // 2
+    late = int(ts[mid]) + 150
+    extra = 25.0 - load[mid]
+    grid_then = float((load + charge - solar)[mid])
+    ctx.pipeline.ingest(ReadingBatch([series["load_w"], series["grid_w"]], [late, late],
+                                     [25.0, grid_then + extra], [-1, -1], [], "late"))
     after = _flows(served({"systemId": sel, "range": "7D"}).json())
     assert sum(v for (a, b), v in after.items() if b == "load") > sum(v for (a, b), v in one.items() if b == "load")
     world["app"].state.flow_day_cache = None  # a cold process agrees
