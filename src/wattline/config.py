@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     # MQTT broker of ``wattline mqtt``: mqtt://[user[:password]@]host[:port]; may hold a password
     mqtt_url: str | None = Field(default=None, repr=False)
 
+    # The distributed job engine (procrastinate): a PostgreSQL URL that holds its queue.
+    # Unset: jobs run in-process (the embedded default). Set: ``wattline serve`` and
+    # ``wattline poll`` defer jobs to ``wattline worker`` processes. May hold a password.
+    jobs_url: str | None = Field(default=None, repr=False)
+
     @property
     def main_database_url(self) -> str:
         return self.main_url or f"sqlite:///{(self.data_dir / 'main.db').resolve()}"
