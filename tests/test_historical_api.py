@@ -135,6 +135,20 @@ BAD = [
 ]
 
 
+def test_a_raw_window_past_the_row_limit_is_refused_with_the_count(world, monkeypatch):
+    ctx, server, cookies, (a, b, c), n = world
+    from wattline.api.routes import historical
+
+    ok = get(server, cookies, "alice", systemIds=str(a), pointKeys="solar_w", range="24H", aggregation="raw")
+    rows = ok.json()["metadata"]["pointCount"]
+    monkeypatch.setattr(historical, "MAX_RAW_READINGS", rows - 1)  # the server runs in this process
+    r = get(server, cookies, "alice", systemIds=str(a), pointKeys="solar_w", range="24H", aggregation="raw")
+    assert r.status_code == 400 and r.json()["code"] == "too_many_rows", r.text
+    assert r.json()["details"]["readings"] == rows and r.json()["details"]["limit"] == rows - 1
+    # aggregated levels are not limited by it
+    assert get(server, cookies, "alice", systemIds=str(a), pointKeys="solar_w", range="24H").status_code == 200
+
+
 def test_bad_input_is_a_400_and_foreign_systems_are_404(world):
     ctx, server, cookies, (a, b, c), n = world
     for params, code in BAD:

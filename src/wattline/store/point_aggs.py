@@ -131,6 +131,18 @@ def raw_rows(conn: Connection, series_ids: Sequence[int], start_ts: int, end_ts:
         .order_by(r.ts, r.series_id))]
 
 
+def raw_row_count(conn: Connection, series_ids: Sequence[int], start_ts: int, end_ts: int) -> int:
+    """How many readings :func:`raw_rows` would return (asked first, so a too-wide raw
+    request is refused before its rows are read)."""
+    if not series_ids:
+        return 0
+    r = readings.c
+    return int(conn.execute(
+        select(func.count()).select_from(readings)
+        .where(r.series_id.in_([int(s) for s in series_ids]), r.ts >= int(start_ts), r.ts < int(end_ts))
+    ).scalar_one())
+
+
 def five_minute_rows(conn: Connection, series_id: int, tz: str, start_ts: int, end_ts: int) -> list[dict]:
     """The 5-minute buckets (local wall clock of ``tz``) of one series that overlap
     [start_ts, end_ts): start, end, min, max, avg, sum, count, energy_milli_wh (None

@@ -197,12 +197,22 @@ def _resolve(request: Request, principal: Principal, target: list[int] | str) ->
     return {"ids": list(ids), "systems": systems, "points": pts, "composite": composite, "caps": caps}
 
 
+# A raw answer is one row per reading: 30 days of minute polls of ten points is 432,000
+# rows, tens of MB of JSON. Past this many the caller is told to aggregate instead.
+MAX_RAW_READINGS = 100_000
+
+
 def _series_values(conn, level: str, wanted: list[tuple[int, str, dict]], tz: dict[int, str],
                    start: int, end: int) -> dict[tuple[int, str], dict[int, float]]:
     """(system, key) -> {timestamp: value in the display unit}."""
     out: dict[tuple[int, str], dict[int, float]] = {(s, k): {} for s, k, _ in wanted}
     by_series = {p["series_id"]: (s, k, p) for s, k, p in wanted}
     if level == "raw":
+        n = point_aggs.raw_row_count(conn, list(by_series), start, end)
+        if n > MAX_RAW_READINGS:
+            raise _bad("too_many_rows", f"{n} raw readings in this window, more than {MAX_RAW_READINGS}: "
+                       "ask for aggregation=5m or daily, or a shorter range", parameter="aggregation",
+                       readings=n, limit=MAX_RAW_READINGS)
         for series_id, ts, value in point_aggs.raw_rows(conn, list(by_series), start, end):
             s, k, p = by_series[series_id]
             out[(s, k)][int(ts)] = float(value) * display_unit(k, p["metric_type"])[0]
