@@ -378,6 +378,7 @@ def _mount_sub_commands() -> None:
     mount_poll(app)  # poll [--once]
     from wattline.cli_points import mount as mount_points
     mount_points(app)  # points daily --catchup|--clear, cleanup
+    import wattline.cli_worker  # noqa: F401  (worker, jobs defer|list|wait: the job engine)
 
 
 _mount_sub_commands()

@@ -1,0 +1,94 @@
+"""``wattline worker`` and ``wattline jobs defer|list|wait`` (the job engine)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import typer
+
+from wattline.cli import app, console, _fail
+from wattline.domain import timeutil
+
+jobs_app = typer.Typer(help="Jobs on the distributed engine (WATTLINE_JOBS_URL).", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+def _app():
+    from wattline.config import get_settings
+
+    if not get_settings().jobs_url:
+        _fail("WATTLINE_JOBS_URL is not set: jobs run in-process")
+    from wattline.jobs import engine_tasks
+
+    return engine_tasks.app
+
+
+@app.command("worker")
+def worker_cmd(concurrency: int = typer.Option(4, help="jobs run at once")) -> None:
+    """Run engine jobs until SIGTERM/SIGINT (procrastinate stops gracefully on those)."""
+    eng = _app()
+    from wattline.jobs.engine import apply_schema
+
+    async def run():
+        async with eng.open_async():
+            await apply_schema(eng)
+            await eng.run_worker_async(concurrency=concurrency, install_signal_handlers=True)
+
+    asyncio.run(run())
+
+
+@jobs_app.command("defer")
+def defer_cmd(kind: str = typer.Argument(..., help="backfill | sync | poll | system-backfill | daily | cleanup"),
+              plant: int = typer.Option(None), system: int = typer.Option(None),
+              since: str = typer.Option(None), org: int = typer.Option(None)) -> None:
+    _app()
+    from wattline.jobs.engine import defer
+
+    if kind == "backfill" and plant is not None:
+        jid = asyncio.run(defer("backfill", lock=f"plant:{plant}", plant_id=plant))
+    elif kind == "sync":
+        kw = {"organization_id": org} if org is not None else {}
+        jid = asyncio.run(defer("sync", lock="sync", queueing_lock=f"sync:{org}", **kw))
+    elif kind == "poll":
+        jid = asyncio.run(defer("poll", lock="poll", queueing_lock="poll"))
+    elif kind == "system-backfill" and system is not None and since:
+        jid = asyncio.run(defer("system_backfill", lock=f"plant:{system}", system_id=system,
+                                since_ts=timeutil.parse_instant(since)))
+    elif kind in ("daily", "cleanup"):
+        jid = asyncio.run(defer(kind, lock=kind, queueing_lock=kind))
+    else:
+        _fail(f"cannot defer {kind!r} with these options")
+    console.print(f"deferred job {jid}")
+
+
+@jobs_app.command("list")
+def list_cmd(status: str = typer.Option(None, help="todo | doing | succeeded | failed | ...")) -> None:
+    eng = _app()
+    from wattline.store import engine_jobs_repo
+
+    async def run():
+        async with eng.open_async():
+            return await engine_jobs_repo.list_jobs(eng.connector, status)
+
+    for j in asyncio.run(run()):
+        console.print(f"{j['id']}\t{j['task_name']}\t{j['status']}\tattempts={j['attempts']}\t{j['args']}")
+
+
+@jobs_app.command("wait")
+def wait_cmd(timeout: float = typer.Option(300.0, help="seconds")) -> None:
+    """Wait until no job is todo or doing; exit 1 on timeout."""
+    eng = _app()
+    from wattline.store import engine_jobs_repo
+
+    async def run() -> bool:
+        async with eng.open_async():
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                if await engine_jobs_repo.pending_count(eng.connector) == 0:
+                    return True
+                await asyncio.sleep(0.5)
+            return False
+
+    if not asyncio.run(run()):
+        _fail("timed out waiting for jobs", code=1)

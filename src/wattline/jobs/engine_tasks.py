@@ -1,0 +1,102 @@
+"""The engine's tasks: each calls an existing job function (no logic here). One plant /
+system is worked on by one worker at a time (``lock``); periodic tasks are deduplicated
+per period by procrastinate across workers."""
+
+from __future__ import annotations
+
+import procrastinate
+
+from wattline import logs
+from wattline.jobs.engine import build_app
+
+log = logs.get("wattline.jobs.engine")
+app = build_app() if __import__("wattline.config", fromlist=["x"]).get_settings().jobs_url else procrastinate.App(
+    connector=procrastinate.testing.InMemoryConnector())
+RETRY = procrastinate.RetryStrategy(max_attempts=3, wait=5)
+_ctx = None
+
+
+def ctx():
+    global _ctx
+    if _ctx is None:
+        from wattline.context import open_context
+
+        _ctx = open_context()
+    return _ctx
+
+
+@app.task(name="backfill", retry=RETRY)
+async def backfill(plant_id: int) -> dict:
+    from wattline.jobs.backfill import backfill_plant
+
+    return (await backfill_plant(ctx(), plant_id)).to_dict()
+
+
+@app.task(name="system_backfill", retry=RETRY)
+async def system_backfill(system_id: int, since_ts: int) -> dict:
+    from wattline.jobs.system_backfill import backfill_system
+
+    return (await backfill_system(ctx(), system_id, since_ts)).to_dict()
+
+
+@app.task(name="sync", retry=RETRY)
+async def sync(organization_id: int | None = None) -> dict:
+    from wattline.jobs.sync import sync_all
+
+    orgs = {organization_id} if organization_id is not None else None
+    return (await sync_all(ctx(), organization_ids=orgs)).to_dict()
+
+
+@app.task(name="poll", retry=RETRY)
+async def poll() -> dict:
+    from wattline.jobs.poll import poll_once
+
+    return (await poll_once(ctx(), cause="CRON")).to_dict()
+
+
+@app.task(name="daily", retry=RETRY)
+async def daily() -> dict:
+    from wattline.jobs.point_daily import run_daily_job
+
+    return await run_daily_job(ctx(), "catchup")
+
+
+@app.task(name="cleanup", retry=RETRY)
+async def cleanup() -> dict:
+    from wattline.jobs.cleanup import run_cleanup_job
+
+    return await run_cleanup_job(ctx())
+
+
+@app.task(name="reconcile", retry=RETRY)
+async def reconcile() -> dict:
+    from wattline.jobs.reconcile import run_reconcile_job
+
+    return await run_reconcile_job(ctx())
+
+
+@app.periodic(cron="* * * * *", periodic_id="poll")
+@app.task(name="periodic_poll", queueing_lock="periodic_poll")
+async def periodic_poll(timestamp: int) -> None:
+    await poll()
+
+
+@app.periodic(cron="5 0 * * *", periodic_id="daily")
+@app.task(name="periodic_daily", queueing_lock="periodic_daily")
+async def periodic_daily(timestamp: int) -> None:
+    await daily()
+
+
+@app.periodic(cron="30 3 * * 0", periodic_id="cleanup")
+@app.task(name="periodic_cleanup", queueing_lock="periodic_cleanup")
+async def periodic_cleanup(timestamp: int) -> None:
+    await cleanup()
+
+
+@app.periodic(cron="* * * * *", periodic_id="retry_stalled")
+@app.task(name="retry_stalled", queueing_lock="retry_stalled", pass_context=True)
+async def retry_stalled(context: procrastinate.JobContext, timestamp: int) -> None:
+    """A job whose worker died (no heartbeat for 30 s) goes back to the queue."""
+    for job in await context.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=30):
+        log.info("engine.retry_stalled", job_id=job.id, task=job.task_name)
+        await context.app.job_manager.retry_job_async(job)
