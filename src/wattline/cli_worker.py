@@ -43,8 +43,19 @@ def defer_cmd(kind: str = typer.Argument(..., help="backfill | sync | poll | sys
               plant: int = typer.Option(None), system: int = typer.Option(None),
               since: str = typer.Option(None), org: int = typer.Option(None)) -> None:
     _app()
+    from procrastinate.exceptions import AlreadyEnqueued
+
     from wattline.jobs.engine import defer
 
+    try:
+        jid = _defer(defer, kind, plant, system, since, org)
+    except AlreadyEnqueued:  # its queueing lock: the same job is already waiting
+        console.print(f"not deferred: a {kind} job is already queued")
+        return
+    console.print(f"deferred job {jid}")
+
+
+def _defer(defer, kind, plant, system, since, org) -> int:
     if kind == "backfill" and plant is not None:
         jid = asyncio.run(defer("backfill", lock=f"plant:{plant}", plant_id=plant))
     elif kind == "sync":
@@ -59,7 +70,7 @@ def defer_cmd(kind: str = typer.Argument(..., help="backfill | sync | poll | sys
         jid = asyncio.run(defer(kind, lock=kind, queueing_lock=kind))
     else:
         _fail(f"cannot defer {kind!r} with these options")
-    console.print(f"deferred job {jid}")
+    return jid
 
 
 @jobs_app.command("list")
@@ -72,7 +83,8 @@ def list_cmd(status: str = typer.Option(None, help="todo | doing | succeeded | f
             return await engine_jobs_repo.list_jobs(eng.connector, status)
 
     for j in asyncio.run(run()):
-        console.print(f"{j['id']}\t{j['task_name']}\t{j['status']}\tattempts={j['attempts']}\t{j['args']}")
+        # plain tab-separated lines (no wrapping): read by scripts and the fault suite
+        typer.echo(f"{j['id']}\t{j['task_name']}\t{j['status']}\tattempts={j['attempts']}\t{j['args']}")
 
 
 @jobs_app.command("wait")

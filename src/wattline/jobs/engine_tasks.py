@@ -4,14 +4,19 @@ per period by procrastinate across workers."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import procrastinate
+import procrastinate.testing
 
 from wattline import logs
+from wattline.config import get_settings
 from wattline.jobs.engine import build_app
 
 log = logs.get("wattline.jobs.engine")
-app = build_app() if __import__("wattline.config", fromlist=["x"]).get_settings().jobs_url else procrastinate.App(
-    connector=procrastinate.testing.InMemoryConnector())
+# Without WATTLINE_JOBS_URL the tasks still exist (so this module imports) on an
+# in-memory connector; nothing defers to it: jobs then run in-process.
+app = build_app() if get_settings().jobs_url else procrastinate.App(connector=procrastinate.testing.InMemoryConnector())
 RETRY = procrastinate.RetryStrategy(max_attempts=3, wait=5)
 _ctx = None
 
@@ -99,4 +104,4 @@ async def retry_stalled(context: procrastinate.JobContext, timestamp: int) -> No
     """A job whose worker died (no heartbeat for 30 s) goes back to the queue."""
     for job in await context.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=30):
         log.info("engine.retry_stalled", job_id=job.id, task=job.task_name)
-        await context.app.job_manager.retry_job_async(job)
+        await context.app.job_manager.retry_job_by_id_async(job.id, retry_at=datetime.now(timezone.utc))
