@@ -75,3 +75,15 @@ def test_without_the_setting_the_jobs_commands_say_jobs_run_in_process(tmp_path)
     r = cli(env, "jobs", "list")
     assert r.returncode != 0 and "WATTLINE_JOBS_URL is not set" in (r.stdout + r.stderr)
     assert "Traceback" not in r.stderr
+
+
+def test_with_the_engine_poll_backfill_and_sync_all_defer_instead_of_running(engine_env):
+    env = engine_env
+    assert cli(env, "db", "upgrade").returncode == 0
+    for args in (("poll", "--once"), ("backfill", "7"), ("sync-all",)):
+        r = cli(env, *args)
+        assert r.returncode == 0 and '"deferred": ' in r.stdout and '"deferred": null' not in r.stdout, (args, r)
+    again = cli(env, "backfill", "7")  # the same plant already queued
+    assert again.returncode == 0 and '"deferred": null' in again.stdout and "already queued" in again.stdout
+    queued = jobs(env, "todo")
+    assert sorted(r[1] for r in queued) == ["backfill", "poll", "sync"], queued

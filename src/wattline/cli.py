@@ -272,7 +272,14 @@ def backfill_cmd(plant_id: int = typer.Argument(..., help="the plant's asset id"
     from wattline.jobs.backfill import backfill_plant
     from wattline.jobs.plants import PlantNotFound, PlantNotSyncable
 
+    from wattline.jobs.dispatch import defer_now, engine_configured
+
     logs.configure("WARNING")
+    if engine_configured():  # a worker runs it; one plant is never backfilled by two at once
+        jid = defer_now("backfill", lock=f"plant:{plant_id}", queueing_lock=f"backfill:{plant_id}", plant_id=plant_id)
+        console.print_json(data={"deferred": jid, "plantId": plant_id,
+                                 "note": None if jid else "a backfill of this plant is already queued"})
+        return
     ctx = _ctx()
     with Progress(TextColumn("[bold]plant {task.fields[plant]}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[records]} records {task.fields[note]}"), TimeElapsedColumn(),
@@ -298,9 +305,14 @@ def sync_all_cmd() -> None:
     import asyncio
 
     from wattline import logs
+    from wattline.jobs.dispatch import defer_now, engine_configured
     from wattline.jobs.sync import sync_all
 
     logs.configure("WARNING")
+    if engine_configured():
+        jid = defer_now("sync", lock="sync", queueing_lock="sync:None")
+        console.print_json(data={"deferred": jid, "note": None if jid else "a sync is already queued"})
+        return
     ctx = _ctx()
     result = asyncio.run(sync_all(ctx))
     console.print_json(data=result.to_dict())

@@ -23,7 +23,16 @@ def poll_cmd(
     from wattline.cli import _ctx, console
     from wattline.jobs.poll import Poller
 
+    from wattline.jobs.dispatch import defer_now, engine_configured
+
     logs.configure("WARNING")
+    if engine_configured():  # the workers poll every minute; --once defers one tick
+        if not once:
+            console.print("WATTLINE_JOBS_URL is set: the workers (wattline worker) poll every minute")
+            return
+        jid = defer_now("poll", lock="poll", queueing_lock="poll")
+        console.print_json(json.dumps({"deferred": jid, "note": None if jid else "a poll is already queued"}))
+        return
     ctx = _ctx()
 
     async def run() -> None:

@@ -41,6 +41,11 @@ def build_scheduler(ctx: AppContext, poller=None) -> AsyncIOScheduler:
         scheduler.add_job(nightly_reconcile, reconcile_trigger(org["timezone"]), args=(ctx, org),
                           id=f"reconcile-{org['id']}", name=f"nightly reconciliation {org['name']}",
                           coalesce=True, max_instances=1, misfire_grace_time=3600)
+    from wattline.jobs.dispatch import engine_configured
+
+    if engine_configured(ctx.settings):
+        log.info("scheduler.engine", note="minute polling, point daily and cleanup run on the job engine's workers")
+        return scheduler
     if poller is None:
         from wattline.jobs.poll import Poller
 
