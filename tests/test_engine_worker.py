@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -87,3 +88,126 @@ def test_with_the_engine_poll_backfill_and_sync_all_defer_instead_of_running(eng
     assert again.returncode == 0 and '"deferred": null' in again.stdout and "already queued" in again.stdout
     queued = jobs(env, "todo")
     assert sorted(r[1] for r in queued) == ["backfill", "poll", "sync"], queued
+
+
+def _doing(queue_url: str, task: str) -> int:
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(queue_url)
+    try:
+        with eng.connect() as c:
+            return c.execute(sa.text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing' "
+                                     "AND task_name = :t"), {"t": task}).scalar_one()
+    finally:
+        eng.dispose()
+
+
+def _query(queue_url: str, sql: str, **params):
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(queue_url)
+    try:
+        with eng.connect() as c:
+            return c.execute(sa.text(sql), params).all()
+    finally:
+        eng.dispose()
+
+
+def _running(queue_url: str, task: str) -> tuple[int, int]:
+    """(job id, worker id) of the one running job of ``task``."""
+    (row,) = _query(queue_url, "SELECT id, worker_id FROM procrastinate_jobs WHERE status = 'doing' "
+                               "AND task_name = :t", t=task)
+    return row[0], row[1]
+
+
+def _held_by(queue_url: str, job_id: int) -> int | None:
+    (row,) = _query(queue_url, "SELECT status::text, worker_id FROM procrastinate_jobs WHERE id = :j", j=job_id)
+    return row[1] if row[0] == "doing" else None
+
+
+def _intervals_by_lock(queue_url: str) -> dict[str, list[tuple]]:
+    """(start, end) of every run of every job, by the job's lock, from procrastinate's events."""
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(queue_url)
+    try:
+        with eng.connect() as c:
+            rows = c.execute(sa.text(
+                "SELECT j.lock, e.job_id, e.type::text, e.at FROM procrastinate_events e "
+                "JOIN procrastinate_jobs j ON j.id = e.job_id WHERE j.lock IS NOT NULL ORDER BY e.at, e.id")).all()
+    finally:
+        eng.dispose()
+    out: dict[str, list[tuple]] = {}
+    open_runs: dict[int, object] = {}
+    for lock, job_id, kind, at in rows:
+        if kind == "started":
+            open_runs[job_id] = at
+        elif job_id in open_runs and kind in ("succeeded", "failed", "deferred_for_retry", "retried", "aborted"):
+            out.setdefault(lock, []).append((open_runs.pop(job_id), at))
+    assert not open_runs, open_runs  # every run ended
+    return out
+
+
+def test_a_killed_workers_backfill_completes_on_another_and_one_plant_is_never_run_twice_at_once(
+        pg_templates, tmp_path):
+    import asyncio
+    import signal
+
+    from conftest import make_pg
+    from world import WorldPlant, cloud_config, env_for, make_ctx, set_up, snapshot, CLOUD_NOW
+    from wattline.jobs.backfill import backfill_plant
+    from wattline.simulator.vendor_cloud.server import BackgroundCloud
+
+    pg = pg_templates[0]
+    plants = [WorldPlant(123, "solarman", "64786338", "Europe/Berlin", CLOUD_NOW - 90 * 86400),
+              WorldPlant(124, "solarman", "64786339", "UTC", CLOUD_NOW - 30 * 86400)]
+    killed_ctx = make_ctx(make_pg(pg_templates), tmp_path / "killed")
+    clean_ctx = make_ctx(make_pg(pg_templates), tmp_path / "clean")
+    queue_url = pg.url(pg.create())
+    with BackgroundCloud(cloud_config(plants, latency_ms=40)) as cloud:
+        set_up(killed_ctx, cloud.base_url, plants)
+        set_up(clean_ctx, cloud.base_url, plants)
+        env = dict(env_for(killed_ctx), WATTLINE_JOBS_URL=queue_url, WATTLINE_LOG_LEVEL="WARNING")
+        assert cli(env, "jobs", "defer", "backfill", "--plant", "123").returncode == 0
+        first = start_worker(env)
+        workers = []
+        try:
+            deadline = time.monotonic() + 60  # kill it once it is fetching plant 123
+            while (_doing(queue_url, "backfill") == 0 or not sum(cloud.state.stats.served_data_pages().values())) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)
+            killed_job, killed_worker = _running(queue_url, "backfill")
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+            workers = [start_worker(env) for _ in range(3)]
+            # more backfills of both plants: the plant's lock keeps them one at a time
+            for plant in ("123", "124", "124"):
+                assert cli(env, "jobs", "defer", "backfill", "--plant", plant).returncode == 0
+            deadline = time.monotonic() + 90  # no heartbeat from the killed worker: requeued
+            while _held_by(queue_url, killed_job) == killed_worker and time.monotonic() < deadline:
+                # by this command or by a worker's own minute check, whichever comes first
+                r = cli(env, "jobs", "retry-stalled", "--after", "3")
+                assert r.returncode == 0, r.stderr
+                time.sleep(1)
+            assert _held_by(queue_url, killed_job) != killed_worker, "the killed worker's job was never requeued"
+            waited = cli(env, "jobs", "wait", "--timeout", "150", timeout=180)
+            assert waited.returncode == 0, waited.stderr
+        finally:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                w.wait(20)
+        for plant in (123, 124):
+            assert asyncio.run(backfill_plant(clean_ctx, plant)).success
+    rows = jobs(env)
+    backfills = [r for r in rows if r[1] == "backfill"]
+    assert len(backfills) == 4 and all(r[2] == "succeeded" for r in backfills), rows
+    by_lock = _intervals_by_lock(queue_url)
+    assert len(by_lock["plant:123"]) >= 3 and len(by_lock["plant:124"]) == 2, by_lock  # the killed run counts
+    for lock, runs in by_lock.items():
+        runs.sort()
+        assert all(a[1] <= b[0] for a, b in zip(runs, runs[1:])), (lock, runs)  # never two at once
+    a, b = snapshot(killed_ctx), snapshot(clean_ctx)
+    for table in ("readings", "ledger", "aggregates", "raw", "plants"):
+        assert a[table] == b[table], table  # the killed run's result equals an uninterrupted one

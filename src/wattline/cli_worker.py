@@ -104,3 +104,17 @@ def wait_cmd(timeout: float = typer.Option(300.0, help="seconds")) -> None:
 
     if not asyncio.run(run()):
         _fail("timed out waiting for jobs", code=1)
+
+
+@jobs_app.command("retry-stalled")
+def retry_stalled_cmd(after: float = typer.Option(30.0, help="seconds without a worker heartbeat")) -> None:
+    """Requeue now the running jobs of workers that stopped (the workers also do it every minute)."""
+    eng = _app()
+    from wattline.jobs.engine_tasks import retry_stalled_jobs
+
+    async def run() -> list[int]:
+        async with eng.open_async():
+            return await retry_stalled_jobs(eng, after)
+
+    ids = asyncio.run(run())
+    typer.echo(f"requeued {len(ids)} job(s)" + (f": {' '.join(map(str, ids))}" if ids else ""))

@@ -102,6 +102,19 @@ async def periodic_cleanup(timestamp: int) -> None:
 @app.task(name="retry_stalled", queueing_lock="retry_stalled", pass_context=True)
 async def retry_stalled(context: procrastinate.JobContext, timestamp: int) -> None:
     """A job whose worker died (no heartbeat for 30 s) goes back to the queue."""
-    for job in await context.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=30):
-        log.info("engine.retry_stalled", job_id=job.id, task=job.task_name)
-        await context.app.job_manager.retry_job_by_id_async(job.id, retry_at=datetime.now(timezone.utc))
+    await retry_stalled_jobs(context.app, STALLED_AFTER_S)
+
+
+# procrastinate's workers send a heartbeat every 10 s: three missed is a dead worker
+STALLED_AFTER_S = 30.0
+
+
+async def retry_stalled_jobs(engine: procrastinate.App, after_s: float) -> list[int]:
+    """Put back on the queue the running jobs whose worker sent no heartbeat for
+    ``after_s`` (it was killed or hung); another worker takes them. Returns their ids."""
+    ids = []
+    for job in await engine.job_manager.get_stalled_jobs(seconds_since_heartbeat=after_s):
+        log.warning("engine.retry_stalled", job_id=job.id, task=job.task_name)
+        await engine.job_manager.retry_job_by_id_async(job.id, retry_at=datetime.now(timezone.utc))
+        ids.append(job.id)
+    return ids
