@@ -68,6 +68,28 @@ def test_workers_run_deferred_jobs_once_and_a_failing_one_ends_failed(engine_env
     assert [r[1] for r in failed] == ["system_backfill"], rows
     assert failed[0][3] == "attempts=4"  # the first run and its 3 retries, then failed: visible, not silent
     assert all(r[2] == "succeeded" for r in rows if r[1] != "system_backfill"), rows  # periodic polls too
+    # the same failure over the API (admin only)
+    from fastapi.testclient import TestClient
+
+    from wattline.api.app import create_app
+    from wattline.config import Settings
+    from wattline.context import open_context
+    from wattline.security.sessions import COOKIE_NAME, issue_session
+    from wattline.security.users import create_user, get_user_principal
+
+    app_ctx = open_context(Settings(data_dir=env["WATTLINE_DATA_DIR"], jobs_url=env["WATTLINE_JOBS_URL"]))
+    try:
+        with app_ctx.dbs.main.begin() as conn:
+            create_user(conn, "root", "a long test password", "admin")
+            cookie = issue_session(app_ctx.settings.encryption_key, get_user_principal(conn, "root"))
+        with TestClient(create_app(app_ctx)) as client:
+            body = client.get("/api/admin/engine-jobs", params={"status": "failed"},
+                              cookies={COOKIE_NAME: cookie}).json()
+            assert body["configured"] and [j["task"] for j in body["jobs"]] == ["system_backfill"], body
+            assert body["jobs"][0]["attempts"] == 4 and '"system_id": 999' in body["jobs"][0]["args"]
+            assert client.get("/api/admin/engine-jobs").status_code == 401
+    finally:
+        app_ctx.close()
 
 
 def test_without_the_setting_the_jobs_commands_say_jobs_run_in_process(tmp_path):

@@ -1,0 +1,52 @@
+"""``GET /api/admin/engine-jobs[?status=failed]`` (admin): the job engine's jobs, newest
+first, so a job that kept failing is visible over the API as in ``wattline jobs list``.
+Without ``WATTLINE_JOBS_URL`` the answer says the engine is not configured (jobs then
+run in-process and are on ``/api/jobs``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+
+from wattline.api import schemas as S
+from wattline.api.deps import ctx
+from wattline.security.deps import require_role
+
+router = APIRouter(tags=["jobs"], responses=S.errors(401, 403))
+
+EngineStatus = Literal["todo", "doing", "succeeded", "failed", "cancelled", "aborting", "aborted"]
+
+
+class EngineJobOut(BaseModel):
+    id: int
+    task: str
+    status: str
+    attempts: int
+    lock: str | None
+    queueingLock: str | None
+    args: str
+
+
+class EngineJobsOut(BaseModel):
+    configured: bool
+    jobs: list[EngineJobOut]
+
+
+@router.get("/api/admin/engine-jobs", dependencies=[Depends(require_role("admin"))], responses=S.errors(400))
+async def engine_jobs(request: Request,
+                      status: Annotated[EngineStatus | None, Query(description="only jobs in this state")] = None,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> EngineJobsOut:
+    settings = ctx(request).settings
+    if not settings.jobs_url:
+        return EngineJobsOut(configured=False, jobs=[])
+    from wattline.jobs.engine import build_app
+    from wattline.store import engine_jobs_repo
+
+    engine = build_app(settings.jobs_url)
+    async with engine.open_async():
+        rows = await engine_jobs_repo.list_jobs(engine.connector, status, limit)
+    return EngineJobsOut(configured=True, jobs=[EngineJobOut(
+        id=r["id"], task=r["task_name"], status=r["status"], attempts=r["attempts"], lock=r["lock"],
+        queueingLock=r["queueing_lock"], args=r["args"]) for r in rows])
