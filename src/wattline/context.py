@@ -47,5 +47,10 @@ def open_context(settings: Settings | None = None, *, migrate: bool = True) -> A
     latest = open_latest_values(dbs.telemetry, settings.redis_url, settings.redis_namespace, dbs.main_reader)
     # only a cache needs the pipeline's writes (the database holds the readings already)
     sink = latest if settings.redis_url else None
+    limiters = RateLimiterRegistry()
+    if settings.redis_url:  # per-account vendor limits shared by every worker on this Redis
+        from wattline.sources.vendors.ratelimit_shared import shared_limiter_factory
+
+        limiters = RateLimiterRegistry(shared_limiter_factory(settings.redis_url, settings.redis_namespace))
     return AppContext(settings, dbs, Pipeline(dbs.telemetry, dbs.main_reader, latest_values=sink),
-                      latest_values=latest)
+                      limiters=limiters, latest_values=latest)

@@ -185,10 +185,13 @@ class RateLimiter:
 class RateLimiterRegistry:
     """Hands out one limiter per vendor account id, so every job shares it."""
 
-    def __init__(self, **limiter_kw) -> None:
+    def __init__(self, factory: Callable[[str, VendorLimits], RateLimiter] | None = None,
+                 **limiter_kw) -> None:
         self._limiters: dict[str, RateLimiter] = {}
         self._lock = threading.Lock()
         self._kw = limiter_kw
+        # e.g. ratelimit_shared.shared_limiter_factory: state in Redis across processes
+        self._factory = factory
 
     def __contains__(self, account_key: str) -> bool:
         with self._lock:
@@ -198,7 +201,8 @@ class RateLimiterRegistry:
         with self._lock:
             limiter = self._limiters.get(account_key)
             if limiter is None:
-                limiter = RateLimiter.from_limits(limits, **self._kw)
+                limiter = (self._factory(account_key, limits) if self._factory
+                           else RateLimiter.from_limits(limits, **self._kw))
                 self._limiters[account_key] = limiter
             return limiter
 
