@@ -175,12 +175,15 @@ def test_a_killed_workers_backfill_completes_on_another_and_one_plant_is_never_r
     import asyncio
     import signal
 
-    from conftest import make_pg
+    from wattline.store.engines import open_databases
     from world import WorldPlant, cloud_config, env_for, make_ctx, set_up, snapshot, CLOUD_NOW
     from wattline.jobs.backfill import backfill_plant
     from wattline.simulator.vendor_cloud.server import BackgroundCloud
 
-    pg = pg_templates[0]
+    pg, main_t, tel_t = pg_templates
+
+    def make_pg(_):  # a fresh migrated pair (conftest's make_pg: "conftest" is ambiguous with tests/vendors/)
+        return open_databases(pg.url(pg.create(main_t)), pg.url(pg.create(tel_t)))
     plants = [WorldPlant(123, "solarman", "64786338", "Europe/Berlin", CLOUD_NOW - 90 * 86400),
               WorldPlant(124, "solarman", "64786339", "UTC", CLOUD_NOW - 30 * 86400)]
     killed_ctx = make_ctx(make_pg(pg_templates), tmp_path / "killed")
