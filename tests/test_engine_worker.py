@@ -37,6 +37,14 @@ def start_worker(env) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+def stop_workers(workers: list[subprocess.Popen]) -> None:
+    """SIGTERM all (they finish what they hold), then wait for each."""
+    for w in workers:
+        w.terminate()
+    for w in workers:
+        w.wait(20)
+
+
 def jobs(env, status=None) -> list[list[str]]:
     r = cli(env, "jobs", "list", *(["--status", status] if status else []))
     assert r.returncode == 0, r.stderr
@@ -57,10 +65,7 @@ def test_workers_run_deferred_jobs_once_and_a_failing_one_ends_failed(engine_env
         waited = cli(env, "jobs", "wait", "--timeout", "90", timeout=120)
         assert waited.returncode == 0, waited.stderr
     finally:
-        for w in workers:
-            w.terminate()
-        for w in workers:
-            w.wait(20)
+        stop_workers(workers)
     rows = jobs(env)
     polls = [r for r in rows if r[1] == "poll"]
     assert len(polls) == 1 and polls[0][2] == "succeeded" and polls[0][3] == "attempts=1", rows
@@ -219,10 +224,7 @@ def test_a_killed_workers_backfill_completes_on_another_and_one_plant_is_never_r
             waited = cli(env, "jobs", "wait", "--timeout", "150", timeout=180)
             assert waited.returncode == 0, waited.stderr
         finally:
-            for w in workers:
-                w.terminate()
-            for w in workers:
-                w.wait(20)
+            stop_workers(workers)
         for plant in (123, 124):
             assert asyncio.run(backfill_plant(clean_ctx, plant)).success
     rows = jobs(env)
