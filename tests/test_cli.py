@@ -202,3 +202,14 @@ def test_two_demos_on_one_data_directory_both_finish_without_a_traceback(tmp_pat
     for p, (out, errs) in zip(procs, outs):
         assert p.returncode == 0 and "Traceback" not in errs and "locked" not in errs, errs[-2000:]
         assert "classroom page:" in out
+
+
+def test_a_database_that_is_down_is_a_clear_error_without_a_traceback(tmp_path):
+    # a worker or ingester restarted while PostgreSQL is down (the fault suite does that)
+    env = {**os.environ, "WATTLINE_DATA_DIR": str(tmp_path / "data"),
+           "WATTLINE_MAIN_URL": "postgresql+psycopg://nobody@127.0.0.1:1/main",
+           "WATTLINE_TELEMETRY_URL": "postgresql+psycopg://nobody@127.0.0.1:1/telemetry"}
+    p = subprocess.run([sys.executable, "-m", "wattline.cli", "systems", "list"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "cannot open the database" in p.stderr and "Traceback" not in p.stderr, p.stderr

@@ -25,9 +25,15 @@ err = Console(stderr=True)
 
 
 def _ctx():
+    from sqlalchemy.exc import OperationalError
+
     from wattline.context import open_context
 
-    return open_context()
+    try:
+        return open_context()
+    except OperationalError as exc:  # a database that is down or refuses us: say so, no traceback
+        first = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+        _fail(f"cannot open the database: {first}", code=1)
 
 
 def _fail(message: str, code: int = 2) -> None:
