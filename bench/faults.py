@@ -100,8 +100,10 @@ class Proc:
     popen: subprocess.Popen | None = None
     starts: int = 0
     kills: int = 0
+    log_offset: int = 0  # the log's size at the last start
 
     def start(self) -> None:
+        self.log_offset = self.log.stat().st_size if self.log.exists() else 0
         self.popen = subprocess.Popen(self.argv, env=self.env, stdout=subprocess.DEVNULL,
                                       stderr=self.log.open("a"), start_new_session=True)
         self.starts += 1
@@ -229,12 +231,16 @@ def run_faulted(world: World, fleet: FleetWorld, pg: PrivatePostgres, broker: Mo
 
 def subscribed(p: Proc) -> bool:
     """Alive and subscribed since its last start."""
-    return p.alive() and p.log.read_text().count("mqtt: subscribed") >= p.starts
+    if not p.alive() or not p.log.exists():
+        return False
+    with p.log.open("rb") as f:
+        f.seek(p.log_offset)
+        return b"mqtt: subscribed" in f.read()
 
 
 def _drive(world, fleet, pg, broker, size, rng, env, sup, workers, ingesters, faults) -> tuple[dict, object]:
     queue_url = env["WATTLINE_JOBS_URL"]
-    assert wait_until(lambda: all(p.log.exists() and "subscribed" in p.log.read_text() for p in ingesters), 60), \
+    assert wait_until(lambda: all(subscribed(p) for p in ingesters), 60), \
         "the ingesters never subscribed"
     t0 = time.monotonic()
     for plant in world.plant_ids:
