@@ -154,13 +154,17 @@ def _store_site(c, site: VendorPlantInfo, push: FroniusPush, body: dict, outcome
     if not record.values:
         raise ApiError(400, "invalid_request", "the document measures nothing (every value is null)",
                        {"timestamp": stamp})
+    conflict = PushConflict(error=f"a reading at {stamp} is already stored", code="conflict",
+                            details={"systemId": site.plant_id}, timestamp=stamp)
     with _site_lock(site.plant_id):
         if push_sites.stored_at(c.dbs.telemetry, list(site.series.values()), record.ts):
-            conflict = PushConflict(error=f"a reading at {stamp} is already stored", code="conflict",
-                                    details={"systemId": site.plant_id}, timestamp=stamp)
             return JSONResponse(conflict.model_dump(), status_code=409)
         batch = records_to_batch(site.resolver(), site.plant_id, [record], SOURCE)
         result = c.pipeline.ingest(batch)
+    if not result.readings_written and not result.quarantined:
+        # another API process stored the same push between our check and our write (the
+        # lock above is per process): the pipeline's idempotent write added nothing
+        return JSONResponse(conflict.model_dump(), status_code=409)
     outcome.update(success=True, readings=result.readings_written,
                    raw=raw_event_ids([record.raw])[0] if result.readings_written else None)
     now = clock.now_s()
