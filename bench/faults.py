@@ -1,7 +1,7 @@
 """The fault suite: a fleet workload on 3 workers and 2 ingesters while things die.
 
     .venv/bin/python bench/faults.py            # full size (a few minutes)
-    .venv/bin/python bench/faults.py --small    # the CI size (tests/test_faults.py)
+    .venv/bin/python bench/faults.py --small    # the CI size (tests/test_fault_suite.py)
 
 Workload, through the real pieces over loopback:
 
