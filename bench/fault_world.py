@@ -5,6 +5,7 @@ comparison of two worlds (see ``bench/faults.py``)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +35,29 @@ RATE_MICRO_PER_KWH = 7_500_000  # 7.50 per kWh, from before the fleet's first re
 OWNER = "fleet-owner"
 
 
+class PausableFleetRun(FleetRun):
+    """The fleet's stream in stages; :meth:`pause` returns once the publisher has finished
+    the current stage and waits at the next gate (nothing is being published)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.waiting = [threading.Event() for _ in self.gates]
+        for gate, waiting in zip(self.gates, self.waiting):
+            original = gate.wait
+
+            def wait(timeout=None, _original=original, _waiting=waiting):
+                _waiting.set()
+                return _original(timeout)
+            gate.wait = wait
+
+    def pause(self, timeout_s: float = 120) -> bool:
+        """True once paused at a gate; False if every gate is already open."""
+        for gate, waiting in zip(self.gates, self.waiting):
+            if not gate.is_set():
+                return waiting.wait(timeout_s)
+        return False
+
+
 class FleetWorld:
     """The device fleet of the workload: seeded, so both runs see the same messages."""
 
@@ -43,9 +67,8 @@ class FleetWorld:
     def fleet(self):
         return campus_fleet(self.controllers, self.devices, seed=self.seed % 1000, faults=FAULTS)
 
-    def publish(self, port: int, stages: int) -> FleetRun:
-        run = FleetRun(self.fleet(), port, sim_s=self.sim_s, speed=self.speed, stages=stages)
-        return run
+    def publish(self, port: int, stages: int) -> "PausableFleetRun":
+        return PausableFleetRun(self.fleet(), port, sim_s=self.sim_s, speed=self.speed, stages=stages)
 
     def documents(self) -> list[bytes]:
         """Every telemetry payload the fleet publishes, as the bytes it publishes, in order."""
@@ -66,12 +89,18 @@ class FleetWorld:
 
 class World:
     def __init__(self, pg, name: str, work: Path, cloud, plants: list[WorldPlant], systems: list[WorldPlant],
-                 fleet: FleetWorld):
+                 fleet: FleetWorld, calls_per_minute: int | None = None):
         self.name, self.cloud, self.plants, self.systems, self.fleet = name, cloud, plants, systems, fleet
         dbs = open_databases(pg.create_db(f"{name}_main"), pg.create_db(f"{name}_telemetry"))
         upgrade_all(dbs.main, dbs.telemetry)
         self.ctx = make_ctx(dbs, work / name)
         set_up(self.ctx, cloud.base_url, plants)
+        self.calls_per_minute = calls_per_minute
+        if calls_per_minute:  # the plants' vendor accounts (one per vendor), shared by every worker
+            with dbs.main.begin() as conn:
+                conn.execute(sa.text("UPDATE vendor_accounts SET rate_limits = :limits WHERE name LIKE '% test'"),
+                             {"limits": json.dumps({"calls_per_minute": calls_per_minute, "calls_per_day": None,
+                                                    "calls_per_month": None})})
         self.plant_ids = [p.plant_id for p in plants]
         with dbs.main.begin() as conn:
             create_user(conn, OWNER, "a long fleet owner password", "admin")
@@ -221,12 +250,31 @@ class World:
                             f"and {failed_logs} failed sync logs on record")
         if silent_sessions or silent_logs:
             problems.append(f"failures without their error: {silent_sessions} sessions, {silent_logs} sync logs")
+        busiest = self.busiest_minute()
+        if self.calls_per_minute and any(n > self.calls_per_minute for n in busiest.values()):
+            problems.append(f"an account's limit of {self.calls_per_minute} calls a minute was exceeded: {busiest}")
         events = self._job_events(queue_url)
         return {"tables": tables, "problems": problems, "periodic_twice": periodic_twice,
                 "readings": len(self.query("SELECT 1 FROM readings")),
+                "busiest_minute": busiest,
                 "poll_sessions": self.query("SELECT count(*) FROM sessions")[0][0],
                 "failed_sessions": failed_sessions, "failed_sync_logs": failed_logs,
                 "retried_jobs": events.get("deferred_for_retry", 0), "failed_jobs": events.get("failed", 0)}
+
+    def busiest_minute(self) -> dict[str, int]:
+        """Per vendor account of the plants: the most calls the cloud answered for its plants
+        in any 59 s (the limiter counts a sliding minute at the caller; 1 s for the transit)."""
+        ours = {p.vendor_plant_id for p in self.plants}
+        out = {}
+        for vendor in sorted({p.vendor for p in self.plants}):
+            times = sorted(c.at for c in self.cloud.state.stats.calls if c.vendor == vendor and c.plant_id in ours)
+            j, best = 0, 0
+            for i, t in enumerate(times):
+                while times[j] < t - 59:
+                    j += 1
+                best = max(best, i - j + 1)
+            out[vendor] = best
+        return out
 
     @staticmethod
     def _periodic_twice(queue_url: str) -> list[tuple]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import random
 import secrets
 import threading
+import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .config import CloudConfig, PlantProfile, VendorSettings, default_profile, plant_seed
 
@@ -61,6 +62,8 @@ class CallRecord:
     page: int | None = None
     records: int = 0
     error: str | None = None  # vendor-level refusal: "auth", "token", "param", "plant", "rate_limit"
+    # when it was answered (monotonic s): a caller's calls per minute, as the vendor sees them
+    at: float = field(default_factory=time.monotonic, compare=False)
 
 
 class CloudStats:
