@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from typing import Any, Sequence
@@ -13,10 +14,15 @@ from wattline.store.tables import raw_events
 
 
 def payload_text(payload: Any) -> str:
-    """The text kept for a payload: the original text if it came as text, else
-    canonical JSON (sorted keys) so equal content hashes equal."""
-    if isinstance(payload, bytes):
-        return payload.decode("utf-8", errors="replace")
+    """The text kept for a payload: the original text if it came as text (bytes that are
+    not UTF-8: their base64 in a small JSON object, so nothing of them is lost and two
+    different ones never share an event), else canonical JSON (sorted keys) so equal
+    content hashes equal."""
+    if isinstance(payload, (bytes, bytearray)):
+        try:
+            return bytes(payload).decode("utf-8")
+        except UnicodeDecodeError:
+            return json.dumps({"undecodable_utf8_base64": base64.b64encode(payload).decode("ascii")})
     if isinstance(payload, str):
         return payload
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)

@@ -50,8 +50,11 @@ def _epoch_seconds(value: Any) -> Any:
 
 # numbers as numbers: "40" or true is not a power; 3.0 is a count, 3.5 is not
 Number = Annotated[float, Strict()]
-Count = Annotated[int, BeforeValidator(_no_text_or_bool), Field(ge=0),
-                  WithJsonSchema({"type": "integer", "minimum": 0})]  # the validator hides "minimum" otherwise
+# the largest integer every JSON reader holds exactly (an IEEE double; also within a
+# database's int64 column): a counter beyond it is a corrupt message, not a count
+MAX_COUNT = 2**53 - 1
+Count = Annotated[int, BeforeValidator(_no_text_or_bool), Field(ge=0, le=MAX_COUNT),
+                  WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_COUNT})]  # the validator hides "minimum" otherwise
 Instant = Annotated[AwareDatetime, BeforeValidator(_epoch_seconds), WithJsonSchema({"anyOf": [
     {"type": "string", "format": "date-time"}, {"type": "number", "minimum": 0, "maximum": MAX_EPOCH_S}]})]
 
