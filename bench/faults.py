@@ -170,11 +170,11 @@ def cli(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProc
     return r
 
 
-def cli_retrying(env: dict, *args: str, attempts: int = 20) -> subprocess.CompletedProcess:
+def cli_retrying(env: dict, *args: str, attempts: int = 20, timeout: float = 120) -> subprocess.CompletedProcess:
     """A CLI call that may meet the database restarting: tried again a moment later."""
     for k in range(attempts):
         try:
-            return cli(env, *args)
+            return cli(env, *args, timeout=timeout)
         except RuntimeError:
             if k == attempts - 1:
                 raise
@@ -312,7 +312,7 @@ def _drive(world, fleet, pg, broker, size, rng, env, sup, workers, ingesters, fa
     assert wait_until(lambda: world.engine_jobs_open(queue_url, "backfill") == 0, 600), "backfills never finished"
     cli_retrying(env, "jobs", "defer", "sync")
     cli_retrying(env, "jobs", "defer", "poll")
-    cli_retrying(env, "jobs", "wait", "--timeout", "600")
+    cli_retrying(env, "jobs", "wait", "--timeout", "600", timeout=660)
     if not wait_until(lambda: fleet.stored_count(world) >= run.published.distinct, 120):
         print(f"devices: {fleet.stored_count(world)} of {run.published.distinct} readings stored after 120 s; "
               f"ingesters alive: {[p.alive() for p in ingesters]}", file=sys.stderr)
