@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import procrastinate
 
+from wattline import logs
 from wattline.config import get_settings
+
+log = logs.get("wattline.jobs.engine")
 
 
 def conninfo(url: str) -> str:
@@ -26,20 +29,49 @@ def build_app(url: str | None = None) -> procrastinate.App:
     return app
 
 
+def engine_app(url: str | None = None) -> procrastinate.App:
+    """The app with our tasks on the queue at ``url`` (default: the process's setting).
+    The API builds it from its context's settings, which a test may set without the
+    environment the task module was imported with."""
+    from wattline.jobs import engine_tasks
+
+    if url is None or url == get_settings().jobs_url:
+        return engine_tasks.app
+    return engine_tasks.app.with_connector(procrastinate.PsycopgConnector(conninfo=conninfo(url)))
+
+
 async def apply_schema(app: procrastinate.App) -> None:
-    """procrastinate's schema, once: applying it twice fails, so check first."""
+    """procrastinate's schema, once: applying it twice fails, so check first; and our
+    table of the failed runs' errors (procrastinate keeps none)."""
     from wattline.store import engine_jobs_repo
 
     if not await engine_jobs_repo.schema_present(app.connector):
         await app.schema_manager.apply_schema_async()
+    await engine_jobs_repo.ensure_own_tables(app.connector)
 
 
-async def defer(task_name: str, *, lock: str | None = None, queueing_lock: str | None = None, **kwargs) -> int:
-    """Defer ``task_name`` (an engine_tasks task) and return its job id."""
-    from wattline.jobs import engine_tasks
-
-    app = engine_tasks.app
+async def defer(task_name: str, *, lock: str | None = None, queueing_lock: str | None = None,
+                url: str | None = None, **kwargs) -> int:
+    """Defer ``task_name`` (an engine_tasks task) and return its job id. Raises
+    procrastinate's ``AlreadyEnqueued`` when the queueing lock is held by a queued job."""
+    app = engine_app(url)
     async with app.open_async():
         await apply_schema(app)
         task = app.tasks[task_name]
         return await task.configure(lock=lock, queueing_lock=queueing_lock).defer_async(**kwargs)
+
+
+async def record_errors(call_next, context: procrastinate.JobContext, worker) -> object:
+    """Worker middleware: a run that raises leaves its error (type and message, no
+    traceback: that is in the worker's log) beside the job, for the jobs page."""
+    try:
+        return await call_next()
+    except Exception as exc:
+        from wattline.store import engine_jobs_repo
+
+        try:
+            await engine_jobs_repo.record_error(context.app.connector, context.job.id,
+                                                f"{type(exc).__name__}: {exc}"[:2000])
+        except Exception:  # noqa: BLE001  (the queue itself failing: the job's own state still says failed)
+            log.warning("engine.record_error_failed", job_id=context.job.id)
+        raise

@@ -45,39 +45,84 @@ async def system_backfill(system_id: int, since_ts: int) -> dict:
 
 
 @app.task(name="sync", retry=RETRY)
-async def sync(organization_id: int | None = None) -> dict:
+async def sync(organization_id: int | None = None, only_due: bool = False, run_key: str | None = None) -> dict:
+    """``run_key``: the organizations' schedule's once-a-day key (jobs/org_schedule.py)."""
     from wattline.jobs.sync import sync_all
 
     orgs = {organization_id} if organization_id is not None else None
-    return (await sync_all(ctx(), organization_ids=orgs)).to_dict()
+    return (await sync_all(ctx(), organization_ids=orgs, only_due=only_due)).to_dict()
 
 
 @app.task(name="poll", retry=RETRY)
-async def poll() -> dict:
+async def poll(cause: str = "CRON", force: bool = False) -> dict:
     from wattline.jobs.poll import poll_once
 
-    return (await poll_once(ctx(), cause="CRON")).to_dict()
+    return (await poll_once(ctx(), cause=cause, force=force)).to_dict()
+
+
+def _succeeded(job: dict) -> dict:
+    """A job row of this process's runner: a failed one fails the engine's job too
+    (retried, then ``failed``), never a silent success."""
+    if job.get("status") != "succeeded":
+        raise RuntimeError(f"{job.get('kind')} job {job.get('id')} {job.get('status')}: {job.get('error')}")
+    return {"job": str(job["id"]), "status": job["status"]}
+
+
+async def _as_job(kind: str, params: dict, work) -> dict:
+    """Run ``work`` as a job row of this worker (progress and result on /api/jobs, as
+    in-process), then :func:`_succeeded`."""
+    import asyncio
+
+    from wattline.jobs.runner import JobRunner
+
+    runner = JobRunner(ctx())
+    job_id = await runner.start(kind, params, work)
+    await runner.wait_all()
+    return _succeeded(await asyncio.to_thread(runner.get, job_id))
 
 
 @app.task(name="daily", retry=RETRY)
-async def daily() -> dict:
+async def daily(action: str = "catchup") -> dict:
     from wattline.jobs.point_daily import run_daily_job
 
-    return await run_daily_job(ctx(), "catchup")
+    return _succeeded(await run_daily_job(ctx(), action))
 
 
 @app.task(name="cleanup", retry=RETRY)
 async def cleanup() -> dict:
     from wattline.jobs.cleanup import run_cleanup_job
 
-    return await run_cleanup_job(ctx())
+    return _succeeded(await run_cleanup_job(ctx()))
 
 
 @app.task(name="reconcile", retry=RETRY)
-async def reconcile() -> dict:
+async def reconcile(organization: str | None = None, day: str | None = None, run_key: str | None = None) -> dict:
+    """One organization's (or every one's) ``day`` (ISO date; default: yesterday in its zone)."""
+    from datetime import date
+
     from wattline.jobs.reconcile import run_reconcile_job
 
-    return await run_reconcile_job(ctx())
+    return _succeeded(await run_reconcile_job(ctx(), organization=organization,
+                                              day=None if day is None else date.fromisoformat(day)))
+
+
+@app.task(name="recalculate_classroom", retry=RETRY)
+async def recalculate_classroom(organization: str, classroom_id: int, start: int, end: int, params: dict) -> dict:
+    """``POST /api/power-analytics/recalculate`` on a worker."""
+    import asyncio
+
+    from wattline.jobs.reconcile import organizations, recalculate_work
+
+    (org,) = await asyncio.to_thread(organizations, ctx(), organization)
+    return await _as_job("recalculate", params, recalculate_work(ctx(), org, classroom_id, start, end))
+
+
+@app.task(name="reprice", retry=RETRY)
+async def reprice(cost_version_id: int, params: dict) -> dict:
+    """A new cost version's recalculation on a worker."""
+    from wattline.jobs.reprice import reprice_work
+
+    return await _as_job("recalculate", params, reprice_work(ctx(), cost_version_id))
 
 
 @app.periodic(cron="* * * * *", periodic_id="poll")
@@ -96,6 +141,17 @@ async def periodic_daily(timestamp: int) -> None:
 @app.task(name="periodic_cleanup", queueing_lock="periodic_cleanup")
 async def periodic_cleanup(timestamp: int) -> None:
     await cleanup()
+
+
+@app.periodic(cron="*/5 * * * *", periodic_id="org_schedule")
+@app.task(name="org_schedule", lock="org_schedule", queueing_lock="org_schedule", pass_context=True)
+async def org_schedule(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Every 5 minutes: the organizations' local-time daily sync and nightly
+    reconciliation that are due and not yet deferred (jobs/org_schedule.py)."""
+    from wattline import clock
+    from wattline.jobs.org_schedule import defer_due
+
+    await defer_due(context.app, ctx(), clock.now_s())
 
 
 @app.periodic(cron="* * * * *", periodic_id="retry_stalled")
