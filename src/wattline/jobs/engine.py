@@ -30,14 +30,21 @@ def build_app(url: str | None = None) -> procrastinate.App:
 
 
 def engine_app(url: str | None = None) -> procrastinate.App:
-    """The app with our tasks on the queue at ``url`` (default: the process's setting).
-    The API builds it from its context's settings, which a test may set without the
-    environment the task module was imported with."""
+    """An app on the queue at ``url`` (default: the process's setting) to defer to and
+    read from. The API builds it from its context's settings, which a test may set
+    without the environment the task module was imported with: then a plain app (its
+    tasks are bound to the module's app), deferring by task name."""
     from wattline.jobs import engine_tasks
 
     if url is None or url == get_settings().jobs_url:
         return engine_tasks.app
-    return engine_tasks.app.with_connector(procrastinate.PsycopgConnector(conninfo=conninfo(url)))
+    return procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(url)))
+
+
+def task_names() -> set[str]:
+    from wattline.jobs import engine_tasks
+
+    return set(engine_tasks.app.tasks)
 
 
 async def apply_schema(app: procrastinate.App) -> None:
@@ -57,8 +64,9 @@ async def defer(task_name: str, *, lock: str | None = None, queueing_lock: str |
     app = engine_app(url)
     async with app.open_async():
         await apply_schema(app)
-        task = app.tasks[task_name]
-        return await task.configure(lock=lock, queueing_lock=queueing_lock).defer_async(**kwargs)
+        if task_name not in task_names():
+            raise KeyError(f"no engine task {task_name!r}")
+        return await app.configure_task(task_name, lock=lock, queueing_lock=queueing_lock).defer_async(**kwargs)
 
 
 async def record_errors(call_next, context: procrastinate.JobContext, worker) -> object:

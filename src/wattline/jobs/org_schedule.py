@@ -74,7 +74,7 @@ async def defer_due(engine, ctx, now: int) -> list[int]:
         if await engine_jobs_repo.has_job(engine.connector, run.task, run.run_key):
             continue
         try:
-            jid = await engine.tasks[run.task].configure(lock=run.lock, queueing_lock=run.run_key).defer_async(
+            jid = await engine.configure_task(run.task, lock=run.lock, queueing_lock=run.run_key).defer_async(
                 run_key=run.run_key, **run.kwargs)
         except AlreadyEnqueued:
             continue

@@ -50,12 +50,12 @@ async def list_jobs(connector, status: str | None = None, limit: int = 200) -> l
 
 async def get_job(connector, job_id: int) -> dict | None:
     """One job with its last run's error (None if it left none)."""
-    row = await connector.execute_query_one_async(
+    rows = await connector.execute_query_all_async(
         "SELECT j.id, j.task_name, j.status::text AS status, j.lock, j.queueing_lock, j.attempts, "
         " j.args::text AS args, (SELECT w.error FROM wattline_engine_errors w WHERE w.job_id = j.id "
         "  ORDER BY w.at DESC LIMIT 1) AS error "
         "FROM procrastinate_jobs j WHERE j.id = %(job_id)s", job_id=job_id)
-    return None if row is None else dict(row)
+    return dict(rows[0]) if rows else None
 
 
 async def failed_jobs(connector, limit: int = 50) -> list[dict]:
