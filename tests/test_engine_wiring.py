@@ -236,3 +236,61 @@ def test_each_periodic_task_is_deferred_once_per_period_however_many_deferrers(q
     assert names == ["org_schedule", "periodic_cleanup", "periodic_poll", "retry_stalled"], names
     defers = queue_rows(queue_url, "SELECT periodic_id, defer_timestamp FROM procrastinate_periodic_defers")
     assert sorted(defers) == sorted((p, at - 10) for p in ("cleanup", "org_schedule", "poll", "retry_stalled"))
+
+
+def test_a_failed_engine_job_shows_with_its_error_on_the_jobs_page_and_in_the_metrics(engine_ctx, queue_url):
+    """A run that raises leaves its error beside the job (the workers' middleware); the
+    failed job is on the jobs page (admins) and counted on /metrics."""
+    import procrastinate
+    from fastapi.testclient import TestClient
+
+    from wattline.api.app import create_app
+    from wattline.jobs.engine import connector, record_errors
+    from wattline.security.sessions import COOKIE_NAME, issue_session
+    from wattline.security.users import create_user, get_user_principal
+
+    app = procrastinate.App(connector=connector(queue_url))  # no periodic tasks: the worker only runs this job
+
+    @app.task(name="system_backfill")
+    async def failing(system_id: int) -> None:
+        raise LookupError(f"no system {system_id}")
+
+    async def run():
+        async with app.open_async():
+            await failing.defer_async(system_id=999)
+            await app.run_worker_async(wait=False, install_signal_handlers=False, worker_middleware=[record_errors])
+
+    asyncio.run(run())
+    with engine_ctx.dbs.main.begin() as conn:
+        create_user(conn, "root", "a long test password", "admin")
+        create_user(conn, "ann", "a long test password", "viewer")
+        cookies = {u: issue_session(engine_ctx.settings.encryption_key, get_user_principal(conn, u))
+                   for u in ("root", "ann")}
+    with TestClient(create_app(engine_ctx)) as client:
+        page = client.get("/jobs", cookies={COOKIE_NAME: cookies["root"]}).text
+        assert "Failed engine jobs" in page and "system_backfill" in page, page
+        assert "LookupError: no system 999" in page and "{&#34;system_id&#34;: 999}" in page
+        viewer = client.get("/jobs", cookies={COOKIE_NAME: cookies["ann"]}).text
+        assert "Failed engine jobs" not in viewer  # the arguments are for admins
+        metrics = client.get("/metrics").text
+        assert 'wattline_engine_jobs{status="failed"} 1.0' in metrics
+        assert 'wattline_engine_jobs{status="todo"} 0.0' in metrics
+
+
+def test_db_upgrade_applies_the_queue_schema_once_and_says_so(pg_templates, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from wattline.cli import app
+
+    pg, _, _ = pg_templates
+    url = pg.url(pg.create())  # an empty queue database
+    monkeypatch.setenv("WATTLINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("WATTLINE_JOBS_URL", url)
+    monkeypatch.delenv("WATTLINE_MAIN_URL", raising=False)
+    monkeypatch.delenv("WATTLINE_TELEMETRY_URL", raising=False)
+    for _ in range(2):  # the second run finds it applied
+        r = CliRunner().invoke(app, ["db", "upgrade"])
+        assert r.exit_code == 0 and "job engine queue" in r.output and "up to date" in r.output, r.output
+        assert "postgresql" not in r.output  # never the URL
+    assert queue_rows(url, "SELECT to_regclass('procrastinate_jobs') IS NOT NULL, "
+                           "to_regclass('wattline_engine_errors') IS NOT NULL") == [(True, True)]

@@ -20,12 +20,17 @@ def conninfo(url: str) -> str:
     return "postgresql://" + rest
 
 
+def connector(url: str) -> procrastinate.PsycopgConnector:
+    # one connection at open, not the pool's default four: the API and the CLI open one
+    # per defer; a worker's pool still grows to its concurrency
+    return procrastinate.PsycopgConnector(conninfo=conninfo(url), min_size=1, max_size=10)
+
+
 def build_app(url: str | None = None) -> procrastinate.App:
     url = url or get_settings().jobs_url
     if not url:
         raise RuntimeError("no job engine configured (WATTLINE_JOBS_URL is unset)")
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(url)),
-                            import_paths=["wattline.jobs.engine_tasks"])
+    app = procrastinate.App(connector=connector(url), import_paths=["wattline.jobs.engine_tasks"])
     return app
 
 
@@ -38,7 +43,7 @@ def engine_app(url: str | None = None) -> procrastinate.App:
 
     if url is None or url == get_settings().jobs_url:
         return engine_tasks.app
-    return procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(url)))
+    return procrastinate.App(connector=connector(url))
 
 
 def task_names() -> set[str]:
