@@ -41,7 +41,10 @@ def engine_app(url: str | None = None) -> procrastinate.App:
     tasks are bound to the module's app), deferring by task name."""
     from wattline.jobs import engine_tasks
 
-    if url is None or url == get_settings().jobs_url:
+    url = url or get_settings().jobs_url
+    if not url:
+        raise RuntimeError("no job engine configured (WATTLINE_JOBS_URL is unset)")
+    if url == engine_tasks.APP_URL:
         return engine_tasks.app
     return procrastinate.App(connector=connector(url))
 

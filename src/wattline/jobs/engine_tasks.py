@@ -16,7 +16,8 @@ from wattline.jobs.engine import build_app
 log = logs.get("wattline.jobs.engine")
 # Without WATTLINE_JOBS_URL the tasks still exist (so this module imports) on an
 # in-memory connector; nothing defers to it: jobs then run in-process.
-app = build_app() if get_settings().jobs_url else procrastinate.App(connector=procrastinate.testing.InMemoryConnector())
+APP_URL = get_settings().jobs_url  # the queue ``app`` is on (engine.engine_app compares)
+app = build_app(APP_URL) if APP_URL else procrastinate.App(connector=procrastinate.testing.InMemoryConnector())
 RETRY = procrastinate.RetryStrategy(max_attempts=3, wait=5)
 _ctx = None
 
