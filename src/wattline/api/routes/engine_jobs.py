@@ -55,7 +55,7 @@ async def engine_jobs(request: Request,
 
 
 @router.get("/api/admin/engine-jobs/{job_id}", dependencies=[Depends(require_role("admin"))],
-            responses=S.errors(404))
+            responses=S.errors(400, 404))
 async def engine_job(request: Request, job_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> EngineJobOut:
     """One engine job (the URL a deferring route answers with), with its last error."""
     from wattline.jobs.dispatch import engine_query

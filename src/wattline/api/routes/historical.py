@@ -314,7 +314,7 @@ async def _deferred(request: Request, response: Response, task: str, kind: str, 
         id=engine_defer.engine_job_id(jid), kind=kind, status="queued", params=kwargs or None))
 
 
-@router.post("/api/cron/daily", responses={202: {"description": "Queued on the job engine"},
+@router.post("/api/cron/daily", responses={202: {"model": CronRunOut, "description": "Queued on the job engine"},
                                            **S.errors(400, 409)})
 async def cron_daily(request: Request, response: Response, body: DailyIn,
                      principal: Annotated[Principal, Depends(require_cron_or_role("admin"))]) -> CronRunOut:
@@ -330,7 +330,7 @@ async def cron_daily(request: Request, response: Response, body: DailyIn,
     return CronRunOut(success=job["status"] == "succeeded", job=_job(job))
 
 
-@router.post("/api/cron/cleanup", responses={202: {"description": "Queued on the job engine"},
+@router.post("/api/cron/cleanup", responses={202: {"model": CronRunOut, "description": "Queued on the job engine"},
                                              **S.errors(409)})
 async def cron_cleanup(request: Request, response: Response,
                        principal: Annotated[Principal, Depends(require_cron_or_role("admin"))]) -> CronRunOut:

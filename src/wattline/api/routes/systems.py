@@ -189,7 +189,8 @@ def admin_sessions(request: Request, system_id: SystemIdQ = None,
                                      meanDurationMs=float(s["mean_duration_ms"] or 0.0)) for s in stats])
 
 
-@router.post("/api/cron/poll", responses={202: {"description": "Queued on the job engine"}, **S.errors(400)})
+@router.post("/api/cron/poll", responses={202: {"model": PollReportOut, "description": "Queued on the job engine"},
+                                           **S.errors(400)})
 async def cron_poll(request: Request, response: Response, principal: Annotated[Principal, Depends(require_cron_or_role("admin"))],
                     force: Annotated[bool, Query(description="poll every active system, due or not")] = False
                     ) -> PollReportOut:
