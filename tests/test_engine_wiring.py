@@ -294,3 +294,14 @@ def test_db_upgrade_applies_the_queue_schema_once_and_says_so(pg_templates, tmp_
         assert "postgresql" not in r.output  # never the URL
     assert queue_rows(url, "SELECT to_regclass('procrastinate_jobs') IS NOT NULL, "
                            "to_regclass('wattline_engine_errors') IS NOT NULL") == [(True, True)]
+
+
+def test_a_task_whose_job_row_failed_fails_on_the_engine_too():
+    """The daily, cleanup and reconcile tasks run the in-process job functions, which
+    record a failure in their row instead of raising: the task raises it, so the engine
+    retries and then shows it failed (never a silent success)."""
+    from wattline.jobs.engine_tasks import _succeeded
+
+    assert _succeeded({"id": "j1", "kind": "cleanup", "status": "succeeded"}) == {"job": "j1", "status": "succeeded"}
+    with pytest.raises(RuntimeError, match="cleanup job j2 failed: disk full"):
+        _succeeded({"id": "j2", "kind": "cleanup", "status": "failed", "error": "disk full"})

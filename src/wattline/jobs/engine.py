@@ -22,8 +22,9 @@ def conninfo(url: str) -> str:
 
 def connector(url: str) -> procrastinate.PsycopgConnector:
     # one connection at open, not the pool's default four: the API and the CLI open one
-    # per defer; a worker's pool still grows to its concurrency
-    return procrastinate.PsycopgConnector(conninfo=conninfo(url), min_size=1, max_size=10)
+    # per defer; a worker's pool still grows to its concurrency. A queue that does not
+    # answer fails an API call in 10 s, not the pool's default 30.
+    return procrastinate.PsycopgConnector(conninfo=conninfo(url), min_size=1, max_size=10, timeout=10)
 
 
 def build_app(url: str | None = None) -> procrastinate.App:

@@ -152,7 +152,10 @@ async def org_schedule(context: procrastinate.JobContext, timestamp: int) -> Non
     from wattline import clock
     from wattline.jobs.org_schedule import defer_due
 
-    await defer_due(context.app, ctx(), clock.now_s())
+    import asyncio
+
+    c = await asyncio.to_thread(ctx)  # its first call opens the databases: off the loop (heartbeats)
+    await defer_due(context.app, c, clock.now_s())
 
 
 @app.periodic(cron="* * * * *", periodic_id="retry_stalled")
