@@ -172,8 +172,9 @@ def test_org_runs_are_due_after_their_local_time_once_per_local_day():
     rec_orgs = [{"id": 1, "name": "berlin", "timezone": "Europe/Berlin"}]
     before = due_runs(sync_orgs[:1], rec_orgs, _at("2026-12-01T23:10:00"))  # 00:10 in Berlin
     assert before == []  # neither today's 00:15 nor 02:00 has passed there
-    after = {r.run_key: r for r in due_runs(sync_orgs, rec_orgs, _at("2026-12-02T01:05:00"))}  # 02:05 in Berlin
-    assert set(after) == {"sync:1:2026-12-02", "sync:2:2026-12-02", f"sync:2:every60m:{_at('2026-12-02T01:05:00') // 3600}",
+    now = _at("2026-12-02T01:05:00")  # 02:05 in Berlin
+    after = {r.run_key: r for r in due_runs(sync_orgs, rec_orgs, now)}
+    assert set(after) == {"sync:1:2026-12-02", "sync:2:2026-12-02", f"sync:2:every60m:{now // 3600}",
                           "reconcile:1:2026-12-02"}
     assert after["reconcile:1:2026-12-02"].kwargs == {"organization": "berlin", "day": "2026-12-01"}
     assert after["sync:1:2026-12-02"].kwargs == {"organization_id": 1, "only_due": True}

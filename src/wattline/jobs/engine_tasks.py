@@ -4,6 +4,7 @@ per period by procrastinate across workers."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timezone
 
 import procrastinate
@@ -20,14 +21,16 @@ APP_URL = get_settings().jobs_url  # the queue ``app`` is on (engine.engine_app 
 app = build_app(APP_URL) if APP_URL else procrastinate.App(connector=procrastinate.testing.InMemoryConnector())
 RETRY = procrastinate.RetryStrategy(max_attempts=3, wait=5)
 _ctx = None
+_ctx_lock = threading.Lock()  # the loop and a worker thread may both ask first
 
 
 def ctx():
     global _ctx
-    if _ctx is None:
-        from wattline.context import open_context
+    with _ctx_lock:
+        if _ctx is None:
+            from wattline.context import open_context
 
-        _ctx = open_context()
+            _ctx = open_context()
     return _ctx
 
 

@@ -191,7 +191,8 @@ def admin_sessions(request: Request, system_id: SystemIdQ = None,
 
 @router.post("/api/cron/poll", responses={202: {"model": PollReportOut, "description": "Queued on the job engine"},
                                            **S.errors(400)})
-async def cron_poll(request: Request, response: Response, principal: Annotated[Principal, Depends(require_cron_or_role("admin"))],
+async def cron_poll(request: Request, response: Response,
+                    principal: Annotated[Principal, Depends(require_cron_or_role("admin"))],
                     force: Annotated[bool, Query(description="poll every active system, due or not")] = False
                     ) -> PollReportOut:
     """One polling tick (the cron secret: cause CRON; an admin: ADMIN); waits for its polls.
