@@ -92,6 +92,8 @@ def test_workers_run_deferred_jobs_once_and_a_failing_one_ends_failed(engine_env
                               cookies={COOKIE_NAME: cookie}).json()
             assert body["configured"] and [j["task"] for j in body["jobs"]] == ["system_backfill"], body
             assert body["jobs"][0]["attempts"] == 4 and '"system_id": 999' in body["jobs"][0]["args"]
+            one = client.get(f"/api/admin/engine-jobs/{body['jobs'][0]['id']}", cookies={COOKIE_NAME: cookie}).json()
+            assert one["status"] == "failed" and one["error"], one  # the worker kept its last run's error
             assert client.get("/api/admin/engine-jobs").status_code == 401
     finally:
         app_ctx.close()

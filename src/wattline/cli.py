@@ -43,7 +43,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply the migrations of both databases."""
+    """Apply the migrations of both databases (and the job engine's schema when WATTLINE_JOBS_URL is set)."""
     from wattline.config import get_settings
     from wattline.store.engines import dispose_engine, make_engine
     from wattline.store.migrate import upgrade_all
@@ -55,6 +55,18 @@ def db_upgrade() -> None:
     dispose_engine(main)
     dispose_engine(tel)
     console.print("main and telemetry databases are up to date")
+    if s.jobs_url:  # the job engine's queue: procrastinate's schema (idempotent), never the URL
+        import asyncio
+
+        from wattline.jobs.engine import apply_schema, engine_app
+
+        async def queue() -> None:
+            eng = engine_app(s.jobs_url)
+            async with eng.open_async():
+                await apply_schema(eng)
+
+        asyncio.run(queue())
+        console.print("job engine queue (procrastinate schema, WATTLINE_JOBS_URL) is up to date")
 
 
 @assets_app.command("add")

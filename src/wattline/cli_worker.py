@@ -28,12 +28,13 @@ def _app():
 def worker_cmd(concurrency: int = typer.Option(4, help="jobs run at once")) -> None:
     """Run engine jobs until SIGTERM/SIGINT (procrastinate stops gracefully on those)."""
     eng = _app()
-    from wattline.jobs.engine import apply_schema
+    from wattline.jobs.engine import apply_schema, record_errors
 
     async def run():
         async with eng.open_async():
             await apply_schema(eng)
-            await eng.run_worker_async(concurrency=concurrency, install_signal_handlers=True)
+            await eng.run_worker_async(concurrency=concurrency, install_signal_handlers=True,
+                                       worker_middleware=[record_errors])
 
     asyncio.run(run())
 
@@ -66,7 +67,9 @@ def _defer(defer, kind, plant, system, since, org) -> int:
     elif kind == "system-backfill" and system is not None and since:
         jid = asyncio.run(defer("system_backfill", lock=f"plant:{system}", system_id=system,
                                 since_ts=timeutil.parse_instant(since)))
-    elif kind in ("daily", "cleanup"):
+    elif kind == "daily":
+        jid = asyncio.run(defer("daily", lock="daily", queueing_lock="daily:catchup"))
+    elif kind == "cleanup":
         jid = asyncio.run(defer(kind, lock=kind, queueing_lock=kind))
     else:
         _fail(f"cannot defer {kind!r} with these options")

@@ -46,3 +46,5 @@ CONTROLLER_MESSAGES = Counter("wattline_controller_messages_total",
 CONTROLLERS = Gauge("wattline_controllers", "Controllers by state (online, offline) at the last scrape", ["state"])
 DEVICES_AUTO_REGISTERED = Counter("wattline_devices_auto_registered_total",
                                   "Unknown devices registered on their first message (organization setting)")
+ENGINE_JOBS = Gauge("wattline_engine_jobs", "Jobs of the job engine's queue by status at the last scrape "
+                    "(WATTLINE_JOBS_URL; failed: ended after their retries)", ["status"])

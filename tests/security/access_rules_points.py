@@ -13,4 +13,5 @@ RULES = [
     Rule("POST", "/api/cron/cleanup", "cron_or_admin"),
     Rule("GET", "/api/admin/database", "admin"),
     Rule("GET", "/api/admin/engine-jobs", "admin"),  # the engine is not configured there: an empty list
+    Rule("GET", "/api/admin/engine-jobs/1", "admin"),  # not configured there: a 404 (allowed)
 ]

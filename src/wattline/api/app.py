@@ -98,6 +98,9 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False, mqtt: d
         from wattline.jobs.controller_status import export_online_gauges
 
         export_online_gauges(app.state.ctx.dbs.telemetry)
+        from wattline.jobs.engine_status import export_gauges
+
+        export_gauges(app.state.ctx.settings)  # the job engine's queue, when configured
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health", response_model=HealthReport,

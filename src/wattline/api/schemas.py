@@ -268,6 +268,8 @@ class JobAccepted(_Model):
     jobId: str
     jobUrl: str
     status: Literal["queued"]
+    deferred: bool = False  # true: queued on the job engine (WATTLINE_JOBS_URL), run by a worker
+    engineJobId: int | None = None
 
 
 class Job(_Model):

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import procrastinate
 
+from wattline import logs
 from wattline.config import get_settings
+
+log = logs.get("wattline.jobs.engine")
 
 
 def conninfo(url: str) -> str:
@@ -17,29 +20,75 @@ def conninfo(url: str) -> str:
     return "postgresql://" + rest
 
 
+def connector(url: str) -> procrastinate.PsycopgConnector:
+    # one connection at open, not the pool's default four: the API and the CLI open one
+    # per defer; a worker's pool still grows to its concurrency. A queue that does not
+    # answer fails an API call in 10 s, not the pool's default 30.
+    return procrastinate.PsycopgConnector(conninfo=conninfo(url), min_size=1, max_size=10, timeout=10)
+
+
 def build_app(url: str | None = None) -> procrastinate.App:
     url = url or get_settings().jobs_url
     if not url:
         raise RuntimeError("no job engine configured (WATTLINE_JOBS_URL is unset)")
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(url)),
-                            import_paths=["wattline.jobs.engine_tasks"])
+    app = procrastinate.App(connector=connector(url), import_paths=["wattline.jobs.engine_tasks"])
     return app
 
 
+def engine_app(url: str | None = None) -> procrastinate.App:
+    """An app on the queue at ``url`` (default: the process's setting) to defer to and
+    read from. The API builds it from its context's settings, which a test may set
+    without the environment the task module was imported with: then a plain app (its
+    tasks are bound to the module's app), deferring by task name."""
+    from wattline.jobs import engine_tasks
+
+    url = url or get_settings().jobs_url
+    if not url:
+        raise RuntimeError("no job engine configured (WATTLINE_JOBS_URL is unset)")
+    if url == engine_tasks.APP_URL:
+        return engine_tasks.app
+    return procrastinate.App(connector=connector(url))
+
+
+def task_names() -> set[str]:
+    from wattline.jobs import engine_tasks
+
+    return set(engine_tasks.app.tasks)
+
+
 async def apply_schema(app: procrastinate.App) -> None:
-    """procrastinate's schema, once: applying it twice fails, so check first."""
+    """procrastinate's schema, once: applying it twice fails, so check first; and our
+    table of the failed runs' errors (procrastinate keeps none)."""
     from wattline.store import engine_jobs_repo
 
     if not await engine_jobs_repo.schema_present(app.connector):
         await app.schema_manager.apply_schema_async()
+    await engine_jobs_repo.ensure_own_tables(app.connector)
 
 
-async def defer(task_name: str, *, lock: str | None = None, queueing_lock: str | None = None, **kwargs) -> int:
-    """Defer ``task_name`` (an engine_tasks task) and return its job id."""
-    from wattline.jobs import engine_tasks
-
-    app = engine_tasks.app
+async def defer(task_name: str, *, lock: str | None = None, queueing_lock: str | None = None,
+                url: str | None = None, **kwargs) -> int:
+    """Defer ``task_name`` (an engine_tasks task) and return its job id. Raises
+    procrastinate's ``AlreadyEnqueued`` when the queueing lock is held by a queued job."""
+    app = engine_app(url)
     async with app.open_async():
         await apply_schema(app)
-        task = app.tasks[task_name]
-        return await task.configure(lock=lock, queueing_lock=queueing_lock).defer_async(**kwargs)
+        if task_name not in task_names():
+            raise KeyError(f"no engine task {task_name!r}")
+        return await app.configure_task(task_name, lock=lock, queueing_lock=queueing_lock).defer_async(**kwargs)
+
+
+async def record_errors(call_next, context: procrastinate.JobContext, worker) -> object:
+    """Worker middleware: a run that raises leaves its error (type and message, no
+    traceback: that is in the worker's log) beside the job, for the jobs page."""
+    try:
+        return await call_next()
+    except Exception as exc:
+        from wattline.store import engine_jobs_repo
+
+        try:
+            await engine_jobs_repo.record_error(context.app.connector, context.job.id,
+                                                f"{type(exc).__name__}: {exc}"[:2000])
+        except Exception:  # noqa: BLE001  (the queue itself failing: the job's own state still says failed)
+            log.warning("engine.record_error_failed", job_id=context.job.id)
+        raise

@@ -4,6 +4,7 @@ per period by procrastinate across workers."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timezone
 
 import procrastinate
@@ -16,17 +17,20 @@ from wattline.jobs.engine import build_app
 log = logs.get("wattline.jobs.engine")
 # Without WATTLINE_JOBS_URL the tasks still exist (so this module imports) on an
 # in-memory connector; nothing defers to it: jobs then run in-process.
-app = build_app() if get_settings().jobs_url else procrastinate.App(connector=procrastinate.testing.InMemoryConnector())
+APP_URL = get_settings().jobs_url  # the queue ``app`` is on (engine.engine_app compares)
+app = build_app(APP_URL) if APP_URL else procrastinate.App(connector=procrastinate.testing.InMemoryConnector())
 RETRY = procrastinate.RetryStrategy(max_attempts=3, wait=5)
 _ctx = None
+_ctx_lock = threading.Lock()  # the loop and a worker thread may both ask first
 
 
 def ctx():
     global _ctx
-    if _ctx is None:
-        from wattline.context import open_context
+    with _ctx_lock:
+        if _ctx is None:
+            from wattline.context import open_context
 
-        _ctx = open_context()
+            _ctx = open_context()
     return _ctx
 
 
@@ -45,39 +49,84 @@ async def system_backfill(system_id: int, since_ts: int) -> dict:
 
 
 @app.task(name="sync", retry=RETRY)
-async def sync(organization_id: int | None = None) -> dict:
+async def sync(organization_id: int | None = None, only_due: bool = False, run_key: str | None = None) -> dict:
+    """``run_key``: the organizations' schedule's once-a-day key (jobs/org_schedule.py)."""
     from wattline.jobs.sync import sync_all
 
     orgs = {organization_id} if organization_id is not None else None
-    return (await sync_all(ctx(), organization_ids=orgs)).to_dict()
+    return (await sync_all(ctx(), organization_ids=orgs, only_due=only_due)).to_dict()
 
 
 @app.task(name="poll", retry=RETRY)
-async def poll() -> dict:
+async def poll(cause: str = "CRON", force: bool = False) -> dict:
     from wattline.jobs.poll import poll_once
 
-    return (await poll_once(ctx(), cause="CRON")).to_dict()
+    return (await poll_once(ctx(), cause=cause, force=force)).to_dict()
+
+
+def _succeeded(job: dict) -> dict:
+    """A job row of this process's runner: a failed one fails the engine's job too
+    (retried, then ``failed``), never a silent success."""
+    if job.get("status") != "succeeded":
+        raise RuntimeError(f"{job.get('kind')} job {job.get('id')} {job.get('status')}: {job.get('error')}")
+    return {"job": str(job["id"]), "status": job["status"]}
+
+
+async def _as_job(kind: str, params: dict, work) -> dict:
+    """Run ``work`` as a job row of this worker (progress and result on /api/jobs, as
+    in-process), then :func:`_succeeded`."""
+    import asyncio
+
+    from wattline.jobs.runner import JobRunner
+
+    runner = JobRunner(ctx())
+    job_id = await runner.start(kind, params, work)
+    await runner.wait_all()
+    return _succeeded(await asyncio.to_thread(runner.get, job_id))
 
 
 @app.task(name="daily", retry=RETRY)
-async def daily() -> dict:
+async def daily(action: str = "catchup") -> dict:
     from wattline.jobs.point_daily import run_daily_job
 
-    return await run_daily_job(ctx(), "catchup")
+    return _succeeded(await run_daily_job(ctx(), action))
 
 
 @app.task(name="cleanup", retry=RETRY)
 async def cleanup() -> dict:
     from wattline.jobs.cleanup import run_cleanup_job
 
-    return await run_cleanup_job(ctx())
+    return _succeeded(await run_cleanup_job(ctx()))
 
 
 @app.task(name="reconcile", retry=RETRY)
-async def reconcile() -> dict:
+async def reconcile(organization: str | None = None, day: str | None = None, run_key: str | None = None) -> dict:
+    """One organization's (or every one's) ``day`` (ISO date; default: yesterday in its zone)."""
+    from datetime import date
+
     from wattline.jobs.reconcile import run_reconcile_job
 
-    return await run_reconcile_job(ctx())
+    return _succeeded(await run_reconcile_job(ctx(), organization=organization,
+                                              day=None if day is None else date.fromisoformat(day)))
+
+
+@app.task(name="recalculate_classroom", retry=RETRY)
+async def recalculate_classroom(organization: str, classroom_id: int, start: int, end: int, params: dict) -> dict:
+    """``POST /api/power-analytics/recalculate`` on a worker."""
+    import asyncio
+
+    from wattline.jobs.reconcile import organizations, recalculate_work
+
+    (org,) = await asyncio.to_thread(organizations, ctx(), organization)
+    return await _as_job("recalculate", params, recalculate_work(ctx(), org, classroom_id, start, end))
+
+
+@app.task(name="reprice", retry=RETRY)
+async def reprice(cost_version_id: int, params: dict) -> dict:
+    """A new cost version's recalculation on a worker."""
+    from wattline.jobs.reprice import reprice_work
+
+    return await _as_job("recalculate", params, reprice_work(ctx(), cost_version_id))
 
 
 @app.periodic(cron="* * * * *", periodic_id="poll")
@@ -96,6 +145,20 @@ async def periodic_daily(timestamp: int) -> None:
 @app.task(name="periodic_cleanup", queueing_lock="periodic_cleanup")
 async def periodic_cleanup(timestamp: int) -> None:
     await cleanup()
+
+
+@app.periodic(cron="*/5 * * * *", periodic_id="org_schedule")
+@app.task(name="org_schedule", lock="org_schedule", queueing_lock="org_schedule", pass_context=True)
+async def org_schedule(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Every 5 minutes: the organizations' local-time daily sync and nightly
+    reconciliation that are due and not yet deferred (jobs/org_schedule.py)."""
+    from wattline import clock
+    from wattline.jobs.org_schedule import defer_due
+
+    import asyncio
+
+    c = await asyncio.to_thread(ctx)  # its first call opens the databases: off the loop (heartbeats)
+    await defer_due(context.app, c, clock.now_s())
 
 
 @app.periodic(cron="* * * * *", periodic_id="retry_stalled")

@@ -2,7 +2,8 @@
 organization, and more often when its ``sync_interval_minutes`` asks for it; the
 nightly reconciliation of each organization's yesterday at 02:00 in its zone; minute
 polling of the monitored systems; the points' daily catch-up at 00:05 UTC and the
-weekly raw-reading cleanup (retention) on Sundays at 03:30 UTC."""
+weekly raw-reading cleanup (retention) on Sundays at 03:30 UTC. With the job engine
+configured (WATTLINE_JOBS_URL) none of it: the workers run it (jobs/engine_tasks.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ def build_scheduler(ctx: AppContext, poller=None) -> AsyncIOScheduler:
     ``poller``: the process's :class:`~wattline.jobs.poll.Poller` (one is made if not
     given), shared with ``POST /api/cron/poll`` so both see the same in-flight polls."""
     scheduler = AsyncIOScheduler(timezone="UTC")
+    from wattline.jobs.dispatch import engine_configured
+
+    if engine_configured(ctx.settings):  # jobs/org_schedule.py and engine_tasks.py: once per period
+        log.info("scheduler.engine", note="the organizations' daily sync and nightly reconciliation, minute "
+                 "polling, point daily and cleanup run on the job engine's workers")
+        return scheduler
     for org_id, name, tz, interval in auto_sync_organizations(ctx.dbs.main_reader):
         async def run(org_id=org_id):
             result = await sync_all(ctx, organization_ids={org_id}, only_due=True)
@@ -41,11 +48,6 @@ def build_scheduler(ctx: AppContext, poller=None) -> AsyncIOScheduler:
         scheduler.add_job(nightly_reconcile, reconcile_trigger(org["timezone"]), args=(ctx, org),
                           id=f"reconcile-{org['id']}", name=f"nightly reconciliation {org['name']}",
                           coalesce=True, max_instances=1, misfire_grace_time=3600)
-    from wattline.jobs.dispatch import engine_configured
-
-    if engine_configured(ctx.settings):
-        log.info("scheduler.engine", note="minute polling, point daily and cleanup run on the job engine's workers")
-        return scheduler
     if poller is None:
         from wattline.jobs.poll import Poller
 

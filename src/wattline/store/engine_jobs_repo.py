@@ -1,4 +1,5 @@
-"""SQL on procrastinate's own tables (the job engine's queue)."""
+"""SQL on procrastinate's own tables (the job engine's queue), and on our one table
+beside them: the error of each failed run (procrastinate records no error text)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,36 @@ async def schema_present(connector) -> bool:
     return bool(row["present"])
 
 
+async def own_tables_present(connector) -> bool:
+    row = await connector.execute_query_one_async(
+        "SELECT to_regclass('procrastinate_jobs') IS NOT NULL AND to_regclass('wattline_engine_errors') IS NOT NULL "
+        "AS present")
+    return bool(row["present"])
+
+
+async def ensure_own_tables(connector) -> None:
+    """Idempotent: the error table, and an index for :func:`has_job` (checked first:
+    a CREATE ... IF NOT EXISTS still locks the busy jobs table)."""
+    row = await connector.execute_query_one_async(
+        "SELECT to_regclass('wattline_jobs_run_key') IS NOT NULL AS present")
+    if row["present"]:
+        return
+    await connector.execute_query_async(
+        "CREATE TABLE IF NOT EXISTS wattline_engine_errors ("
+        " job_id bigint NOT NULL, at timestamptz NOT NULL DEFAULT now(), error text NOT NULL)")
+    await connector.execute_query_async(
+        "CREATE INDEX IF NOT EXISTS wattline_engine_errors_job ON wattline_engine_errors (job_id, at)")
+    await connector.execute_query_async(
+        "CREATE INDEX IF NOT EXISTS wattline_jobs_run_key ON procrastinate_jobs "
+        "(task_name, (args->>'run_key')) WHERE args ? 'run_key'")
+
+
+async def record_error(connector, job_id: int, error: str) -> None:
+    await connector.execute_query_async(
+        "INSERT INTO wattline_engine_errors (job_id, error) VALUES (%(job_id)s, %(error)s)",
+        job_id=job_id, error=error)
+
+
 async def list_jobs(connector, status: str | None = None, limit: int = 200) -> list[dict]:
     rows = await connector.execute_query_all_async(
         "SELECT id, task_name, status::text AS status, lock, queueing_lock, attempts, args::text AS args "
@@ -17,9 +48,41 @@ async def list_jobs(connector, status: str | None = None, limit: int = 200) -> l
     return [dict(r) for r in rows]
 
 
-async def last_errors(connector, job_ids: list[int]) -> dict[int, str]:
-    """Not stored by procrastinate beyond its events; the worker logs the traceback."""
-    return {}
+async def get_job(connector, job_id: int) -> dict | None:
+    """One job with its last run's error (None if it left none)."""
+    rows = await connector.execute_query_all_async(
+        "SELECT j.id, j.task_name, j.status::text AS status, j.lock, j.queueing_lock, j.attempts, "
+        " j.args::text AS args, (SELECT w.error FROM wattline_engine_errors w WHERE w.job_id = j.id "
+        "  ORDER BY w.at DESC LIMIT 1) AS error "
+        "FROM procrastinate_jobs j WHERE j.id = %(job_id)s", job_id=job_id)
+    return dict(rows[0]) if rows else None
+
+
+async def failed_jobs(connector, limit: int = 50) -> list[dict]:
+    """The failed jobs, newest first, with the time they failed and their last run's
+    error (None when the run left none: the worker died, or the error table is new)."""
+    rows = await connector.execute_query_all_async(
+        "SELECT j.id, j.task_name, j.attempts, j.args::text AS args, "
+        " (SELECT max(e.at) AT TIME ZONE 'UTC' FROM procrastinate_events e WHERE e.job_id = j.id) AS at, "
+        " (SELECT w.error FROM wattline_engine_errors w WHERE w.job_id = j.id "
+        "  ORDER BY w.at DESC LIMIT 1) AS error "
+        "FROM procrastinate_jobs j WHERE j.status = 'failed' ORDER BY j.id DESC LIMIT %(limit)s", limit=limit)
+    return [dict(r) for r in rows]
+
+
+async def count_by_status(connector) -> dict[str, int]:
+    rows = await connector.execute_query_all_async(
+        "SELECT status::text AS status, count(*) AS n FROM procrastinate_jobs GROUP BY status")
+    return {r["status"]: int(r["n"]) for r in rows}
+
+
+async def has_job(connector, task_name: str, run_key: str) -> bool:
+    """Whether a job of ``task_name`` with this ``run_key`` argument was ever deferred
+    (any status): the once-a-day runs of the organizations' schedule."""
+    row = await connector.execute_query_one_async(
+        "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE task_name = %(task)s "
+        "AND args ? 'run_key' AND args->>'run_key' = %(key)s) AS found", task=task_name, key=run_key)
+    return bool(row["found"])
 
 
 async def pending_count(connector) -> int:

@@ -250,7 +250,13 @@ def mount(app: FastAPI) -> None:
         principal = _user(request)
         if principal is None:
             return _to_login(request)
-        return _render(request, "jobs.html", principal=principal, page="jobs", title="Jobs")
+        engine_failed = None
+        if principal.kind == "user" and role_at_least(principal.role, "admin"):  # arguments are admin-only
+            from wattline.jobs.engine_status import failed_jobs
+
+            engine_failed = failed_jobs(request.app.state.ctx.settings)
+        return _render(request, "jobs.html", principal=principal, page="jobs", title="Jobs",
+                       engine_failed=engine_failed)
 
     @app.get("/sync-logs", response_class=HTMLResponse, include_in_schema=False)
     def sync_logs_page(request: Request, plant_id: str | None = None, status: str | None = None,

@@ -19,6 +19,8 @@ from wattline.api import schemas as S
 from wattline.api.deps import MAX_ID, ctx
 from wattline.domain import timeutil
 from wattline.domain.cost import rate_micro_per_kwh
+from wattline.api.engine_defer import engine_job_url
+from wattline.jobs.dispatch import defer_now, engine_configured
 from wattline.jobs.reprice import job_params, reprice_work
 from wattline.security.deps import require_role
 from wattline.security.errors import ApiError, error_response
@@ -51,6 +53,8 @@ class CostVersionIn(BaseModel):
 
 class CostVersionAdded(S.CostVersionCreated):
     job: str = Field(description="URL of the recalculation job over the range and scope the version covers")
+    deferred: bool = Field(False, description="queued on the job engine (a worker runs it)")
+    engineJobId: int | None = None
 
 
 @router.get("/cost-versions", dependencies=[Depends(require_role("viewer"))])
@@ -90,6 +94,14 @@ def add_cost_version(request: Request, response: Response, body: CostVersionIn,
     if not created:
         response.status_code = 200
     c = ctx(request)
+    if engine_configured(c.settings):  # a worker reprices (this route runs in a worker thread: asyncio.run)
+        vid = int(version["id"])
+        jid = defer_now("reprice", lock="reprice", queueing_lock=f"reprice:{vid}", settings=c.settings,
+                        cost_version_id=vid, params=job_params(version))
+        # None: the same version's repricing is already queued, which covers this request too
+        return CostVersionAdded(**repo.public(version), created=created, repricing="on_read",
+                                job="/api/admin/engine-jobs?status=todo" if jid is None else engine_job_url(jid),
+                                deferred=True, engineJobId=jid)
     job_id = request.app.state.runner.submit("recalculate", job_params(version), reprice_work(c, int(version["id"])))
     return CostVersionAdded(**repo.public(version), created=created, repricing="on_read", job=f"/api/jobs/{job_id}")
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
 from wattline.api import schemas as S
-from wattline.api.deps import ctx
+from wattline.api.deps import MAX_ID, ctx
+from wattline.security.errors import ApiError
 from wattline.security.deps import require_role
 
 router = APIRouter(tags=["jobs"], responses=S.errors(401, 403))
@@ -27,6 +28,7 @@ class EngineJobOut(BaseModel):
     lock: str | None
     queueingLock: str | None
     args: str
+    error: str | None = None
 
 
 class EngineJobsOut(BaseModel):
@@ -50,3 +52,20 @@ async def engine_jobs(request: Request,
     return EngineJobsOut(configured=True, jobs=[EngineJobOut(
         id=r["id"], task=r["task_name"], status=r["status"], attempts=r["attempts"], lock=r["lock"],
         queueingLock=r["queueing_lock"], args=r["args"]) for r in rows])
+
+
+@router.get("/api/admin/engine-jobs/{job_id}", dependencies=[Depends(require_role("admin"))],
+            responses=S.errors(400, 404))
+async def engine_job(request: Request, job_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> EngineJobOut:
+    """One engine job (the URL a deferring route answers with), with its last error."""
+    from wattline.jobs.dispatch import engine_query
+    from wattline.store import engine_jobs_repo
+
+    settings = ctx(request).settings
+    row = None
+    if settings.jobs_url:
+        row = await engine_query(settings, lambda conn: engine_jobs_repo.get_job(conn, job_id))
+    if row is None:
+        raise ApiError(404, "not_found", f"no engine job {job_id}", {"job_id": job_id})
+    return EngineJobOut(id=row["id"], task=row["task_name"], status=row["status"], attempts=row["attempts"],
+                        lock=row["lock"], queueingLock=row["queueing_lock"], args=row["args"], error=row["error"])

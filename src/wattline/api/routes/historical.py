@@ -29,10 +29,11 @@ import asyncio
 import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from wattline import clock
+from wattline.api import engine_defer
 from wattline.api import schemas as S
 from wattline.api.deps import MAX_ID, ctx
 from wattline.domain import groups as G
@@ -136,6 +137,8 @@ class JobRunOut(BaseModel):
 class CronRunOut(BaseModel):
     success: bool
     job: JobRunOut
+    deferred: bool = False  # true (202): queued on the job engine; ``job`` is the engine's job, queued
+    engineJobId: int | None = None
 
 
 class TableRows(BaseModel):
@@ -299,11 +302,27 @@ def historical(
 # ---------------------------------------------------------------- crons and the overview
 
 
-@router.post("/api/cron/daily", responses=S.errors(400, 409))
-async def cron_daily(request: Request, body: DailyIn,
+async def _deferred(request: Request, response: Response, task: str, kind: str, what: str,
+                    **kwargs) -> CronRunOut:
+    """The cron's job queued on the engine (202); 409 when the same one is already queued."""
+    qlock = ":".join([task, *map(str, kwargs.values())])
+    jid = await engine_defer.defer(request, task, lock=task, queueing_lock=qlock, **kwargs)
+    if jid is None:
+        raise ApiError(409, "already_running", f"{what} is already queued", {"kind": kind})
+    response.status_code = 202
+    return CronRunOut(success=True, deferred=True, engineJobId=jid, job=JobRunOut(
+        id=engine_defer.engine_job_id(jid), kind=kind, status="queued", params=kwargs or None))
+
+
+@router.post("/api/cron/daily", responses={202: {"model": CronRunOut, "description": "Queued on the job engine"},
+                                           **S.errors(400, 409)})
+async def cron_daily(request: Request, response: Response, body: DailyIn,
                      principal: Annotated[Principal, Depends(require_cron_or_role("admin"))]) -> CronRunOut:
     """``catchup``: derive the missing daily aggregates; ``clear``: re-derive them all
-    (days from each point's first remaining raw reading on; older days are kept)."""
+    (days from each point's first remaining raw reading on; older days are kept).
+    With the job engine: 202, queued for a worker."""
+    if engine_defer.engine_on(request):
+        return await _deferred(request, response, "daily", "point_daily", "a daily aggregation", action=body.action)
     try:
         job = await point_daily.run_daily_job(ctx(request), body.action)
     except JobAlreadyRunning:
@@ -311,11 +330,14 @@ async def cron_daily(request: Request, body: DailyIn,
     return CronRunOut(success=job["status"] == "succeeded", job=_job(job))
 
 
-@router.post("/api/cron/cleanup", responses=S.errors(409))
-async def cron_cleanup(request: Request,
+@router.post("/api/cron/cleanup", responses={202: {"model": CronRunOut, "description": "Queued on the job engine"},
+                                             **S.errors(409)})
+async def cron_cleanup(request: Request, response: Response,
                        principal: Annotated[Principal, Depends(require_cron_or_role("admin"))]) -> CronRunOut:
     """Delete raw readings older than each organization's ``raw_retention_days`` (whole
-    local days; the daily aggregates stay)."""
+    local days; the daily aggregates stay). With the job engine: 202, queued for a worker."""
+    if engine_defer.engine_on(request):
+        return await _deferred(request, response, "cleanup", "cleanup", "a cleanup")
     try:
         job = await cleanup_job.run_cleanup_job(ctx(request))
     except JobAlreadyRunning:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from wattline import clock
+from wattline.api import engine_defer
 from wattline.api import schemas as S
 from wattline.api.deps import MAX_ID, ctx
 from wattline.domain import timeutil
@@ -74,6 +75,8 @@ class RecalculateIn(BaseModel):
 class RecalculateAccepted(BaseModel):
     job: str = Field(description="the job's id")
     url: str = Field(description="the job's URL: poll it for progress and the result")
+    deferred: bool = Field(False, description="queued on the job engine (a worker runs it)")
+    engineJobId: int | None = None
 
 
 def _public(rows: list[dict], request: Request) -> list[ReviewItem]:
@@ -148,7 +151,7 @@ def _instant(text: str, field: str, tz: str) -> int:
     return ts
 
 
-@router.post("/recalculate", status_code=202, responses=S.errors(400, 404))
+@router.post("/recalculate", status_code=202, responses=S.errors(400, 404, 409))
 async def recalculate(request: Request, response: Response, body: RecalculateIn,
                       principal: Annotated[Principal, Depends(require_role("admin"))]) -> RecalculateAccepted:
     """Reconcile a classroom over [start, end) (admin): its devices' buckets rebuilt from
@@ -163,6 +166,17 @@ async def recalculate(request: Request, response: Response, body: RecalculateIn,
         raise ApiError(400, "invalid_request", f"at most {MAX_RANGE_DAYS} days at once", {"field": "end"})
     params = {"classroom": room["name"], "classroom_id": room["id"], "organization_id": org["id"],
               "start": start, "end": end, "requested_by": principal.name}
+    if engine_defer.engine_on(request):  # one organization's reconciliation at a time (its lock)
+        jid = await engine_defer.defer(request, "recalculate_classroom", lock=f"reconcile:{org['id']}",
+                                       queueing_lock=f"recalculate:{room['id']}:{start}:{end}",
+                                       organization=org["name"], classroom_id=room["id"], start=start, end=end,
+                                       params=params)
+        if jid is None:
+            raise ApiError(409, "conflict", "the same recalculation is already queued",
+                           {"classroom": room["name"]})
+        url = engine_defer.engine_job_url(jid)
+        response.headers["Location"] = url
+        return RecalculateAccepted(job=engine_defer.engine_job_id(jid), url=url, deferred=True, engineJobId=jid)
     job_id = await request.app.state.runner.start("recalculate", params,
                                                   recalculate_work(ctx(request), org, room["id"], start, end))
     url = f"/api/jobs/{job_id}"

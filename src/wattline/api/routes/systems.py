@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from wattline import system_admin
@@ -109,6 +109,8 @@ class PollReportOut(BaseModel):
     skippedRunning: list[int] = Field(description="systems whose previous poll still ran (skipped, not queued)")
     notDue: int
     errors: list[PollErrorOut]
+    deferred: bool = False  # true (202): one tick queued on the job engine; the counts are then 0
+    engineJobId: int | None = Field(None, description="the engine's job; null when a tick is already queued")
 
 
 def _iso_ms(ms: int | None) -> str | None:
@@ -187,12 +189,26 @@ def admin_sessions(request: Request, system_id: SystemIdQ = None,
                                      meanDurationMs=float(s["mean_duration_ms"] or 0.0)) for s in stats])
 
 
-@router.post("/api/cron/poll", responses=S.errors(400))
-async def cron_poll(request: Request, principal: Annotated[Principal, Depends(require_cron_or_role("admin"))],
+@router.post("/api/cron/poll", responses={202: {"model": PollReportOut, "description": "Queued on the job engine"},
+                                           **S.errors(400)})
+async def cron_poll(request: Request, response: Response,
+                    principal: Annotated[Principal, Depends(require_cron_or_role("admin"))],
                     force: Annotated[bool, Query(description="poll every active system, due or not")] = False
                     ) -> PollReportOut:
-    """One polling tick (the cron secret: cause CRON; an admin: ADMIN); waits for its polls."""
+    """One polling tick (the cron secret: cause CRON; an admin: ADMIN); waits for its polls.
+    With the job engine: 202, one tick queued for a worker (not waited for; the workers
+    also poll every minute by themselves)."""
+    from wattline.api import engine_defer
     from wattline.jobs.poll import Poller
+
+    if engine_defer.engine_on(request):
+        cause = "CRON" if principal.kind == "cron" else "ADMIN"
+        kw = {"cause": cause, "force": True} if force else {}  # a plain tick: the same job as the CLI's
+        jid = await engine_defer.defer(request, "poll", lock="poll", queueing_lock="poll:force" if force else "poll",
+                                       **kw)
+        response.status_code = 202
+        return PollReportOut(polled=0, succeeded=0, failed=0, readings=0, skippedRunning=[], notDue=0, errors=[],
+                             deferred=True, engineJobId=jid)
 
     poller = getattr(request.app.state, "poller", None)
     if poller is None:  # an app built without its lifespan; normally the scheduler's poller

@@ -8,6 +8,7 @@ from wattline import clock
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from wattline.api import engine_defer
 from wattline.api import schemas as S
 from wattline.api.deps import Days, Hours, PlantId, ctx, latest_of, plant_or_404
 from wattline.jobs.backfill import backfill_plant
@@ -79,6 +80,13 @@ def _accepted(response: Response, job_id: str) -> S.JobAccepted:
     return S.JobAccepted(jobId=job_id, jobUrl=url, status="queued")
 
 
+def _deferred(response: Response, engine_job: int) -> S.JobAccepted:
+    url = engine_defer.engine_job_url(engine_job)
+    response.headers["Location"] = url
+    return S.JobAccepted(jobId=engine_defer.engine_job_id(engine_job), jobUrl=url, status="queued",
+                         deferred=True, engineJobId=engine_job)
+
+
 @router.post("/plant/{plant_id}/backfill", status_code=202, dependencies=[Depends(require_role("superadmin"))],
              responses={**ACCEPTED, **S.errors(400, 401, 403, 404, 409)})
 async def start_backfill(request: Request, response: Response, plant_id: PlantId) -> S.JobAccepted:
@@ -92,6 +100,13 @@ async def start_backfill(request: Request, response: Response, plant_id: PlantId
     runner = request.app.state.runner
     conflict = ApiError(409, "conflict", f"a backfill of plant {plant_id} is already running",
                         {"plant_id": plant_id})
+    if engine_defer.engine_on(request):  # one plant, one worker at a time (its lock)
+        jid = await engine_defer.defer(request, "backfill", lock=f"plant:{plant_id}",
+                                       queueing_lock=f"backfill:{plant_id}", plant_id=plant_id)
+        if jid is None:
+            raise ApiError(409, "conflict", f"a backfill of plant {plant_id} is already queued",
+                           {"plant_id": plant_id})
+        return _deferred(response, jid)
 
     async def work(report):
         def progress(p):
@@ -114,6 +129,11 @@ async def start_sync_all(request: Request, response: Response) -> S.JobAccepted:
     """Start the daily sync of every plant now (the cron secret or a superadmin); 202."""
     c = ctx(request)
     runner = request.app.state.runner
+    if engine_defer.engine_on(request):
+        jid = await engine_defer.defer(request, "sync", lock="sync", queueing_lock="sync:None")
+        if jid is None:
+            raise ApiError(409, "conflict", "a sync of all plants is already queued")
+        return _deferred(response, jid)
 
     async def work(report):
         return (await sync_all(c)).to_dict()

@@ -1,0 +1,308 @@
+"""With the job engine configured (``WATTLINE_JOBS_URL``), the API's crons and started
+jobs defer to the workers (202 with the engine's job id) instead of running in the API
+process; the organizations' local-time sync and reconciliation are deferred once per
+organization and local day by an engine periodic task, and ``wattline serve`` no longer
+schedules them; the periodic tasks are deferred once per period however many workers
+run the deferrer; a failed run's error is kept. All in-process on a fresh queue
+database (no worker processes: tests/test_engine_worker.py has those)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+
+pytestmark = pytest.mark.postgres
+
+CRON = "a-cron-secret-for-engine-tests"
+
+
+@pytest.fixture(scope="module")
+def queue_template(pg_templates):
+    """An empty queue database with procrastinate's schema (and ours), as a template."""
+    from wattline.jobs.engine import apply_schema, engine_app
+
+    pg, _, _ = pg_templates
+    name = pg.create()
+
+    async def apply():
+        app = engine_app(pg.url(name))
+        async with app.open_async():
+            await apply_schema(app)
+
+    asyncio.run(apply())
+    return name
+
+
+@pytest.fixture
+def queue_url(pg_templates, queue_template):
+    pg, _, _ = pg_templates
+    return pg.url(pg.create(queue_template))
+
+
+def queue_rows(url: str, sql: str, **params):
+    eng = sa.create_engine(url)
+    try:
+        with eng.connect() as c:
+            return c.execute(sa.text(sql), params).all()
+    finally:
+        eng.dispose()
+
+
+def queue_exec(url: str, sql: str) -> None:
+    eng = sa.create_engine(url)
+    try:
+        with eng.begin() as c:
+            c.execute(sa.text(sql))
+    finally:
+        eng.dispose()
+
+
+def jobs_in(url: str) -> list[tuple]:
+    return queue_rows(url, "SELECT task_name, status::text, args::text, lock, queueing_lock "
+                           "FROM procrastinate_jobs ORDER BY id")
+
+
+@pytest.fixture
+def engine_ctx(queue_url, tmp_path):
+    from wattline.config import Settings
+    from wattline.context import open_context
+
+    c = open_context(Settings(data_dir=tmp_path / "data", jobs_url=queue_url, cron_secret=CRON))
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def client(engine_ctx):
+    from fastapi.testclient import TestClient
+
+    from wattline.api.app import create_app
+    from wattline.security import tokens
+
+    with engine_ctx.dbs.main.begin() as conn:
+        toks = {r: tokens.create_token(conn, f"{r} token", r) for r in ("admin", "superadmin")}
+    with TestClient(create_app(engine_ctx)) as tc:
+        tc.headers_for = {r: {"Authorization": f"Bearer {t}"} for r, t in toks.items()}
+        tc.headers_for["cron"] = {"Authorization": f"Bearer {CRON}"}
+        yield tc
+
+
+def test_crons_and_started_jobs_defer_to_the_engine_and_nothing_runs_in_the_api(client, engine_ctx, queue_url):
+    from wattline import provisioning
+    from wattline.simulator.vendor_cloud.config import DEFAULT_CREDENTIALS
+
+    cron, admin, root = (client.headers_for[k] for k in ("cron", "admin", "superadmin"))
+    r = client.post("/api/cron/poll", headers=cron)
+    assert r.status_code == 202 and r.json()["deferred"] and r.json()["engineJobId"] > 0, r.text
+    assert r.json()["polled"] == 0  # the report's shape is kept
+    again = client.post("/api/cron/poll", headers=cron)  # the same tick already queued: nothing added
+    assert again.status_code == 202 and again.json()["engineJobId"] is None
+    r = client.post("/api/cron/daily", json={"action": "clear"}, headers=cron)
+    assert r.status_code == 202 and r.json()["job"]["status"] == "queued" and r.json()["deferred"], r.text
+    assert client.post("/api/cron/daily", json={"action": "clear"}, headers=cron).status_code == 409
+    assert client.post("/api/cron/daily", json={"action": "bogus"}, headers=cron).status_code in (400, 422)
+    assert client.post("/api/cron/cleanup", headers=cron).status_code == 202
+    r = client.post("/api/telemetry/sync-all", headers=cron)
+    assert r.status_code == 202 and r.json()["jobUrl"] == f"/api/admin/engine-jobs/{r.json()['engineJobId']}"
+    assert client.post("/api/telemetry/sync-all", headers=cron).status_code == 409
+    followed = client.get(r.json()["jobUrl"], headers=admin)
+    assert followed.status_code == 200 and followed.json()["task"] == "sync" and followed.json()["status"] == "todo"
+    assert client.get("/api/admin/engine-jobs/999999", headers=admin).status_code == 404
+
+    with engine_ctx.dbs.main.begin() as conn:
+        provisioning.add_vendor_account(conn, engine_ctx.settings, "solarman", "solarman test",
+                                        DEFAULT_CREDENTIALS["solarman"],
+                                        base_url="http://127.0.0.1:9", rate_limits=provisioning.UNLIMITED)
+        provisioning.add_vendor_plant(conn, "plant 7", "solarman", "123", "UTC", asset_id=7,
+                                      start_operating_time=1_700_000_000)
+        org = provisioning.ensure_organization(conn, "campus", "Asia/Kolkata")
+        provisioning.add_classroom(conn, "CR-101", organization_id=org)
+    r = client.post("/api/telemetry/plant/7/backfill", headers=root)
+    assert r.status_code == 202 and r.json()["deferred"] and r.headers["Location"] == r.json()["jobUrl"], r.text
+    assert client.post("/api/telemetry/plant/7/backfill", headers=root).status_code == 409
+    body = {"classroom": "CR-101", "start": "2025-11-05", "end": "2025-11-07"}
+    r = client.post("/api/power-analytics/recalculate", json=body, headers=admin)
+    assert r.status_code == 202 and r.json()["deferred"] and r.json()["job"].startswith("engine-"), r.text
+    assert client.post("/api/power-analytics/recalculate", json=body, headers=admin).status_code == 409
+    assert client.post("/api/power-analytics/recalculate", json=dict(body, end="2025-11-01"),
+                       headers=admin).status_code == 400  # bad input: nothing queued
+    r = client.post("/api/power-analytics/cost-versions", headers=admin,
+                    json={"cost_per_kwh": "0.25", "effective_from": "2025-01-01T00:00:00Z", "currency": "EUR"})
+    assert r.status_code == 201 and r.json()["deferred"] and r.json()["job"].startswith("/api/admin/engine-jobs/"), \
+        r.text
+
+    rows = {t: (args, lock, qlock) for t, status, args, lock, qlock in jobs_in(queue_url) if status == "todo"}
+    assert set(rows) == {"poll", "daily", "cleanup", "sync", "backfill", "recalculate_classroom", "reprice"}, rows
+    assert rows["daily"][0] == '{"action": "clear"}'
+    assert rows["backfill"][1] == "plant:7"  # one plant, one worker at a time
+    assert rows["recalculate_classroom"][1] == f"reconcile:{org}"  # never beside its organization's reconcile
+    assert len(jobs_in(queue_url)) == 7
+    assert client.get("/api/jobs", headers=admin).json()["jobs"] == []  # nothing ran in the API process
+
+
+def test_without_the_engine_the_cron_runs_in_process(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from wattline.api.app import create_app
+    from wattline.config import Settings
+    from wattline.context import open_context
+
+    c = open_context(Settings(data_dir=tmp_path / "data", cron_secret=CRON))
+    try:
+        with TestClient(create_app(c)) as tc:
+            r = tc.post("/api/cron/cleanup", headers={"Authorization": f"Bearer {CRON}"})
+            assert r.status_code == 200 and not r.json()["deferred"] and r.json()["job"]["status"] == "succeeded"
+            r = tc.post("/api/cron/poll", headers={"Authorization": f"Bearer {CRON}"})
+            assert r.status_code == 200 and r.json()["deferred"] is False and r.json()["engineJobId"] is None
+    finally:
+        c.close()
+
+
+def _at(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp())
+
+
+def test_org_runs_are_due_after_their_local_time_once_per_local_day():
+    from wattline.jobs.org_schedule import due_runs
+
+    sync_orgs = [(1, "berlin", "Europe/Berlin", None), (2, "often", "UTC", 60)]
+    rec_orgs = [{"id": 1, "name": "berlin", "timezone": "Europe/Berlin"}]
+    before = due_runs(sync_orgs[:1], rec_orgs, _at("2026-12-01T23:10:00"))  # 00:10 in Berlin
+    assert before == []  # neither today's 00:15 nor 02:00 has passed there
+    now = _at("2026-12-02T01:05:00")  # 02:05 in Berlin
+    after = {r.run_key: r for r in due_runs(sync_orgs, rec_orgs, now)}
+    assert set(after) == {"sync:1:2026-12-02", "sync:2:2026-12-02", f"sync:2:every60m:{now // 3600}",
+                          "reconcile:1:2026-12-02"}
+    assert after["reconcile:1:2026-12-02"].kwargs == {"organization": "berlin", "day": "2026-12-01"}
+    assert after["sync:1:2026-12-02"].kwargs == {"organization_id": 1, "only_due": True}
+
+
+def test_the_org_schedule_defers_each_days_run_once_and_serve_no_longer_schedules_it(engine_ctx, queue_url):
+    from wattline.jobs.engine import engine_app
+    from wattline.jobs.org_schedule import defer_due
+    from wattline.jobs.scheduler import build_scheduler
+    from wattline import provisioning
+
+    with engine_ctx.dbs.main.begin() as conn:
+        org = provisioning.ensure_organization(conn, "berlin", "Europe/Berlin")
+        conn.exec_driver_sql(f"UPDATE organizations SET auto_sync_enabled = (id = {int(org)})")
+    now = _at("2026-12-02T01:05:00")
+
+    async def tick(at):
+        app = engine_app(queue_url)
+        async with app.open_async():
+            return await defer_due(app, engine_ctx, at)
+
+    first = asyncio.run(tick(now))
+    rows = jobs_in(queue_url)
+    assert len(first) == 2 and {r[0] for r in rows} == {"sync", "reconcile"}, rows  # the day's two runs
+    rec = next(r for r in rows if r[0] == "reconcile")
+    assert '"day": "2026-12-01"' in rec[2] and rec[3] == f"reconcile:{org}"  # Berlin's yesterday
+    assert asyncio.run(tick(now + 300)) == []  # the next ticks of the day: already deferred
+    queue_exec(queue_url, "UPDATE procrastinate_jobs SET status = 'succeeded'")
+    assert asyncio.run(tick(now + 3600)) == []  # also once they ran (not only while queued)
+    assert len(asyncio.run(tick(now + 86400))) == 2  # the next local day
+    assert sorted(r[0] for r in jobs_in(queue_url)) == ["reconcile", "reconcile", "sync", "sync"]
+    assert build_scheduler(engine_ctx).get_jobs() == []  # serve leaves all of it to the workers
+
+
+def test_each_periodic_task_is_deferred_once_per_period_however_many_deferrers(queue_url):
+    """Four workers' periodic deferrers (each its own state and connection pool) at the
+    same instant: procrastinate's periodic-defers table, unique per task, periodic id and
+    tick, keeps one job per task and tick."""
+    import procrastinate
+    from procrastinate.periodic import PeriodicDeferrer
+
+    from wattline.jobs import engine_tasks
+    from wattline.jobs.engine import conninfo
+
+    at = _at("2026-12-06T03:30:10")  # a Sunday, 03:30:10 UTC: poll, cleanup, schedule and retry ticks
+
+    async def worker_deferrer():
+        # the tasks are bound to the module's app: give it this "worker's" own pool
+        with engine_tasks.app.replace_connector(procrastinate.PsycopgConnector(conninfo=conninfo(queue_url))):
+            async with engine_tasks.app.open_async():
+                d = PeriodicDeferrer(registry=engine_tasks.app.periodic_registry)
+                await d.defer_jobs(list(d.get_previous_tasks(at=at)))
+
+    asyncio.run(worker_deferrer())
+    # their runs done, so no queueing lock holds: only the per-tick record refuses the rest
+    queue_exec(queue_url, "UPDATE procrastinate_jobs SET status = 'succeeded'")
+    for _ in range(3):
+        asyncio.run(worker_deferrer())
+    names = sorted(r[0] for r in jobs_in(queue_url))
+    assert names == ["org_schedule", "periodic_cleanup", "periodic_poll", "retry_stalled"], names
+    defers = queue_rows(queue_url, "SELECT periodic_id, defer_timestamp FROM procrastinate_periodic_defers")
+    assert sorted(defers) == sorted((p, at - 10) for p in ("cleanup", "org_schedule", "poll", "retry_stalled"))
+
+
+def test_a_failed_engine_job_shows_with_its_error_on_the_jobs_page_and_in_the_metrics(engine_ctx, queue_url):
+    """A run that raises leaves its error beside the job (the workers' middleware); the
+    failed job is on the jobs page (admins) and counted on /metrics."""
+    import procrastinate
+    from fastapi.testclient import TestClient
+
+    from wattline.api.app import create_app
+    from wattline.jobs.engine import connector, record_errors
+    from wattline.security.sessions import COOKIE_NAME, issue_session
+    from wattline.security.users import create_user, get_user_principal
+
+    app = procrastinate.App(connector=connector(queue_url))  # no periodic tasks: the worker only runs this job
+
+    @app.task(name="system_backfill")
+    async def failing(system_id: int) -> None:
+        raise LookupError(f"no system {system_id}")
+
+    async def run():
+        async with app.open_async():
+            await failing.defer_async(system_id=999)
+            await app.run_worker_async(wait=False, install_signal_handlers=False, worker_middleware=[record_errors])
+
+    asyncio.run(run())
+    with engine_ctx.dbs.main.begin() as conn:
+        create_user(conn, "root", "a long test password", "admin")
+        create_user(conn, "ann", "a long test password", "viewer")
+        cookies = {u: issue_session(engine_ctx.settings.encryption_key, get_user_principal(conn, u))
+                   for u in ("root", "ann")}
+    with TestClient(create_app(engine_ctx)) as client:
+        page = client.get("/jobs", cookies={COOKIE_NAME: cookies["root"]}).text
+        assert "Failed engine jobs" in page and "system_backfill" in page, page
+        assert "LookupError: no system 999" in page and "{&#34;system_id&#34;: 999}" in page
+        viewer = client.get("/jobs", cookies={COOKIE_NAME: cookies["ann"]}).text
+        assert "Failed engine jobs" not in viewer  # the arguments are for admins
+        metrics = client.get("/metrics").text
+        assert 'wattline_engine_jobs{status="failed"} 1.0' in metrics
+        assert 'wattline_engine_jobs{status="todo"} 0.0' in metrics
+
+
+def test_db_upgrade_applies_the_queue_schema_once_and_says_so(pg_templates, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from wattline.cli import app
+
+    pg, _, _ = pg_templates
+    url = pg.url(pg.create())  # an empty queue database
+    monkeypatch.setenv("WATTLINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("WATTLINE_JOBS_URL", url)
+    monkeypatch.delenv("WATTLINE_MAIN_URL", raising=False)
+    monkeypatch.delenv("WATTLINE_TELEMETRY_URL", raising=False)
+    for _ in range(2):  # the second run finds it applied
+        r = CliRunner().invoke(app, ["db", "upgrade"])
+        assert r.exit_code == 0 and "job engine queue" in r.output and "up to date" in r.output, r.output
+        assert "postgresql" not in r.output  # never the URL
+    assert queue_rows(url, "SELECT to_regclass('procrastinate_jobs') IS NOT NULL, "
+                           "to_regclass('wattline_engine_errors') IS NOT NULL") == [(True, True)]
+
+
+def test_a_task_whose_job_row_failed_fails_on_the_engine_too():
+    """The daily, cleanup and reconcile tasks run the in-process job functions, which
+    record a failure in their row instead of raising: the task raises it, so the engine
+    retries and then shows it failed (never a silent success)."""
+    from wattline.jobs.engine_tasks import _succeeded
+
+    assert _succeeded({"id": "j1", "kind": "cleanup", "status": "succeeded"}) == {"job": "j1", "status": "succeeded"}
+    with pytest.raises(RuntimeError, match="cleanup job j2 failed: disk full"):
+        _succeeded({"id": "j2", "kind": "cleanup", "status": "failed", "error": "disk full"})
