@@ -108,7 +108,7 @@ def same_origin(headers: Headers) -> bool:
     return True
 
 
-def refusal(message: str = f"missing or wrong CSRF token: send the page's csrf-token in {HEADER}"):
+def refusal(message: str = f"missing or wrong CSRF token ({HEADER}): reload the page and try again"):
     return error_response(403, "csrf_failed", message, None, {"Cache-Control": "no-store"})
 
 
