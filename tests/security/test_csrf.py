@@ -110,7 +110,8 @@ def test_sign_in_from_another_origin_is_refused(w):
                     {"Referer": "https://evil.example/page"}):
         r = w.post("/login", data=form, headers=foreign)
         assert _refused(r) and COOKIE_NAME not in r.headers.get("set-cookie", ""), foreign
-    for own in ({"Origin": "http://testserver"}, {"Referer": "http://testserver/login"}, {}):
+    for own in ({"Origin": "http://testserver"}, {"Referer": "http://testserver/login"}, {},
+                {"Origin": "https://energy.example", "X-Forwarded-Host": "energy.example"}):  # behind a proxy
         r = w.post("/login", data=form, headers=own)
         assert r.status_code == 303 and COOKIE_NAME in r.headers["set-cookie"], own
         w.cookies.clear()

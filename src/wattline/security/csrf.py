@@ -97,14 +97,19 @@ def same_origin(headers: Headers) -> bool:
     """False when a browser says the request comes from a page of another host.
 
     The host is compared, not the scheme: behind a TLS-terminating proxy the app sees
-    http while the browser's Origin says https."""
-    host = (headers.get("host") or "").lower()
+    http while the browser's Origin says https. A proxy that rewrites ``Host`` names the
+    public one in ``X-Forwarded-Host``, which is accepted too: a page of another site
+    cannot set that header on a form post (nor, without our CORS consent, on a fetch)."""
+    ours = {(headers.get("host") or "").lower()}
+    forwarded = headers.get("x-forwarded-host")
+    if forwarded:
+        ours.add(forwarded.split(",")[0].strip().lower())
     origin = headers.get("origin")
     if origin is not None:
-        return _host_of(origin) == host  # "null" (a sandboxed or privacy-redirected page) is foreign
+        return _host_of(origin) in ours  # "null" (a sandboxed or privacy-redirected page) is foreign
     referer = headers.get("referer")
     if referer is not None:
-        return _host_of(referer) == host
+        return _host_of(referer) in ours
     return True
 
 
