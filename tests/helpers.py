@@ -86,3 +86,22 @@ def shared_dir() -> Path:
         if c and (Path(c) / "vendor-fixtures").is_dir():
             return Path(c)
     return beside
+
+
+def session_headers(key: bytes, cookie: str) -> dict[str, str]:
+    """Headers of a signed-in browser: the session cookie and its CSRF token, which every
+    state-changing request with the cookie must carry (wattline.security.csrf)."""
+    from wattline.security import csrf
+    from wattline.security.sessions import COOKIE_NAME
+
+    return {"Cookie": f"{COOKIE_NAME}={cookie}", csrf.HEADER: csrf.token_for(key, cookie)}
+
+
+def sign_in_client(client, key: bytes, cookie: str) -> None:
+    """Make ``client`` (TestClient / httpx.Client) a signed-in browser: the session cookie,
+    and its CSRF token as a default header."""
+    from wattline.security import csrf
+    from wattline.security.sessions import COOKIE_NAME
+
+    client.cookies.set(COOKIE_NAME, cookie)
+    client.headers[csrf.HEADER] = csrf.token_for(key, cookie)

@@ -11,14 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select
 
-from helpers import batch
+from helpers import batch, session_headers
 from world import CLOUD_NOW, SECRET, WorldPlant, cloud_config
 from wattline import clock, system_admin
 from wattline.api.app import create_app
 from wattline.config import Settings
 from wattline.context import AppContext
 from wattline.pipeline import Pipeline
-from wattline.security.sessions import COOKIE_NAME, issue_session
+from wattline.security.sessions import issue_session
 from wattline.security.users import create_user, get_user_principal
 from wattline.simulator.vendor_cloud.config import DEFAULT_CREDENTIALS
 from wattline.simulator.vendor_cloud.server import BackgroundCloud
@@ -45,7 +45,8 @@ def make(dbs, tmp_path):
     with dbs.main.begin() as conn:
         for name, role in (("alice", "user"), ("carol", "user"), ("bob", "viewer"), ("root", "admin")):
             create_user(conn, name, PASSWORD, role)
-            cookies[name] = {"Cookie": f"{COOKIE_NAME}={issue_session(settings.encryption_key, get_user_principal(conn, name))}"}
+            cookies[name] = session_headers(settings.encryption_key,
+                                            issue_session(settings.encryption_key, get_user_principal(conn, name)))
     return ctx, cookies
 
 

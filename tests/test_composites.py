@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
+from helpers import sign_in_client
 from test_latest_values import RedisServer
 from world import make_ctx
 from wattline import system_admin
@@ -24,7 +25,8 @@ from wattline.config import Settings
 from wattline.context import AppContext, open_context
 from wattline.domain.readings import ReadingBatch
 from wattline.pipeline import Pipeline
-from wattline.security.sessions import COOKIE_NAME, issue_session
+from wattline.security import csrf
+from wattline.security.sessions import issue_session
 from wattline.security.users import create_user, get_user_principal
 from wattline.store import composites_repo, systems_repo
 from wattline.store.latest_redis import RedisLatestValues
@@ -64,8 +66,9 @@ class World:
 
     def call(self, client, who, method, path, **kw):
         client.cookies.clear()
+        client.headers.pop(csrf.HEADER, None)
         if who:
-            client.cookies.set(COOKIE_NAME, self.cookies[who])
+            sign_in_client(client, self.ctx.settings.encryption_key, self.cookies[who])
         return client.request(method, path, **kw)
 
 

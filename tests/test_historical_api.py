@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
+from helpers import session_headers
 from test_point_aggs import add_system, ingest, series, users
 from test_systems import Server
 from world import make_ctx
@@ -168,8 +169,9 @@ def test_crons_and_the_database_overview(world):
 
     def post(path, who=None, bearer=None, **kw):
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
-        return httpx.post(server.url + path, headers=headers, timeout=60,
-                          cookies={COOKIE_NAME: cookies[who]} if who else {}, **kw)
+        if who:  # a signed-in browser: the cookie and its CSRF token
+            headers.update(session_headers(ctx.settings.encryption_key, cookies[who]))
+        return httpx.post(server.url + path, headers=headers, timeout=60, **kw)
 
     db = get_db = lambda who: httpx.get(server.url + "/api/admin/database",  # noqa: E731
                                         cookies={COOKIE_NAME: cookies[who]} if who else {})

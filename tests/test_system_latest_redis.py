@@ -15,6 +15,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from helpers import sign_in_client
 from test_latest_values import RedisServer
 from world import make_ctx
 from wattline import provisioning, system_admin
@@ -24,7 +25,7 @@ from wattline.context import AppContext
 from wattline.domain.latest import LatestValue
 from wattline.domain.readings import ReadingBatch
 from wattline.pipeline import Pipeline
-from wattline.security.sessions import COOKIE_NAME, issue_session
+from wattline.security.sessions import issue_session
 from wattline.security.users import create_user, get_user_principal
 from wattline.store import systems_repo
 from wattline.store.latest_redis import RedisLatestValues
@@ -75,7 +76,7 @@ class World:
 def world(dbs, tmp_path, redis_server):
     w = World(dbs, tmp_path, redis_server.url, f"test-{uuid.uuid4().hex[:8]}:")
     with TestClient(create_app(w.ctx)) as client:
-        client.cookies.set(COOKIE_NAME, w.cookies["alice"])
+        sign_in_client(client, w.ctx.settings.encryption_key, w.cookies["alice"])
         w.client = client
         w.direct = redis.Redis(port=redis_server.port, decode_responses=True)
         yield w

@@ -26,6 +26,7 @@ from tests.security.access import (  # noqa: E402
     may_write,
 )
 
+from helpers import session_headers  # noqa: E402
 from world import SECRET  # noqa: E402
 from wattline import system_admin  # noqa: E402
 from wattline.store.engines import open_databases  # noqa: E402
@@ -36,7 +37,7 @@ from wattline.context import AppContext  # noqa: E402
 from wattline.pipeline import Pipeline  # noqa: E402
 from wattline.security import tokens  # noqa: E402
 from wattline.security.principal import Principal  # noqa: E402
-from wattline.security.sessions import COOKIE_NAME, issue_session  # noqa: E402
+from wattline.security.sessions import issue_session  # noqa: E402
 from wattline.security.system_access import can_read_system, can_write_system  # noqa: E402
 from wattline.security.users import create_user, get_user_principal  # noqa: E402
 from wattline.store import systems_repo  # noqa: E402
@@ -130,7 +131,7 @@ class World:
 
     def headers(self, principal: str) -> dict[str, str]:
         if principal in self.cookies:
-            return {"Cookie": f"{COOKIE_NAME}={self.cookies[principal]}"}
+            return session_headers(self.ctx.settings.encryption_key, self.cookies[principal])  # cookie + CSRF token
         if principal == "cron":
             return {"Authorization": f"Bearer {CRON}"}
         if principal == "ingest":

@@ -67,7 +67,8 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False, mqtt: d
             app.state.ctx.close()
 
     app = FastAPI(title="Wattline", version=__version__, lifespan=lifespan)
-    from wattline.security import headers
+    from wattline.security import csrf, headers
+    csrf.install(app)  # unsafe requests with the session cookie need its token (before headers: they wrap it)
     headers.install(app)  # X-Frame-Options, nosniff, Referrer-Policy, CSP on every response
     install_error_handlers(app)
     install_validation_handler(app)

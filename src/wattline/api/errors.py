@@ -56,7 +56,8 @@ def _declare_authentication(schema: dict) -> None:
     schema.setdefault("components", {})["securitySchemes"] = {
         "bearer": {"type": "http", "scheme": "bearer", "description": "an API token (wattline tokens create)"},
         "session": {"type": "apiKey", "in": "cookie", "name": sessions.COOKIE_NAME,
-                    "description": "the dashboard's session, after signing in at /login"},
+                    "description": "the dashboard's session, after signing in at /login; a call that "
+                                   "changes anything also sends the page's csrf-token in X-CSRF-Token"},
     }
     for path, ops in schema.get("paths", {}).items():
         if path.startswith("/api/"):

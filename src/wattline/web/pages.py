@@ -18,7 +18,7 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from wattline.security import sessions, users
+from wattline.security import csrf, sessions, users
 from wattline.security.headers import CSP  # noqa: F401 - kept importable from here
 from wattline.security.deps import get_principal
 from wattline.security.principal import Principal
@@ -133,8 +133,11 @@ def _to_login(request: Request) -> RedirectResponse:
 def _render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
     assets: Assets = request.app.state.web_assets
     principal = context.pop("principal", None)
+    cookie = request.cookies.get(sessions.COOKIE_NAME)
+    # the token of the cookie this page was loaded with: api() sends it back (security.csrf)
+    token = csrf.token_for(request.app.state.ctx.settings.encryption_key, cookie) if principal and cookie else None
     html = _env.get_template(template).render(
-        asset=assets.url, principal=principal,
+        asset=assets.url, principal=principal, csrf_token=token,
         is_superadmin=bool(principal and principal.kind == "user" and role_at_least(principal.role, "superadmin")),
         **context)
     return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
@@ -182,6 +185,9 @@ def mount(app: FastAPI) -> None:
     def login_submit(request: Request, username: str = Form(""), password: str = Form(""),
                      next: str = Form("/")) -> Response:
         # a plain def: argon2 runs in the thread pool, not on the event loop
+        if not csrf.same_origin(request.headers):
+            # login CSRF: another site must not sign a visitor into an account of its choosing
+            return csrf.refusal("sign-in from another origin refused")
         target = safe_next(next)
         throttle: SigninThrottle = request.app.state.signin_throttle
         address = request.client.host if request.client else "?"
@@ -206,12 +212,29 @@ def mount(app: FastAPI) -> None:
         _set_session(request, response, principal)
         return response
 
-    @app.api_route("/logout", methods=["GET", "POST"], include_in_schema=False)
-    def logout(request: Request) -> Response:
+    def _signed_out(request: Request) -> Response:
         response = RedirectResponse("/login", status_code=303, headers={"Cache-Control": "no-store"})
         response.delete_cookie(sessions.COOKIE_NAME, path="/", httponly=True, samesite="lax",
                                secure=request.url.scheme == "https")
         return response
+
+    @app.get("/logout", include_in_schema=False)
+    def logout_page(request: Request) -> Response:
+        # a GET changes nothing (a link or image on another site could send one):
+        # a signed-in visitor gets the sign-out button, anyone else the sign-in page
+        principal = _user(request)
+        if principal is None:
+            return _signed_out(request)
+        return _render(request, "logout.html", principal=principal, page="logout", title="Sign out")
+
+    @app.post("/logout", include_in_schema=False)
+    def logout(request: Request, csrf_token: str = Form("")) -> Response:
+        cookie = csrf.session_cookie(request.headers)
+        presented = csrf_token or request.headers.get(csrf.HEADER)
+        if cookie is not None and not csrf.token_matches(request.app.state.ctx.settings.encryption_key, cookie,
+                                                         presented):
+            return csrf.refusal()  # another site may not sign a visitor out either
+        return _signed_out(request)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def plants_page(request: Request) -> Response:

@@ -29,7 +29,14 @@
   }
 
   function api(url, options) {
-    var opts = Object.assign({ credentials: "same-origin", headers: { Accept: "application/json" } }, options || {});
+    var opts = Object.assign({ credentials: "same-origin" }, options || {});
+    opts.headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
+    var method = (opts.method || "GET").toUpperCase();
+    if (method !== "GET" && method !== "HEAD") {
+      // the session's CSRF token (security/csrf.py): a state-changing call without it is refused
+      var meta = document.querySelector('meta[name="csrf-token"]');
+      if (meta) opts.headers["X-CSRF-Token"] = meta.getAttribute("content");
+    }
     return fetch(url, opts).then(function (r) {
       if (r.status === 401) {  // the session expired: sign in again and come back
         location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
