@@ -66,6 +66,10 @@ def system_rows(rows: list[dict], now_s: float) -> list[dict]:
     return out
 
 
+OAUTH_VENDORS = {"enphase"}  # the wizard authorizes at the vendor (POST /api/setup/enphase)
+OAUTH_TOKEN_FIELDS = {"access_token", "refresh_token", "access_expires_at"}
+
+
 def credential_fields(vendor: str) -> list[dict]:
     """The credential fields of a vendor's adapter model: name, required, secret."""
     model = get_adapter_class(vendor).credentials_model
@@ -138,7 +142,10 @@ def mount(app: FastAPI) -> None:
         vendors = []
         for v in SETUP_VENDORS:
             try:
-                vendors.append({"type": v, "fields": credential_fields(v)})
+                fields = credential_fields(v)
+                oauth = v in OAUTH_VENDORS  # tokens come from the owner's authorization, not the form
+                vendors.append({"type": v, "oauth": oauth,
+                                "fields": [f for f in fields if not (oauth and f["name"] in OAUTH_TOKEN_FIELDS)]})
             except Exception:  # noqa: BLE001 - a vendor without an adapter is not offered
                 continue
         return _render(request, "setup.html", principal=principal, page="setup", title="Add a system",
