@@ -1,7 +1,7 @@
 """The system, composite, setup and admin pages in headless chromium (Debian's), driven by
 Playwright for Python, against the real app on SQLite.
 
-alice owns Home (Selectronic, + discharging) and Shed (Fronius, + charging), both fed
+alice owns Home (Selectronic) and Shed (Fronius), both fed
 three hours of minute readings through the pipeline, and Old (Mondo); her composite
 "both" is Home + Shed. Their last successful polls are 1, 10 and 60 minutes old: green,
 yellow and red dots, which change when the clock moves. The pages must show what the
@@ -81,7 +81,7 @@ def world(tmp_path_factory):
     charge = np.where(k < 0.6, np.minimum(solar * 0.5, 2.0), -0.4)  # + charging, kW
     grid = load + charge - solar
     cols = []
-    for name, battery in (("Home", -charge), ("Shed", charge)):  # Selectronic stores + discharging
+    for name, battery in (("Home", -charge), ("Shed", -charge)):  # stored + discharging, every vendor
         for key, v in (("solar_w", solar), ("load_w", load), ("grid_w", grid), ("battery_w", battery),
                        ("battery_soc", 50 + 10 * k)):
             cols.append((np.full(len(ts), series[name][key]), ts, v))

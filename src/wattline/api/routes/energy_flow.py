@@ -14,8 +14,8 @@ instant of the values used and the imbalance of the inputs.
   read the ledger of the partial first and last days only.
 
 A composite is split member by member and the flows added: one member's solar never
-feeds another member's load. The battery sign of each member follows its vendor
-(:func:`wattline.domain.energy_flow.battery_convention`).
+feeds another member's load. Every member's ``battery_w`` is + discharging (one sign,
+mapped by the adapters: :func:`wattline.domain.energy_flow.battery_convention`).
 
 Access: a system the caller may not read, and a composite the caller may not read
 (:func:`wattline.system_admin.can_read_composite`: its owner, an admin, or who reads
