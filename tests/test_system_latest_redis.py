@@ -15,7 +15,6 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from test_latest_values import RedisServer
 from world import make_ctx
 from wattline import provisioning, system_admin
 from wattline.api.app import create_app
@@ -33,16 +32,6 @@ from wattline.store.latest_values import DatabaseLatestValues
 T0 = 1_763_812_800  # 2025-11-22T12:00:00Z
 PASSWORD = "a long test password"
 SELECTRONIC = {"email": "owner@example.org", "password": "not-a-real-one"}
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class World:
