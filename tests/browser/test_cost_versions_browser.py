@@ -5,11 +5,10 @@ without the form."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
-from test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS, Watched, _Server
+from browserkit import Watched, _Server, needs_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -27,8 +26,7 @@ def server(tmp_path_factory):
     from wattline.context import open_context
     from wattline.security import users
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
+    needs_chromium()
     ctx = open_context(Settings(data_dir=tmp_path_factory.mktemp("cost-ui"), main_url=None, telemetry_url=None))
     with ctx.dbs.main.begin() as conn:
         provisioning.add_classroom(conn, "CR-101", "Asia/Kolkata")
@@ -40,15 +38,6 @@ def server(tmp_path_factory):
     finally:
         srv.stop()
         ctx.close()
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def _signed_in(browser, server, user, password) -> Watched:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS, Watched, _Server  # noqa: E402
+from browserkit import Watched, _Server, needs_chromium  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -48,8 +48,7 @@ def server(tmp_path_factory):
     from wattline.security import users
     from wattline.sources.devices import parse_documents
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
+    needs_chromium()
     ctx = open_context(Settings(data_dir=tmp_path_factory.mktemp("devices"), main_url=None, telemetry_url=None))
     now = clock.now_s()
     with ctx.dbs.main.begin() as conn:
@@ -75,15 +74,6 @@ def server(tmp_path_factory):
     finally:
         srv.stop()
         ctx.close()
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture

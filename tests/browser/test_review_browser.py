@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS, Watched, _Server  # noqa: E402
+from browserkit import Watched, _Server, needs_chromium  # noqa: E402
 from test_reconcile import DAY, _campus, _feed  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -31,8 +31,7 @@ def server(tmp_path_factory):
     from wattline.jobs import reconcile as J
     from wattline.security import users
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
+    needs_chromium()
     ctx = open_context(Settings(data_dir=tmp_path_factory.mktemp("review"), main_url=None, telemetry_url=None))
     org, _ = _campus(ctx)
     _feed(ctx, org)
@@ -46,15 +45,6 @@ def server(tmp_path_factory):
     finally:
         srv.stop()
         ctx.close()
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def _page(browser, server, user=ADMIN, pw=ADMIN_PW) -> Watched:

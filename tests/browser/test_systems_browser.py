@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS, Watched, _Server  # noqa: E402
+from browserkit import Watched, _Server, needs_chromium  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -50,8 +50,7 @@ def world(tmp_path_factory):
     from wattline.simulator.vendor_cloud import BackgroundCloud, CloudConfig
     from wattline.store import sessions_repo, systems_repo
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
+    needs_chromium()
     class _Settings(Settings):
         vendor_base_url: str | None = None  # where /api/test-connection and /api/setup reach vendors
 
@@ -107,15 +106,6 @@ def world(tmp_path_factory):
         srv.stop()
         cloud.stop()
         ctx.close()
-
-
-@pytest.fixture(scope="module")
-def browser(world):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def _signed_in(browser, world, who, path):
