@@ -24,7 +24,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from wattline import clock, system_admin
-from wattline.api.routes.energy_flow import RANGES_S, readable_composite
+from wattline.api.composite_access import readable_composite
+from wattline.api.routes.energy_flow import RANGES_S
 from wattline.domain import system_health
 from wattline.security.principal import Principal
 from wattline.security.roles import role_at_least
