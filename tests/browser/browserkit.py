@@ -59,6 +59,19 @@ class _Server:
         self.stop()
 
 
+def serve(ctx):
+    """Generator for a module's server fixture: the app of ``ctx`` served until the
+    module ends, then the server stopped and ``ctx`` closed (``yield from serve(ctx)``)."""
+    from wattline.api.app import create_app
+
+    srv = _Server(create_app(ctx))
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        ctx.close()
+
+
 class Watched:
     """A page whose console errors and uncaught exceptions are collected."""
 
@@ -93,10 +106,3 @@ class Watched:
         errors = [e for e in self.errors if not any(a in e for a in allow)]
         assert errors == [], errors
 
-
-def signed_in(browser, base_url: str, username: str, password: str, path: str = "/",
-              viewport=(1280, 900)) -> Watched:
-    """A fresh browser context signed in as ``username``, on ``path``."""
-    w = Watched(browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}), base_url)
-    w.sign_in(username, password, path=path)
-    return w

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from browserkit import Watched, _Server, needs_chromium
+from browserkit import Watched, needs_chromium, serve
 
 pytestmark = pytest.mark.browser
 
@@ -21,7 +21,6 @@ VIEWER, VIEWER_PW = "cost-viewer", "cost viewer horse battery"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from wattline import provisioning
-    from wattline.api.app import create_app
     from wattline.config import Settings
     from wattline.context import open_context
     from wattline.security import users
@@ -32,12 +31,7 @@ def server(tmp_path_factory):
         provisioning.add_classroom(conn, "CR-101", "Asia/Kolkata")
         users.create_user(conn, ADMIN, ADMIN_PW, "admin")
         users.create_user(conn, VIEWER, VIEWER_PW, "viewer")
-    srv = _Server(create_app(ctx))
-    try:
-        yield srv
-    finally:
-        srv.stop()
-        ctx.close()
+    yield from serve(ctx)
 
 
 def _signed_in(browser, server, user, password) -> Watched:

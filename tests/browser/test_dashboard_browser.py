@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from browserkit import Watched, _Server, needs_chromium  # noqa: E402
+from browserkit import Watched, needs_chromium, serve  # noqa: E402
 
 ADMIN, ADMIN_PW = "admin", "correct horse battery staple"
 VIEWER, VIEWER_PW = "viewer", "viewer horse battery staple"
@@ -34,7 +34,6 @@ def server(tmp_path_factory):
     from rich.console import Console
 
     from wattline import clock, demo
-    from wattline.api.app import create_app
     from wattline.config import Settings
     from wattline.context import open_context
     from wattline.jobs import synclog
@@ -54,12 +53,7 @@ def server(tmp_path_factory):
         synclog.log_run(ctx.dbs.telemetry, sync_type="job", status="error", started_at=clock.now() - 30,
                         records=0, plant_id=124, error="vendor timed out (test row)",
                         metadata={"job": "sync", "duration_ms": 30000})
-        srv = _Server(create_app(ctx))
-        try:
-            yield srv
-        finally:
-            srv.stop()
-            ctx.close()
+        yield from serve(ctx)
 
 
 def _open(browser, server, **kw) -> Watched:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browserkit import Watched, _Server, needs_chromium  # noqa: E402
+from browserkit import Watched, needs_chromium, serve  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -40,7 +40,6 @@ def _docs(esp: str, dev: str, start: int, end: int, wh_per_step: float) -> list[
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from wattline import clock, provisioning
-    from wattline.api.app import create_app
     from wattline.config import Settings
     from wattline.context import open_context
     from wattline.jobs.controller_status import Received, record_messages
@@ -68,12 +67,7 @@ def server(tmp_path_factory):
         Received(b'{"status": "online"}', "status", "ESP02", now - 3000),
         Received(b'{"esp32_name": "ESP02", "status": "offline"}', "status", "ESP02", now - 1200),
     ], source="mqtt")
-    srv = _Server(create_app(ctx))
-    try:
-        yield srv
-    finally:
-        srv.stop()
-        ctx.close()
+    yield from serve(ctx)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from browserkit import Watched, _Server, needs_chromium  # noqa: E402
+from browserkit import Watched, needs_chromium, serve  # noqa: E402
 from test_reconcile import DAY, _campus, _feed  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -25,7 +25,6 @@ VIEWER, VIEWER_PW = "viewer", "viewer horse battery staple"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from wattline.api.app import create_app
     from wattline.config import Settings
     from wattline.context import open_context
     from wattline.jobs import reconcile as J
@@ -39,12 +38,7 @@ def server(tmp_path_factory):
         users.create_user(conn, ADMIN, ADMIN_PW, "superadmin")
         users.create_user(conn, VIEWER, VIEWER_PW, "viewer")
     J.reconcile(ctx, day=DAY, organization="campus")
-    srv = _Server(create_app(ctx))
-    try:
-        yield srv
-    finally:
-        srv.stop()
-        ctx.close()
+    yield from serve(ctx)
 
 
 def _page(browser, server, user=ADMIN, pw=ADMIN_PW) -> Watched:
