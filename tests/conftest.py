@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from wattline import clock
 from wattline.domain import timeutil
 from mqtt_broker import mqtt_broker  # noqa: F401 - the test-owned Mosquitto fixture (tests/mqtt_broker.py)
-from helpers import IN_CI, service_missing  # noqa: F401 - shared with test modules
+from helpers import IN_CI, RedisServer, service_missing  # noqa: F401 - shared with test modules
 from wattline.pipeline import Pipeline
 from wattline.store.engines import open_databases
 from wattline.store.migrate import upgrade_all
@@ -50,6 +50,18 @@ def pytest_report_header(config):
     offset = clock.now() - time.time()
     return f"wattline clock: {clock.now_dt().isoformat(timespec='seconds')}" + (
         "" if abs(offset) < 1 else f" (offset {offset:+.0f} s from real time)")
+
+
+@pytest.fixture
+def redis_server():
+    """A redis-server of the test's own (tests/redis/test.conf, no persistence, a free
+    port: never the shared one on 6379); stop()/start() it to play an outage."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

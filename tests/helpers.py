@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 
 from wattline.domain.metrics import MetricType
 from wattline.domain.readings import ReadingBatch
 from wattline.store import registry
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+SHARED_REDIS_PORT = 6379
+REDIS_CONF = Path(__file__).resolve().parent / "redis" / "test.conf"
 
 
 def service_missing(what: str, exc: Exception):
@@ -105,3 +112,44 @@ def sign_in_client(client, key: bytes, cookie: str) -> None:
 
     client.cookies.set(COOKIE_NAME, cookie)
     client.headers[csrf.HEADER] = csrf.token_for(key, cookie)
+
+class RedisServer:
+    """``redis-server`` on a free loopback port with tests/redis/test.conf (no
+    persistence); stop() ends it (only this process, by its handle)."""
+
+    def __init__(self):
+        exe = shutil.which("redis-server")
+        if exe is None:
+            service_missing("redis-server", FileNotFoundError("redis-server not on PATH"))
+        self.exe = exe
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        assert self.port != SHARED_REDIS_PORT
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.exe, str(REDIS_CONF), "--port", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("test redis-server did not start") from None
+                time.sleep(0.05)
+        client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None

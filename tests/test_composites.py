@@ -16,7 +16,6 @@ from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from helpers import sign_in_client
-from test_latest_values import RedisServer
 from world import make_ctx
 from wattline import system_admin
 from wattline.api.app import create_app
@@ -200,20 +199,15 @@ def test_a_composite_is_its_members_rolled_up_at_every_instant(world):
     _check_every_instant(world, world.client, "database")
 
 
-def test_the_same_through_redis(dbs, tmp_path):
-    server = RedisServer()
-    server.start()
-    try:
-        store = RedisLatestValues.from_url(server.url, f"t-{uuid.uuid4().hex[:6]}:",
-                                           fallback=DatabaseLatestValues(dbs.telemetry), main_reader=dbs.main_reader)
-        w = World(dbs, tmp_path, store)
-        with TestClient(w.app) as client:
-            _check_every_instant(w, client, "redis")
-        with dbs.main_reader.connect() as conn:
-            assert store.subscriptions(w.a) == {g["id"] for g in composites_repo.by_slug(conn, "pair")}
-        store.close()
-    finally:
-        server.stop()
+def test_the_same_through_redis(dbs, tmp_path, redis_server):
+    store = RedisLatestValues.from_url(redis_server.url, f"t-{uuid.uuid4().hex[:6]}:",
+                                       fallback=DatabaseLatestValues(dbs.telemetry), main_reader=dbs.main_reader)
+    w = World(dbs, tmp_path, store)
+    with TestClient(w.app) as client:
+        _check_every_instant(w, client, "redis")
+    with dbs.main_reader.connect() as conn:
+        assert store.subscriptions(w.a) == {g["id"] for g in composites_repo.by_slug(conn, "pair")}
+    store.close()
 
 
 def test_soc_without_every_capacity_is_a_plain_mean(world):

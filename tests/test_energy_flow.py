@@ -127,9 +127,9 @@ def test_missing_terms():
         ef.split_flows(1, 1, 0, 0, battery_positive="up")
 
 
-def test_battery_sign_per_vendor():
-    assert [ef.battery_convention(v) for v in ("selectronic", "solaredge", "fronius", "mondo")] == [
-        "discharging", "discharging", "charging", "charging"]
+def test_one_battery_sign_for_every_vendor():
+    assert {ef.battery_convention(v) for v in ("selectronic", "solaredge", "fronius", "mondo", None)} == {
+        "discharging"}
 
 
 @pytest.mark.parametrize("age_s, colour", [(0, "green"), (299, "green"), (300, "yellow"), (900, "yellow"),
@@ -183,7 +183,7 @@ def world(dbs, tmp_path):
     ts = np.arange(now - SPAN, now + 1, STEP, dtype=np.int64) // STEP * STEP
     prof = _profile(ts)
     sids, tss, vals = [], [], []
-    for sid, battery in ((sel, -prof["charge"]), (fro, prof["charge"])):  # Selectronic + discharging
+    for sid, battery in ((sel, -prof["charge"]), (fro, -prof["charge"])):  # stored + discharging, every vendor
         for key, v in (("solar_w", prof["solar_w"]), ("load_w", prof["load_w"]), ("grid_w", prof["grid_w"]),
                        ("battery_w", battery)):
             sids.append(np.full(len(ts), series[sid][key]))
@@ -233,7 +233,7 @@ def test_flows_now_from_the_latest_values_in_w(world, served):
     # the last instant: no solar, 1 kW load, battery discharging 0.5 kW, grid 0.5 kW
     assert f[("battery", "load")] == pytest.approx(500) and f[("grid", "load")] == pytest.approx(500)
     assert sum(f.values()) == pytest.approx(1000)
-    # Fronius stores the battery + charging: the same flows
+    # a Fronius system, the same readings: the same flows (one battery sign for every vendor)
     assert _flows(served({"systemId": world["fro"]}).json()) == f
 
 

@@ -81,7 +81,7 @@ def test_the_contract_example_is_stored_in_canonical_units(site):
     got = site.readings()
     assert got == {
         ("solar_w", TS): 2.5, ("solar_local_w", TS): 1.5, ("solar_remote_w", TS): 1.0,
-        ("load_w", TS): 1.8, ("battery_w", TS): -0.7, ("grid_w", TS): 0.0, ("battery_soc", TS): 85.5,
+        ("load_w", TS): 1.8, ("battery_w", TS): 0.7, ("grid_w", TS): 0.0, ("battery_soc", TS): 85.5,
         ("solar_interval_kwh", TS): 0.125, ("load_interval_kwh", TS): 0.09,
         ("battery_charge_interval_kwh", TS): 0.0, ("battery_discharge_interval_kwh", TS): 0.035,
         ("grid_import_interval_kwh", TS): 0.0, ("grid_export_interval_kwh", TS): 0.0,

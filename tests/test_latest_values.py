@@ -5,12 +5,8 @@ restarted, Redis is caught up and used again."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +14,6 @@ import redis
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from helpers import service_missing
 from world import make_ctx
 from wattline import provisioning
 from wattline.api.app import create_app
@@ -33,60 +28,6 @@ from wattline.store.latest_values import DatabaseLatestValues, open_latest_value
 
 PLANT = 7
 T0 = 1_763_812_800  # 2025-11-22T12:00:00Z
-SHARED_REDIS_PORT = 6379
-REDIS_CONF = Path(__file__).resolve().parent / "redis" / "test.conf"
-
-
-class RedisServer:
-    """``redis-server`` on a free loopback port with tests/redis/test.conf (no
-    persistence); stop() ends it (only this process, by its handle)."""
-
-    def __init__(self):
-        exe = shutil.which("redis-server")
-        if exe is None:
-            service_missing("redis-server", FileNotFoundError("redis-server not on PATH"))
-        self.exe = exe
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        assert self.port != SHARED_REDIS_PORT
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [self.exe, str(REDIS_CONF), "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("test redis-server did not start") from None
-                time.sleep(0.05)
-        client.close()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import asyncio
 import pytest
 import redis
 
-from test_latest_values import RedisServer
 from wattline.sources.vendors.errors import QuotaExhausted
 from wattline.sources.vendors.models import VendorLimits
 from wattline.sources.vendors.ratelimit import RateLimiterRegistry
@@ -20,13 +19,8 @@ T0 = 1_796_255_400.0  # 2026-12-02T22:30:00Z
 
 
 @pytest.fixture
-def server():
-    s = RedisServer()
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
+def server(redis_server):
+    return redis_server  # conftest's: the test's own redis-server
 
 
 def lim(**kw):

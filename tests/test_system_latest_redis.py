@@ -16,7 +16,6 @@ import redis
 from fastapi.testclient import TestClient
 
 from helpers import sign_in_client
-from test_latest_values import RedisServer
 from world import make_ctx
 from wattline import provisioning, system_admin
 from wattline.api.app import create_app
@@ -34,16 +33,6 @@ from wattline.store.latest_values import DatabaseLatestValues
 T0 = 1_763_812_800  # 2025-11-22T12:00:00Z
 PASSWORD = "a long test password"
 SELECTRONIC = {"email": "owner@example.org", "password": "not-a-real-one"}
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class World:
@@ -146,7 +135,7 @@ def test_newer_wins_whatever_order_the_batches_come_in(world):
 
 def test_subscriptions_follow_the_composites(world):
     w = world
-    subs = lambda sid: {int(m) for m in w.direct.smembers(w.store.subscriptions_key(sid))}  # noqa: E731
+    subs = lambda sid: {int(m) for m in w.direct.smembers(w.store.subscriptions_key(sid))} - {0}  # noqa: E731
     r = w.client.post("/api/composite", json={"slug": "both", "name": "Both", "memberIds": [w.a, w.b]})
     assert r.status_code == 201, r.text
     cid = r.json()["id"]
@@ -162,6 +151,76 @@ def test_subscriptions_follow_the_composites(world):
     assert w.store.subscriptions(w.a) == {cid}
     assert subs(w.a) == {cid}
     assert w.store.subscriptions(w.b) == set()
+
+
+def composite_latest(w: World, ref: str) -> dict:
+    r = w.client.get("/api/data/latest", params={"composite": ref})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_a_members_write_drops_the_cached_roll_up_of_the_composites_it_feeds(world):
+    w = world
+    cid = w.client.post("/api/composite", json={"slug": "both", "name": "Both", "memberIds": [w.a, w.b]}).json()["id"]
+    ckey = w.store.composite_key(cid)
+    w.ingest(w.a, T0, solar_w=3.0)
+    w.ingest(w.b, T0, solar_w=1.0)
+    assert not w.direct.exists(ckey)
+    first = composite_latest(w, "both")
+    assert first["data"]["solar_w"] == {"value": 4000.0, "timestamp": T0, "unit": "W"}
+    assert first["metadata"]["source"] == "redis"
+    assert json.loads(w.direct.hget(ckey, "data"))["solar_w"]["value"] == 4000.0  # cached
+    # the cache is what answers: a planted roll-up is served while no member is written
+    planted = {"solar_w": {"value": 123.0, "timestamp": T0, "unit": "W"}}
+    w.direct.hset(ckey, "data", json.dumps(planted))
+    assert composite_latest(w, "both")["data"] == planted
+    # a member's poll: its write drops the roll-up (through its subscription set) ...
+    gen = int(w.direct.get(f"{ckey}:gen"))
+    w.ingest(w.b, T0 + 60, solar_w=2.5)
+    assert not w.direct.exists(ckey) and int(w.direct.get(f"{ckey}:gen")) == gen + 1
+    # ... so the next read is right at once, and cached again
+    after = composite_latest(w, str(cid))
+    assert after["data"]["solar_w"] == {"value": 5500.0, "timestamp": T0, "unit": "W"}  # ts: the oldest member's
+    assert json.loads(w.direct.hget(ckey, "data")) == after["data"]
+    # a composite the system does not feed is left alone
+    only_a = w.client.post("/api/composite", json={"slug": "a", "name": "A", "memberIds": [w.a]}).json()["id"]
+    composite_latest(w, "a")
+    assert w.direct.exists(w.store.composite_key(only_a))
+    w.ingest(w.b, T0 + 120, solar_w=3.0)
+    assert w.direct.exists(w.store.composite_key(only_a)) and not w.direct.exists(ckey)
+    # a point hidden changes what the roll-up is made of: not served from the cache
+    composite_latest(w, "both")
+    with w.ctx.dbs.main.begin() as conn:
+        system_admin.edit_point(conn, w.b, "solar_w", visible=False)
+    assert composite_latest(w, "both")["data"]["solar_w"]["value"] == 3000.0  # a's alone
+
+
+def test_a_lost_subscription_set_is_rebuilt_by_the_write_and_still_drops_the_roll_up(world):
+    w = world
+    cid = w.client.post("/api/composite", json={"slug": "both", "name": "Both", "memberIds": [w.a, w.b]}).json()["id"]
+    w.ingest(w.a, T0, solar_w=3.0)
+    composite_latest(w, "both")
+    assert w.direct.exists(w.store.composite_key(cid))
+    w.direct.delete(w.store.subscriptions_key(w.a))  # read from the database, not guessed
+    w.ingest(w.a, T0 + 60, solar_w=4.0)
+    assert not w.direct.exists(w.store.composite_key(cid))
+    assert w.direct.smembers(w.store.subscriptions_key(w.a)) == {"0", str(cid)}
+    assert composite_latest(w, "both")["data"]["solar_w"]["value"] == 4000.0
+
+
+def test_a_roll_up_read_before_a_members_write_is_not_kept(world):
+    w = world
+    cid = w.client.post("/api/composite", json={"slug": "both", "name": "Both", "memberIds": [w.a]}).json()["id"]
+    w.ingest(w.a, T0, solar_w=3.0)
+    _, token = w.store.cached_composite(cid, "sig")
+    w.ingest(w.a, T0 + 60, solar_w=4.0)  # lands between the reader's members read and its store
+    assert w.store.store_composite(cid, token, "sig", {"solar_w": {}}) is False
+    assert not w.direct.exists(w.store.composite_key(cid))
+    _, token = w.store.cached_composite(cid, "sig")
+    assert w.store.store_composite(cid, token, "sig", {"solar_w": {}}) is True
+    assert w.store.cached_composite(cid, "sig")[0] == {"solar_w": {}}
+    assert w.store.cached_composite(cid, "other")[0] is None  # other members or points
+    assert 0 < w.direct.ttl(w.store.composite_key(cid)) <= 86_400
 
 
 def test_keys_are_namespaced_by_environment(dbs, tmp_path, redis_server, monkeypatch):
@@ -222,6 +281,11 @@ def test_redis_stopped_mid_run(world, redis_server):
     assert body["data"]["solar_w"] == {"value": 4000.0, "timestamp": T0 + 60, "unit": "W"}
     assert held(w, w.a)["battery_soc"] == {"value": 55.0, "timestamp": T0 + 60, "unit": "%"}
     assert held(w, w.b)["solar_w"] == {"value": 1.0, "timestamp": T0 + 90, "unit": "kW"}
-    assert {int(m) for m in w.direct.smembers(w.store.subscriptions_key(w.b))} == {cid}
+    assert w.direct.smembers(w.store.subscriptions_key(w.b)) == {"0", str(cid)}  # 0: the set exists
     w.ingest(w.a, T0 + 120, solar_w=6.0)
     assert latest(w, w.a)["data"]["solar_w"]["value"] == 6000.0  # W
+    comp = composite_latest(w, "pair")  # cached again after the outage, and dropped by the next write
+    assert comp["data"]["solar_w"]["value"] == pytest.approx(7000.0) and comp["metadata"]["source"] == "redis"
+    assert w.direct.exists(w.store.composite_key(cid))
+    w.ingest(w.b, T0 + 180, solar_w=2.0)
+    assert composite_latest(w, "pair")["data"]["solar_w"]["value"] == pytest.approx(8000.0)

@@ -10,9 +10,7 @@ error or an uncaught page error.
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -20,42 +18,10 @@ pytestmark = pytest.mark.browser
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = os.environ.get("WATTLINE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+from browserkit import SHOTS, _Server, needs_chromium  # noqa: E402
+
 USER, PASSWORD = "viewer", "viewer horse battery staple"
 API = "/api/power-analytics"
-
-
-class _Server:
-    """uvicorn on a daemon thread on a free loopback port; a stop does not wait for the
-    browser's idle keep-alive connections (graceful shutdown of 1 s)."""
-
-    def __init__(self, app):
-        import socket
-        import threading
-
-        import uvicorn
-
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +35,7 @@ def server(tmp_path_factory):
     from wattline.store.engines import open_databases
     from wattline.store.migrate import upgrade_all
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
+    needs_chromium()
     tmp = tmp_path_factory.mktemp("campus-browser")
     dbs = open_databases(f"sqlite:///{tmp / 'main.db'}", f"sqlite:///{tmp / 'telemetry.db'}")
     upgrade_all(dbs.main, dbs.telemetry)
@@ -97,15 +62,6 @@ def server(tmp_path_factory):
     finally:
         clock.set_now(time.time() + offset)
         dbs.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture

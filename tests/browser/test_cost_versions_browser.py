@@ -5,11 +5,10 @@ without the form."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
-from test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS, Watched, _Server
+from browserkit import Watched, needs_chromium, serve
 
 pytestmark = pytest.mark.browser
 
@@ -22,33 +21,17 @@ VIEWER, VIEWER_PW = "cost-viewer", "cost viewer horse battery"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from wattline import provisioning
-    from wattline.api.app import create_app
     from wattline.config import Settings
     from wattline.context import open_context
     from wattline.security import users
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
+    needs_chromium()
     ctx = open_context(Settings(data_dir=tmp_path_factory.mktemp("cost-ui"), main_url=None, telemetry_url=None))
     with ctx.dbs.main.begin() as conn:
         provisioning.add_classroom(conn, "CR-101", "Asia/Kolkata")
         users.create_user(conn, ADMIN, ADMIN_PW, "admin")
         users.create_user(conn, VIEWER, VIEWER_PW, "viewer")
-    srv = _Server(create_app(ctx))
-    try:
-        yield srv
-    finally:
-        srv.stop()
-        ctx.close()
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+    yield from serve(ctx)
 
 
 def _signed_in(browser, server, user, password) -> Watched:

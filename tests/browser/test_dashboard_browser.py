@@ -9,13 +9,8 @@ Screenshots of each page go to ``test-artifacts/screenshots/``.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import socket
-import threading
-import time
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,10 +19,8 @@ pytestmark = pytest.mark.browser
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = os.environ.get("WATTLINE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+from browserkit import Watched, needs_chromium, serve  # noqa: E402
+
 ADMIN, ADMIN_PW = "admin", "correct horse battery staple"
 VIEWER, VIEWER_PW = "viewer", "viewer horse battery staple"
 PLANT, WORK_ORDER = 123, 456
@@ -36,46 +29,17 @@ CARD_FIELDS = {"card-daily": "daily_energy_kwh", "card-monthly": "monthly_energy
 CARD_DIGITS = {"card-daily": 1, "card-monthly": 3, "card-yearly": 3, "card-total": 3, "card-power": 1}
 
 
-class _Server:
-    """uvicorn serving the app (lifespan on) on a daemon thread, on a free 127.0.0.1 port."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
-                                                    timeout_graceful_shutdown=1))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True,
-                                       name=f"dashboard-{self.port}")
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the dashboard server did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from rich.console import Console
 
     from wattline import clock, demo
-    from wattline.api.app import create_app
     from wattline.config import Settings
     from wattline.context import open_context
     from wattline.jobs import synclog
     from wattline.security import users
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
+    needs_chromium()
     data = tmp_path_factory.mktemp("dashboard")
     ctx = open_context(Settings(data_dir=data, main_url=None, telemetry_url=None))
     since = clock.now_s() - 40 * 86400
@@ -89,56 +53,7 @@ def server(tmp_path_factory):
         synclog.log_run(ctx.dbs.telemetry, sync_type="job", status="error", started_at=clock.now() - 30,
                         records=0, plant_id=124, error="vendor timed out (test row)",
                         metadata={"job": "sync", "duration_ms": 30000})
-        srv = _Server(create_app(ctx))
-        try:
-            yield srv
-        finally:
-            srv.stop()
-            ctx.close()
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-
-
-class Watched:
-    """A page whose console errors and uncaught exceptions are collected."""
-
-    def __init__(self, context, base_url):
-        self.context = context
-        self.page = context.new_page()
-        self.base = base_url
-        self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}")
-                     if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-
-    def goto(self, path: str):
-        return self.page.goto(self.base + path, wait_until="load")
-
-    def sign_in(self, username=ADMIN, password=ADMIN_PW, path="/"):
-        self.goto(path)
-        self.page.fill("#username", username)
-        self.page.fill("#password", password)
-        with self.page.expect_navigation():
-            self.page.click("button[type=submit]")
-
-    def shot(self, name: str) -> None:
-        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-    def api(self, path: str) -> dict:
-        r = self.page.request.get(self.base + path)
-        assert r.ok, (path, r.status, r.text())
-        return r.json()
-
-    def assert_clean(self, allow: tuple[str, ...] = ()) -> None:
-        errors = [e for e in self.errors if not any(a in e for a in allow)]
-        assert errors == [], errors
+        yield from serve(ctx)
 
 
 def _open(browser, server, **kw) -> Watched:
@@ -148,7 +63,7 @@ def _open(browser, server, **kw) -> Watched:
 @pytest.fixture
 def admin(browser, server):
     w = _open(browser, server, viewport={"width": 1280, "height": 900})
-    w.sign_in()
+    w.sign_in(ADMIN, ADMIN_PW)
     yield w
     w.context.close()
 
@@ -381,7 +296,7 @@ def test_phone_width_has_no_horizontal_overflow(browser, server):
     w = _open(browser, server, viewport={"width": 390, "height": 844}, device_scale_factor=2,
               is_mobile=True, has_touch=True)
     try:
-        w.sign_in()
+        w.sign_in(ADMIN, ADMIN_PW)
         for path, name, ready in (("/", "plants", "[data-testid=plant-row]"),
                                   (f"/plants/{PLANT}", "plant", "#chart-daily[data-state=ready]"),
                                   (f"/work-orders/{WORK_ORDER}", "work-order", "#chart-daily[data-state=ready]"),

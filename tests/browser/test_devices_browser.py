@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS, Watched, _Server  # noqa: E402
+from browserkit import Watched, needs_chromium, serve  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -40,7 +40,6 @@ def _docs(esp: str, dev: str, start: int, end: int, wh_per_step: float) -> list[
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from wattline import clock, provisioning
-    from wattline.api.app import create_app
     from wattline.config import Settings
     from wattline.context import open_context
     from wattline.jobs.controller_status import Received, record_messages
@@ -48,8 +47,7 @@ def server(tmp_path_factory):
     from wattline.security import users
     from wattline.sources.devices import parse_documents
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
+    needs_chromium()
     ctx = open_context(Settings(data_dir=tmp_path_factory.mktemp("devices"), main_url=None, telemetry_url=None))
     now = clock.now_s()
     with ctx.dbs.main.begin() as conn:
@@ -69,21 +67,7 @@ def server(tmp_path_factory):
         Received(b'{"status": "online"}', "status", "ESP02", now - 3000),
         Received(b'{"esp32_name": "ESP02", "status": "offline"}', "status", "ESP02", now - 1200),
     ], source="mqtt")
-    srv = _Server(create_app(ctx))
-    try:
-        yield srv
-    finally:
-        srv.stop()
-        ctx.close()
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+    yield from serve(ctx)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_dashboard_browser import _wait_charts, admin, browser, server  # noqa: F401 - fixtures
+from test_dashboard_browser import _wait_charts, admin, server  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS, Watched, _Server  # noqa: E402
+from browserkit import Watched, needs_chromium, serve  # noqa: E402
 from test_reconcile import DAY, _campus, _feed  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -25,14 +25,12 @@ VIEWER, VIEWER_PW = "viewer", "viewer horse battery staple"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from wattline.api.app import create_app
     from wattline.config import Settings
     from wattline.context import open_context
     from wattline.jobs import reconcile as J
     from wattline.security import users
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
+    needs_chromium()
     ctx = open_context(Settings(data_dir=tmp_path_factory.mktemp("review"), main_url=None, telemetry_url=None))
     org, _ = _campus(ctx)
     _feed(ctx, org)
@@ -40,21 +38,7 @@ def server(tmp_path_factory):
         users.create_user(conn, ADMIN, ADMIN_PW, "superadmin")
         users.create_user(conn, VIEWER, VIEWER_PW, "viewer")
     J.reconcile(ctx, day=DAY, organization="campus")
-    srv = _Server(create_app(ctx))
-    try:
-        yield srv
-    finally:
-        srv.stop()
-        ctx.close()
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+    yield from serve(ctx)
 
 
 def _page(browser, server, user=ADMIN, pw=ADMIN_PW) -> Watched:

@@ -92,6 +92,9 @@ RULES = [
     Rule("POST", "/api/test-connection", "user", body={"vendorType": "solarman", "credentials": SOLARMAN}),
     Rule("POST", "/api/setup", "user", body={"vendorType": "solarman", "siteId": "1", "displayName": "Matrix",
                                               "credentials": SOLARMAN}),
+    Rule("POST", "/api/setup/enphase", "user", body={"vendorType": "enphase", "siteId": "1", "displayName": "OAuth",
+                                                      "credentials": {"client_id": "c", "client_secret": "matrix-s",
+                                                                      "api_key": "matrix-k"}}),
     Rule("POST", "/api/data/systems/{system}/shares", "system_write", body={"username": "dave"}),
     Rule("DELETE", "/api/data/systems/{system}/shares/{user}", "system_write"),
 ]

@@ -55,7 +55,7 @@ def test_power_flow_of_a_gen24_leaves_its_null_day_energy_out():
     assert "solar_today_kwh" not in rec.values  # E_Day is null on a GEN24: not measured, not 0
     assert rec.values["battery_soc"] == pytest.approx(4.6)
     assert rec.values["load_w"] == pytest.approx(2.4593092254638673)
-    assert rec.values["battery_w"] == pytest.approx(-0.00015907810628414154)  # P_Akku + = discharge
+    assert rec.values["battery_w"] == pytest.approx(0.00015907810628414154)  # P_Akku + = discharge, kept
     assert rec.values["grid_w"] == pytest.approx(2.2749)
 
 
@@ -126,7 +126,7 @@ def test_latest_is_the_emulated_power_flow(kit, cloud):
     f = home_flow(SITE, emu.FroniusSettings().site(SITE), kit.NOW)
     assert rec.ts == kit.NOW
     assert rec.values["load_w"] == pytest.approx(f.load_kw, abs=1e-5)
-    assert rec.values["battery_w"] == pytest.approx(f.battery_kw, abs=1e-5)
+    assert rec.values["battery_w"] == pytest.approx(-f.battery_kw, abs=1e-5)  # the flow's + charging
     assert rec.values["grid_w"] == pytest.approx(f.grid_kw, abs=1e-5)
     assert rec.values["solar_kwh"] == pytest.approx(f.solar_kwh, abs=1e-4)
 

@@ -41,9 +41,10 @@ def test_the_real_live_usage_capture_maps_to_kw_and_soc_at_its_recorded_instant(
     assert problems == []
     assert ts == 1789098600  # 2026-09-11T03:50:00Z, lastRecordedUtc
     # kW as sent; the generator is Offline: its 0 is a placeholder, not a reading
-    assert values == {"load_w": 4.35, "solar_w": 9.58, "battery_w": 7.52, "grid_w": 2.3, "battery_soc": 74.0}
-    # the signs the capture implies: solar + grid import = demand + battery charging (to its 0.01 kW rounding)
-    assert values["solar_w"] + values["grid_w"] == pytest.approx(values["load_w"] + values["battery_w"], abs=0.011)
+    # Mondo's battery + is charging: stored as Wattline's + discharging, so charging 7.52 kW is -7.52
+    assert values == {"load_w": 4.35, "solar_w": 9.58, "battery_w": -7.52, "grid_w": 2.3, "battery_soc": 74.0}
+    # the signs the capture implies: solar + grid import + battery discharge = demand (to its 0.01 kW rounding)
+    assert values["solar_w"] + values["grid_w"] + values["battery_w"] == pytest.approx(values["load_w"], abs=0.011)
 
 
 def test_subcircuit_rows_in_w_and_wh_become_kw_and_kwh_counters():

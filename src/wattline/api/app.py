@@ -89,9 +89,10 @@ def create_app(ctx: AppContext | None = None, *, schedule: bool = False, mqtt: d
     app.include_router(historical.router)  # /api/data/historical, /api/cron/daily|cleanup, /api/admin/database
     from wattline.api.routes import engine_jobs
     app.include_router(engine_jobs.router)  # /api/admin/engine-jobs (the job engine's queue)
-    from wattline.api.routes import admin_systems, setup as setup_routes
+    from wattline.api.routes import admin_systems, setup as setup_routes, setup_enphase
     app.include_router(admin_systems.router)  # /api/admin/systems|users, /api/data/systems/{id}/shares
     app.include_router(setup_routes.router)  # /api/test-connection, /api/setup
+    app.include_router(setup_enphase.router)  # /api/setup/enphase (then the OAuth routes)
     _mount_web(app)
 
     @app.get("/metrics", include_in_schema=False)

@@ -11,10 +11,13 @@ Sign conventions (the values as they are stored, after the adapters)
 * ``solar`` >= 0 (generation), ``load`` >= 0 (consumption);
 * ``grid`` + import, − export, for every vendor (Selectronic's SP PRO reports import
   negative; its adapter flips the sign);
-* ``battery``: **the adapters disagree**. Selectronic and SolarEdge store
-  + discharging; Fronius (the push contract) and Mondo store + charging. The
-  function takes ``battery_positive`` ("discharging" | "charging");
-  :func:`battery_convention` gives it per vendor type.
+* ``battery`` (``battery_w``): **+ discharging, − charging, for every vendor** —
+  Wattline's one convention: a positive term is power a source delivers to the site,
+  as for the grid's import. Selectronic (SP PRO), SolarEdge and Fronius' local
+  Solar API (``P_Akku``) report it so; the Fronius push contract and Mondo report
+  + charging and their adapters flip it (tests/vendors/test_battery_sign.py holds
+  every adapter to it). :func:`split_flows` still takes ``battery_positive`` for
+  data signed otherwise (a simulator, a test).
 
 The balance is ``solar + grid_import + battery_discharge = load + grid_export +
 battery_charge``. Priorities (what a person reads from such a chart): solar serves
@@ -51,14 +54,8 @@ FLOWS = (("solar", "load"), ("solar", "battery"), ("solar", "grid"), ("battery",
          ("grid", "load"), ("grid", "battery"))
 
 DISCHARGING, CHARGING = "discharging", "charging"
-# which battery direction a positive stored battery_w means, per adapter
-BATTERY_POSITIVE: dict[str, str] = {
-    "selectronic": DISCHARGING,  # SP PRO: + discharging, kept by the adapter
-    "solaredge": DISCHARGING,  # currentPowerFlow: + discharging (from status/connections)
-    "fronius": CHARGING,  # push contract and local Solar API (P_Akku flipped): + charging
-    "mondo": CHARGING,  # liveUsageData.battery: + charging
-}
-DEFAULT_BATTERY_POSITIVE = CHARGING
+# what a positive stored battery_w means: one convention, whatever the vendor
+STORED_BATTERY_POSITIVE = DISCHARGING
 
 # the point keys that carry each balance term, in order of preference
 POINT_KEYS: dict[str, tuple[str, ...]] = {
@@ -70,8 +67,9 @@ POINT_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def battery_convention(vendor_type: str | None) -> str:
-    """What a positive stored ``battery_w`` means for a vendor: "discharging" or "charging"."""
-    return BATTERY_POSITIVE.get((vendor_type or "").lower(), DEFAULT_BATTERY_POSITIVE)
+    """What a positive stored ``battery_w`` means: "discharging", for every vendor (the
+    adapters map to it; kept as a function so callers need not know)."""
+    return STORED_BATTERY_POSITIVE
 
 
 @dataclass(frozen=True)

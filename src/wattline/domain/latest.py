@@ -12,6 +12,8 @@ of charge is averaged by battery capacity.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -200,3 +202,14 @@ def roll_up_latest(points: Sequence[MemberPoint], latest: Mapping[int, LatestVal
         out[key] = RolledUp(value, min(v.ts for _, v in present), pts[0].unit,
                             tuple(dict.fromkeys(p.system_id for p, _ in present)))
     return out
+
+
+def composite_signature(member_ids: Sequence[int], points: Sequence[MemberPoint],
+                        capacities_kwh: Mapping[int, float | None]) -> str:
+    """Fingerprint of what a composite's roll-up is computed from: its members, their
+    visible points (series, key, metric type, unit) and battery capacities. A cached
+    roll-up is good only for the same fingerprint (a point hidden, a member added or a
+    capacity changed makes it stale even though no value was written)."""
+    text = json.dumps([list(member_ids), [[p.system_id, p.series_id, p.key, p.metric_type, p.unit] for p in points],
+                       sorted([int(k), v] for k, v in capacities_kwh.items())], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]

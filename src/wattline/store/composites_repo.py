@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from wattline.domain.groups import battery_capacity_kwh
 from wattline.store.tables import assets, group_members, groups, points, systems, users
 
 KIND = "composite"
@@ -144,12 +145,13 @@ def member_points(conn: Connection, system_ids: list[int]) -> list[dict]:
     return sorted(rows, key=lambda r: rank[r["system_id"]])  # stable: display order within a system
 
 
-def system_attributes(conn: Connection, system_ids: list[int]) -> dict[int, dict | None]:
-    """system id -> its asset's free-form attributes (battery capacity...)."""
-    if not system_ids:
+def capacities_kwh(conn: Connection, system_ids: Iterable[int]) -> dict[int, float | None]:
+    """system id -> battery capacity from its asset's attributes, kWh (None: unknown)."""
+    ids = [int(s) for s in system_ids]
+    if not ids:
         return {}
-    return {aid: attrs for aid, attrs in conn.execute(
-        select(assets.c.id, assets.c.attributes).where(assets.c.id.in_(system_ids)))}
+    return {aid: battery_capacity_kwh(attrs) for aid, attrs in conn.execute(
+        select(assets.c.id, assets.c.attributes).where(assets.c.id.in_(ids)))}
 
 
 def existing_system_ids(conn: Connection, ids: list[int]) -> set[int]:

@@ -31,14 +31,6 @@ def flow_points(conn: Connection, system_ids: list[int], keys: tuple[str, ...]) 
     return out
 
 
-def vendor_types(conn: Connection, system_ids: list[int]) -> dict[int, str | None]:
-    """system id -> vendor type."""
-    if not system_ids:
-        return {}
-    return {r[0]: r[1] for r in conn.execute(select(assets.c.id, assets.c.vendor_type)
-                                             .where(assets.c.id.in_(system_ids)))}
-
-
 def bucket_energies_milli_wh(telemetry: Engine, series_ids: list[int], start_s: int, end_s: int,
                              bucket_s: int) -> list[tuple[int, int, float]]:
     """Ledger energy per series and bucket of the window ``(start_s, end_s]``.

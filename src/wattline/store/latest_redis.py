@@ -8,9 +8,17 @@ Keys (namespace e.g. ``prod:``, from ``WATTLINE_REDIS_NAMESPACE`` or ``WATTLINE_
 * ``<ns>latest:asset:<asset id>``: other assets (plants, devices): one field per
   series id, value ``"<epoch s> <value>"``.
 * ``<ns>subscriptions:system:<system id>``: a set of the ids of the composites the
-  system is a member of; rebuilt from the database when a composite is created,
-  changed or deleted (:meth:`RedisLatestValues.refresh_subscriptions`) and whenever
-  it is missing (:meth:`RedisLatestValues.subscriptions`).
+  system is a member of (plus the member ``0``, so a system in no composite still has
+  a set and is not looked up again); rebuilt from the database when a composite is
+  created, changed or deleted (:meth:`RedisLatestValues.refresh_subscriptions`) and
+  whenever it is missing.
+* ``<ns>latest:composite:<composite id>``: a composite's rolled-up latest values as
+  the API answers them (fields ``data``, JSON, and ``sig``, the fingerprint of the
+  members and points they were computed from), with ``...:gen``, a counter. Every
+  write of a system's values deletes the hashes of the composites its subscription
+  set names and bumps their counters; a reader stores a hash only if the counter is
+  still what it was before it read the members (:meth:`RedisLatestValues.store_composite`),
+  so a roll-up computed from values older than a member's last write is never kept.
 
 Which series belong to a system, and their point key and unit, come from the registry
 (``main_reader``), looked up once per series and kept. A write only replaces a field
@@ -69,6 +77,40 @@ for i = 1, #ARGV, 4 do
 end
 return 0
 """
+# KEYS: the subscription sets of the systems just written; ARGV[1]: the namespace.
+# Drop the cached roll-up of every composite a set names and bump its counter; return
+# the (1-based) indexes of the sets that are missing (rebuilt from the database by the
+# caller). The composite keys are built here from the sets' members: this cache runs on
+# one Redis, not a cluster.
+_INVALIDATE_COMPOSITES = """
+local missing = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then
+    for _, cid in ipairs(redis.call('SMEMBERS', key)) do
+      if cid ~= '0' then
+        local ck = ARGV[1] .. 'latest:composite:' .. cid
+        redis.call('DEL', ck)
+        redis.call('INCR', ck .. ':gen')
+      end
+    end
+  else
+    table.insert(missing, i)
+  end
+end
+return missing
+"""
+# KEYS: the composite's hash, its counter; ARGV: counter as read before the members
+# ("" when absent), fingerprint, data JSON, ttl s. Store only if no member was written since.
+_STORE_COMPOSITE = """
+local gen = redis.call('GET', KEYS[2]) or ''
+if gen ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'sig', ARGV[2], 'data', ARGV[3])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+return 1
+"""
+NO_COMPOSITE = "0"  # the member that makes a system's subscription set exist when it feeds none
+COMPOSITE_TTL_S = 86_400  # a deleted composite's cached roll-up does not linger
 MAX_PENDING = 100_000  # series whose newest value waits for Redis to come back
 
 
@@ -95,6 +137,8 @@ class RedisLatestValues:
         self.retry_after_s = retry_after_s
         self.main_reader = main_reader  # None: every asset kept by series id
         self._set_if_newer = client.register_script(_SET_IF_NEWER)
+        self._invalidate_composites = client.register_script(_INVALIDATE_COMPOSITES)
+        self._store_composite = client.register_script(_STORE_COMPOSITE)
         self._lock = threading.Lock()
         self._down = False
         self._retry_at = 0.0
@@ -125,6 +169,10 @@ class RedisLatestValues:
     def subscriptions_key(self, system_id: int) -> str:
         """Set of the composite ids a system feeds."""
         return f"{self.namespace}subscriptions:system:{int(system_id)}"
+
+    def composite_key(self, composite_id: int) -> str:
+        """Hash of a composite's rolled-up latest values (fields ``sig``, ``data``)."""
+        return f"{self.namespace}latest:composite:{int(composite_id)}"
 
     # -- interface -------------------------------------------------------------
 
@@ -236,7 +284,48 @@ class RedisLatestValues:
             self._failed("read", exc)
             return self._subscriptions_from_database([system_id])[system_id]
         self._answered()
-        return {int(m) for m in members}
+        return {int(m) for m in members} - {int(NO_COMPOSITE)}
+
+    def cached_composite(self, composite_id: int, signature: str) -> tuple[dict | None, str | None]:
+        """(data, token): the composite's cached roll-up when it was computed from the
+        same members and points (``signature``) and no member was written since, else
+        None; ``token`` is what :meth:`store_composite` needs (None: do not store,
+        Redis is not answering)."""
+        if self._skipping():
+            return None, None
+        key = self.composite_key(composite_id)
+        try:
+            self._catch_up()  # an outage's values must invalidate before anything is served
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hmget(key, ["sig", "data"])
+            pipe.get(f"{key}:gen")
+            (sig, data), gen = pipe.execute()
+        except Exception as exc:  # noqa: BLE001 - the members are read instead
+            self._failed("read", exc)
+            return None, None
+        self._answered()
+        if sig == signature and data is not None:
+            try:
+                return json.loads(data), gen or ""
+            except ValueError:
+                pass  # unreadable: computed again and replaced
+        return None, gen or ""
+
+    def store_composite(self, composite_id: int, token: str | None, signature: str, data: dict) -> bool:
+        """Keep a roll-up computed after :meth:`cached_composite` gave ``token``; refused
+        (False) when a member was written in between. Never raises."""
+        if token is None or self._skipping():
+            return False
+        key = self.composite_key(composite_id)
+        try:
+            stored = self._store_composite(keys=[key, f"{key}:gen"],
+                                           args=[token, signature, json.dumps(data, separators=(",", ":")),
+                                                 COMPOSITE_TTL_S])
+        except Exception as exc:  # noqa: BLE001
+            self._failed("write", exc)
+            return False
+        self._answered()
+        return bool(stored)
 
     # -- plumbing --------------------------------------------------------------
 
@@ -251,8 +340,7 @@ class RedisLatestValues:
         pipe = self.client.pipeline(transaction=True)  # a reader sees the old set or the new one
         for sid, composites in subs.items():
             pipe.delete(self.subscriptions_key(sid))
-            if composites:
-                pipe.sadd(self.subscriptions_key(sid), *sorted(composites))
+            pipe.sadd(self.subscriptions_key(sid), NO_COMPOSITE, *sorted(composites))
         pipe.execute()
         return subs
 
@@ -287,7 +375,27 @@ class RedisLatestValues:
             else:
                 k = keys.setdefault(self.key(v.asset_id), len(keys) + 1)
                 args.extend((str(k), str(v.series_id), str(int(v.ts)), f"{int(v.ts)} {float(v.value)!r}"))
-        self._set_if_newer(keys=list(keys), args=args)
+        written = sorted({p.asset_id for p in places.values() if p.is_system})
+        sub_keys = [self.subscriptions_key(s) for s in written]
+        pipe = self.client.pipeline(transaction=False)
+        self._set_if_newer(keys=list(keys), args=args, client=pipe)
+        if written:  # after the values: a roll-up read from now on sees them
+            self._invalidate_composites(keys=sub_keys, args=[self.namespace], client=pipe)
+        answers = pipe.execute()
+        missing = answers[-1] if written else []
+        if missing:  # sets never built or lost: from the database, then drop what they name
+            subs = self._rebuild_subscriptions([written[int(i) - 1] for i in missing])
+            self._drop_composites({c for cs in subs.values() for c in cs})
+
+    def _drop_composites(self, composite_ids: Iterable[int]) -> None:
+        ids = sorted(set(composite_ids))
+        if not ids:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for cid in ids:
+            pipe.delete(self.composite_key(cid))
+            pipe.incr(f"{self.composite_key(cid)}:gen")
+        pipe.execute()
 
     def _catch_up(self) -> None:
         """Send what an outage held back. If more series were held than MAX_PENDING,
@@ -299,7 +407,7 @@ class RedisLatestValues:
             dirty, self._dirty_subscriptions = sorted(self._dirty_subscriptions), set()
         try:
             if lost:
-                for pattern in ("latest:asset:*", "latest:system:*", "subscriptions:system:*"):
+                for pattern in ("latest:asset:*", "latest:system:*", "latest:composite:*", "subscriptions:system:*"):
                     keys = list(self.client.scan_iter(match=f"{self.namespace}{pattern}", count=1000))
                     for i in range(0, len(keys), 1000):
                         self.client.delete(*keys[i:i + 1000])

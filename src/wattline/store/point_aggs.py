@@ -27,10 +27,9 @@ from typing import Iterable, Sequence
 import numpy as np
 from sqlalchemy import Connection, Engine, and_, delete, func, select
 
-from wattline.domain.groups import battery_capacity_kwh
 from wattline.store import fine_buckets
 from wattline.store.tables import (
-    aggregates, assets, group_members, groups, jobs, main_metadata, organizations, points, readings,
+    aggregates, assets, jobs, main_metadata, organizations, points, readings,
     series_info, systems, telemetry_metadata,
 )
 
@@ -67,31 +66,6 @@ def system_points(conn: Connection, system_ids: Sequence[int]) -> dict[int, dict
             .where(points.c.asset_id.in_(list(out)))):
         out[aid][key] = {"series_id": sid, "metric_type": mt, "unit": unit}
     return out
-
-
-def composite_by_slug(conn: Connection, slug: str) -> dict | None:
-    """The composite (group of kind ``composite``) with this slug: id, organization_id,
-    slug, name, timezone and ``member_ids`` by ``group_members.position``; None if none."""
-    row = conn.execute(select(groups.c.id, groups.c.organization_id, groups.c.slug, groups.c.name,
-                              groups.c.timezone)
-                       .where(groups.c.kind == "composite", groups.c.slug == slug)
-                       .order_by(groups.c.id)).mappings().first()
-    if row is None:
-        return None
-    out = dict(row)
-    out["member_ids"] = [m for (m,) in conn.execute(
-        select(group_members.c.asset_id).where(group_members.c.group_id == row["id"])
-        .order_by(group_members.c.position, group_members.c.asset_id))]
-    return out
-
-
-def capacities_kwh(conn: Connection, asset_ids: Iterable[int]) -> dict[int, float | None]:
-    """Battery capacity of each asset from its attributes, kWh (None: unknown)."""
-    ids = [int(a) for a in asset_ids]
-    if not ids:
-        return {}
-    return {aid: battery_capacity_kwh(attrs) for aid, attrs in conn.execute(
-        select(assets.c.id, assets.c.attributes).where(assets.c.id.in_(ids)))}
 
 
 def retention_of_systems(conn: Connection) -> list[dict]:

@@ -24,7 +24,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from wattline import clock, system_admin
-from wattline.api.routes.energy_flow import RANGES_S, readable_composite
+from wattline.api.composite_access import readable_composite
+from wattline.api.routes.energy_flow import RANGES_S
 from wattline.domain import system_health
 from wattline.security.principal import Principal
 from wattline.security.roles import role_at_least
@@ -64,6 +65,10 @@ def system_rows(rows: list[dict], now_s: float) -> list[dict]:
                     "last_success_ms": r.get("last_success_ms"),
                     "age": system_health.age_text(last_s, now_s)})
     return out
+
+
+OAUTH_VENDORS = {"enphase"}  # the wizard authorizes at the vendor (POST /api/setup/enphase)
+OAUTH_TOKEN_FIELDS = {"access_token", "refresh_token", "access_expires_at"}
 
 
 def credential_fields(vendor: str) -> list[dict]:
@@ -138,7 +143,10 @@ def mount(app: FastAPI) -> None:
         vendors = []
         for v in SETUP_VENDORS:
             try:
-                vendors.append({"type": v, "fields": credential_fields(v)})
+                fields = credential_fields(v)
+                oauth = v in OAUTH_VENDORS  # tokens come from the owner's authorization, not the form
+                vendors.append({"type": v, "oauth": oauth,
+                                "fields": [f for f in fields if not (oauth and f["name"] in OAUTH_TOKEN_FIELDS)]})
             except Exception:  # noqa: BLE001 - a vendor without an adapter is not offered
                 continue
         return _render(request, "setup.html", principal=principal, page="setup", title="Add a system",

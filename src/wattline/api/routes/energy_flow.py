@@ -14,8 +14,8 @@ instant of the values used and the imbalance of the inputs.
   read the ledger of the partial first and last days only.
 
 A composite is split member by member and the flows added: one member's solar never
-feeds another member's load. The battery sign of each member follows its vendor
-(:func:`wattline.domain.energy_flow.battery_convention`).
+feeds another member's load. Every member's ``battery_w`` is + discharging (one sign,
+mapped by the adapters: :func:`wattline.domain.energy_flow.battery_convention`).
 
 Access: a system the caller may not read, and a composite the caller may not read
 (:func:`wattline.system_admin.can_read_composite`: its owner, an admin, or who reads
@@ -32,15 +32,16 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from wattline import clock, system_admin
+from wattline import clock
 from wattline.api import schemas as S
+from wattline.api.composite_access import readable_composite
 from wattline.api.deps import MAX_ID, ctx
 from wattline.domain import energy_flow as ef
 from wattline.security.deps import require_role
 from wattline.security.errors import ApiError
 from wattline.security.principal import Principal
 from wattline.security.system_access import can_read_system
-from wattline.store import composites_repo, flow_queries, systems_repo
+from wattline.store import flow_queries, systems_repo
 
 router = APIRouter(tags=["systems"], responses=S.errors(401, 403))
 
@@ -75,22 +76,6 @@ class FlowsOut(BaseModel):
     imbalance: float = Field(description="sources minus sinks of the inputs, same unit (0 when they balance)")
     systemIds: list[int]
     compositeId: int | None = None
-
-
-def readable_composite(conn, principal: Principal, ref: str) -> dict | None:
-    """The composite ``ref`` (its id as digits, or its slug) with ``members`` (system
-    rows), if the caller may read it (:func:`wattline.system_admin.can_read_composite`,
-    as ``/api/data/latest`` decides); None otherwise (the caller learns nothing)."""
-    text = (ref or "").strip()
-    if text.isdigit() and 0 < int(text) <= MAX_ID:
-        candidates = [c for c in [composites_repo.get(conn, int(text))] if c is not None]
-    else:
-        candidates = composites_repo.by_slug(conn, text)
-    for c in candidates:
-        members = [m for m in (systems_repo.system(conn, i) for i in c["member_ids"]) if m is not None]
-        if system_admin.can_read_composite(principal, c, members):
-            return {**c, "members": members}
-    return None
 
 
 def _readable_systems(request: Request, principal: Principal, system_id: int | None,
@@ -218,13 +203,12 @@ def energy_flows(request: Request, principal: Annotated[Principal, Depends(requi
     ids, composite_id = _readable_systems(request, principal, system_id, composite)
     with ctx(request).dbs.main_reader.connect() as conn:
         series_of = flow_queries.flow_points(conn, ids, FLOW_KEYS)
-        vendors = flow_queries.vendor_types(conn, ids)
     end_s = clock.now_s()
     start_s = None if range_ == "now" else end_s - RANGES_S[range_]
     splits: list[ef.FlowSplit] = []
     as_of: list[int] = []
     for sid in ids:
-        convention = ef.battery_convention(vendors.get(sid))
+        convention = ef.STORED_BATTERY_POSITIVE  # one sign, whatever the vendor
         if start_s is None:
             split, ts = _now_split(request, sid, series_of.get(sid, {}), convention)
             if ts is not None and split is not None:

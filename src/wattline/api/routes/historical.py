@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field
 from wattline import clock
 from wattline.api import engine_defer
 from wattline.api import schemas as S
+from wattline.api.composite_access import readable_composite
 from wattline.api.deps import MAX_ID, ctx
 from wattline.domain import groups as G
 from wattline.domain.point_display import LEVELS, RANGES_S, bucket_value, display_unit, level_for  # noqa: F401
@@ -45,7 +46,6 @@ from wattline.security.deps import require_cron_or_role, require_role
 from wattline.security.errors import ApiError
 from wattline.security.principal import Principal
 from wattline.security.system_access import can_read_system
-from wattline import system_admin
 from wattline.store import composites_repo, point_aggs, systems_repo
 
 router = APIRouter(tags=["historical"], responses=S.errors(401, 403))
@@ -179,24 +179,20 @@ def _resolve(request: Request, principal: Principal, target: list[int] | str) ->
     with c.dbs.main_reader.connect() as conn:
         composite = None
         if isinstance(target, str):
-            composite = point_aggs.composite_by_slug(conn, target)
-            if composite is None or not composite["member_ids"]:
+            # the rule of /api/data/latest and /api/data/flows: owner, admin, or a reader of every member
+            composite = readable_composite(conn, principal, target)
+            if composite is None or not composite["members"]:
                 raise _not_found(f"composite {target!r}", composite=target)
-            ids = composite["member_ids"]
+            ids = [m["id"] for m in composite["members"]]
+            systems = {m["id"]: m for m in composite["members"]}
         else:
             ids = target
-        systems = {sid: systems_repo.system(conn, sid) for sid in ids}
-        if composite is not None:
-            # the rule of /api/data/latest and /api/data/flows: owner, admin, or a reader of every member
-            full = composites_repo.get(conn, composite["id"])
-            if full is None or any(s is None for s in systems.values()) or not system_admin.can_read_composite(
-                    principal, full, systems.values()):
-                raise _not_found(f"composite {target!r}", composite=target)
-        for sid, s in systems.items():
-            if composite is None and (s is None or not can_read_system(principal, s)):
-                raise _not_found(f"system with id {sid}", system_id=sid)
+            systems = {sid: systems_repo.system(conn, sid) for sid in ids}
+            for sid, s in systems.items():
+                if s is None or not can_read_system(principal, s):
+                    raise _not_found(f"system with id {sid}", system_id=sid)
         pts = point_aggs.system_points(conn, ids)
-        caps = point_aggs.capacities_kwh(conn, ids) if composite is not None else {}
+        caps = composites_repo.capacities_kwh(conn, ids) if composite is not None else {}
     return {"ids": list(ids), "systems": systems, "points": pts, "composite": composite, "caps": caps}
 
 

@@ -6,7 +6,10 @@
   {...}}``, from the latest-value store (Redis when configured, else the database;
   ``metadata.source`` says which answered). A composite's values are its members'
   rolled up by the group rules (:func:`wattline.domain.latest.roll_up_latest`: power
-  and energy add up, state of charge is averaged by battery capacity).
+  and energy add up, state of charge is averaged by battery capacity). With Redis a
+  composite's roll-up is cached (``latest:composite:{id}``) and dropped whenever a
+  member's values are written (through ``subscriptions:system:{id}``), so it is right
+  right after a member's poll.
 * ``GET /api/composite`` (the composites the caller may read), ``POST /api/composite``
   ``{slug, name, description?, favourite?, memberIds}`` (a user or above; every member
   readable by the caller), ``GET|PATCH|DELETE /api/composite/{id}``.
@@ -25,9 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from wattline import system_admin
 from wattline.api import schemas as S
+from wattline.api.composite_access import readable_composite
 from wattline.api.deps import MAX_ID, ctx
-from wattline.domain.groups import battery_capacity_kwh
-from wattline.domain.latest import MemberPoint, roll_up_latest
+from wattline.domain.latest import MemberPoint, composite_signature, roll_up_latest
 from wattline.domain.point_display import display_unit
 from wattline.security.deps import require_role
 from wattline.security.errors import ApiError, error_response
@@ -114,29 +117,17 @@ def _public(c: dict) -> CompositeOut:
                         favourite=bool(c["favourite"]), owner=c["owner"], memberIds=list(c["member_ids"]))
 
 
-def _members(conn, c: dict) -> list[dict]:
-    return [s for s in (systems_repo.system(conn, m) for m in c["member_ids"]) if s is not None]
-
-
 def _readable(conn, principal: Principal, c: dict) -> bool:
-    return system_admin.can_read_composite(principal, c, _members(conn, c))
-
-
-def _not_found(ref) -> ApiError:
-    return ApiError(404, "not_found", f"no composite {ref}", {"composite": str(ref)})
+    members = [s for s in (systems_repo.system(conn, m) for m in c["member_ids"]) if s is not None]
+    return system_admin.can_read_composite(principal, c, members)
 
 
 def _composite_for(conn, principal: Principal, ref: str | int) -> dict:
-    """The composite named by id or slug that the caller may read, else 404."""
-    text = str(ref).strip()
-    if text.isdigit() and 0 < int(text) <= MAX_ID:
-        candidates = [c for c in [composites_repo.get(conn, int(text))] if c is not None]
-    else:
-        candidates = composites_repo.by_slug(conn, text)
-    for c in candidates:
-        if _readable(conn, principal, c):
-            return c
-    raise _not_found(ref)
+    """The composite named by id or slug that the caller may read (with ``members``), else 404."""
+    c = readable_composite(conn, principal, ref)
+    if c is None:
+        raise ApiError(404, "not_found", f"no composite {ref}", {"composite": str(ref)})
+    return c
 
 
 def _refresh_subscriptions(request: Request, system_ids) -> None:
@@ -156,6 +147,36 @@ def _refused(exc: system_admin.RegistryError) -> ApiError:
 
 
 # -- latest values ------------------------------------------------------------------
+
+
+def _wanted(member_ids: list[int], pts: list[dict]) -> dict[int, list[int]]:
+    wanted: dict[int, list[int]] = {m: [] for m in member_ids}
+    for p in pts:
+        wanted[p["system_id"]].append(p["series_id"])
+    return wanted
+
+
+def _composite_latest(store, composite_id: int, member_ids: list[int], pts: list[dict],
+                      caps: dict[int, float | None]) -> tuple[dict[str, PointValue], str]:
+    """A composite's rolled-up values and what answered. With Redis, its cached roll-up
+    (``latest:composite:{id}``, dropped by every write of a member's values through the
+    member's subscription set) when it is still good, else the members' values rolled up
+    and cached for the next reader."""
+    members = [MemberPoint(p["system_id"], p["series_id"], p["key"], p["metric_type"], p["unit"]) for p in pts]
+    cached = getattr(store, "cached_composite", None)
+    sig, token = composite_signature(member_ids, members, caps), None
+    if cached is not None:
+        held, token = cached(composite_id, sig)
+        if held is not None:
+            return {k: PointValue(**v) for k, v in held.items()}, "redis"
+    read = store.read_assets(_wanted(member_ids, pts))
+    data: dict[str, PointValue] = {}
+    for key, r in roll_up_latest(members, read.values, caps).items():
+        factor, unit = display_unit(key, next(p["metric_type"] for p in pts if p["key"] == key))
+        data[key] = PointValue(value=r.value * factor, timestamp=r.ts, unit=unit)
+    if token is not None and read.source == "redis":  # never cache what the database answered for a down Redis
+        store.store_composite(composite_id, token, sig, {k: v.model_dump() for k, v in data.items()})
+    return data, read.source
 
 
 @router.get("/api/data/latest", response_model_exclude_unset=True, responses=S.errors(400, 404))
@@ -178,27 +199,21 @@ def latest(request: Request, principal: Viewer,
             member_ids, name, comp = [system_id], s["display_name"], None
         else:
             comp = _composite_for(conn, principal, composite)
-            member_ids = [m["id"] for m in _members(conn, comp)]
+            member_ids = [m["id"] for m in comp["members"]]
             name = comp["name"]
         pts = composites_repo.member_points(conn, member_ids)
-        attrs = composites_repo.system_attributes(conn, member_ids) if comp is not None else {}
-    wanted: dict[int, list[int]] = {m: [] for m in member_ids}
-    for p in pts:
-        wanted[p["system_id"]].append(p["series_id"])
-    read = c.latest_values.read_assets(wanted)
-    data: dict[str, PointValue] = {}
+        caps = composites_repo.capacities_kwh(conn, member_ids) if comp is not None else {}
     if comp is None:
+        read = c.latest_values.read_assets(_wanted(member_ids, pts))
+        data: dict[str, PointValue] = {}
         for p in pts:
             v = read.values.get(p["series_id"])
             if v is not None:
                 factor, unit = display_unit(p["key"], p["metric_type"])
                 data[p["key"]] = PointValue(value=v.value * factor, timestamp=v.ts, unit=unit)
+        source = read.source
     else:
-        members = [MemberPoint(p["system_id"], p["series_id"], p["key"], p["metric_type"], p["unit"]) for p in pts]
-        caps = {m: battery_capacity_kwh(attrs.get(m)) for m in member_ids}
-        for key, r in roll_up_latest(members, read.values, caps).items():
-            factor, unit = display_unit(key, next(p["metric_type"] for p in pts if p["key"] == key))
-            data[key] = PointValue(value=r.value * factor, timestamp=r.ts, unit=unit)
+        data, source = _composite_latest(c.latest_values, comp["id"], member_ids, pts, caps)
     extra: dict = {"systemId": system_id} if comp is None else {"compositeId": comp["id"], "members": member_ids}
     if include_metadata:
         first: dict[str, dict] = {}
@@ -208,7 +223,7 @@ def latest(request: Request, principal: Viewer,
                                         type=first[k]["point_type"], metricType=first[k]["metric_type"])
                            for k in data}
     meta = LatestMetadata(displayName=name, lastUpdate=max((v.timestamp for v in data.values()), default=None),
-                          source=read.source, **extra)
+                          source=source, **extra)
     return LatestOut(success=True, data=data, metadata=meta)
 
 

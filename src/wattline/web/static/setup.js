@@ -1,5 +1,7 @@
 /* The setup wizard (/setup: vendor -> credentials -> test connection -> points preview ->
-   save, POST /api/test-connection then POST /api/setup) and the admin connection test
+   save, POST /api/test-connection then POST /api/setup; for an OAuth vendor (Enphase)
+   vendor -> credentials -> save, POST /api/setup/enphase, then the browser goes through
+   /api/auth/enphase/auth, the vendor and the callback, and comes back to /setup?saved=ID) and the admin connection test
    (/admin/connection-test). Credentials stay in the form: never logged, never stored here. */
 (function () {
   "use strict";
@@ -79,9 +81,29 @@
 
   // ------------------------------------------------------------------ the wizard
 
+  var OAUTH_ERRORS = {
+    authorization_denied: "You did not authorize Wattline at the vendor; nothing was saved.",
+    grant_refused: "The vendor refused the authorization; nothing was saved.",
+    vendor_unavailable: "The vendor did not answer; nothing was saved.",
+    connection_failed: "The connection test with the new tokens failed; nothing was saved.",
+    conflict: "You already have this site or alias; nothing was saved."
+  };
+
+  function savedLink(id) {
+    var status = document.querySelector("[data-testid=save-status]");
+    status.replaceChildren("Saved. ", id ? el("a", { href: "/systems/" + id, "data-testid": "saved-link",
+      text: "Open the system" }) : el("a", { href: "/systems", text: "Your systems" }));
+    status.classList.remove("error");
+  }
+
   function wizard() {
     var form = document.getElementById("setup-form");
     var tested = null;
+
+    function oauth() {  // the chosen vendor's tokens come from an authorization at the vendor
+      var fs = form.querySelector(".vendor-fields[data-vendor='" + form.elements.vendorType.value + "']");
+      return !!(fs && fs.dataset.oauth === "true");
+    }
 
     function go(step) {
       var at = STEPS.indexOf(step);
@@ -91,6 +113,8 @@
         li.classList.toggle("done", i < at);
       });
       form.dataset.step = step;
+      form.querySelector("[data-testid=save]").hidden = oauth();
+      form.querySelector("[data-testid=authorize]").hidden = !oauth();
       W.setStatus("");
     }
 
@@ -100,7 +124,7 @@
       form.querySelector("[data-testid=next-test]").disabled = true;
     });
     form.querySelectorAll("[data-back]").forEach(function (b) {
-      b.addEventListener("click", function () { go(b.dataset.back); });
+      b.addEventListener("click", function () { go(b.dataset.back === "preview" && oauth() ? "credentials" : b.dataset.back); });
     });
     form.querySelectorAll("[data-next]").forEach(function (b) {
       b.addEventListener("click", function () {
@@ -110,6 +134,7 @@
           var req = connectionBody(form);
           if (req.missing.length) { W.setStatus("Missing: " + req.missing.join(", "), true); return; }
         }
+        if (next === "test" && oauth()) next = "save";  // tested by the callback, with the tokens
         if (next === "save" && !form.elements.displayName.value) {
           form.elements.displayName.value = form.elements.vendorType.value + " " + (form.elements.siteId.value || "");
         }
@@ -129,29 +154,47 @@
     });
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
-      if (!tested) { W.status("save-status", "Test the connection first.", true); return; }
+      if (!tested && !oauth()) { W.status("save-status", "Test the connection first.", true); return; }
       var req = connectionBody(form).body;
       req.displayName = form.elements.displayName.value.trim();
       var alias = form.elements.alias.value.trim();
       if (alias) req.alias = alias;
       req.timezone = form.elements.timezone.value.trim() || "UTC";
       if (!req.siteId) { W.status("save-status", "A site id is needed to save.", true); return; }
-      var save = form.querySelector("[data-testid=save]");
+      var save = form.querySelector(oauth() ? "[data-testid=authorize]" : "[data-testid=save]");
       save.disabled = true;
+      if (oauth()) {
+        W.status("save-status", "Sending you to the vendor…");
+        post("/api/setup/enphase", req).then(function (res) {
+          window.location.assign(res.authorizeUrl);  // comes back to /setup?saved=ID
+        }).catch(function (e) {
+          W.status("save-status", "Could not start the authorization: " + e.message, true);
+          save.disabled = false;
+        });
+        return;
+      }
       W.status("save-status", "Saving…");
       post("/api/setup", req).then(function (res) {
         var id = res && (res.systemId || (res.system && res.system.id) || res.id);
         form.dataset.savedId = id ? String(id) : "";
-        var status = document.querySelector("[data-testid=save-status]");
-        status.replaceChildren("Saved. ", id ? el("a", { href: "/systems/" + id, "data-testid": "saved-link",
-          text: "Open the system" }) : el("a", { href: "/systems", text: "Your systems" }));
-        status.classList.remove("error");
+        savedLink(id);
       }).catch(function (e) {
         W.status("save-status", "Could not save: " + e.message, true);
         save.disabled = false;
       });
     });
-    go("vendor");
+    var back = new URLSearchParams(window.location.search);  // the end of an OAuth setup
+    if (back.get("saved")) {
+      go("save");
+      form.dataset.savedId = back.get("saved");
+      savedLink(back.get("saved"));
+      form.querySelector("[data-testid=save]").disabled = true;
+    } else if (back.get("enphaseError")) {
+      go("vendor");
+      W.setStatus(OAUTH_ERRORS[back.get("enphaseError")] || "The authorization failed; nothing was saved.", true);
+    } else {
+      go("vendor");
+    }
   }
 
   // ------------------------------------------------------------------ the admin connection test

@@ -23,7 +23,7 @@ vendor field        point              vendor  canonical
 Site.P_PV           ``solar_w``        W       kW (/1000)
 -Site.P_Load        ``load_w``         W       kW, sign flipped (consumption +)
 Site.P_Grid         ``grid_w``         W       kW (+ import)
--Site.P_Akku        ``battery_w``      W       kW, sign flipped (+ charging)
+Site.P_Akku         ``battery_w``      W       kW (+ discharging, Wattline's sign)
 Inverters.*.SOC     ``battery_soc``    %       %
 Site.E_Total        ``solar_kwh``      Wh      kWh, lifetime counter
 Site.E_Day          ``solar_today_kwh`` Wh     kWh, resets at local midnight
@@ -53,7 +53,7 @@ _SITE_FIELDS = (
     ("P_PV", "solar_w", 1e-3),
     ("P_Load", "load_w", -1e-3),
     ("P_Grid", "grid_w", 1e-3),
-    ("P_Akku", "battery_w", -1e-3),
+    ("P_Akku", "battery_w", 1e-3),  # + discharging already: Wattline's sign
     ("E_Total", "solar_kwh", 1e-3),
     ("E_Day", "solar_today_kwh", 1e-3),
 )

@@ -4,8 +4,9 @@ Keys follow seed 003's ``point_info`` (``solar_w``, ``battery_soc``, ...); value
 stored in the canonical unit of their metric type (power kW, energy kWh, SoC %), so a
 ``*_w`` point holds kW (the key names the quantity, not the unit).
 
-Signs (canonical): ``battery_w`` + = charging, - = discharging (the push contract's
-convention); ``grid_w`` + = import, - = export; ``load_w`` >= 0.
+Signs (Wattline's, :mod:`wattline.domain.energy_flow`): ``battery_w`` + = discharging,
+- = charging (the push contract's ``batteryW`` is + charging: flipped on the way in);
+``grid_w`` + = import, - = export; ``load_w`` >= 0.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ measured zero, so a null never becomes a reading and a 0 always does.
 
 Mapping (canonical units, :mod:`.points`): W -> kW (/1000), Wh -> kWh (/1000), % as is.
 ``solar_w`` is ``solarW``, or ``solarLocalW + solarRemoteW`` when ``solarW`` is null and
-both parts are given. Signs are the contract's: battery + = charging, grid + = import.
+both parts are given. Signs: grid + = import as in the contract; the contract's battery + = charging is
+flipped to Wattline's + = discharging.
 """
 
 from __future__ import annotations
@@ -127,6 +128,8 @@ def push_values(push: FroniusPush) -> dict[str, float]:
         v = getattr(push, spec.vendor_field)
         if v is not None:
             values[spec.key] = _scaled(v, spec.factor)
+    if "battery_w" in values:  # the contract's + charging -> Wattline's + discharging
+        values["battery_w"] = -values["battery_w"] + 0.0
     if push.solarW is None and push.solarLocalW is not None and push.solarRemoteW is not None:
         values["solar_w"] = _scaled(push.solarLocalW + push.solarRemoteW, 1e-3)
     return values

@@ -9,7 +9,7 @@ VENDOR-NOTES.md:
   grid, solar, generator}.value`` in **kW** and ``battery.stateOfCharge`` in %.
   Signs (the capture balances to its rounding: solar 9.58 + grid 2.3 = 11.88, demand 4.35
   + battery 7.52 = 11.87):
-  battery + = charging, grid + = import. A device whose ``deviceStatus`` is not
+  battery + = charging (flipped: Wattline stores + discharging), grid + = import. A device whose ``deviceStatus`` is not
   ``Online`` reports no reading (its ``value`` 0 is a placeholder, not a measurement).
 * ``/subcircuit/{groupId}``: ``rows[]`` of monitoring points, ``energyNowW`` in **W**,
   ``totalEnergyWh`` in **Wh** (monotonic: a counter). No timestamp and no SoC: a poll
@@ -22,7 +22,7 @@ vendor field                               point                vendor  canonica
 =========================================  ===================  ======  ==========
 demand                                     ``load_w``           kW      kW
 liveUsageData.solar.value                  ``solar_w``          kW      kW
-liveUsageData.battery.value                ``battery_w``        kW      kW (+ charging)
+-liveUsageData.battery.value               ``battery_w``        kW      kW (+ discharging)
 liveUsageData.grid.value                   ``grid_w``           kW      kW (+ import)
 liveUsageData.generator.value              ``generator_w``      kW      kW
 liveUsageData.battery.stateOfCharge        ``battery_soc``      %       %
@@ -134,6 +134,8 @@ def parse_live_usage(payload: Any) -> tuple[int, dict[str, float], list[str]]:
         if entry.get("value") is not None:
             try:
                 values[key] = to_number(entry["value"], f"{device}.value")
+                if device == "battery":  # Mondo's + charging -> Wattline's + discharging
+                    values[key] = -values[key] + 0.0
             except BadValue as exc:
                 problems.append(str(exc))
         if device == "battery" and "stateOfCharge" in entry:
