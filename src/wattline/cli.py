@@ -25,15 +25,16 @@ err = Console(stderr=True)
 
 
 def _ctx():
-    from sqlalchemy.exc import OperationalError
-
     from wattline.context import open_context
+    from wattline.store.mqtt_db_errors import is_database_unavailable
 
     try:
         return open_context()
-    except OperationalError as exc:  # a database that is down or refuses us: say so, no traceback
-        first = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
-        _fail(f"cannot open the database: {first}", code=1)
+    except Exception as exc:  # a database that is down or refuses us: say so, no traceback
+        if not is_database_unavailable(exc):
+            raise
+        cause = getattr(exc, "orig", None) or exc
+        _fail(f"cannot open the database: {str(cause).strip().splitlines()[0]}", code=1)
 
 
 def _fail(message: str, code: int = 2) -> None:

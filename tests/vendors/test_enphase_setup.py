@@ -14,6 +14,7 @@ from world import make_ctx
 from wattline import clock as wall_clock
 from wattline.api.app import create_app
 from wattline.security.crypto import decrypt_credentials
+from helpers import sign_in_client
 from wattline.security.sessions import COOKIE_NAME, issue_session
 from wattline.security.users import create_user, get_user_principal
 from wattline.simulator.vendor_cloud import BackgroundCloud, CloudConfig
@@ -36,7 +37,7 @@ def setup(sqlite_dbs, tmp_path):
             sessions = {n: issue_session(ctx.settings.encryption_key, get_user_principal(conn, n))
                         for n in ("alice", "mallory")}
         with TestClient(create_app(ctx)) as client:
-            client.cookies.set(COOKIE_NAME, sessions["alice"])
+            sign_in_client(client, ctx.settings.encryption_key, sessions["alice"])
             yield client, ctx, cloud, sessions
 
 
@@ -107,7 +108,7 @@ def test_refusals_write_nothing(setup):
     with TestClient(client.app) as thief:
         for k, v in stolen.items():
             thief.cookies.set(k, v)
-        thief.cookies.set(COOKIE_NAME, sessions["mallory"])
+        sign_in_client(thief, client.app.state.ctx.settings.encryption_key, sessions["mallory"])
         assert thief.get("/api/auth/enphase/callback", params={"code": "c", "state": state},
                          follow_redirects=False).status_code == 403
     denied = client.get("/api/auth/enphase/callback", params={"error": "access_denied", "state": state},
