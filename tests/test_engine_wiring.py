@@ -306,3 +306,23 @@ def test_a_task_whose_job_row_failed_fails_on_the_engine_too():
     assert _succeeded({"id": "j1", "kind": "cleanup", "status": "succeeded"}) == {"job": "j1", "status": "succeeded"}
     with pytest.raises(RuntimeError, match="cleanup job j2 failed: disk full"):
         _succeeded({"id": "j2", "kind": "cleanup", "status": "failed", "error": "disk full"})
+
+
+def test_workers_starting_together_apply_the_queue_schema_once_without_failing(pg_templates):
+    # three `wattline worker` processes started at once each applied it, and two crashed
+    # on a unique violation (found by bench/faults.py)
+    from wattline.jobs.engine import apply_schema, engine_app
+
+    pg, _, _ = pg_templates
+    url = pg.url(pg.create())
+
+    async def one():
+        app = engine_app(url)
+        async with app.open_async():
+            await apply_schema(app)
+
+    async def together():
+        return await asyncio.gather(*[one() for _ in range(4)], return_exceptions=True)
+
+    assert asyncio.run(together()) == [None] * 4
+    assert queue_rows(url, "SELECT to_regclass('procrastinate_jobs') IS NOT NULL")[0][0]

@@ -5,6 +5,7 @@ The URL is never logged: it may carry a password."""
 from __future__ import annotations
 
 import procrastinate
+import procrastinate.exceptions
 
 from wattline import logs
 from wattline.config import get_settings
@@ -61,9 +62,18 @@ async def apply_schema(app: procrastinate.App) -> None:
     table of the failed runs' errors (procrastinate keeps none)."""
     from wattline.store import engine_jobs_repo
 
-    if not await engine_jobs_repo.schema_present(app.connector):
-        await app.schema_manager.apply_schema_async()
-    await engine_jobs_repo.ensure_own_tables(app.connector)
+    # workers starting together race here (CREATE ... IF NOT EXISTS too): each step goes
+    # in as one transaction, so a loser fails on the winner's committed objects and
+    # finds them in place the second time round
+    for attempt in range(3):
+        try:
+            if not await engine_jobs_repo.schema_present(app.connector):
+                await app.schema_manager.apply_schema_async()
+            await engine_jobs_repo.ensure_own_tables(app.connector)
+            return
+        except procrastinate.exceptions.ConnectorException:
+            if attempt == 2:
+                raise
 
 
 async def defer(task_name: str, *, lock: str | None = None, queueing_lock: str | None = None,
