@@ -216,7 +216,10 @@ class Watch:
         rx = self._regex
         if rx is None and self.literals:
             with self._lock:
-                rx = self._regex = re.compile(_trie_pattern(sorted(self.literals)))
+                # whole words only: the emulators' password "wattline-demo" is also the start
+                # of public names ("wattline-demo-client")
+                rx = self._regex = re.compile(
+                    r"(?<![A-Za-z0-9_-])(?:" + _trie_pattern(sorted(self.literals)) + r")(?![A-Za-z0-9_-])")
         return rx
 
     def scan(self, text, channel: str, *, allow: frozenset = frozenset(), allow_tokens: int = 0) -> list:
@@ -346,13 +349,36 @@ def _watch_logging(w: Watch, p: _Patches) -> None:
         return original(self, record)
 
     p.set(logging.Logger, "callHandlers", call_handlers)
-    p.level(logging.getLogger(), logging.DEBUG)
+    root = logging.getLogger()
+    old = root.level
+    p._undo.append(lambda: root.setLevel(old))
+    keep_root_at_debug()
+    from wattline import logs
+
+    configure = logs.configure
+
+    def watched_configure(*a, **kw):  # the CLI, run in-process, sets the root to INFO or WARNING
+        configure(*a, **kw)
+        keep_root_at_debug()
+
+    p.set(logs, "configure", watched_configure)
     # chatty libraries whose DEBUG lines carry no values (connection states, queries done)
     for name in ("aiosqlite", "asyncio", "httpcore", "hpack", "multipart", "faker", "filelock", "PIL",
                  "matplotlib", "psycopg.pool", "urllib3", "websockets", "markdown_it"):
         lg = logging.getLogger(name)
         if lg.level == logging.NOTSET:
             p.level(lg, logging.INFO)
+
+
+def keep_root_at_debug() -> None:
+    """Every record is made, so every record is scanned; the level someone chose for the root
+    moves to its handlers, so what they write is what they wrote before."""
+    root = logging.getLogger()
+    if root.level != logging.DEBUG:
+        for h in root.handlers:
+            if h.level == logging.NOTSET:
+                h.setLevel(root.level)
+        root.setLevel(logging.DEBUG)
 
 
 def _watch_sources(w: Watch, p: _Patches) -> None:
@@ -610,6 +636,7 @@ def pytest_collection_finish(session):
 def pytest_runtest_protocol(item, nextitem):
     if WATCH is not None:
         WATCH.current_test = item.nodeid
+        keep_root_at_debug()
     yield
     if WATCH is not None:
         WATCH.current_test = "(between tests)"
