@@ -142,6 +142,7 @@ class Watch:
         self.current_test = "(outside a test)"
         self.scanned_texts = 0
         self.scanned_bytes = 0
+        self.by_channel: dict[str, int] = {}  # texts scanned per kind of channel
 
     # -- what is secret ------------------------------------------------------------------
     def add(self, secret, kind: str, origin: str) -> None:
@@ -232,6 +233,8 @@ class Watch:
             text = str(text)
         self.scanned_texts += 1
         self.scanned_bytes += len(text)
+        family = channel.split(" ", 1)[0]
+        self.by_channel[family] = self.by_channel.get(family, 0) + 1
         passed = []
         rx = self._literal_regex()
         if rx is not None:
@@ -442,6 +445,16 @@ def _watch_sources(w: Watch, p: _Patches) -> None:
             w.add_url_password(getattr(self, name, None), f"{origin}.{name}")
 
     p.set(config_mod.Settings, "__init__", watched_settings_init)
+
+    from wattline.sources.mqtt.broker_url import BrokerAddress
+
+    broker_init = BrokerAddress.__init__
+
+    def watched_broker_init(self, *a, **kw):
+        broker_init(self, *a, **kw)
+        w.add(self.password, SETTING, "an MQTT broker password")
+
+    p.set(BrokerAddress, "__init__", watched_broker_init)
 
     from wattline.simulator import vendor_cloud
     from wattline.simulator.vendor_cloud import amber, enphase, mondo, selectronic, solaredge
@@ -672,6 +685,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(line, red=True)
         tr.write_line(f"{len(w.findings)} leak(s): the run fails (the secrets themselves are not shown)", red=True)
     else:
-        tr.write_line(f"secret watch: no secret in {w.scanned_texts} texts ({w.scanned_bytes / 1e6:.1f} MB) "
-                      f"of logs, responses, pages and output; {len(w.literals) + len(w.opaque)} forms of secrets "
-                      f"watched, {w.ignored_short} too short to watch")
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(w.by_channel.items()))
+        tr.write_line(f"secret watch: no secret in {w.scanned_texts} texts ({w.scanned_bytes / 1e6:.1f} MB: {counts}); "
+                      f"{len(w.literals) + len(w.opaque)} forms of secrets watched, "
+                      f"{w.ignored_short} too short or plain to watch")

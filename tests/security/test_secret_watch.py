@@ -127,3 +127,23 @@ def test_a_planted_secret_in_each_channel_fails_the_inner_run(pytester, monkeypa
                     "captured stdout call during test_inner.py::test_stdout",
                     "subprocess stdout"):
         assert channel in out, out
+
+
+def test_secrets_are_learnt_where_they_are_made():
+    import pytest
+
+    if secret_watch.WATCH is None:
+        pytest.skip("the secret watch is off (-p no:secret_watch)")
+    from wattline.config import Settings
+    from wattline.security.crypto import encrypt_credentials
+    from wattline.sources.mqtt.broker_url import BrokerAddress
+
+    w = secret_watch.WATCH
+    key = os.urandom(32)
+    Settings(secret_key=base64.b64encode(key).decode(), cron_secret="cron-" + "Qm7wz" * 2,
+             redis_url="redis://:" + "rds-" + "Pw4k" * 3 + "@127.0.0.1:6379/0")
+    BrokerAddress("broker", 1883, "ingest", "mqtt-" + "Hx9t" * 3)
+    encrypt_credentials(os.urandom(32), {"email": "a@example.org", "api_key": "push-" + "Kf3j" * 3})
+    assert {"cron-" + "Qm7wz" * 2, "rds-" + "Pw4k" * 3, "mqtt-" + "Hx9t" * 3, "push-" + "Kf3j" * 3} <= w.literals.keys()
+    assert "a@example.org" not in w.literals
+    assert base64.b64encode(key).decode().rstrip("=") in w.opaque
