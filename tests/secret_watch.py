@@ -2,7 +2,8 @@
 
 For the whole run it watches
   * every log record (``logging.Logger.callHandlers``, so ``wattline.logs.configure``
-    replacing the root handlers changes nothing), the root logger at DEBUG;
+    replacing the root handlers changes nothing), the root logger kept at DEBUG (the level
+    a caller sets moves to the root's handlers), and structlog's own printed lines;
   * every HTTP response an in-process ASGI app sends (``Starlette.__call__``: TestClient,
     httpx ASGI transports and the uvicorn servers the browser tests run), headers except
     ``Set-Cookie`` and the body; and responses httpx clients get from servers outside the
@@ -14,9 +15,11 @@ For the whole run it watches
 It knows the secrets from where they are made: passwords given to ``hash_password``,
 encryption keys given to the cipher or the session signer, the values under secret keys of
 credentials that are encrypted or decrypted, settings (``secret_key``, ``cron_secret``,
-passwords in URLs), tokens the emulated vendor clouds hand out, and the secret-named
+passwords in URLs), MQTT broker passwords, tokens the emulated vendor clouds hand out, and the secret-named
 constants of the test modules and the emulators (``PASSWORD``, ``CRON``, ``DEFAULT_CREDENTIALS``...).
 API tokens (``wl_`` + 43 characters) and session cookies are recognised by their shape.
+Chosen secrets (passwords, keys of vendors) match as whole words, in plain, HTML, URL and
+JSON spelling; random ones (keys, vendor tokens) match as whole base64/hex runs.
 
 Exemptions, all of them: the ``Set-Cookie`` header (where a session cookie is issued);
 the stdout of ``wattline tokens create`` (the one place a new token is shown, once); the
@@ -135,7 +138,7 @@ class Watch:
         self._lock = threading.RLock()
         self.literals: dict[str, tuple[str, str]] = {}  # form -> (kind, origin): matched as substrings
         self.opaque: dict[str, tuple[str, str]] = {}  # random tokens and keys: matched as whole runs
-        self.ignored_short = 0
+        self.ignored: set[str] = set()  # too short or plain to watch (counted, never shown)
         self._seen_keys: set[bytes] = set()
         self._regex: re.Pattern | None = None
         self.findings: dict[tuple, Finding] = {}
@@ -153,7 +156,7 @@ class Watch:
         if not isinstance(secret, str) or not secret or secret in self.literals:
             return
         if not distinctive(secret):
-            self.ignored_short += 1
+            self.ignored.add(secret)
             return
         with self._lock:
             for form in _literal_forms(secret):
@@ -365,6 +368,21 @@ def _watch_logging(w: Watch, p: _Patches) -> None:
         keep_root_at_debug()
 
     p.set(logs, "configure", watched_configure)
+
+    # structlog before logs.configure prints with its PrintLogger (to a stdout it bound when
+    # the logger was made, maybe before the capture of any test): scan those lines too
+    import structlog
+
+    printer = structlog.PrintLogger
+    msg = printer.msg
+
+    def watched_msg(self, message):
+        w.scan(message, "log structlog print")
+        return msg(self, message)
+
+    for name, value in list(vars(printer).items()):
+        if value is msg:
+            p.set(printer, name, watched_msg)
     # chatty libraries whose DEBUG lines carry no values (connection states, queries done)
     for name in ("aiosqlite", "asyncio", "httpcore", "hpack", "multipart", "faker", "filelock", "PIL",
                  "matplotlib", "psycopg.pool", "urllib3", "websockets", "markdown_it"):
@@ -688,4 +706,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         counts = ", ".join(f"{k} {v}" for k, v in sorted(w.by_channel.items()))
         tr.write_line(f"secret watch: no secret in {w.scanned_texts} texts ({w.scanned_bytes / 1e6:.1f} MB: {counts}); "
                       f"{len(w.literals) + len(w.opaque)} forms of secrets watched, "
-                      f"{w.ignored_short} too short or plain to watch")
+                      f"{len(w.ignored)} too short or plain to watch")
