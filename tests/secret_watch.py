@@ -599,26 +599,42 @@ def _watch_processes(w: Watch, p: _Patches) -> None:
 
     p.set(subprocess.Popen, "communicate", watched_communicate)
 
-    try:
-        from click.testing import CliRunner
-    except ImportError:
-        return
-    invoke = CliRunner.invoke
+    runners = []
+    for module in ("click.testing", "typer.testing"):  # typer's CliRunner is not click's
+        try:
+            runners.append(__import__(module, fromlist=["CliRunner"]).CliRunner)
+        except ImportError:
+            pass
+    for runner in runners:
+        _watch_runner(w, p, runner)
+
+
+def _creates_a_token(cli, words) -> bool:
+    """``wattline tokens create``, or ``create`` given to the tokens sub-app itself."""
+    if _is_tokens_create(words):
+        return True
+    from wattline.cli_security import tokens_app
+
+    return cli is tokens_app and bool(words) and words[0] == "create"
+
+
+def _watch_runner(w: Watch, p: _Patches, runner) -> None:
+    invoke = runner.invoke
 
     def watched_invoke(self, cli, args=None, *a, **kw):
         result = invoke(self, cli, args, *a, **kw)
-        words = args if isinstance(args, (list, tuple)) else str(args or "").split()
-        channel = f"CliRunner ({' '.join(str(x) for x in words[:3])})"
+        words = [str(x) for x in args] if isinstance(args, (list, tuple)) else str(args or "").split()
+        channel = f"CliRunner ({' '.join(words[:3])})"
         try:
             stdout, stderr = result.stdout, result.stderr
         except ValueError:  # click < 8.2 without mix_stderr=False: one stream
             stdout, stderr = result.output, ""
-        w.scan(stdout, channel + " stdout", allow_tokens=1 if _is_tokens_create(words) else 0)
+        w.scan(stdout, channel + " stdout", allow_tokens=1 if _creates_a_token(cli, words) else 0)
         if stderr and stderr not in stdout:
             w.scan(stderr, channel + " stderr")
         return result
 
-    p.set(CliRunner, "invoke", watched_invoke)
+    p.set(runner, "invoke", watched_invoke)
 
 
 def _watch_playwright(w: Watch, p: _Patches) -> None:

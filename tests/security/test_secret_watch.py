@@ -147,3 +147,12 @@ def test_secrets_are_learnt_where_they_are_made():
     assert {"cron-" + "Qm7wz" * 2, "rds-" + "Pw4k" * 3, "mqtt-" + "Hx9t" * 3, "push-" + "Kf3j" * 3} <= w.literals.keys()
     assert "a@example.org" not in w.literals
     assert base64.b64encode(key).decode().rstrip("=") in w.opaque
+
+
+def test_only_the_token_create_command_may_show_a_token():
+    from wattline.cli_security import tokens_app
+
+    assert secret_watch._creates_a_token(tokens_app, ["create", "--role", "admin"])
+    assert secret_watch._creates_a_token(object(), ["tokens", "create", "--role", "admin"])
+    assert not secret_watch._creates_a_token(tokens_app, ["list"])
+    assert not secret_watch._creates_a_token(object(), ["users", "create", "alice"])
