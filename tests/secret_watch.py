@@ -9,7 +9,7 @@ For the whole run it watches
     ``Set-Cookie`` and the body; and responses httpx clients get from servers outside the
     process (``wattline serve`` subprocesses);
   * the pages of the Playwright browser tests (each page's DOM when its context closes);
-  * every test's captured stdout/stderr, ``CliRunner`` results and the output of
+  * every test's captured stdout/stderr, click and typer ``CliRunner`` results and the output of
     ``subprocess`` calls read with ``communicate`` (``subprocess.run``).
 
 It knows the secrets from where they are made: passwords given to ``hash_password``,
