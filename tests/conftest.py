@@ -27,6 +27,9 @@ from wattline.pipeline import Pipeline
 from wattline.store.engines import open_databases
 from wattline.store.migrate import upgrade_all
 
+# fails the run if any log line, response, page or output of the suite shows a secret
+pytest_plugins = ["secret_watch"]
+
 PG_ADMIN_URL = os.environ.get("WATTLINE_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import time
 from abc import ABC, abstractmethod
 from typing import Any, Awaitable, Callable, ClassVar
@@ -35,6 +36,9 @@ from .models import CallLog
 from .ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
+# httpx logs every request's full URL at INFO, and SolarEdge (api_key) and Enphase (key)
+# take their keys in the query string: those lines would put a key in every log
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 DEFAULT_RETRY_WAITS_S: tuple[float, ...] = (0, 5, 15, 30)
 
