@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import base64
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -123,6 +124,7 @@ class CpuMeter:
         while not self._stop.is_set():
             self._sample()
             self._stop.wait(1.0)
+        self._own = time.thread_time()  # the meter's own CPU: not the measured process's
 
     def start(self) -> "CpuMeter":
         self._t0, self._busy0 = time.time(), machine_busy_s()
@@ -139,6 +141,8 @@ class CpuMeter:
         cpu: dict[str, float] = {}
         for (name, _), last in self._last.items():
             cpu[name] = cpu.get(name, 0.0) + last - self._first[(name, _)]
+        if "this process" in cpu:
+            cpu["this process"] -= self._own
         return {"wall": wall, "cpu": cpu, "machine": busy,
                 "load": os.getloadavg()[0]}
 
@@ -491,6 +495,7 @@ def main() -> None:
             proc.wait(10)
         bench_backfill.drop(names)
         drop_redis_namespace(a.redis, namespace)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def drop_redis_namespace(url: str, namespace: str) -> None:
