@@ -64,13 +64,20 @@ def start_cloud(port: int, history_source: str) -> subprocess.Popen:
 def databases(backend: str, tmp: Path):
     if backend == "sqlite":
         return f"sqlite:///{tmp / 'main.db'}", f"sqlite:///{tmp / 'telemetry.db'}", []
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    names = [f"wl_bench_{uuid.uuid4().hex[:8]}" for _ in range(2)]
-    with admin.connect() as c:
-        for n in names:
-            c.execute(text(f"CREATE DATABASE {n}"))
+    names = create_pg_databases(2)
     base = PG_ADMIN.rsplit("/", 1)[0]
     return f"{base}/{names[0]}", f"{base}/{names[1]}", names
+
+
+def create_pg_databases(n: int) -> list[str]:
+    """``n`` fresh empty databases on the shared PostgreSQL (drop them with :func:`drop`)."""
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    names = [f"wl_bench_{uuid.uuid4().hex[:8]}" for _ in range(n)]
+    with admin.connect() as c:
+        for name in names:
+            c.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return names
 
 
 def drop(names):

@@ -115,15 +115,16 @@ def site_id(vendor: str, i: int) -> str:
     return {"mondo": f"grp-{i}", "amber": f"01BENCH{i:019d}", "fronius": f"fronius-{i}"}.get(vendor, str(5_000_000 + i))
 
 
-def setup(ctx, n: int, per_account: int, urls: list[str]) -> dict:
-    """``n`` systems in turn of the six vendors; one owner per account. Returns figures."""
+def setup(ctx, n: int, per_account: int, urls: list[str], vendors: tuple[str, ...] = VENDORS) -> dict:
+    """``n`` systems in turn of ``vendors`` (default the six); one owner per account.
+    Returns figures."""
     from wattline import system_admin
     from wattline.security import passwords
     from wattline.store import systems_repo, users_repo
 
-    by_vendor = {v: [i for i in range(n) if VENDORS[i % len(VENDORS)] == v] for v in VENDORS}
+    by_vendor = {v: [i for i in range(n) if vendors[i % len(vendors)] == v] for v in vendors}
     t = time.perf_counter()
-    enphase_accounts = -(-len(by_vendor["enphase"]) // per_account)
+    enphase_accounts = -(-len(by_vendor.get("enphase", ())) // per_account)
     tokens = asyncio.run(enphase_refresh_tokens([urls[i % len(urls)] for i in range(enphase_accounts)]))
     grants_s = time.perf_counter() - t
     t0 = time.perf_counter()

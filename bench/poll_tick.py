@@ -1,12 +1,19 @@
 """One minute-polling tick (jobs/poll.py) of many systems against the emulated clouds.
 
     .venv/bin/python bench/poll_tick.py [--systems 500] [--accounts 10] [--latency-ms 1000] [--concurrency 256]
+        [--backend sqlite|postgres] [--redis URL] [--ticks 1] [--profile FILE]
 
 Half Solarman, half Sungrow, spread over ``--accounts`` vendor accounts (unlimited:
-the emulator), SQLite in a temporary directory, the cloud in its own process (its
-fast clear-sky history, so its CPU is not charged to the poller) with ``--latency-ms``
-on every answer. Prints the tick's wall time, systems per second, sessions written
-and this process's CPU per poll.
+the emulator), SQLite in a temporary directory (or two fresh PostgreSQL databases,
+dropped after), the cloud in its own process (its fast clear-sky history, so its CPU
+is not charged to the poller) with ``--latency-ms`` on every answer. Each tick is a
+fresh :class:`Poller`, as the job engine's ``poll`` task makes one per tick. Prints
+each tick's wall time, systems per second, sessions written and this process's CPU
+per poll.
+
+``--profile FILE``: cProfile of the ticks only (not the setup), with the work the
+poller sends to threads run inline so that the profile sees it (same CPU, less
+overlap); read it with ``python -m pstats FILE``.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import os
 import resource
 import socket
 import subprocess
@@ -62,6 +70,10 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=10)
     ap.add_argument("--latency-ms", type=float, default=1000.0)
     ap.add_argument("--concurrency", type=int, default=256)
+    ap.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    ap.add_argument("--redis", default=None, help="latest values in this Redis")
+    ap.add_argument("--ticks", type=int, default=1, help="ticks one after the other (the clock moves 60 s)")
+    ap.add_argument("--profile", default=None, help="write a cProfile of the ticks to this file")
     a = ap.parse_args()
     clock.set_now(NOW)
     proc, base_url = start_cloud(a.latency_ms)
@@ -75,38 +87,79 @@ def main() -> None:
 
 
 def run(a, base_url: str) -> None:
+    from backfill import databases, drop  # bench/backfill.py
+
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = open_context(Settings(data_dir=Path(tmp), secret_key=base64.b64encode(b"b" * 32).decode()))
-        with ctx.dbs.main.begin() as conn:
-            create_user(conn, "owner", "a long bench password", "user")
-            accounts: dict[tuple[str, int], int] = {}
-            for i in range(a.systems):
-                vendor = ("solarman", "sungrow")[i % 2]
-                key = (vendor, i % a.accounts)
-                kw = ({"account_id": accounts[key]} if key in accounts else
-                      {"credentials": DEFAULT_CREDENTIALS[vendor], "rate_limits": UNLIMITED})
-                sid = system_admin.add_system(conn, ctx.settings, f"s{i}", vendor, str(80_000_000 + i), "owner",
-                                              alias=f"s{i}", base_url=base_url, **kw)
-                if key not in accounts:
-                    accounts[key] = system_admin.systems_repo.system(conn, sid)["vendor_account_id"]
+        main_url, tel_url, created = databases(a.backend, Path(tmp))
+        kw = {"redis_url": a.redis, "redis_namespace": f"benchtick{os.getpid()}:"} if a.redis else {}
+        ctx = open_context(Settings(data_dir=Path(tmp), secret_key=base64.b64encode(b"b" * 32).decode(),
+                                    main_url=main_url, telemetry_url=tel_url, **kw))
+        try:
+            add_systems(ctx, a, base_url)
+            for k in range(a.ticks):
+                clock.set_now(NOW + 60 * k)
+                d, wall, cpu, n = one_tick(ctx, a)
+                print(f"tick {k + 1}: {a.systems} systems, {a.accounts} accounts, {a.latency_ms:g} ms per vendor answer, "
+                      f"concurrency {a.concurrency}, {a.backend}{' + Redis' if a.redis else ''}: tick {wall:.2f} s "
+                      f"({a.systems / wall:.0f} systems/s), {d['succeeded']} ok, {d['failed']} failed, {n} sessions, "
+                      f"{d['readings']} readings, CPU {cpu:.2f} s ({1000 * cpu / a.systems:.1f} ms per poll)", flush=True)
+        finally:
+            if a.redis:
+                from workers import drop_redis_namespace  # bench/workers.py
 
-        async def tick():
-            poller = Poller(ctx, concurrency=a.concurrency)
-            try:
-                return await poller.poll(force=True)
-            finally:
-                await poller.aclose()
+                drop_redis_namespace(a.redis, kw["redis_namespace"])
+            ctx.close()
+            drop(created)
 
-        cpu0, t0 = time.process_time(), time.perf_counter()
+
+def add_systems(ctx, a, base_url: str) -> None:
+    with ctx.dbs.main.begin() as conn:
+        create_user(conn, "owner", "a long bench password", "user")
+        accounts: dict[tuple[str, int], int] = {}
+        for i in range(a.systems):
+            vendor = ("solarman", "sungrow")[i % 2]
+            key = (vendor, i % a.accounts)
+            kw = ({"account_id": accounts[key]} if key in accounts else
+                  {"credentials": DEFAULT_CREDENTIALS[vendor], "rate_limits": UNLIMITED})
+            sid = system_admin.add_system(conn, ctx.settings, f"s{i}", vendor, str(80_000_000 + i), "owner",
+                                          alias=f"s{i}", base_url=base_url, **kw)
+            if key not in accounts:
+                accounts[key] = system_admin.systems_repo.system(conn, sid)["vendor_account_id"]
+
+
+def one_tick(ctx, a) -> tuple[dict, float, float, int]:
+    async def tick():
+        poller = Poller(ctx, concurrency=a.concurrency)
+        try:
+            return await poller.poll(force=True)
+        finally:
+            await poller.aclose()
+
+    before = len(sessions_repo.list_sessions(ctx.dbs.telemetry, limit=100 * a.systems))
+    prof = None
+    if a.profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        asyncio.to_thread, real = _inline, asyncio.to_thread
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    try:
+        if prof is not None:
+            prof.enable()
         report = asyncio.run(tick())
-        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        n = len(sessions_repo.list_sessions(ctx.dbs.telemetry, limit=10 * a.systems))
-        ctx.close()
-    d = report.to_dict()
-    print(f"{a.systems} systems, {a.accounts} accounts, {a.latency_ms:g} ms per vendor answer, "
-          f"concurrency {a.concurrency}: tick {wall:.2f} s ({a.systems / wall:.0f} systems/s), "
-          f"{d['succeeded']} ok, {d['failed']} failed, {n} sessions, {d['readings']} readings, "
-          f"CPU {cpu:.2f} s ({1000 * cpu / a.systems:.1f} ms per poll)")
+    finally:
+        if prof is not None:
+            prof.disable()
+            asyncio.to_thread = real
+            prof.dump_stats(a.profile)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    n = len(sessions_repo.list_sessions(ctx.dbs.telemetry, limit=100 * a.systems)) - before
+    return report.to_dict(), wall, cpu, n
+
+
+async def _inline(func, /, *args, **kwargs):
+    """``asyncio.to_thread`` for the profile: the call on the event loop's thread."""
+    return func(*args, **kwargs)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ from wattline.jobs.vendor_credentials import credential_saver
 from wattline.security.crypto import decrypt_credentials
 from wattline.sources.vendors import VendorAdapter, VendorError
 from wattline.sources.vendors import normalize
+from wattline.sources.vendors.http import tls_context
 from wattline.sources.vendors.models import FetchResult, VendorRecord
 from wattline.sources.vendors.registry import get_adapter_class
+from wattline.store import sync_logs_repo
 from wattline.store.vendor_plants import newest_reading_per_series
 
 
@@ -39,7 +41,7 @@ class VendorSession:
         self.wrap_limiter = wrap_limiter
         self.timeout_s = timeout_s
         self.retry_waits_s = retry_waits_s
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s),
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), verify=tls_context(),
                                          limits=httpx.Limits(max_connections=max_connections))
         self._adapters: dict[int, VendorAdapter] = {}
 
@@ -92,6 +94,16 @@ def store_fetch(ctx: AppContext, plant: VendorPlantInfo, fetched: FetchResult, j
 def log_fetch(ctx: AppContext, plant: VendorPlantInfo, fetched: FetchResult, job: str) -> None:
     synclog.log_calls(ctx.dbs.telemetry, plant.vendor_account_id, plant.plant_id, fetched.calls, job)
     synclog.log_rejected(ctx.dbs.telemetry, plant.vendor_account_id, plant.plant_id, fetched.rejected, job)
+
+
+def log_fetches(ctx: AppContext, fetches: list[tuple[VendorPlantInfo, FetchResult]], job: str) -> None:
+    """:func:`log_fetch` of many plants in one transaction (a poll batch: one per
+    system cost a commit each)."""
+    rows = []
+    for plant, fetched in fetches:
+        rows += synclog.call_rows(plant.vendor_account_id, plant.plant_id, fetched.calls, job)
+        rows += synclog.rejected_rows(plant.vendor_account_id, plant.plant_id, fetched.rejected, job)
+    sync_logs_repo.add(ctx.dbs.telemetry, rows)
 
 
 async def fetch_only(session: VendorSession, plant: VendorPlantInfo, start_ts: int,

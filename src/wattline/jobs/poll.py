@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from wattline import clock, logs
 from wattline.context import AppContext
 from wattline.domain import systems as rules
-from wattline.jobs.fetching import VendorSession, log_fetch, records_to_batch
+from wattline.jobs.fetching import VendorSession, log_fetches, records_to_batch
 from wattline.jobs.plants import VendorPlantInfo
 from wattline.jobs.sync import concat
 from wattline.sources.vendors.errors import VendorError
@@ -336,11 +336,10 @@ class _Writer:
             except Exception as exc:  # noqa: BLE001 - recorded in the sessions, not lost
                 store_error = f"storing failed: {exc}"
                 log.error("poll.store_failed", systems=[it.system.plant_id for it in items], error=str(exc))
-        for it in items:
-            try:
-                log_fetch(self.ctx, it.system, it.fetched, "poll")
-            except Exception as exc:  # noqa: BLE001
-                log.error("poll.call_log_failed", system_id=it.system.plant_id, error=str(exc))
+        try:
+            log_fetches(self.ctx, [(it.system, it.fetched) for it in items], "poll")
+        except Exception as exc:  # noqa: BLE001
+            log.error("poll.call_log_failed", systems=[it.system.plant_id for it in items], error=str(exc))
         end = clock.now()
         sessions = []
         for it, n in zip(items, counts):

@@ -21,6 +21,11 @@ def _dt(ts: float) -> datetime:
 
 
 def log_calls(telemetry, vendor_id: int, plant_id: int, calls: Iterable[CallLog], job: str) -> None:
+    sync_logs_repo.add(telemetry, call_rows(vendor_id, plant_id, calls, job))
+
+
+def call_rows(vendor_id: int, plant_id: int, calls: Iterable[CallLog], job: str) -> list[dict]:
+    """The log rows of these calls (counted in the metrics), not yet written."""
     rows = []
     for c in calls:
         metrics.VENDOR_CALLS.labels(str(vendor_id), "success" if c.error is None else "error").inc()
@@ -32,14 +37,19 @@ def log_calls(telemetry, vendor_id: int, plant_id: int, calls: Iterable[CallLog]
             metadata={"job": job, "method": c.method, "path": c.path, "http_status": c.status,
                       "attempt": c.attempt, "duration_ms": round(c.duration_ms, 1)},
         ))
-    sync_logs_repo.add(telemetry, rows)
+    return rows
 
 
 def log_rejected(telemetry, vendor_id: int, plant_id: int, rejected: list[RejectedRecord],
                  job: str) -> None:
     """Corrupted records are skipped, and kept here with their raw data and the reason."""
+    sync_logs_repo.add(telemetry, rejected_rows(vendor_id, plant_id, rejected, job))
+
+
+def rejected_rows(vendor_id: int, plant_id: int, rejected: list[RejectedRecord], job: str) -> list[dict]:
+    """The log rows of these rejected records (logged and counted), not yet written."""
     if not rejected:
-        return
+        return []
     now = clock.now_dt()
     metrics.REJECTED_RECORDS.labels(str(vendor_id)).inc(len(rejected))
     rows = []
@@ -50,7 +60,7 @@ def log_rejected(telemetry, vendor_id: int, plant_id: int, rejected: list[Reject
                          error_message=f"{sync_logs_repo.REJECTED_PREFIX}: {r.reason}", records_processed=0,
                          started_at=now, completed_at=now,
                          metadata={"job": job, "rejected_raw": raw}))
-    sync_logs_repo.add(telemetry, rows)
+    return rows
 
 
 def log_run(telemetry, *, sync_type: str, status: str, started_at: float, records: int,

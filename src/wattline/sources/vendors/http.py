@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
+import ssl
 import time
 from abc import ABC, abstractmethod
 from typing import Any, Awaitable, Callable, ClassVar
@@ -41,6 +43,15 @@ log = structlog.get_logger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 DEFAULT_RETRY_WAITS_S: tuple[float, ...] = (0, 5, 15, 30)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The one TLS context of this process for vendor HTTP clients (httpx's default:
+    certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR as at first use). Loading the CA
+    file costs 10-100 ms of CPU, and httpx does it for every new client: once per
+    vendor account per poll tick without this (measured, bench/poll_tick.py)."""
+    return httpx.create_ssl_context()
 
 
 class TokenInvalid(VendorAuthError):
@@ -131,7 +142,7 @@ class VendorHttpClient(ABC):
         loop = asyncio.get_running_loop()
         # an httpx client belongs to the loop it was first used on; jobs may use others
         if self._client is None or self._client.is_closed or self._client_loop is not loop:
-            self._client = httpx.AsyncClient(timeout=self._timeout)
+            self._client = httpx.AsyncClient(timeout=self._timeout, verify=tls_context())
             self._client_loop = loop
         return self._client
 
