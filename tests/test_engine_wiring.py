@@ -326,3 +326,28 @@ def test_workers_starting_together_apply_the_queue_schema_once_without_failing(p
 
     assert asyncio.run(together()) == [None] * 4
     assert queue_rows(url, "SELECT to_regclass('procrastinate_jobs') IS NOT NULL")[0][0]
+
+
+def test_the_minute_tick_is_split_into_shard_jobs_that_are_not_queued_twice(queue_url, monkeypatch):
+    # one tick in one worker caps a fleet's polls/min at what one Poller does (bench/workers.py)
+    import procrastinate
+
+    from wattline.jobs import engine_tasks
+    from wattline.jobs.engine import conninfo
+    from wattline.jobs.poll import in_shard
+
+    monkeypatch.setenv("WATTLINE_POLL_SHARDS", "3")
+
+    async def tick():
+        with engine_tasks.app.replace_connector(procrastinate.PsycopgConnector(conninfo=conninfo(queue_url))):
+            async with engine_tasks.app.open_async():
+                await engine_tasks.periodic_poll(timestamp=_at("2026-12-06T03:31:00"))
+
+    asyncio.run(tick())
+    asyncio.run(tick())  # the first minute's shards still queued: refused, not doubled
+    rows = queue_rows(queue_url, "SELECT lock, args->>'shard', args->>'shards' FROM procrastinate_jobs "
+                                 "WHERE task_name = 'poll' ORDER BY 2")
+    assert rows == [("poll:0/3", "0", "3"), ("poll:1/3", "1", "3"), ("poll:2/3", "2", "3")], rows
+    assert [s for s in range(9) if in_shard(s, (1, 3))] == [1, 4, 7]
+    with pytest.raises(ValueError):
+        in_shard(5, (3, 3))

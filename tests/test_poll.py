@@ -73,6 +73,18 @@ def status(ctx, system_id: int) -> tuple[str, int]:
     return row["status"], row["consecutive_failures"]
 
 
+def test_a_sharded_tick_polls_only_its_systems_and_the_shards_cover_the_fleet(world):
+    ctx = world
+    with BackgroundCloud(cloud_config(FAST)) as cloud:
+        ids = [add(ctx, p, cloud.base_url, f"s{i}") for i, p in enumerate(FAST)]
+        polled = []
+        for k in range(2):
+            report = asyncio.run(poll_once(ctx, force=True, shard=(k, 2)))
+            assert report.to_dict()["failed"] == 0
+            polled.append(sorted(o.system_id for o in report.outcomes))
+    assert polled == [[i for i in sorted(ids) if i % 2 == 0], [i for i in sorted(ids) if i % 2 == 1]]
+
+
 def test_a_poll_stores_the_latest_values_and_one_session_per_system(world):
     ctx = world
     cfg = cloud_config(FAST)

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # Unset: jobs run in-process (the embedded default). Set: ``wattline serve`` and
     # ``wattline poll`` defer jobs to ``wattline worker`` processes. May hold a password.
     jobs_url: str | None = Field(default=None, repr=False)
+    # the engine's minute tick as this many poll jobs (systems by id modulo n), so the
+    # polling of a large fleet spreads over the workers instead of one tick in one worker
+    poll_shards: int = Field(default=4, ge=1, le=1024)
 
     @property
     def main_database_url(self) -> str:

@@ -58,10 +58,13 @@ async def sync(organization_id: int | None = None, only_due: bool = False, run_k
 
 
 @app.task(name="poll", retry=RETRY)
-async def poll(cause: str = "CRON", force: bool = False) -> dict:
+async def poll(cause: str = "CRON", force: bool = False, shard: int | None = None,
+               shards: int | None = None) -> dict:
+    """A tick over every system, or over shard ``shard`` of ``shards`` (ids modulo)."""
     from wattline.jobs.poll import poll_once
 
-    return (await poll_once(ctx(), cause=cause, force=force)).to_dict()
+    part = (shard, shards) if shards else None
+    return (await poll_once(ctx(), cause=cause, force=force, shard=part)).to_dict()
 
 
 def _succeeded(job: dict) -> dict:
@@ -132,7 +135,17 @@ async def reprice(cost_version_id: int, params: dict) -> dict:
 @app.periodic(cron="* * * * *", periodic_id="poll")
 @app.task(name="periodic_poll", queueing_lock="periodic_poll")
 async def periodic_poll(timestamp: int) -> None:
-    await poll()
+    """The minute tick as ``poll_shards`` jobs, which any workers take up; one shard is
+    worked on by one worker at a time (its lock), and one still queued is not queued twice."""
+    from procrastinate.exceptions import AlreadyEnqueued
+
+    shards = get_settings().poll_shards
+    for k in range(shards):
+        name = f"poll:{k}/{shards}"
+        try:
+            await poll.configure(lock=name, queueing_lock=name).defer_async(cause="CRON", shard=k, shards=shards)
+        except AlreadyEnqueued:  # the previous minute's is still waiting: overrun, not queued twice
+            log.warning("poll.shard_still_queued", shard=k, shards=shards)
 
 
 @app.periodic(cron="5 0 * * *", periodic_id="daily")

@@ -99,6 +99,14 @@ class _PollLimiter:
         return getattr(self._inner, name)
 
 
+def in_shard(system_id: int, shard: tuple[int, int]) -> bool:
+    """Whether ``system_id`` belongs to shard ``(k, n)`` of a tick split over n jobs."""
+    k, n = shard
+    if not (n >= 1 and 0 <= k < n):
+        raise ValueError(f"shard must be (k, n) with 0 <= k < n, not {shard}")
+    return system_id % n == k
+
+
 def poll_interval_s(vendor_type: str) -> int:
     """Seconds between two polls of a system of this vendor."""
     return int(getattr(get_adapter_class(vendor_type), "poll_interval_s", DEFAULT_INTERVAL_S))
@@ -179,12 +187,15 @@ class Poller:
     # -- ticks --------------------------------------------------------------------------
 
     async def start_due(self, *, cause: str = "CRON", system_ids: list[int] | None = None,
-                        force: bool = False) -> tuple[list[asyncio.Task], PollReport]:
+                        force: bool = False, shard: tuple[int, int] | None = None,
+                        ) -> tuple[list[asyncio.Task], PollReport]:
         """Start a poll of every due system not already being polled; returns at once
         with the started tasks (a scheduler tick never waits for a slow vendor)."""
         if cause not in rules.POLL_CAUSES:
             raise ValueError(f"cause must be one of {rules.POLL_CAUSES}")
         systems = await asyncio.to_thread(systems_repo.pollable_systems, self.ctx.dbs.main_reader, system_ids)
+        if shard is not None:  # ``(k, n)``: this tick polls the systems whose id is k modulo n
+            systems = [s for s in systems if in_shard(s.plant_id, shard)]
         states = await asyncio.to_thread(sessions_repo.poll_states, self.ctx.dbs.telemetry,
                                          [s.plant_id for s in systems]) if systems else {}
         versions = await asyncio.to_thread(self._transforms, systems)
@@ -218,9 +229,9 @@ class Poller:
         return tasks, report
 
     async def poll(self, *, cause: str = "CRON", system_ids: list[int] | None = None,
-                   force: bool = False) -> PollReport:
+                   force: bool = False, shard: tuple[int, int] | None = None) -> PollReport:
         """One tick, waiting for the polls it started (``wattline poll --once``, the API)."""
-        tasks, report = await self.start_due(cause=cause, system_ids=system_ids, force=force)
+        tasks, report = await self.start_due(cause=cause, system_ids=system_ids, force=force, shard=shard)
         report.outcomes = list(await asyncio.gather(*tasks))
         return report
 
@@ -370,10 +381,11 @@ def _transformed(rec: VendorRecord, series: dict[str, int], versions: dict) -> V
     return replace(rec, values=values)
 
 
-async def poll_once(ctx: AppContext, *, cause: str = "USER", force: bool = False, **kw) -> PollReport:
-    """A throw-away poller for one tick (CLI ``--once``, tests)."""
+async def poll_once(ctx: AppContext, *, cause: str = "USER", force: bool = False,
+                    shard: tuple[int, int] | None = None, **kw) -> PollReport:
+    """A throw-away poller for one tick (CLI ``--once``, an engine job, tests)."""
     poller = Poller(ctx, **kw)
     try:
-        return await poller.poll(cause=cause, force=force)
+        return await poller.poll(cause=cause, force=force, shard=shard)
     finally:
         await poller.aclose()
