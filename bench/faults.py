@@ -37,6 +37,7 @@ import os
 import random
 import re
 import shutil
+from collections import Counter
 import signal
 import subprocess
 import sys
@@ -194,6 +195,7 @@ class Faults:
     postgres_down_s: float = 0.0
     vendor_faults: dict = field(default_factory=dict)
     vendor_calls: int = 0
+    by_endpoint: dict = field(default_factory=dict)
 
 
 def wait_until(pred, timeout_s: float, step_s: float = 0.5) -> bool:
@@ -228,6 +230,7 @@ def run_faulted(world: World, fleet: FleetWorld, pg: PrivatePostgres, broker: Mo
         forget_namespace(env["WATTLINE_REDIS_NAMESPACE"])
     faults.vendor_faults = dict(world.cloud.state.stats.faults())
     faults.vendor_calls = len(world.cloud.state.stats.calls)
+    faults.by_endpoint = dict(Counter(f"{c.vendor}:{c.endpoint}:{c.fault or c.status}" for c in world.cloud.state.stats.calls))
     # what each ingester took of the shared subscription since its last start (its stop line)
     load["split"] = [int((re.findall(r"mqtt: stopped; received (\d+)", p.log.read_text()) or [0])[-1])
                      for p in ingesters]
@@ -381,6 +384,7 @@ def print_report(size: Size, ref_s: float, faults: Faults, load: dict, report: d
     print(f"  faults injected: {faults.worker_kills} worker SIGKILLs, {faults.ingester_kills} ingester SIGKILLs, "
           f"{faults.mosquitto_restarts} Mosquitto restarts, {faults.postgres_restarts} PostgreSQL crash-restarts "
           f"({faults.postgres_down_s:.1f} s down), vendor faults {faults.vendor_faults} of {faults.vendor_calls} calls")
+    print(f"  vendor calls by endpoint: {faults.by_endpoint}")
     print(f"  on record: {report['failed_sessions']} failed poll sessions, {report['failed_sync_logs']} failed "
           f"sync logs, {report['retried_jobs']} job retries, {report['failed_jobs']} failed jobs")
     for name, (lost, extra, changed) in report["tables"].items():

@@ -706,9 +706,24 @@ def pytest_runtest_makereport(item, call):
             WATCH.scan(content, title.lower())
 
 
+# Under pytest-xdist each worker process watches its own tests; it hands its findings
+# to the controller (``workeroutput``), which fails the run and reports them.
+_FROM_WORKERS: list[str] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    _FROM_WORKERS.extend(getattr(node, "workeroutput", {}).get("secret_watch_findings", []))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session, exitstatus):
-    if WATCH is not None and WATCH.findings and session.exitstatus == 0:
+    if WATCH is None:
+        return
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: the controller decides
+        session.config.workeroutput["secret_watch_findings"] = WATCH.report_lines()
+        return
+    if (WATCH.findings or _FROM_WORKERS) and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -717,11 +732,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     w = WATCH
     tr = terminalreporter
-    if w.findings:
+    leaks = w.report_lines() + _FROM_WORKERS
+    if leaks:
         tr.section("secret watch: SECRETS LEAKED", sep="=", red=True, bold=True)
-        for line in w.report_lines():
+        for line in leaks:
             tr.write_line(line, red=True)
-        tr.write_line(f"{len(w.findings)} leak(s): the run fails (the secrets themselves are not shown)", red=True)
+        tr.write_line(f"{len(leaks)} leak(s): the run fails (the secrets themselves are not shown)", red=True)
     else:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(w.by_channel.items()))
         tr.write_line(f"secret watch: no secret in {w.scanned_texts} texts ({w.scanned_bytes / 1e6:.1f} MB: {counts}); "

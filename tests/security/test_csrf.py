@@ -126,3 +126,9 @@ def test_sign_out_needs_the_token_and_a_get_only_asks(w):
                  headers=_cookie_only(w.cookie))
     assert out.status_code == 303 and f'{COOKIE_NAME}=""' in out.headers["set-cookie"]
     assert w.post("/logout").status_code == 303  # nobody signed in: nothing to protect
+
+
+def test_the_fronius_push_which_ignores_the_cookie_is_not_asked_for_a_token(w):
+    # its apiKey in the body is its only credential: a cookie sent along changes nothing
+    r = w.post("/api/push/fronius", json={"siteId": "nowhere", "apiKey": "not-a-key"}, headers=_cookie_only(w.cookie))
+    assert not _refused(r) and r.status_code in (400, 401), r.text

@@ -51,6 +51,9 @@ FORM_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # routes that do their own check (see the module docstring)
 SELF_CHECKED = frozenset({"/login", "/logout"})
+# routes that never honour the session cookie (the Fronius push: its apiKey in the body
+# is its only credential), so a cookie sent along cannot make them act for a user
+COOKIE_IGNORED_PREFIXES = ("/api/push/",)
 _INFO = b"wattline-csrf-token-v1"
 _MAX_TOKEN = 128
 
@@ -124,7 +127,8 @@ class CsrfMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("path") not in SELF_CHECKED:
+        path = scope.get("path") or ""
+        if scope["type"] == "http" and path not in SELF_CHECKED and not path.startswith(COOKIE_IGNORED_PREFIXES):
             headers = Headers(scope=scope)
             cookie = needs_token(scope["method"], headers)
             if cookie is not None:
