@@ -135,3 +135,22 @@ def test_backfill_killed_at_random_moments_ends_identical_to_an_uninterrupted_on
     refetched = sum(n - 1 for n in served.values() if n > 1)
     assert refetched <= 2 * FLUSH_CHUNKS * 2 * kills
     assert pages_before_final > 0
+
+
+def test_a_sync_before_the_first_backfill_does_not_make_it_skip_the_history(sqlite_dbs, tmp_path):
+    # the engine's organization schedule can run the day's sync before a new plant's
+    # backfill: the backfill used to resume after the newest stored reading (bench/faults.py)
+    from wattline.jobs.sync import sync_all
+
+    ctx = make_ctx(sqlite_dbs, tmp_path)
+    plant = WorldPlant(123, "solarman", "64786338", "Europe/Berlin", CLOUD_NOW - 5 * DAY)
+    cfg = cloud_config([plant])
+    with BackgroundCloud(cfg) as cloud:
+        set_up(ctx, cloud.base_url, [plant])
+        asyncio.run(sync_all(ctx, now=CLOUD_NOW))
+        synced = len(stored(ctx, 123, "energy_total")[0])
+        assert asyncio.run(backfill_plant(ctx, 123, now=CLOUD_NOW)).success
+    ts, values = stored(ctx, 123, "energy_total")
+    exp = expected(cfg, plant)
+    assert 0 < synced < len(exp.ts) and len(ts) == len(exp.ts)
+    np.testing.assert_allclose(values, exp.energy_total_kwh, rtol=0, atol=5.01e-4)  # the vendor's 3 decimals

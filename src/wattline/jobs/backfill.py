@@ -24,7 +24,7 @@ from wattline import logs
 from wattline.context import AppContext
 from wattline.domain import timeutil
 from wattline.jobs import synclog, window
-from wattline.jobs.fetching import VendorSession, fetch_only, last_stored, merge, store_fetch
+from wattline.jobs.fetching import VendorSession, fetch_only, merge, store_fetch
 from wattline.jobs.plants import VendorPlantInfo, load_plant
 from wattline.pipeline import rollup
 from wattline.sources.vendors.errors import QuotaExhausted
@@ -90,13 +90,15 @@ def open_accounts(session: VendorSession, plants: list[VendorPlantInfo]) -> None
 
 
 def resume_point(ctx: AppContext, plant: VendorPlantInfo, interval_s: int) -> int:
-    """Where fetching starts: the plant's start, or after what is already stored (blocking)."""
+    """Where fetching starts: the plant's start, or the backfill's own checkpoint (blocking).
+
+    Not after the newest stored reading: a sync or poll that stored the last day before
+    the first backfill would make it skip the whole history (found by bench/faults.py).
+    A run killed between storing a chunk and saving its checkpoint fetches that chunk
+    again, which the idempotent pipeline turns into nothing."""
     start = plant.start_operating_time
     if start is None:
         raise ValueError(f"plant {plant.plant_id} has no start_operating_time to backfill from")
-    last = last_stored(ctx, [plant]).get(plant.plant_id)
-    if last is not None:
-        start = max(start, last + interval_s)
     cp = backfill_checkpoints_repo.fetched_until(ctx.dbs.telemetry, plant.plant_id)
     if cp is not None:
         start = max(start, cp)
