@@ -351,3 +351,30 @@ def test_the_minute_tick_is_split_into_shard_jobs_that_are_not_queued_twice(queu
     assert [s for s in range(9) if in_shard(s, (1, 3))] == [1, 4, 7]
     with pytest.raises(ValueError):
         in_shard(5, (3, 3))
+
+
+def test_a_dead_workers_job_already_queued_again_ends_failed_and_frees_its_lock(queue_url):
+    # a worker killed mid-poll of a shard while the next minute's shard was queued: the
+    # retry hit the queueing lock every minute and the shard was never polled again
+    import procrastinate
+
+    from wattline.jobs import engine_tasks
+    from wattline.jobs.engine import conninfo
+
+    async def defer_two_and_retry():
+        with engine_tasks.app.replace_connector(procrastinate.PsycopgConnector(conninfo=conninfo(queue_url))):
+            async with engine_tasks.app.open_async():
+                task = engine_tasks.poll.configure(lock="poll:1/4", queueing_lock="poll:1/4")
+                first = await task.defer_async(cause="CRON", shard=1, shards=4)
+                # its worker took it and died (a heartbeat an hour old), then the next one came
+                queue_exec(queue_url, "INSERT INTO procrastinate_workers (last_heartbeat) "
+                                      "VALUES (now() - interval '1 hour')")
+                queue_exec(queue_url, f"UPDATE procrastinate_jobs SET status = 'doing', worker_id = "
+                                      f"(SELECT max(id) FROM procrastinate_workers) WHERE id = {first}")
+                second = await task.defer_async(cause="CRON", shard=1, shards=4)
+                return first, second, await engine_tasks.retry_stalled_jobs(engine_tasks.app, after_s=30)
+
+    first, second, retried = asyncio.run(defer_two_and_retry())
+    assert retried == [first]
+    rows = dict(queue_rows(queue_url, "SELECT id, status::text FROM procrastinate_jobs"))
+    assert rows == {first: "failed", second: "todo"}, rows

@@ -188,9 +188,19 @@ STALLED_AFTER_S = 30.0
 async def retry_stalled_jobs(engine: procrastinate.App, after_s: float) -> list[int]:
     """Put back on the queue the running jobs whose worker sent no heartbeat for
     ``after_s`` (it was killed or hung); another worker takes them. Returns their ids."""
+    from procrastinate.exceptions import UniqueViolation
+    from procrastinate.jobs import Status
+
     ids = []
     for job in await engine.job_manager.get_stalled_jobs(seconds_since_heartbeat=after_s):
         log.warning("engine.retry_stalled", job_id=job.id, task=job.task_name)
-        await engine.job_manager.retry_job_by_id_async(job.id, retry_at=datetime.now(timezone.utc))
+        try:
+            await engine.job_manager.retry_job_by_id_async(job.id, retry_at=datetime.now(timezone.utc))
+        except UniqueViolation:
+            # the same job is already queued again (its queueing lock, e.g. the next minute's
+            # poll shard): that one does the work, so the dead run ends failed; retrying it
+            # would fail forever and its lock would keep the queued one from ever running
+            log.warning("engine.stalled_superseded", job_id=job.id, task=job.task_name)
+            await engine.job_manager.finish_job_by_id_async(job.id, status=Status.FAILED, delete_job=False)
         ids.append(job.id)
     return ids
