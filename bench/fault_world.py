@@ -200,7 +200,8 @@ class World:
         "raw payloads (ids)": ("SELECT id FROM raw_events", 1),
     }
 
-    def compare(self, reference: "World", published: Published, queue_url: str, vendor_faults: int) -> dict:
+    def compare(self, reference: "World", published: Published, queue_url: str, vendor_faults: int,
+                unlogged_allowance: int = 0) -> dict:
         problems: list[str] = []
         tables = {}
         for name, (sql, key_len) in self.TABLES.items():
@@ -245,7 +246,9 @@ class World:
         failed_logs = self.query("SELECT count(*) FROM vendor_sync_logs WHERE status <> 'success'")[0][0]
         silent_logs = self.query("SELECT count(*) FROM vendor_sync_logs WHERE status = 'error' "
                                  "AND error_message IS NULL")[0][0]
-        if failed_sessions + failed_logs < vendor_faults:  # each failed call leaves its record
+        # each failed call leaves its record, but a worker killed between a failed call and
+        # its log write loses that record (the job is retried): at most its running calls
+        if failed_sessions + failed_logs < vendor_faults - unlogged_allowance:
             problems.append(f"{vendor_faults} vendor faults served but only {failed_sessions} failed sessions "
                             f"and {failed_logs} failed sync logs on record")
         if silent_sessions or silent_logs:

@@ -67,6 +67,7 @@ from wattline.simulator.vendor_cloud.server import BackgroundCloud  # noqa: E402
 from world import cloud_config  # noqa: E402
 
 WATTLINE = str(Path(sys.executable).with_name("wattline"))
+WORKER_CONCURRENCY = 4
 REDIS_URL = os.environ.get("WATTLINE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 FAULT_KINDS = ("429", "500", "503")  # "slow" and "malformed" change what a run may store
 
@@ -217,7 +218,7 @@ def run_faulted(world: World, fleet: FleetWorld, pg: PrivatePostgres, broker: Mo
     env = dict(world.env(), WATTLINE_JOBS_URL=queue_url, WATTLINE_REDIS_URL=REDIS_URL,
                WATTLINE_REDIS_NAMESPACE=f"faults-{os.getpid()}-{int(time.time())}:")
     cli(env, "db", "upgrade")
-    workers = [Proc(f"worker-{k}", [WATTLINE, "worker", "--concurrency", "4"], env, work / f"worker-{k}.log")
+    workers = [Proc(f"worker-{k}", [WATTLINE, "worker", "--concurrency", str(WORKER_CONCURRENCY)], env, work / f"worker-{k}.log")
                for k in range(3)]
     ingesters = [Proc(f"ingester-{k}", [WATTLINE, "mqtt", "--broker", broker.url, "--group", "fleet",
                                         "--client-id", f"fault-ingester-{k}", "--max-batch", "100"],
@@ -356,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         faulted = World(pg, "faulted", work, faulty_cloud, plants, systems, fleet, size.calls_per_minute)
         queue_url = pg.create_db("queue")
         faults, load, published = run_faulted(faulted, fleet, pg, broker, queue_url, size, rng, work)
-        report = faulted.compare(reference, published, queue_url, sum(faults.vendor_faults.values()))
+        report = faulted.compare(reference, published, queue_url, sum(faults.vendor_faults.values()),
+                                 unlogged_allowance=faults.worker_kills * WORKER_CONCURRENCY)
     finally:
         for c in (clean_cloud, faulty_cloud):
             if c is not None:
