@@ -55,7 +55,10 @@ sys.path.insert(0, str(REPO / "bench"))
 from world import CLOUD_NOW  # noqa: E402
 
 # every process of the run (this one, workers, ingesters) sees the clouds' "now"
-os.environ.setdefault("WATTLINE_CLOCK", datetime.fromtimestamp(CLOUD_NOW, timezone.utc).isoformat())
+# (forced: a clock offset inherited from a test run would put "now" years past the clouds'
+# history, and every backfill would then walk empty months)
+os.environ.pop("WATTLINE_CLOCK_OFFSET_S", None)
+os.environ["WATTLINE_CLOCK"] = datetime.fromtimestamp(CLOUD_NOW, timezone.utc).isoformat()
 os.environ.setdefault("WATTLINE_LOG_LEVEL", "WARNING")
 
 import sqlalchemy as sa  # noqa: E402
