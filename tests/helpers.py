@@ -153,3 +153,27 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
+
+
+def queue_rows(url: str, sql: str, **params) -> list:
+    """Rows of one query on a database by URL (the job engine's queue), on a throw-away engine."""
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(url)
+    try:
+        with eng.connect() as c:
+            return c.execute(sa.text(sql), params).all()
+    finally:
+        eng.dispose()
+
+
+def queue_exec(url: str, sql: str) -> None:
+    """One statement, committed, on a database by URL."""
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(url)
+    try:
+        with eng.begin() as c:
+            c.execute(sa.text(sql))
+    finally:
+        eng.dispose()

@@ -12,7 +12,8 @@ import asyncio
 from datetime import datetime, timezone
 
 import pytest
-import sqlalchemy as sa
+
+from helpers import queue_exec, queue_rows
 
 pytestmark = pytest.mark.postgres
 
@@ -40,24 +41,6 @@ def queue_template(pg_templates):
 def queue_url(pg_templates, queue_template):
     pg, _, _ = pg_templates
     return pg.url(pg.create(queue_template))
-
-
-def queue_rows(url: str, sql: str, **params):
-    eng = sa.create_engine(url)
-    try:
-        with eng.connect() as c:
-            return c.execute(sa.text(sql), params).all()
-    finally:
-        eng.dispose()
-
-
-def queue_exec(url: str, sql: str) -> None:
-    eng = sa.create_engine(url)
-    try:
-        with eng.begin() as c:
-            c.execute(sa.text(sql))
-    finally:
-        eng.dispose()
 
 
 def jobs_in(url: str) -> list[tuple]:

@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from helpers import queue_rows
+
 WATTLINE = os.path.join(os.path.dirname(sys.executable), "wattline")  # the console script
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -120,52 +122,28 @@ def test_with_the_engine_poll_backfill_and_sync_all_defer_instead_of_running(eng
 
 
 def _doing(queue_url: str, task: str) -> int:
-    import sqlalchemy as sa
-
-    eng = sa.create_engine(queue_url)
-    try:
-        with eng.connect() as c:
-            return c.execute(sa.text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing' "
-                                     "AND task_name = :t"), {"t": task}).scalar_one()
-    finally:
-        eng.dispose()
-
-
-def _query(queue_url: str, sql: str, **params):
-    import sqlalchemy as sa
-
-    eng = sa.create_engine(queue_url)
-    try:
-        with eng.connect() as c:
-            return c.execute(sa.text(sql), params).all()
-    finally:
-        eng.dispose()
+    (row,) = queue_rows(queue_url, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing' "
+                                   "AND task_name = :t", t=task)
+    return row[0]
 
 
 def _running(queue_url: str, task: str) -> tuple[int, int]:
     """(job id, worker id) of the one running job of ``task``."""
-    (row,) = _query(queue_url, "SELECT id, worker_id FROM procrastinate_jobs WHERE status = 'doing' "
+    (row,) = queue_rows(queue_url, "SELECT id, worker_id FROM procrastinate_jobs WHERE status = 'doing' "
                                "AND task_name = :t", t=task)
     return row[0], row[1]
 
 
 def _held_by(queue_url: str, job_id: int) -> int | None:
-    (row,) = _query(queue_url, "SELECT status::text, worker_id FROM procrastinate_jobs WHERE id = :j", j=job_id)
+    (row,) = queue_rows(queue_url, "SELECT status::text, worker_id FROM procrastinate_jobs WHERE id = :j", j=job_id)
     return row[1] if row[0] == "doing" else None
 
 
 def _intervals_by_lock(queue_url: str) -> dict[str, list[tuple]]:
     """(start, end) of every run of every job, by the job's lock, from procrastinate's events."""
-    import sqlalchemy as sa
-
-    eng = sa.create_engine(queue_url)
-    try:
-        with eng.connect() as c:
-            rows = c.execute(sa.text(
-                "SELECT j.lock, e.job_id, e.type::text, e.at FROM procrastinate_events e "
-                "JOIN procrastinate_jobs j ON j.id = e.job_id WHERE j.lock IS NOT NULL ORDER BY e.at, e.id")).all()
-    finally:
-        eng.dispose()
+    rows = queue_rows(queue_url, "SELECT j.lock, e.job_id, e.type::text, e.at FROM procrastinate_events e "
+                                 "JOIN procrastinate_jobs j ON j.id = e.job_id WHERE j.lock IS NOT NULL "
+                                 "ORDER BY e.at, e.id")
     out: dict[str, list[tuple]] = {}
     open_runs: dict[int, object] = {}
     for lock, job_id, kind, at in rows:
