@@ -12,6 +12,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from helpers import queue_rows
 from test_mqtt_faults import FAULTS, START, TZ, FleetRun, Published, register_fleet
 from world import CLOUD_NOW, WorldPlant, env_for, make_ctx, set_up
 from wattline import system_admin
@@ -157,10 +158,8 @@ class World:
 
     @staticmethod
     def engine_jobs_open(queue_url: str, task: str) -> int:
-        eng = sa.create_engine(queue_url, poolclass=sa.pool.NullPool)
-        with eng.connect() as c:
-            return c.execute(sa.text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = :t "
-                                     "AND status IN ('todo', 'doing')"), {"t": task}).scalar_one()
+        return queue_rows(queue_url, "SELECT count(*) FROM procrastinate_jobs WHERE task_name = :t "
+                                     "AND status IN ('todo', 'doing')", t=task)[0][0]
 
     def systems_without_success(self) -> list[int]:
         ok = {r[0] for r in self.query("SELECT DISTINCT system_id FROM sessions WHERE success")}
@@ -281,15 +280,11 @@ class World:
 
     @staticmethod
     def _periodic_twice(queue_url: str) -> list[tuple]:
-        eng = sa.create_engine(queue_url, poolclass=sa.pool.NullPool)
-        with eng.connect() as c:
-            return [tuple(r) for r in c.execute(sa.text(
-                "SELECT task_name, args->>'timestamp', count(*) FROM procrastinate_jobs "
-                "WHERE args ? 'timestamp' GROUP BY 1, 2 HAVING count(*) > 1"))]
+        return [tuple(r) for r in queue_rows(
+            queue_url, "SELECT task_name, args->>'timestamp', count(*) FROM procrastinate_jobs "
+                       "WHERE args ? 'timestamp' GROUP BY 1, 2 HAVING count(*) > 1")]
 
     @staticmethod
     def _job_events(queue_url: str) -> dict:
-        eng = sa.create_engine(queue_url, poolclass=sa.pool.NullPool)
-        with eng.connect() as c:
-            return {k: n for k, n in c.execute(sa.text(
-                "SELECT type::text, count(*) FROM procrastinate_events GROUP BY 1"))}
+        return {k: n for k, n in queue_rows(
+            queue_url, "SELECT type::text, count(*) FROM procrastinate_events GROUP BY 1")}

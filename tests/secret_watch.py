@@ -418,23 +418,16 @@ def _watch_sources(w: Watch, p: _Patches) -> None:
 
     p.rebind(passwords, "hash_password", watched_hash_password)
 
-    cipher = crypto._cipher
+    def watching_its_key(fn, what):
+        """``fn(key, ...)`` that first watches a 32-byte ``key``."""
+        def watched(key, *args, **kwargs):
+            if isinstance(key, (bytes, bytearray)) and len(key) == 32:
+                w.add_key(bytes(key), what)
+            return fn(key, *args, **kwargs)
+        return watched
 
-    def watched_cipher(key):
-        if isinstance(key, (bytes, bytearray)) and len(key) == 32:
-            w.add_key(bytes(key), "a credential key")
-        return cipher(key)
-
-    p.set(crypto, "_cipher", watched_cipher)
-
-    session_key = sessions.session_key
-
-    def watched_session_key(master_key):
-        if isinstance(master_key, (bytes, bytearray)) and len(master_key) == 32:
-            w.add_key(bytes(master_key), "a session-signing key")
-        return session_key(master_key)
-
-    p.set(sessions, "session_key", watched_session_key)
+    p.set(crypto, "_cipher", watching_its_key(crypto._cipher, "a credential key"))
+    p.set(sessions, "session_key", watching_its_key(sessions.session_key, "a session-signing key"))
 
     encrypt, decrypt = crypto.encrypt_credentials, crypto.decrypt_credentials
 

@@ -11,8 +11,8 @@ also carry a token only our own pages know:
   no server-side table, so a token derived from the cookie needs no storage, changes
   with every sign-in, dies with the cookie, and cannot be made by a site that cannot
   read the cookie (it is HttpOnly). It reaches the page as ``<meta name="csrf-token">``
-  (base.html) and comes back in the ``X-CSRF-Token`` header (static/common.js and
-  app.js ``api()``) or the ``csrf_token`` field of a plain HTML form (sign-out).
+  (base.html) and comes back in the ``X-CSRF-Token`` header (static/common.js
+  ``api()``) or the ``csrf_token`` field of a plain HTML form (sign-out).
 * **The check** (:class:`CsrfMiddleware`, pure ASGI, before any route runs, so a
   refused request changes nothing): a method that is not safe (anything but GET,
   HEAD, OPTIONS, TRACE) with a non-empty session cookie and no ``Authorization``

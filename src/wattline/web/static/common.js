@@ -1,4 +1,4 @@
-/* Helpers shared by the campus, device, cost-version and review pages (window.Wattline):
+/* Helpers shared by every dashboard page (window.Wattline; app.js builds on them):
    build elements, show a status line, fetch the JSON API with the session cookie. */
 (function () {
   "use strict";
