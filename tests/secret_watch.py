@@ -702,11 +702,20 @@ def pytest_runtest_makereport(item, call):
 # Under pytest-xdist each worker process watches its own tests; it hands its findings
 # to the controller (``workeroutput``), which fails the run and reports them.
 _FROM_WORKERS: list[str] = []
+_WORKER_COUNTS: list[dict | None] = []  # each xdist worker's scan counts
+
+
+def _counts(w: "Watch") -> dict:
+    """What one process scanned, for the summary (summed over xdist workers)."""
+    return {"texts": w.scanned_texts, "bytes": w.scanned_bytes, "by_channel": dict(w.by_channel),
+            "forms": len(w.literals) + len(w.opaque), "ignored": len(w.ignored)}
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error):
-    _FROM_WORKERS.extend(getattr(node, "workeroutput", {}).get("secret_watch_findings", []))
+    output = getattr(node, "workeroutput", {})
+    _FROM_WORKERS.extend(output.get("secret_watch_findings", []))
+    _WORKER_COUNTS.append(output.get("secret_watch_counts"))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -715,6 +724,7 @@ def pytest_sessionfinish(session, exitstatus):
         return
     if hasattr(session.config, "workeroutput"):  # an xdist worker: the controller decides
         session.config.workeroutput["secret_watch_findings"] = WATCH.report_lines()
+        session.config.workeroutput["secret_watch_counts"] = _counts(WATCH)
         return
     if (WATCH.findings or _FROM_WORKERS) and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -732,7 +742,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(line, red=True)
         tr.write_line(f"{len(leaks)} leak(s): the run fails (the secrets themselves are not shown)", red=True)
     else:
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(w.by_channel.items()))
-        tr.write_line(f"secret watch: no secret in {w.scanned_texts} texts ({w.scanned_bytes / 1e6:.1f} MB: {counts}); "
-                      f"{len(w.literals) + len(w.opaque)} forms of secrets watched, "
-                      f"{len(w.ignored)} too short or plain to watch")
+        total = _counts(w)
+        for worker in filter(None, _WORKER_COUNTS):  # under xdist: what each worker scanned
+            for key in ("texts", "bytes", "forms", "ignored"):
+                total[key] += worker[key]
+            for k, v in worker["by_channel"].items():
+                total["by_channel"][k] = total["by_channel"].get(k, 0) + v
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(total["by_channel"].items()))
+        tr.write_line(f"secret watch: no secret in {total['texts']} texts ({total['bytes'] / 1e6:.1f} MB: {counts}); "
+                      f"{total['forms']} forms of secrets watched, {total['ignored']} too short or plain to watch")

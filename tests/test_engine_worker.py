@@ -177,7 +177,10 @@ def test_a_killed_workers_backfill_completes_on_another_and_one_plant_is_never_r
     with BackgroundCloud(cloud_config(plants, latency_ms=40)) as cloud:
         set_up(killed_ctx, cloud.base_url, plants)
         set_up(clean_ctx, cloud.base_url, plants)
-        env = dict(env_for(killed_ctx), WATTLINE_JOBS_URL=queue_url, WATTLINE_LOG_LEVEL="WARNING")
+        # a heartbeat every 1.5 s: a worker missing three (4.5 s) is dead; a shorter wait than
+        # three heartbeats would requeue a live worker's job too (and hide two runs at once)
+        env = dict(env_for(killed_ctx), WATTLINE_JOBS_URL=queue_url, WATTLINE_LOG_LEVEL="WARNING",
+                   WATTLINE_WORKER_HEARTBEAT_S="1.5")
         assert cli(env, "jobs", "defer", "backfill", "--plant", "123").returncode == 0
         first = start_worker(env)
         workers = []
@@ -197,7 +200,7 @@ def test_a_killed_workers_backfill_completes_on_another_and_one_plant_is_never_r
             deadline = time.monotonic() + 90  # no heartbeat from the killed worker: requeued
             while _held_by(queue_url, killed_job) == killed_worker and time.monotonic() < deadline:
                 # by this command or by a worker's own minute check, whichever comes first
-                r = cli(env, "jobs", "retry-stalled", "--after", "3")
+                r = cli(env, "jobs", "retry-stalled")
                 assert r.returncode == 0, r.stderr
                 time.sleep(1)
             assert _held_by(queue_url, killed_job) != killed_worker, "the killed worker's job was never requeued"

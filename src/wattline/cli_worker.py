@@ -28,13 +28,15 @@ def _app():
 def worker_cmd(concurrency: int = typer.Option(4, help="jobs run at once")) -> None:
     """Run engine jobs until SIGTERM/SIGINT (procrastinate stops gracefully on those)."""
     eng = _app()
+    from wattline.config import get_settings
     from wattline.jobs.engine import apply_schema, record_errors
 
     async def run():
         async with eng.open_async():
             await apply_schema(eng)
             await eng.run_worker_async(concurrency=concurrency, install_signal_handlers=True,
-                                       worker_middleware=[record_errors])
+                                       worker_middleware=[record_errors],
+                                       update_heartbeat_interval=get_settings().worker_heartbeat_s)
 
     asyncio.run(run())
 
@@ -110,14 +112,15 @@ def wait_cmd(timeout: float = typer.Option(300.0, help="seconds")) -> None:
 
 
 @jobs_app.command("retry-stalled")
-def retry_stalled_cmd(after: float = typer.Option(30.0, help="seconds without a worker heartbeat")) -> None:
+def retry_stalled_cmd(after: float = typer.Option(
+        None, help="seconds without a worker heartbeat (default: three heartbeats, WATTLINE_WORKER_HEARTBEAT_S)")) -> None:
     """Requeue now the running jobs of workers that stopped (the workers also do it every minute)."""
     eng = _app()
-    from wattline.jobs.engine_tasks import retry_stalled_jobs
+    from wattline.jobs.engine_tasks import retry_stalled_jobs, stalled_after_s
 
     async def run() -> list[int]:
         async with eng.open_async():
-            return await retry_stalled_jobs(eng, after)
+            return await retry_stalled_jobs(eng, stalled_after_s() if after is None else after)
 
     ids = asyncio.run(run())
     typer.echo(f"requeued {len(ids)} job(s)" + (f": {' '.join(map(str, ids))}" if ids else ""))

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # the engine's minute tick as this many poll jobs (systems by id modulo n), so the
     # polling of a large fleet spreads over the workers instead of one tick in one worker
     poll_shards: int = Field(default=4, ge=1, le=1024)
+    # how often a ``wattline worker`` tells the queue it is alive; a running job whose
+    # worker missed three is put back on the queue (engine_tasks.retry_stalled)
+    worker_heartbeat_s: float = Field(default=10.0, gt=0, le=300)
 
     @property
     def main_database_url(self) -> str:

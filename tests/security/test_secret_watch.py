@@ -12,6 +12,8 @@ import os
 import urllib.parse
 from pathlib import Path
 
+import pytest
+
 import secret_watch
 from secret_watch import API_TOKEN, ENCRYPTION_KEY, SESSION, USER_PASSWORD, VENDOR_CRED, VENDOR_KINDS, Watch
 
@@ -112,12 +114,15 @@ def test_subprocess():
 '''
 
 
-def test_a_planted_secret_in_each_channel_fails_the_inner_run(pytester, monkeypatch):
+@pytest.mark.parametrize("workers", [[], ["-n", "2", "--dist", "loadfile"]], ids=["serial", "xdist"])
+def test_a_planted_secret_in_each_channel_fails_the_inner_run(pytester, monkeypatch, workers):
+    """Serial, and as scripts/test runs the suite (xdist: each worker watches its tests and
+    hands its findings to the controller, which fails the run)."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(secret_watch.__file__).parent),
                                                       os.environ.get("PYTHONPATH", "")]))
     pytester.makeconftest('pytest_plugins = ["secret_watch"]\n')
     pytester.makepyfile(test_inner=INNER.format(planted=PLANTED))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "-q")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "-q", *workers)
     out = result.stdout.str()
     result.assert_outcomes(passed=5)
     assert result.ret == 1, out

@@ -177,12 +177,14 @@ async def org_schedule(context: procrastinate.JobContext, timestamp: int) -> Non
 @app.periodic(cron="* * * * *", periodic_id="retry_stalled")
 @app.task(name="retry_stalled", queueing_lock="retry_stalled", pass_context=True)
 async def retry_stalled(context: procrastinate.JobContext, timestamp: int) -> None:
-    """A job whose worker died (no heartbeat for 30 s) goes back to the queue."""
-    await retry_stalled_jobs(context.app, STALLED_AFTER_S)
+    """A job whose worker died (three heartbeats missed) goes back to the queue."""
+    await retry_stalled_jobs(context.app, stalled_after_s())
 
 
-# procrastinate's workers send a heartbeat every 10 s: three missed is a dead worker
-STALLED_AFTER_S = 30.0
+def stalled_after_s() -> float:
+    """Three missed heartbeats (WATTLINE_WORKER_HEARTBEAT_S, 10 s by default) is a dead
+    worker; fewer could requeue the job of a live worker between two of its heartbeats."""
+    return 3 * get_settings().worker_heartbeat_s
 
 
 async def retry_stalled_jobs(engine: procrastinate.App, after_s: float) -> list[int]:
