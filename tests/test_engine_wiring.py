@@ -89,11 +89,18 @@ def test_crons_and_started_jobs_defer_to_the_engine_and_nothing_runs_in_the_api(
     assert client.post("/api/cron/daily", json={"action": "bogus"}, headers=cron).status_code in (400, 422)
     assert client.post("/api/cron/cleanup", headers=cron).status_code == 202
     r = client.post("/api/telemetry/sync-all", headers=cron)
-    assert r.status_code == 202 and r.json()["jobUrl"] == f"/api/admin/engine-jobs/{r.json()['engineJobId']}"
+    assert r.status_code == 202 and r.json()["jobUrl"] == f"/api/jobs/engine-{r.json()['engineJobId']}"
     assert client.post("/api/telemetry/sync-all", headers=cron).status_code == 409
-    followed = client.get(r.json()["jobUrl"], headers=admin)
-    assert followed.status_code == 200 and followed.json()["task"] == "sync" and followed.json()["status"] == "todo"
-    assert client.get("/api/admin/engine-jobs/999999", headers=admin).status_code == 404
+    followed = client.get(r.json()["jobUrl"], headers=admin)  # as an in-process job is followed
+    assert followed.status_code == 200, followed.text
+    assert followed.json() | {"createdAt": None} == {
+        "id": r.json()["jobId"], "kind": "sync", "status": "queued", "params": {}, "progress": None,
+        "result": None, "error": None, "createdAt": None, "updatedAt": followed.json()["updatedAt"]}
+    assert followed.json()["createdAt"] is not None  # its deferral event
+    engine_view = client.get(f"/api/admin/engine-jobs/{r.json()['engineJobId']}", headers=admin)
+    assert engine_view.json()["task"] == "sync" and engine_view.json()["status"] == "todo"
+    for missing in ("/api/admin/engine-jobs/999999", "/api/jobs/engine-999999"):
+        assert client.get(missing, headers=admin).status_code == 404
 
     with engine_ctx.dbs.main.begin() as conn:
         provisioning.add_vendor_account(conn, engine_ctx.settings, "solarman", "solarman test",
@@ -114,7 +121,7 @@ def test_crons_and_started_jobs_defer_to_the_engine_and_nothing_runs_in_the_api(
                        headers=admin).status_code == 400  # bad input: nothing queued
     r = client.post("/api/power-analytics/cost-versions", headers=admin,
                     json={"cost_per_kwh": "0.25", "effective_from": "2025-01-01T00:00:00Z", "currency": "EUR"})
-    assert r.status_code == 201 and r.json()["deferred"] and r.json()["job"].startswith("/api/admin/engine-jobs/"), \
+    assert r.status_code == 201 and r.json()["deferred"] and r.json()["job"].startswith("/api/jobs/engine-"), \
         r.text
 
     rows = {t: (args, lock, qlock) for t, status, args, lock, qlock in jobs_in(queue_url) if status == "todo"}

@@ -96,6 +96,13 @@ def test_workers_run_deferred_jobs_once_and_a_failing_one_ends_failed(engine_env
             assert body["jobs"][0]["attempts"] == 4 and '"system_id": 999' in body["jobs"][0]["args"]
             one = client.get(f"/api/admin/engine-jobs/{body['jobs'][0]['id']}", cookies={COOKIE_NAME: cookie}).json()
             assert one["status"] == "failed" and one["error"], one  # the worker kept its last run's error
+            # followed as any job: the failed one with its error, the poll with its report
+            failed_job = client.get(f"/api/jobs/engine-{one['id']}", cookies={COOKIE_NAME: cookie}).json()
+            assert failed_job["status"] == "failed" and failed_job["error"] == one["error"], failed_job
+            assert failed_job["result"] is None and failed_job["params"]["system_id"] == 999
+            poll_job = client.get(f"/api/jobs/engine-{polls[0][0]}", cookies={COOKIE_NAME: cookie}).json()
+            assert poll_job["status"] == "succeeded" and poll_job["error"] is None, poll_job
+            assert set(poll_job["result"]) >= {"polled", "readings"}, poll_job  # poll_once's report
             assert client.get("/api/admin/engine-jobs").status_code == 401
     finally:
         app_ctx.close()

@@ -90,9 +90,10 @@ async def defer(task_name: str, *, lock: str | None = None, queueing_lock: str |
 
 async def record_errors(call_next, context: procrastinate.JobContext, worker) -> object:
     """Worker middleware: a run that raises leaves its error (type and message, no
-    traceback: that is in the worker's log) beside the job, for the jobs page."""
+    traceback: that is in the worker's log) beside the job, for the jobs page; a run that
+    returns a dict leaves it as the job's result (``GET /api/jobs/engine-{id}``)."""
     try:
-        return await call_next()
+        result = await call_next()
     except Exception as exc:
         from wattline.store import engine_jobs_repo
 
@@ -102,3 +103,14 @@ async def record_errors(call_next, context: procrastinate.JobContext, worker) ->
         except Exception:  # noqa: BLE001  (the queue itself failing: the job's own state still says failed)
             log.warning("engine.record_error_failed", job_id=context.job.id)
         raise
+    if isinstance(result, dict):
+        import json
+
+        from wattline.store import engine_jobs_repo
+
+        try:
+            await engine_jobs_repo.record_result(context.app.connector, context.job.id,
+                                                 json.dumps(result, default=str))
+        except Exception:  # noqa: BLE001  (the work is done and its job succeeds; only the result is missing)
+            log.warning("engine.record_result_failed", job_id=context.job.id)
+    return result

@@ -1,5 +1,6 @@
-"""SQL on procrastinate's own tables (the job engine's queue), and on our one table
-beside them: the error of each failed run (procrastinate records no error text)."""
+"""SQL on procrastinate's own tables (the job engine's queue), and on our two tables
+beside them: the error of each failed run and the result of each job that succeeded
+(procrastinate records neither)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ async def own_tables_present(connector) -> bool:
 async def ensure_own_tables(connector) -> None:
     """Idempotent: the error table, and an index for :func:`has_job` (checked first:
     a CREATE ... IF NOT EXISTS still locks the busy jobs table)."""
-    row = await connector.execute_query_one_async(
-        "SELECT to_regclass('wattline_jobs_run_key') IS NOT NULL AS present")
+    row = await connector.execute_query_one_async(  # the newest object: a queue made before it gets it
+        "SELECT to_regclass('wattline_engine_results') IS NOT NULL AS present")
     if row["present"]:
         return
     await connector.execute_query_async(
@@ -32,12 +33,23 @@ async def ensure_own_tables(connector) -> None:
     await connector.execute_query_async(
         "CREATE INDEX IF NOT EXISTS wattline_jobs_run_key ON procrastinate_jobs "
         "(task_name, (args->>'run_key')) WHERE args ? 'run_key'")
+    await connector.execute_query_async(
+        "CREATE TABLE IF NOT EXISTS wattline_engine_results ("
+        " job_id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), result jsonb NOT NULL)")
 
 
 async def record_error(connector, job_id: int, error: str) -> None:
     await connector.execute_query_async(
         "INSERT INTO wattline_engine_errors (job_id, error) VALUES (%(job_id)s, %(error)s)",
         job_id=job_id, error=error)
+
+
+async def record_result(connector, job_id: int, result_json: str) -> None:
+    """The result of the job's run that succeeded (a retried job: its last run's)."""
+    await connector.execute_query_async(
+        "INSERT INTO wattline_engine_results (job_id, result) VALUES (%(job_id)s, %(result)s::jsonb) "
+        "ON CONFLICT (job_id) DO UPDATE SET result = EXCLUDED.result, at = now()",
+        job_id=job_id, result=result_json)
 
 
 async def list_jobs(connector, status: str | None = None, limit: int = 200) -> list[dict]:
@@ -49,11 +61,15 @@ async def list_jobs(connector, status: str | None = None, limit: int = 200) -> l
 
 
 async def get_job(connector, job_id: int) -> dict | None:
-    """One job with its last run's error (None if it left none)."""
+    """One job with its last run's error (None if it left none), its result once it
+    succeeded, and when it was deferred and last changed (UTC, naive)."""
     rows = await connector.execute_query_all_async(
         "SELECT j.id, j.task_name, j.status::text AS status, j.lock, j.queueing_lock, j.attempts, "
         " j.args::text AS args, (SELECT w.error FROM wattline_engine_errors w WHERE w.job_id = j.id "
-        "  ORDER BY w.at DESC LIMIT 1) AS error "
+        "  ORDER BY w.at DESC LIMIT 1) AS error, "
+        " (SELECT r.result::text FROM wattline_engine_results r WHERE r.job_id = j.id) AS result, "
+        " (SELECT min(e.at) AT TIME ZONE 'UTC' FROM procrastinate_events e WHERE e.job_id = j.id) AS created_at, "
+        " (SELECT max(e.at) AT TIME ZONE 'UTC' FROM procrastinate_events e WHERE e.job_id = j.id) AS updated_at "
         "FROM procrastinate_jobs j WHERE j.id = %(job_id)s", job_id=job_id)
     return dict(rows[0]) if rows else None
 

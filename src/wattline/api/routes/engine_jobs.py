@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
+from wattline.api import engine_defer
 from wattline.api import schemas as S
 from wattline.api.deps import MAX_ID, ctx
 from wattline.security.errors import ApiError
@@ -29,6 +30,7 @@ class EngineJobOut(BaseModel):
     queueingLock: str | None
     args: str
     error: str | None = None
+    result: dict | None = None  # a succeeded job's (one of GET /api/admin/engine-jobs/{id})
 
 
 class EngineJobsOut(BaseModel):
@@ -57,15 +59,11 @@ async def engine_jobs(request: Request,
 @router.get("/api/admin/engine-jobs/{job_id}", dependencies=[Depends(require_role("admin"))],
             responses=S.errors(400, 404))
 async def engine_job(request: Request, job_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> EngineJobOut:
-    """One engine job (the URL a deferring route answers with), with its last error."""
-    from wattline.jobs.dispatch import engine_query
-    from wattline.store import engine_jobs_repo
-
-    settings = ctx(request).settings
-    row = None
-    if settings.jobs_url:
-        row = await engine_query(settings, lambda conn: engine_jobs_repo.get_job(conn, job_id))
+    """One engine job with its locks, attempts, last error and result (a deferring
+    route's URL, ``/api/jobs/engine-{id}``, shows it as any job)."""
+    row = await engine_defer.engine_job(request, job_id)
     if row is None:
         raise ApiError(404, "not_found", f"no engine job {job_id}", {"job_id": job_id})
     return EngineJobOut(id=row["id"], task=row["task_name"], status=row["status"], attempts=row["attempts"],
-                        lock=row["lock"], queueingLock=row["queueing_lock"], args=row["args"], error=row["error"])
+                        lock=row["lock"], queueingLock=row["queueing_lock"], args=row["args"], error=row["error"],
+                        result=engine_defer.as_job_row(row)["result"])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from wattline.api import engine_defer
 from wattline.api import schemas as S
 from wattline.security.deps import require_role
 from wattline.security.errors import ApiError
@@ -29,9 +31,16 @@ def recent_jobs(request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 5
 
 
 @router.get("/{job_id}", responses=S.errors(400, 404))
-def job(request: Request, job_id: Annotated[str, Path(max_length=64)]) -> S.Job:
-    """One job: status, progress while it runs, result or error when it ends."""
-    row = request.app.state.runner.get(job_id)
+async def job(request: Request, job_id: Annotated[str, Path(max_length=64)]) -> S.Job:
+    """One job: status, progress while it runs, result or error when it ends. An
+    ``engine-{n}`` id is a job deferred to the workers (``WATTLINE_JOBS_URL``)."""
+    engine_id = engine_defer.parse_engine_job_id(job_id)
+    if engine_id is not None:
+        row = await engine_defer.engine_job(request, engine_id)
+        if row is None:
+            raise ApiError(404, "not_found", f"no job {job_id}")
+        return _public(engine_defer.as_job_row(row))
+    row = await asyncio.to_thread(request.app.state.runner.get, job_id)
     if row is None:
         raise ApiError(404, "not_found", f"no job {job_id}")
     return _public(row)
