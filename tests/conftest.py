@@ -49,6 +49,24 @@ def pytest_configure(config):
         clock.now()  # turn WATTLINE_CLOCK into the offset now, before any child process starts
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Every test its own node id. schemathesis gives each operation's test the node id of
+    the function (the operation is only in its name); pytest-xdist's ``--dist loadfile``
+    keys the work by node id, so all but one operation went untested. A duplicate left
+    is an error, never a silently skipped test."""
+    for item in items:
+        label = getattr(item, "operation_label", None)  # a schemathesis operation's test
+        if label and not item.nodeid.endswith("]"):
+            if hasattr(item, "_id"):  # pytest 9: a structured node id
+                item._id = item._id.with_params(label)
+            else:
+                item._nodeid = f"{item.nodeid}[{label}]"
+    seen: set[str] = set()
+    twice = {i.nodeid for i in items if i.nodeid in seen or seen.add(i.nodeid)}
+    if twice:
+        raise pytest.UsageError(f"tests with the same node id (xdist would run one): {sorted(twice)[:5]}")
+
+
 def pytest_report_header(config):
     offset = clock.now() - time.time()
     return f"wattline clock: {clock.now_dt().isoformat(timespec='seconds')}" + (
