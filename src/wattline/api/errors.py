@@ -65,6 +65,11 @@ def _declare_authentication(schema: dict) -> None:
                 op["security"] = [{"bearer": []}, {"session": []}]
 
 
+def _is_default_422(answer: dict | None) -> bool:
+    """FastAPI's automatic 422: its body is an HTTPValidationError."""
+    return answer is not None and "HTTPValidationError" in str(answer.get("content", {}))
+
+
 def openapi_without_default_422(app: FastAPI) -> None:
     """Build the OpenAPI document once, without FastAPI's automatic 422 answers (and
     their schemas): validation errors come out as the documented 400."""
@@ -75,8 +80,9 @@ def openapi_without_default_422(app: FastAPI) -> None:
                                  routes=app.routes, tags=app.openapi_tags)
             for path in schema.get("paths", {}).values():
                 for op in path.values():
-                    if isinstance(op, dict):
-                        op.get("responses", {}).pop("422", None)
+                    if isinstance(op, dict) and _is_default_422(op.get("responses", {}).get("422")):
+                        # a route's own 422 (a refused composite, a failed connection test) stays
+                        op["responses"].pop("422")
             schemas = schema.get("components", {}).get("schemas", {})
             for name in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(name, None)
