@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from wattline import clock, logs, system_admin
 from wattline.api import schemas as S
@@ -34,6 +35,7 @@ from wattline.api.deps import MAX_ID, ctx
 from wattline.domain import timeutil
 from wattline.security import users as user_accounts
 from wattline.security.deps import require_role
+from wattline.security.passwords import MIN_PASSWORD_LENGTH
 from wattline.security.errors import ApiError, error_response
 from wattline.security.principal import Principal
 from wattline.security.system_access import can_read_system, can_write_system
@@ -48,6 +50,10 @@ SystemId = Annotated[int, Path(ge=1, le=MAX_ID, description="the system's id")]
 Username = Annotated[str, Path(min_length=1, max_length=120)]
 MAX_EFFECTIVE_S = 253_402_300_800  # 10000-01-01T00:00:00Z
 CONFLICT = {409: {"model": S.ErrorBody, "description": "Duplicate (alias, username) or conflicting state"}}
+
+
+# an optional field that may be left out but not sent as null (the routes refuse null: 400)
+NotNull = SkipJsonSchema[None]
 
 
 class _In(BaseModel):
@@ -80,10 +86,11 @@ class AdminSystemList(BaseModel):
 
 
 class SettingsIn(_In):
-    displayName: str | None = Field(None, min_length=1, max_length=200)
-    alias: str | None = Field(None, min_length=1, max_length=64)
-    displayTimezone: str | None = Field(None, min_length=1, max_length=64)
-    status: Literal["active", "paused"] | None = None
+    # absent means "unchanged"; null is refused (400), so the schema does not offer it
+    displayName: Annotated[str, Field(min_length=1, max_length=200)] | NotNull = None
+    alias: Annotated[str, Field(min_length=1, max_length=64)] | NotNull = None
+    displayTimezone: Annotated[str, Field(min_length=1, max_length=64)] | NotNull = None
+    status: Literal["active", "paused"] | NotNull = None
 
 
 class SystemSettingsOut(BaseModel):
@@ -144,12 +151,12 @@ class TransformIn(_In):
 
 class PointEditIn(_In):
     key: str = Field(min_length=1, max_length=80)
-    label: str | None = Field(None, min_length=1, max_length=200)
-    displayOrder: int | None = Field(None, ge=0, le=1_000_000)
-    visible: bool | None = None
-    active: bool | None = None
-    subsystem: str | None = Field(None, min_length=1, max_length=40)
-    type: str | None = Field(None, min_length=1, max_length=40)
+    label: Annotated[str, Field(min_length=1, max_length=200)] | NotNull = None
+    displayOrder: Annotated[int, Field(ge=0, le=1_000_000)] | NotNull = None
+    visible: bool | NotNull = None
+    active: bool | NotNull = None
+    subsystem: Annotated[str, Field(min_length=1, max_length=40)] | NotNull = None
+    type: Annotated[str, Field(min_length=1, max_length=40)] | NotNull = None
     transform: TransformIn | None = None
     effectiveFrom: int | str | None = Field(None, description="UTC epoch s or ISO-8601; needed with transform")
 
@@ -174,7 +181,7 @@ class UserList(BaseModel):
 
 class UserCreateIn(_In):
     username: str = Field(min_length=1, max_length=120)
-    password: str = Field(min_length=1, max_length=1024)
+    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=1024)
     role: Literal["user", "viewer", "admin"] = "user"
 
 

@@ -129,6 +129,11 @@ async def post_telemetry(request: Request, response: Response,
 
 def _signal_body(model) -> dict:
     schema = model.model_json_schema()
+    # over HTTP no topic names the controller: the body must (parse_signals refuses it otherwise)
+    name = schema["properties"]["esp32_name"]
+    schema["properties"]["esp32_name"] = {**next(b for b in name["anyOf"] if b.get("type") == "string"),
+                                          "description": "the controller, e.g. ESP01"}
+    schema["required"] = sorted({*schema.get("required", ()), "esp32_name"})
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
         schema, {"type": "array", "items": schema, "minItems": 1, "maxItems": MAX_DOCUMENTS}]}}}}}
 
