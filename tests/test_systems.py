@@ -292,3 +292,16 @@ def test_system_routes_check_access(sqlite_dbs, tmp_path):
         assert httpx.post(poll, headers=session_headers(ctx.settings.encryption_key, cookies["alice"])).json()[
             "code"] == "forbidden"  # the role, not the CSRF check, refuses her
         assert httpx.post(poll, headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_an_alias_or_slug_with_a_trailing_newline_is_refused():
+    """``$`` alone lets "home\\n" through a regex match: the admin fuzz's alias rule check
+    (the schema's pattern, which ECMA anchors at the very end) showed the difference."""
+    import re
+
+    from wattline.domain.systems import ALIAS_PATTERN, alias_problem
+
+    for bad in ("home\n", "home\r\n", "", "-home", "Home", "a" * 64):
+        assert alias_problem(bad) is not None, repr(bad)
+    for good in ("home", "home-pv_2", "a" * 63):
+        assert alias_problem(good) is None and re.fullmatch(ALIAS_PATTERN.strip("^$"), good), good

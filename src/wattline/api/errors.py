@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
+from wattline.api.openapi_links import add_links
 from wattline.security import sessions
 from wattline.security.errors import error_response
 
@@ -87,6 +88,7 @@ def openapi_without_default_422(app: FastAPI) -> None:
             for name in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(name, None)
             _declare_authentication(schema)
+            add_links(schema)  # which answer names what another operation takes
             app.openapi_schema = schema
         return app.openapi_schema
 

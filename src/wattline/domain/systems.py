@@ -9,7 +9,10 @@ from typing import Mapping, Sequence
 STATUSES = ("active", "paused", "error")
 SET_STATUSES = ("active", "paused")  # what a person sets; "error" comes from polling
 FAILURES_TO_ERROR = 3  # consecutive failed polls that put a system in "error"
-ALIAS_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})$")
+# the whole string (fullmatch: "$" alone would let a trailing newline through); the same
+# rule, as a JSON-schema pattern, documents the API fields that take an alias or slug
+ALIAS_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+ALIAS_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 POLL_CAUSES = ("CRON", "USER", "ADMIN", "PUSH")
 
 # seed 003 point_info defaults for the generic point keys vendors report
@@ -30,7 +33,7 @@ POINT_INFO_DEFAULTS: dict[str, tuple[str, str, str]] = {
 
 def alias_problem(alias: str) -> str | None:
     """Why ``alias`` cannot name a system in a URL, or None."""
-    if not ALIAS_RE.match(alias or ""):
+    if not ALIAS_RE.fullmatch(alias or ""):
         return (f"alias {alias!r} must be 1-63 characters of a-z, 0-9, '-' or '_', starting with a letter "
                 "or digit")
     return None

@@ -33,6 +33,7 @@ from wattline import clock, logs, system_admin
 from wattline.api import schemas as S
 from wattline.api.deps import MAX_ID, ctx
 from wattline.domain import timeutil
+from wattline.domain.systems import ALIAS_PATTERN
 from wattline.security import users as user_accounts
 from wattline.security.deps import require_role
 from wattline.security.passwords import MIN_PASSWORD_LENGTH
@@ -86,9 +87,10 @@ class AdminSystemList(BaseModel):
 
 
 class SettingsIn(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})  # at least one setting
     # absent means "unchanged"; null is refused (400), so the schema does not offer it
     displayName: Annotated[str, Field(min_length=1, max_length=200)] | NotNull = None
-    alias: Annotated[str, Field(min_length=1, max_length=64)] | NotNull = None
+    alias: Annotated[str, Field(min_length=1, max_length=63, pattern=ALIAS_PATTERN)] | NotNull = None
     displayTimezone: Annotated[str, Field(min_length=1, max_length=64)] | NotNull = None
     status: Literal["active", "paused"] | NotNull = None
 

@@ -30,6 +30,7 @@ from wattline import system_admin
 from wattline.api import schemas as S
 from wattline.api.composite_access import readable_composite
 from wattline.api.deps import MAX_ID, ctx
+from wattline.domain.systems import ALIAS_PATTERN
 from wattline.domain.latest import MemberPoint, composite_signature, roll_up_latest
 from wattline.domain.point_display import display_unit
 from wattline.security.deps import require_role
@@ -39,6 +40,8 @@ from wattline.security.system_access import can_read_system
 from wattline.store import composites_repo, systems_repo
 
 router = APIRouter(tags=["latest", "composites"], responses=S.errors(401, 403))
+# documented, checked by the route (a refused slug is the 422 invalid_composite, not a 400)
+_SLUG = {"pattern": ALIAS_PATTERN, "maxLength": 63}
 _422 = {422: {"model": S.ErrorBody, "description": "Refused input (code invalid_composite): nothing written"}}
 Viewer = Annotated[Principal, Depends(require_role("viewer"))]
 CompositeId = Annotated[int, Path(ge=1, le=MAX_ID, description="the composite's id")]
@@ -91,7 +94,7 @@ class CompositeList(BaseModel):
 
 class CompositeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    slug: str = Field(min_length=1, max_length=64)
+    slug: str = Field(min_length=1, max_length=64, json_schema_extra=_SLUG)
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     favourite: bool = False
@@ -100,7 +103,7 @@ class CompositeIn(BaseModel):
 
 class CompositePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    slug: str | None = Field(default=None, min_length=1, max_length=64)
+    slug: str | None = Field(default=None, min_length=1, max_length=64, json_schema_extra=_SLUG)
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000, description="null clears it")
     favourite: bool | None = None

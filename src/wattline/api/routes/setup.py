@@ -35,6 +35,7 @@ from wattline.provisioning import validate_vendor_credentials
 from wattline.api import schemas as S
 from wattline.api.deps import ctx
 from wattline.config import EMULATOR_HOST, EMULATOR_PORT
+from wattline.domain.systems import ALIAS_PATTERN
 from wattline.domain.timeutil import TimezoneError, zone
 from wattline.security.deps import require_role
 from wattline.security.errors import ApiError
@@ -79,7 +80,7 @@ class SetupIn(_In):
     vendorType: str = Field(min_length=1, max_length=40)
     siteId: str = Field(min_length=1, max_length=100)
     displayName: str = Field(min_length=1, max_length=200)
-    alias: str | None = Field(None, min_length=1, max_length=64)
+    alias: str | None = Field(None, min_length=1, max_length=63, pattern=ALIAS_PATTERN)
     timezone: str = Field("UTC", min_length=1, max_length=64)
     makeDefault: bool = False
     credentials: dict[str, Any]
