@@ -10,7 +10,7 @@ error, caught when the document is built.
 
 from __future__ import annotations
 
-# (method, path, status, [(link name, target method, target path, {parameter: expression})])
+# (method, path, status, [(link name, target method, target path, {parameter: expression}[, body])])
 _FIRST = "$response.body#/{list}/0/{field}"
 
 
@@ -21,13 +21,14 @@ def _first(lst: str, field: str) -> str:
 _SYSTEM_FROM_ADMIN_LIST = {"path.system_id": _first("systems", "id")}
 _COMPOSITE_ID = {"path.composite_id": "$response.body#/id"}
 
-LINKS: list[tuple[str, str, str, list[tuple[str, str, str, dict[str, str]]]]] = [
+LINKS: list[tuple[str, str, str, list[tuple]]] = [
     ("get", "/api/admin/systems", "200", [
         ("SystemSettings", "post", "/api/admin/systems/{system_id}/settings", _SYSTEM_FROM_ADMIN_LIST),
         ("SystemPoints", "get", "/api/admin/systems/{system_id}/points", _SYSTEM_FROM_ADMIN_LIST),
         ("EditSystemPoint", "post", "/api/admin/systems/{system_id}/points", _SYSTEM_FROM_ADMIN_LIST),
         ("ShareSystem", "post", "/api/data/systems/{system_id}/shares", _SYSTEM_FROM_ADMIN_LIST),
         ("DeleteSystem", "post", "/api/admin/systems/{system_id}/delete", _SYSTEM_FROM_ADMIN_LIST),
+        ("CompositeOfSystem", "post", "/api/composite", {}, {"memberIds": [_first("systems", "id")]}),
     ]),
     ("get", "/api/data/systems", "200", [
         ("System", "get", "/api/data/systems/{system_id}", {"path.system_id": _first("systems", "id")}),
@@ -90,10 +91,13 @@ def add_links(schema: dict) -> None:
     for method, path, status, links in LINKS:
         answer = paths[path][method]["responses"][status]
         out = answer.setdefault("links", {})
-        for name, t_method, t_path, parameters in links:
+        for name, t_method, t_path, parameters, *rest in links:
+            body = rest[0] if rest else None
             target = paths[t_path][t_method]  # KeyError: a link to an operation that does not exist
             declared = {f"{p['in']}.{p['name']}" for p in target.get("parameters", [])}
             missing = set(parameters) - declared
             if missing:
                 raise ValueError(f"link {name}: {t_method.upper()} {t_path} has no parameter {sorted(missing)}")
             out[name] = {"operationRef": _ref(t_method, t_path), "parameters": dict(parameters)}
+            if body is not None:
+                out[name]["requestBody"] = body  # the named fields; the rest as the client chooses
