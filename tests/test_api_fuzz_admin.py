@@ -43,7 +43,7 @@ import fuzz_invariants
 EXAMPLES = int(os.environ.get("FUZZ_N", 10))
 STATEFUL_RUNS, STATEFUL_SCENARIOS, STATEFUL_STEPS = 3, 8, 6
 CRON_SECRET = "cron-secret-for-the-admin-fuzz"
-SYSTEM_SITE = "71000001"
+SYSTEM_SITES = ("71000001", "71000002", "71000003")
 # a system is owned by a signed-in user: these operations refuse a token (403), so they
 # get the superadmin's session cookie and its CSRF token instead
 USER_ONLY = {"/api/setup", "/api/setup/enphase"}
@@ -61,7 +61,7 @@ ADMIN_SEMANTIC_400 = {**SEMANTIC_400, **{path: SEMANTIC for path in (
     "/api/auth/enphase/auth",  # an account_id, or a pending setup in the caller's cookie
     "/api/auth/enphase/callback",  # a state signed by this server
     "/api/admin/sessions",  # since: an ISO-8601 instant or epoch seconds
-    "/api/composite", "/api/composite/{composite_id}",  # a slug of a-z0-9-_, members the caller may read
+    "/api/composite", "/api/composite/{composite_id}",  # members: systems the caller may read
     "/api/admin/systems/{system_id}/points",  # a transform needs effectiveFrom; the key must be the system's
     "/api/power-analytics/recalculate",  # a range that ends after it starts
     "/api/data/systems/{system_id}/shares",  # a user that exists
@@ -93,8 +93,9 @@ def world(tmp_path_factory):
     ctx.settings.cron_secret = CRON_SECRET
     plants = [WorldPlant(123, "solarman", "64786338", "UTC", CLOUD_NOW - 86400)]
     cfg = cloud_config(plants)
-    cfg.solarman.plants[SYSTEM_SITE] = PlantProfile(start_operating_ts=CLOUD_NOW - 86400, capacity_kw=5.0,
-                                                     timezone="UTC", latitude=45.0, longitude=7.0)
+    for site in SYSTEM_SITES:
+        cfg.solarman.plants[site] = PlantProfile(start_operating_ts=CLOUD_NOW - 86400, capacity_kw=5.0,
+                                                 timezone="UTC", latitude=45.0, longitude=7.0)
     with BackgroundCloud(cfg) as cloud:
         ctx.settings.vendor_base_url = cloud.base_url  # connection tests and setup reach the emulation
         set_up(ctx, cloud.base_url, plants, work_order=456)
@@ -108,9 +109,13 @@ def world(tmp_path_factory):
                 create_user(conn, "root", "a long test password", "superadmin")
                 create_user(conn, "alice", "a long test password", "user")
                 cookie = issue_session(ctx.settings.encryption_key, get_user_principal(conn, "root"))
-                system_admin.add_system(conn, ctx.settings, "Home", "solarman", SYSTEM_SITE, "alice",
-                                        credentials=DEFAULT_CREDENTIALS["solarman"], base_url=cloud.base_url,
-                                        rate_limits=provisioning.UNLIMITED)
+                # three systems and a composite of two: one removed early leaves chains to follow
+                sids = [system_admin.add_system(conn, ctx.settings, name, "solarman", site, owner,
+                                                credentials=DEFAULT_CREDENTIALS["solarman"], base_url=cloud.base_url,
+                                                rate_limits=provisioning.UNLIMITED)
+                        for name, owner, site in zip(("Home", "Barn", "Shed"), ("alice", "root", "root"), SYSTEM_SITES)]
+                system_admin.add_composite(conn, "estate", "Estate", sids[:2], owner="root",
+                                           creator=get_user_principal(conn, "root"))
                 provisioning.add_classroom(conn, "CR-101", "Asia/Kolkata")
                 provisioning.add_device(conn, "ESP01", "light_1", "CR-101")
             plant_before = fuzz_invariants.series_rows(ctx, 123)

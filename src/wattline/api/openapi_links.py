@@ -10,7 +10,7 @@ error, caught when the document is built.
 
 from __future__ import annotations
 
-# (method, path, status, [(link name, target method, target path, {parameter: expression}[, body])])
+# (method, path, status, [(link name, target method, target path, {parameter: expression})])
 _FIRST = "$response.body#/{list}/0/{field}"
 
 
@@ -20,6 +20,7 @@ def _first(lst: str, field: str) -> str:
 
 _SYSTEM_FROM_ADMIN_LIST = {"path.system_id": _first("systems", "id")}
 _COMPOSITE_ID = {"path.composite_id": "$response.body#/id"}
+_COMPOSITE_FROM_LIST = {"path.composite_id": _first("composites", "id")}
 
 LINKS: list[tuple[str, str, str, list[tuple]]] = [
     ("get", "/api/admin/systems", "200", [
@@ -28,7 +29,6 @@ LINKS: list[tuple[str, str, str, list[tuple]]] = [
         ("EditSystemPoint", "post", "/api/admin/systems/{system_id}/points", _SYSTEM_FROM_ADMIN_LIST),
         ("ShareSystem", "post", "/api/data/systems/{system_id}/shares", _SYSTEM_FROM_ADMIN_LIST),
         ("DeleteSystem", "post", "/api/admin/systems/{system_id}/delete", _SYSTEM_FROM_ADMIN_LIST),
-        ("CompositeOfSystem", "post", "/api/composite", {}, {"memberIds": [_first("systems", "id")]}),
     ]),
     ("get", "/api/data/systems", "200", [
         ("System", "get", "/api/data/systems/{system_id}", {"path.system_id": _first("systems", "id")}),
@@ -69,7 +69,9 @@ LINKS: list[tuple[str, str, str, list[tuple]]] = [
         ("DeleteComposite", "delete", "/api/composite/{composite_id}", _COMPOSITE_ID),
     ]),
     ("get", "/api/composite", "200", [
-        ("Composite", "get", "/api/composite/{composite_id}", {"path.composite_id": _first("composites", "id")}),
+        ("Composite", "get", "/api/composite/{composite_id}", _COMPOSITE_FROM_LIST),
+        ("EditComposite", "patch", "/api/composite/{composite_id}", _COMPOSITE_FROM_LIST),
+        ("DeleteComposite", "delete", "/api/composite/{composite_id}", _COMPOSITE_FROM_LIST),
     ]),
     ("post", "/api/admin/users", "200", [
         ("UserRole", "post", "/api/admin/users/{username}/role", {"path.username": "$response.body#/user/username"}),
@@ -91,13 +93,11 @@ def add_links(schema: dict) -> None:
     for method, path, status, links in LINKS:
         answer = paths[path][method]["responses"][status]
         out = answer.setdefault("links", {})
-        for name, t_method, t_path, parameters, *rest in links:
-            body = rest[0] if rest else None
+        for name, t_method, t_path, parameters in links:
             target = paths[t_path][t_method]  # KeyError: a link to an operation that does not exist
             declared = {f"{p['in']}.{p['name']}" for p in target.get("parameters", [])}
             missing = set(parameters) - declared
             if missing:
                 raise ValueError(f"link {name}: {t_method.upper()} {t_path} has no parameter {sorted(missing)}")
             out[name] = {"operationRef": _ref(t_method, t_path), "parameters": dict(parameters)}
-            if body is not None:
-                out[name]["requestBody"] = body  # the named fields; the rest as the client chooses
+
