@@ -38,9 +38,9 @@ from wattline.store.migrate import upgrade_all
 
 import fuzz_invariants
 
-# the budget (about 60 s on 2 shared cores): examples per operation, and the state machine's
+# the budget (about 60-80 s on 2 shared cores): examples per operation, and the state machine's
 # runs x scenarios x steps
-EXAMPLES = int(os.environ.get("FUZZ_N", 10))
+EXAMPLES = int(os.environ.get("FUZZ_N", 8))
 STATEFUL_RUNS, STATEFUL_SCENARIOS, STATEFUL_STEPS = 3, 8, 6
 CRON_SECRET = "cron-secret-for-the-admin-fuzz"
 SYSTEM_SITES = ("71000001", "71000002", "71000003")
