@@ -12,6 +12,7 @@ syncs, polls and recalculations the fuzzer starts run in-process in a few millis
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 
@@ -65,9 +66,23 @@ ADMIN_SEMANTIC_400 = {**SEMANTIC_400, **{path: SEMANTIC for path in (
     "/api/admin/systems/{system_id}/points",  # a transform needs effectiveFrom; the key must be the system's
     "/api/power-analytics/recalculate",  # a range that ends after it starts
     "/api/data/systems/{system_id}/shares",  # a user that exists
+    "/api/data/systems/{system_id}/shares/{username}",
     "/api/admin/systems/{system_id}/settings",  # a display timezone IANA knows; an alias no other system has
     "/api/admin/users",  # a username is trimmed (regex engines disagree on what is a space)
 )}}
+
+
+_passwords = itertools.count(1)
+
+
+def own_password(case) -> None:
+    """A password the fuzzer draws may be any word of the schema ("timestamp"), which then
+    shows in every answer and the secret watch cries leak; one the policy takes (it gets
+    stored) becomes a distinctive one of the same role, so the watch keeps its meaning."""
+    body = case.body
+    if (case.operation.path == "/api/admin/users" and case.method.upper() == "POST" and isinstance(body, dict)
+            and isinstance(body.get("password"), str) and 8 <= len(body["password"]) <= 1024):
+        body["password"] = f"fuzzed-password-{next(_passwords):05d}"
 
 
 class World:
@@ -132,6 +147,7 @@ def world(tmp_path_factory):
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck),
           phases=[Phase.explicit, Phase.generate])
 def test_every_admin_answer_conforms_to_the_schema(world, case):
+    own_password(case)
     case.call_and_validate(base_url=world.url, headers=world.headers(case.operation.path), timeout=30,
                            excluded_checks=STATELESS + ADMIN_SEMANTIC_400.get(case.operation.path, []))
 
@@ -149,6 +165,10 @@ def test_the_create_read_update_delete_chains(world):
     answered: list[tuple[str, str, int]] = []
 
     class AdminMachine(LINKED.as_state_machine()):
+        def before_call(self, case):
+            super().before_call(case)
+            own_password(case)
+
         def after_call(self, response, case):
             super().after_call(response, case)
             answered.append((case.method, case.operation.path, response.status_code))
