@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -22,7 +21,7 @@ from sqlalchemy import create_engine, text
 from wattline import clock
 from wattline.domain import timeutil
 from mqtt_broker import mqtt_broker  # noqa: F401 - the test-owned Mosquitto fixture (tests/mqtt_broker.py)
-from helpers import IN_CI, RedisServer, service_missing  # noqa: F401 - shared with test modules
+from helpers import IN_CI, RedisServer, make_sqlite, service_missing  # noqa: F401 - shared with test modules
 from wattline.pipeline import Pipeline
 from wattline.store.engines import open_databases
 from wattline.store.migrate import upgrade_all
@@ -133,12 +132,6 @@ def pg_templates():
     dbs.dispose()
     yield pg, main, tel
     pg.drop_all()
-
-
-def make_sqlite(tmp_path: Path):
-    dbs = open_databases(f"sqlite:///{tmp_path / 'main.db'}", f"sqlite:///{tmp_path / 'telemetry.db'}")
-    upgrade_all(dbs.main, dbs.telemetry)
-    return dbs
 
 
 def make_pg(pg_templates):

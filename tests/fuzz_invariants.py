@@ -85,7 +85,7 @@ def no_orphan_series(ctx) -> list[str]:
     return out
 
 
-def jobs_ended(ctx) -> list[str]:
+def jobs_still_running(ctx) -> list[str]:
     with ctx.dbs.telemetry.connect() as conn:
         live = conn.exec_driver_sql("SELECT id, kind, status FROM jobs WHERE status IN ('queued', 'running')").all()
     return [f"job still {r[2]}: {r[1]} {r[0]}" for r in live]
@@ -93,4 +93,4 @@ def jobs_ended(ctx) -> list[str]:
 
 def problems(ctx) -> list[str]:
     return (migrations_at_head(ctx) + sqlite_integrity(ctx) + ledger_complete(ctx) + no_orphan_series(ctx)
-            + jobs_ended(ctx))
+            + jobs_still_running(ctx))

@@ -177,3 +177,13 @@ def queue_exec(url: str, sql: str) -> None:
             c.execute(sa.text(sql))
     finally:
         eng.dispose()
+
+
+def make_sqlite(directory):
+    """A migrated main + telemetry pair of SQLite files in ``directory``."""
+    from wattline.store.engines import open_databases
+    from wattline.store.migrate import upgrade_all
+
+    dbs = open_databases(f"sqlite:///{directory / 'main.db'}", f"sqlite:///{directory / 'telemetry.db'}")
+    upgrade_all(dbs.main, dbs.telemetry)
+    return dbs

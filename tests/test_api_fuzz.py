@@ -14,22 +14,20 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from helpers import make_sqlite
 from test_api import Server
 from world import CLOUD_NOW, WorldPlant, cloud_config, make_ctx, set_up
 from wattline import clock, provisioning
 from wattline.api.app import create_app
 from wattline.jobs.backfill import backfill_plant
 from wattline.security import tokens
-from wattline.store.engines import open_databases
-from wattline.store.migrate import upgrade_all
 from wattline.simulator.vendor_cloud.server import BackgroundCloud
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz")
-    dbs = open_databases(f"sqlite:///{tmp / 'main.db'}", f"sqlite:///{tmp / 'telemetry.db'}")
-    upgrade_all(dbs.main, dbs.telemetry)
+    dbs = make_sqlite(tmp)
     ctx = make_ctx(dbs, tmp)
     plants = [WorldPlant(123, "solarman", "64786338", "UTC", CLOUD_NOW - 86400)]
     with BackgroundCloud(cloud_config(plants)) as cloud:

@@ -22,7 +22,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis.errors import FlakyStrategyDefinition
 
-from helpers import session_headers
+from helpers import make_sqlite, session_headers
 from test_api import Server
 from test_api_fuzz import SEMANTIC_400, STATELESS
 from world import CLOUD_NOW, WorldPlant, cloud_config, make_ctx, set_up
@@ -34,8 +34,6 @@ from wattline.security.sessions import issue_session
 from wattline.security.users import create_user, get_user_principal
 from wattline.simulator.vendor_cloud.config import DEFAULT_CREDENTIALS, PlantProfile
 from wattline.simulator.vendor_cloud.server import BackgroundCloud
-from wattline.store.engines import open_databases
-from wattline.store.migrate import upgrade_all
 
 import fuzz_invariants
 
@@ -102,8 +100,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz-admin")
-    dbs = open_databases(f"sqlite:///{tmp / 'main.db'}", f"sqlite:///{tmp / 'telemetry.db'}")
-    upgrade_all(dbs.main, dbs.telemetry)
+    dbs = make_sqlite(tmp)
     ctx = make_ctx(dbs, tmp)
     ctx.settings.cron_secret = CRON_SECRET
     plants = [WorldPlant(123, "solarman", "64786338", "UTC", CLOUD_NOW - 86400)]
@@ -152,10 +149,6 @@ def test_every_admin_answer_conforms_to_the_schema(world, case):
                            excluded_checks=STATELESS + ADMIN_SEMANTIC_400.get(case.operation.path, []))
 
 
-def _checks_for(path: str) -> list:
-    return ADMIN_SEMANTIC_400.get(path, [])
-
-
 def test_the_create_read_update_delete_chains(world):
     """The state machine follows the schema's links (api/openapi_links.py): a system listed to its settings, points, shares and removal;
     a composite created to its page, edit and removal; a backfill to its job; a user
@@ -178,7 +171,7 @@ def test_the_create_read_update_delete_chains(world):
 
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             case.validate_response(response, additional_checks=additional_checks,
-                                   excluded_checks=_checks_for(case.operation.path),
+                                   excluded_checks=ADMIN_SEMANTIC_400.get(case.operation.path, []),
                                    transport_kwargs=kwargs or None, recorder=self.recorder)
 
     # Each scenario changes the server for the next (a user created is a 409 the next time), which
@@ -205,7 +198,7 @@ def test_no_partial_write_and_the_server_keeps_answering(world):
     the databases hold their invariants, the plant's readings and ledger are as before
     (every job it could start is idempotent), and a known-good request answers right."""
     deadline = time.monotonic() + 60  # the in-process jobs of a tiny world end in well under that
-    while fuzz_invariants.jobs_ended(world.ctx) and time.monotonic() < deadline:
+    while fuzz_invariants.jobs_still_running(world.ctx) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert fuzz_invariants.problems(world.ctx) == []
     assert fuzz_invariants.series_rows(world.ctx, 123) == world.plant_before

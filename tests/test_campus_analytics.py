@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from helpers import make_sqlite
 from test_api import Server
 from world import make_ctx
 from wattline import provisioning
@@ -354,12 +355,9 @@ DAYS = (date(2025, 10, 26), date(2025, 11, 2), date(2025, 3, 9), date(2025, 3, 3
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """One server for every example (each example makes its own classroom)."""
-    from wattline.store.engines import open_databases
-    from wattline.store.migrate import upgrade_all
 
     tmp = tmp_path_factory.mktemp("cards")
-    dbs = open_databases(f"sqlite:///{tmp / 'main.db'}", f"sqlite:///{tmp / 'telemetry.db'}")
-    upgrade_all(dbs.main, dbs.telemetry)
+    dbs = make_sqlite(tmp)
     ctx = make_ctx(dbs, tmp)
     with dbs.main.begin() as conn:
         org = provisioning.organization_named(conn)

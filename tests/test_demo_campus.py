@@ -8,12 +8,11 @@ import io
 import pytest
 from rich.console import Console
 
+from helpers import make_sqlite
 from world import make_ctx
 from wattline import demo, demo_campus, provisioning
 from wattline.domain import timeutil
 from wattline.store import cost_versions_repo, device_registry, queries
-from wattline.store.engines import open_databases
-from wattline.store.migrate import upgrade_all
 
 # a Wednesday 14:30 in Asia/Kolkata: classes today since 09:00, and all of Tuesday before
 NOW = timeutil.parse_instant("2025-11-05T14:30:00+05:30")
@@ -23,8 +22,7 @@ TZ = demo_campus.TIMEZONE
 def _ctx(tmp_path, name: str):
     d = tmp_path / name
     d.mkdir()
-    dbs = open_databases(f"sqlite:///{d / 'main.db'}", f"sqlite:///{d / 'telemetry.db'}")
-    upgrade_all(dbs.main, dbs.telemetry)
+    dbs = make_sqlite(d)
     return make_ctx(dbs, d)
 
 

@@ -18,6 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from prometheus_client import REGISTRY
 
+from helpers import make_sqlite
 from test_api import Server
 from world import make_ctx
 from wattline import provisioning
@@ -33,7 +34,6 @@ from wattline.security.roles import may_ingest, validate_role
 from wattline.sources.devices import PayloadError, TelemetryPayload, parse_document
 from wattline.store import queries
 from wattline.store.engines import open_databases
-from wattline.store.migrate import upgrade_all
 
 TZ = "Asia/Kolkata"
 DAY = date(2025, 11, 5)
@@ -419,8 +419,7 @@ INGEST_SCHEMA = schemathesis.openapi.from_dict(create_app().openapi()).include(p
 @pytest.fixture(scope="module")
 def ingest_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ingest-fuzz")
-    dbs = open_databases(f"sqlite:///{tmp / 'main.db'}", f"sqlite:///{tmp / 'telemetry.db'}")
-    upgrade_all(dbs.main, dbs.telemetry)
+    dbs = make_sqlite(tmp)
     ctx = make_ctx(dbs, tmp)
     with dbs.main.begin() as conn:
         provisioning.add_classroom(conn, "CR-101", TZ)

@@ -13,6 +13,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from helpers import make_sqlite
 from test_api import Server
 from world import make_ctx
 from wattline import provisioning
@@ -228,12 +229,9 @@ SCHEMA = schemathesis.openapi.from_dict(create_app().openapi()).include(path="/a
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from wattline.store.engines import open_databases
-    from wattline.store.migrate import upgrade_all
 
     tmp = tmp_path_factory.mktemp("fronius-fuzz")
-    dbs = open_databases(f"sqlite:///{tmp / 'main.db'}", f"sqlite:///{tmp / 'telemetry.db'}")
-    upgrade_all(dbs.main, dbs.telemetry)
+    dbs = make_sqlite(tmp)
     ctx = make_ctx(dbs, tmp)
     _register(ctx, SITE, KEY, "Fronius home")
     with Server(create_app(ctx)) as server:

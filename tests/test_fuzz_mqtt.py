@@ -15,12 +15,11 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from helpers import make_sqlite
 from wattline import provisioning
 from wattline.jobs.mqtt_ingest import MqttIngest
 from wattline.pipeline import Pipeline
 from wattline.sources.mqtt import Message
-from wattline.store.engines import open_databases
-from wattline.store.migrate import upgrade_all
 
 EXAMPLES = int(os.environ.get("WATTLINE_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None,
@@ -39,8 +38,7 @@ _ts = itertools.count(1_762_312_800 + 30, 30)
 @pytest.fixture(scope="module")
 def handler(tmp_path_factory):
     path = tmp_path_factory.mktemp("fuzz-mqtt")
-    dbs = open_databases(f"sqlite:///{path / 'main.db'}", f"sqlite:///{path / 'telemetry.db'}")
-    upgrade_all(dbs.main, dbs.telemetry)
+    dbs = make_sqlite(path)
     with dbs.main.begin() as conn:
         provisioning.add_classroom(conn, "CR-101", "Asia/Kolkata")
         provisioning.add_device(conn, "ESP01", "light_1", "CR-101")

@@ -29,13 +29,13 @@ def worker_cmd(concurrency: int = typer.Option(4, help="jobs run at once")) -> N
     """Run engine jobs until SIGTERM/SIGINT (procrastinate stops gracefully on those)."""
     eng = _app()
     from wattline.config import get_settings
-    from wattline.jobs.engine import apply_schema, record_errors
+    from wattline.jobs.engine import apply_schema, record_outcome
 
     async def run():
         async with eng.open_async():
             await apply_schema(eng)
             await eng.run_worker_async(concurrency=concurrency, install_signal_handlers=True,
-                                       worker_middleware=[record_errors],
+                                       worker_middleware=[record_outcome],
                                        update_heartbeat_interval=get_settings().worker_heartbeat_s)
 
     asyncio.run(run())

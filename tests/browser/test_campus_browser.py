@@ -18,6 +18,7 @@ pytestmark = pytest.mark.browser
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
+from helpers import make_sqlite  # noqa: E402
 from browserkit import SHOTS, _Server, needs_chromium  # noqa: E402
 
 USER, PASSWORD = "viewer", "viewer horse battery staple"
@@ -32,13 +33,10 @@ def server(tmp_path_factory):
     from wattline.api.app import create_app
     from wattline.jobs.device_telemetry import ingest_documents
     from wattline.security import users
-    from wattline.store.engines import open_databases
-    from wattline.store.migrate import upgrade_all
 
     needs_chromium()
     tmp = tmp_path_factory.mktemp("campus-browser")
-    dbs = open_databases(f"sqlite:///{tmp / 'main.db'}", f"sqlite:///{tmp / 'telemetry.db'}")
-    upgrade_all(dbs.main, dbs.telemetry)
+    dbs = make_sqlite(tmp)
     ctx = make_ctx(dbs, tmp)
     with dbs.main.begin() as conn:
         org = provisioning.organization_named(conn)

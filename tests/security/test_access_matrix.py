@@ -26,11 +26,9 @@ from tests.security.access import (  # noqa: E402
     may_write,
 )
 
-from helpers import session_headers  # noqa: E402
+from helpers import make_sqlite, session_headers  # noqa: E402
 from world import SECRET  # noqa: E402
 from wattline import system_admin  # noqa: E402
-from wattline.store.engines import open_databases  # noqa: E402
-from wattline.store.migrate import upgrade_all  # noqa: E402
 from wattline.api.app import create_app  # noqa: E402
 from wattline.config import Settings  # noqa: E402
 from wattline.context import AppContext  # noqa: E402
@@ -42,12 +40,6 @@ from wattline.security.system_access import can_read_system, can_write_system  #
 from wattline.security.users import create_user, get_user_principal  # noqa: E402
 from wattline.store import systems_repo  # noqa: E402
 
-
-def make_sqlite(tmp_path: Path):
-    """Fresh SQLite databases (not imported from a conftest: tests/vendors has its own)."""
-    dbs = open_databases(f"sqlite:///{tmp_path / 'main.db'}", f"sqlite:///{tmp_path / 'telemetry.db'}")
-    upgrade_all(dbs.main, dbs.telemetry)
-    return dbs
 
 PASSWORD = "a long test password"
 CRON = "cron-secret-for-the-matrix"

@@ -9,7 +9,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from helpers import session_headers
+from helpers import make_sqlite, session_headers
 from world import make_ctx
 from wattline.api.app import create_app
 from wattline.security import csrf, tokens
@@ -23,12 +23,9 @@ VERSION = {"cost_per_kwh": 7.5, "effective_from": "2025-11-04T00:00:00+00:00", "
 
 @pytest.fixture(scope="module")
 def w(tmp_path_factory):
-    from wattline.store.engines import open_databases
-    from wattline.store.migrate import upgrade_all
 
     tmp = tmp_path_factory.mktemp("csrf")
-    dbs = open_databases(f"sqlite:///{tmp / 'main.db'}", f"sqlite:///{tmp / 'telemetry.db'}")
-    upgrade_all(dbs.main, dbs.telemetry)
+    dbs = make_sqlite(tmp)
     ctx = make_ctx(dbs, tmp)
     key = ctx.settings.encryption_key
     with dbs.main.begin() as conn:

@@ -9,10 +9,10 @@ from typing import Mapping, Sequence
 STATUSES = ("active", "paused", "error")
 SET_STATUSES = ("active", "paused")  # what a person sets; "error" comes from polling
 FAILURES_TO_ERROR = 3  # consecutive failed polls that put a system in "error"
-# the whole string (fullmatch: "$" alone would let a trailing newline through); the same
-# rule, as a JSON-schema pattern, documents the API fields that take an alias or slug
+# as a JSON-schema pattern it documents the API fields that take an alias or slug; checked
+# with fullmatch (match with "$" alone would let a trailing newline through)
 ALIAS_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-ALIAS_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+ALIAS_RE = re.compile(ALIAS_PATTERN)
 POLL_CAUSES = ("CRON", "USER", "ADMIN", "PUSH")
 
 # seed 003 point_info defaults for the generic point keys vendors report

@@ -88,7 +88,7 @@ async def defer(task_name: str, *, lock: str | None = None, queueing_lock: str |
         return await app.configure_task(task_name, lock=lock, queueing_lock=queueing_lock).defer_async(**kwargs)
 
 
-async def record_errors(call_next, context: procrastinate.JobContext, worker) -> object:
+async def record_outcome(call_next, context: procrastinate.JobContext, worker) -> object:
     """Worker middleware: a run that raises leaves its error (type and message, no
     traceback: that is in the worker's log) beside the job, for the jobs page; a run that
     returns a dict leaves it as the job's result (``GET /api/jobs/engine-{id}``)."""
