@@ -131,7 +131,8 @@ async def _wait_for(take, what: str) -> None:
     """Until ``take()`` says it got the resource, with a growing pause (≤ WAIT_MAX_S)."""
     pause = 0.2
     while not await take():
-        log.info("lease.waiting", resource=what)
+        if pause == 0.2:  # once: another worker has it (or a killed one's lease has not run out)
+            log.warning("lease.waiting", resource=what)
         await asyncio.sleep(pause)
         pause = min(pause * 2, WAIT_MAX_S)
 
