@@ -343,6 +343,9 @@ def test_a_systems_backfill_and_its_polls_on_three_workers_never_overlap(pg_temp
             asyncio.run(defer("poll", **manual_poll))
             waited = cli(env, "jobs", "wait", "--timeout", "240", timeout=270)
             assert waited.returncode == 0, waited.stderr
+            asyncio.run(defer("poll", **manual_poll))  # the backfill done: this one polls it
+            waited = cli(env, "jobs", "wait", "--timeout", "240", timeout=270)
+            assert waited.returncode == 0, waited.stderr
         finally:
             stop_workers(workers)
     rows = jobs(env)
