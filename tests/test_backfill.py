@@ -104,9 +104,11 @@ def test_backfill_killed_at_random_moments_ends_identical_to_an_uninterrupted_on
         set_up(killed_ctx, cloud.base_url, plants)
         set_up(clean_ctx, cloud.base_url, plants)
         cmd = [sys.executable, "-m", "wattline.cli", "backfill", "123"]
+        # a short lease: a rerun waits for the killed run's lease on the plant to run out
+        env = dict(env_for(killed_ctx), WATTLINE_LEASE_S="3")
         kills = 0
         for _ in range(3):
-            proc = subprocess.Popen(cmd, env=env_for(killed_ctx), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             # kill at a random moment once this run is fetching (its start-up takes 1-15 s with
             # the machine's load, so a fixed delay could kill it before its first page)
             pages = sum(cloud.state.stats.served_data_pages().values())
@@ -120,7 +122,7 @@ def test_backfill_killed_at_random_moments_ends_identical_to_an_uninterrupted_on
                 kills += 1
             proc.wait(30)
         pages_before_final = sum(cloud.state.stats.served_data_pages().values())
-        done = subprocess.run(cmd, env=env_for(killed_ctx), capture_output=True, text=True, timeout=300)
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
         served = cloud.state.stats.served_data_pages()
         cloud.state.stats.reset()

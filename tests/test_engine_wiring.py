@@ -368,3 +368,32 @@ def test_a_dead_workers_job_already_queued_again_ends_failed_and_frees_its_lock(
     assert retried == [first]
     rows = dict(queue_rows(queue_url, "SELECT id, status::text FROM procrastinate_jobs"))
     assert rows == {first: "failed", second: "todo"}, rows
+
+
+def test_a_systems_backfill_locks_the_system_and_a_held_plants_sync_is_deferred_under_its_lock(
+        queue_url, monkeypatch, tmp_path):
+    # a system's backfill was deferred under "plant:ID": the namespace of the plants' jobs
+    import procrastinate
+    from typer.testing import CliRunner
+
+    from wattline.cli import app
+    from wattline.jobs import engine_tasks
+    from wattline.jobs.engine import conninfo
+
+    env = {"WATTLINE_JOBS_URL": queue_url, "WATTLINE_DATA_DIR": str(tmp_path / "data")}
+    for args in (["system-backfill", "--system", "5", "--since", "2026-01-01T00:00:00Z"], ["backfill", "--plant", "5"]):
+        r = CliRunner().invoke(app, ["jobs", "defer", *args], env=env)
+        assert r.exit_code == 0 and "deferred job" in r.output, r.output
+
+    async def defer_held():  # what a sync does with the plants their backfills hold
+        with engine_tasks.app.replace_connector(procrastinate.PsycopgConnector(conninfo=conninfo(queue_url))):
+            async with engine_tasks.app.open_async():
+                await engine_tasks.defer_plant_syncs([5, 6])
+                await engine_tasks.defer_plant_syncs([5])  # still queued: not twice
+
+    asyncio.run(defer_held())
+    rows = [(t, a, lock, q) for t, _s, a, lock, q in jobs_in(queue_url)]
+    assert rows == [("system_backfill", '{"since_ts": 1767225600, "system_id": 5}', "system:5", None),
+                    ("backfill", '{"plant_id": 5}', "plant:5", None),
+                    ("sync", '{"plant_id": 5}', "plant:5", "sync:plant:5"),
+                    ("sync", '{"plant_id": 6}', "plant:6", "sync:plant:6")], rows

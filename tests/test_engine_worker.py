@@ -171,6 +171,7 @@ def test_a_killed_workers_backfill_completes_on_another_and_one_plant_is_never_r
     from world import WorldPlant, cloud_config, env_for, make_ctx, set_up, snapshot, CLOUD_NOW
     from wattline.jobs.backfill import backfill_plant
     from wattline.simulator.vendor_cloud.server import BackgroundCloud
+    from wattline.store import leases_repo
 
     pg, main_t, tel_t = pg_templates
 
@@ -185,9 +186,10 @@ def test_a_killed_workers_backfill_completes_on_another_and_one_plant_is_never_r
         set_up(killed_ctx, cloud.base_url, plants)
         set_up(clean_ctx, cloud.base_url, plants)
         # a heartbeat every 1.5 s: a worker missing three (4.5 s) is dead; a shorter wait than
-        # three heartbeats would requeue a live worker's job too (and hide two runs at once)
+        # three heartbeats would requeue a live worker's job too (and hide two runs at once).
+        # A short lease: the killed worker's plant is free again 4 s after its last renewal
         env = dict(env_for(killed_ctx), WATTLINE_JOBS_URL=queue_url, WATTLINE_LOG_LEVEL="WARNING",
-                   WATTLINE_WORKER_HEARTBEAT_S="1.5")
+                   WATTLINE_WORKER_HEARTBEAT_S="1.5", WATTLINE_LEASE_S="4")
         assert cli(env, "jobs", "defer", "backfill", "--plant", "123").returncode == 0
         first = start_worker(env)
         workers = []
@@ -200,6 +202,8 @@ def test_a_killed_workers_backfill_completes_on_another_and_one_plant_is_never_r
             killed_job, killed_worker = _running(queue_url, "backfill")
             first.send_signal(signal.SIGKILL)
             first.wait(10)
+            # it held the plant's lease, which nobody released
+            assert f"/{first.pid}/" in leases_repo.holders(killed_ctx.dbs.telemetry, 0).get("plant:123", "")
             workers = [start_worker(env) for _ in range(3)]
             # more backfills of both plants: the plant's lock keeps them one at a time
             for plant in ("123", "124", "124"):
@@ -228,3 +232,128 @@ def test_a_killed_workers_backfill_completes_on_another_and_one_plant_is_never_r
     a, b = snapshot(killed_ctx), snapshot(clean_ctx)
     for table in ("readings", "ledger", "aggregates", "raw", "plants"):
         assert a[table] == b[table], table  # the killed run's result equals an uninterrupted one
+    assert leases_repo.holders(killed_ctx.dbs.telemetry, 0) == {}  # the dead one's expired and was taken
+
+
+def _pg_world(pg_templates, tmp_path, name):
+    from wattline.store.engines import open_databases
+    from world import make_ctx
+
+    pg, main_t, tel_t = pg_templates
+    return make_ctx(open_databases(pg.url(pg.create(main_t)), pg.url(pg.create(tel_t))), tmp_path / name)
+
+
+def _run_spans(ctx, sync_type: str) -> dict[int, list[tuple[int, int]]]:
+    """plant id -> [start, end] (epoch ms) of each run row of ``sync_type`` (a backfill's:
+    from holding the plant's lease to its summaries written)."""
+    from test_resource_leases import _ms
+
+    with ctx.dbs.telemetry.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT plant_id, started_at, completed_at FROM vendor_sync_logs "
+                                    f"WHERE sync_type = '{sync_type}' AND plant_id IS NOT NULL").all()
+    out: dict[int, list] = {}
+    for pid, a, b in rows:
+        out.setdefault(pid, []).append((_ms(a), _ms(b)))
+    return out
+
+
+def _apart(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[1] <= b[0] or b[1] <= a[0]
+
+
+def test_a_sync_and_a_backfill_of_one_plant_on_three_workers_never_overlap_and_end_as_one_after_the_other(
+        pg_templates, tmp_path, set_clock):
+    import asyncio
+
+    from test_resource_leases import call_spans
+    from wattline import clock
+    from wattline.jobs.backfill import backfill_plant
+    from wattline.jobs.sync import sync_all
+    from wattline.simulator.vendor_cloud.server import BackgroundCloud
+    from world import CLOUD_NOW, WorldPlant, cloud_config, env_for, set_up, snapshot
+
+    plants = [WorldPlant(123, "solarman", "64786338", "Europe/Berlin", CLOUD_NOW - 90 * 86400),
+              WorldPlant(124, "solarman", "64786339", "UTC", CLOUD_NOW - 30 * 86400)]
+    ctx, clean = _pg_world(pg_templates, tmp_path, "workers"), _pg_world(pg_templates, tmp_path, "clean")
+    set_clock(CLOUD_NOW + 600)  # the sync's last day is the clouds' (the workers' clock too)
+    queue_url = pg_templates[0].url(pg_templates[0].create())
+    with BackgroundCloud(cloud_config(plants, latency_ms=40)) as cloud:
+        set_up(ctx, cloud.base_url, plants)
+        set_up(clean, cloud.base_url, plants)
+        env = dict(env_for(ctx), WATTLINE_JOBS_URL=queue_url, WATTLINE_LOG_LEVEL="WARNING",
+                   WATTLINE_CLOCK_OFFSET_S=repr(clock.now() - time.time()))
+        env.pop("WATTLINE_CLOCK", None)
+        for args in (("backfill", "--plant", "123"), ("sync",), ("backfill", "--plant", "124")):
+            assert cli(env, "jobs", "defer", *args).returncode == 0
+        workers = [start_worker(env) for _ in range(3)]
+        try:
+            waited = cli(env, "jobs", "wait", "--timeout", "240", timeout=270)
+            assert waited.returncode == 0, waited.stderr
+        finally:
+            stop_workers(workers)
+        asyncio.run(backfill_plant(clean, 123))  # the reference: one after the other
+        asyncio.run(backfill_plant(clean, 124))
+        asyncio.run(sync_all(clean))
+    rows = jobs(env)
+    assert all(r[2] == "succeeded" for r in rows if r[1] in ("backfill", "sync")), rows
+    backfills, syncs = _run_spans(ctx, "backfill"), call_spans(ctx, "daily_sync")
+    for pid in (123, 124):
+        (backfill,) = backfills[pid]
+        assert _apart(backfill, syncs[pid]), (pid, backfill, syncs[pid])  # never worked on by both at once
+    a, b = snapshot(ctx), snapshot(clean)
+    for table in ("readings", "ledger", "aggregates", "raw", "plants"):
+        assert a[table] == b[table], table
+    from wattline.store import leases_repo
+
+    assert leases_repo.holders(ctx.dbs.telemetry, 0) == {}  # every lease released
+
+
+def test_a_systems_backfill_and_its_polls_on_three_workers_never_overlap(pg_templates, tmp_path, set_clock):
+    import asyncio
+
+    from test_poll import SLOW, add, sessions
+    from wattline import clock
+    from wattline.jobs.engine import defer
+    from wattline.security.users import create_user
+    from wattline.simulator.vendor_cloud.server import BackgroundCloud
+    from wattline.store import sessions_repo
+    from world import CLOUD_NOW, cloud_config, env_for
+
+    ctx = _pg_world(pg_templates, tmp_path, "systems")
+    set_clock(CLOUD_NOW)
+    queue_url = pg_templates[0].url(pg_templates[0].create())
+    with ctx.dbs.main.begin() as conn:
+        create_user(conn, "alice", "a long test password", "user")
+    with BackgroundCloud(cloud_config([SLOW], latency_ms=150)) as cloud:
+        sid = add(ctx, SLOW, cloud.base_url, "slow")
+        env = dict(env_for(ctx), WATTLINE_JOBS_URL=queue_url, WATTLINE_LOG_LEVEL="WARNING",
+                   WATTLINE_CLOCK_OFFSET_S=repr(clock.now() - time.time()))
+        env.pop("WATTLINE_CLOCK", None)
+        since = CLOUD_NOW - 120 * 86400
+        manual_poll = dict(lock="poll", queueing_lock="poll", url=queue_url, cause="USER", force=True)
+        asyncio.run(defer("poll", **manual_poll))
+        assert cli(env, "jobs", "defer", "system-backfill", "--system", str(sid), "--since",
+                   str(since)).returncode == 0
+        workers = [start_worker(env) for _ in range(3)]
+        try:
+            deadline = time.monotonic() + 120  # once the backfill holds the system, poll it again
+            while sessions_repo.poll_states(ctx.dbs.telemetry, [sid]).get(sid, {}).get("lease_holder") is None \
+                    and time.monotonic() < deadline:
+                time.sleep(0.1)
+            asyncio.run(defer("poll", **manual_poll))
+            waited = cli(env, "jobs", "wait", "--timeout", "240", timeout=270)
+            assert waited.returncode == 0, waited.stderr
+            asyncio.run(defer("poll", **manual_poll))  # the backfill done: this one polls it
+            waited = cli(env, "jobs", "wait", "--timeout", "240", timeout=270)
+            assert waited.returncode == 0, waited.stderr
+        finally:
+            stop_workers(workers)
+    rows = jobs(env)
+    assert all(r[2] == "succeeded" for r in rows if r[1] in ("system_backfill", "poll")), rows
+    (backfill,) = _run_spans(ctx, "backfill")[sid]
+    polls = [(s["started_at_ms"], s["started_at_ms"] + s["duration_ms"]) for s in sessions(ctx, sid)]
+    assert polls and all(_apart(backfill, p) for p in polls), (backfill, polls)  # never at once
+    state = sessions_repo.poll_states(ctx.dbs.telemetry, [sid])[sid]
+    assert state["lease_holder"] is None and state["polling_until_ms"] is None
+    # the poll deferred while the backfill held the system was skipped (unless it ran after)
+    assert state["skipped_overruns"] >= 1 or any(p[0] >= backfill[1] for p in polls), (state, polls, backfill)

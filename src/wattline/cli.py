@@ -295,7 +295,9 @@ def backfill_cmd(plant_id: int = typer.Argument(..., help="the plant's asset id"
 
     logs.configure("WARNING")
     if engine_configured():  # a worker runs it; one plant is never backfilled by two at once
-        jid = defer_now("backfill", lock=f"plant:{plant_id}", queueing_lock=f"backfill:{plant_id}", plant_id=plant_id)
+        from wattline.jobs.leases import plant_resource
+
+        jid = defer_now("backfill", lock=plant_resource(plant_id), queueing_lock=f"backfill:{plant_id}", plant_id=plant_id)
         console.print_json(data={"deferred": jid, "plantId": plant_id,
                                  "note": None if jid else "a backfill of this plant is already queued"})
         return

@@ -59,15 +59,17 @@ def defer_cmd(kind: str = typer.Argument(..., help="backfill | sync | poll | sys
 
 
 def _defer(defer, kind, plant, system, since, org) -> int:
+    from wattline.jobs.leases import plant_resource, system_resource
+
     if kind == "backfill" and plant is not None:
-        jid = asyncio.run(defer("backfill", lock=f"plant:{plant}", plant_id=plant))
+        jid = asyncio.run(defer("backfill", lock=plant_resource(plant), plant_id=plant))
     elif kind == "sync":
         kw = {"organization_id": org} if org is not None else {}
         jid = asyncio.run(defer("sync", lock="sync", queueing_lock=f"sync:{org}", **kw))
     elif kind == "poll":
         jid = asyncio.run(defer("poll", lock="poll", queueing_lock="poll"))
     elif kind == "system-backfill" and system is not None and since:
-        jid = asyncio.run(defer("system_backfill", lock=f"plant:{system}", system_id=system,
+        jid = asyncio.run(defer("system_backfill", lock=system_resource(system), system_id=system,
                                 since_ts=timeutil.parse_instant(since)))
     elif kind == "daily":
         jid = asyncio.run(defer("daily", lock="daily", queueing_lock="daily:catchup"))

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # how often a ``wattline worker`` tells the queue it is alive; a running job whose
     # worker missed three is put back on the queue (engine_tasks.retry_stalled)
     worker_heartbeat_s: float = Field(default=10.0, gt=0, le=300)
+    # a job's lease on its plant or system (jobs/leases.py): renewed every quarter of it
+    # while the job runs; a killed job's resources are free this long after its last renewal
+    lease_s: float = Field(default=60.0, ge=1.0, le=3600.0)
 
     @property
     def main_database_url(self) -> str:

@@ -23,7 +23,7 @@ from typing import Awaitable, Callable
 from wattline import logs
 from wattline.context import AppContext
 from wattline.domain import timeutil
-from wattline.jobs import synclog, window
+from wattline.jobs import leases, synclog, window
 from wattline.jobs.fetching import VendorSession, fetch_only, merge, store_fetch
 from wattline.jobs.plants import VendorPlantInfo, load_plant
 from wattline.pipeline import rollup
@@ -112,8 +112,19 @@ async def backfill_plant(
     clock: Callable[[], float] = wall_clock.now, plant: VendorPlantInfo | None = None,
 ) -> BackfillResult:
     """Load ``plant_id``'s history from its start of operation to ``now``, resuming at
-    its checkpoint. ``plant`` gives the vendor facts directly (a monitored system, whose
-    start is the backfill's ``--since``); by default they are the plant's registry row."""
+    its checkpoint, holding the plant's lease (jobs/leases.py: a sync of the plant waits,
+    or waits for this). ``plant`` gives the vendor facts directly (a monitored system,
+    whose start is the backfill's ``--since``; the caller holds the system's lease); by
+    default they are the plant's registry row."""
+    kw = dict(now=now, on_progress=on_progress, session=session, sleep=sleep, clock=clock)
+    if plant is not None:
+        return await _backfill(ctx, plant_id, plant=plant, **kw)
+    async with leases.hold_plant(ctx, plant_id):
+        return await _backfill(ctx, plant_id, plant=None, **kw)
+
+
+async def _backfill(ctx: AppContext, plant_id: int, *, now, on_progress, session, sleep, clock,
+                    plant: VendorPlantInfo | None) -> BackfillResult:
     t_start = clock()
     end = int(now if now is not None else clock()) + 1  # a reading stamped exactly now is included
     if plant is None:

@@ -1,6 +1,8 @@
 """The engine's tasks: each calls an existing job function (no logic here). One plant /
-system is worked on by one worker at a time (``lock``); periodic tasks are deduplicated
-per period by procrastinate across workers."""
+system is worked on by one worker at a time: the job functions hold its lease
+(jobs/leases.py), and jobs of one plant or system share a ``lock`` so they queue
+rather than wait; periodic tasks are deduplicated per period by procrastinate across
+workers."""
 
 from __future__ import annotations
 
@@ -49,12 +51,32 @@ async def system_backfill(system_id: int, since_ts: int) -> dict:
 
 
 @app.task(name="sync", retry=RETRY)
-async def sync(organization_id: int | None = None, only_due: bool = False, run_key: str | None = None) -> dict:
-    """``run_key``: the organizations' schedule's once-a-day key (jobs/org_schedule.py)."""
+async def sync(organization_id: int | None = None, only_due: bool = False, run_key: str | None = None,
+               plant_id: int | None = None) -> dict:
+    """``run_key``: the organizations' schedule's once-a-day key (jobs/org_schedule.py).
+    A plant another worker holds (its backfill) is left to a sync of that plant alone,
+    deferred under the plant's lock (``plant:ID``): procrastinate runs it after the
+    backfill, so the sync job itself does not wait."""
     from wattline.jobs.sync import sync_all
 
+    if plant_id is not None:  # a deferred one: waits for the plant's lease if still held
+        return (await sync_all(ctx(), plant_ids={plant_id})).to_dict()
     orgs = {organization_id} if organization_id is not None else None
-    return (await sync_all(ctx(), organization_ids=orgs, only_due=only_due)).to_dict()
+    return (await sync_all(ctx(), organization_ids=orgs, only_due=only_due, on_busy=defer_plant_syncs)).to_dict()
+
+
+async def defer_plant_syncs(plant_ids: list[int]) -> None:
+    """A sync of each plant, under its lock; one already queued is not queued twice."""
+    from procrastinate.exceptions import AlreadyEnqueued
+
+    from wattline.jobs.leases import plant_resource
+
+    for pid in plant_ids:
+        lock = plant_resource(pid)
+        try:
+            await sync.configure(lock=lock, queueing_lock=f"sync:{lock}").defer_async(plant_id=pid)
+        except AlreadyEnqueued:
+            pass
 
 
 @app.task(name="poll", retry=RETRY)

@@ -13,6 +13,7 @@ import asyncio
 from dataclasses import replace
 
 from wattline.context import AppContext
+from wattline.jobs import leases
 from wattline.jobs.backfill import BackfillResult, backfill_plant
 from wattline.store import systems_repo
 
@@ -28,4 +29,6 @@ async def backfill_system(ctx: AppContext, system_id: int, since_ts: int, **kwar
     if not found:
         raise SystemNotBackfillable(f"no active system with id {system_id} and a vendor account")
     info = replace(found[0], start_operating_time=int(since_ts))
-    return await backfill_plant(ctx, system_id, plant=info, **kwargs)
+    # the claim a poll takes: no poll of the system runs meanwhile (they are skipped)
+    async with leases.hold_system(ctx, system_id):
+        return await backfill_plant(ctx, system_id, plant=info, **kwargs)

@@ -78,12 +78,54 @@ def claim(telemetry: Engine, system_ids: list[int], now_ms: int, lease_ms: int) 
     with write_transaction(telemetry) as conn:
         known = {r[0] for r in conn.execute(select(c.system_id).where(c.system_id.in_(ids)))}
         missing = [i for i in ids if i not in known]
-        if missing:
-            conn.execute(insert(system_poll_state), [{"system_id": i} for i in missing])
+        if missing:  # a system backfill may insert the same row at once: not an error
+            conn.execute(_insert_new(conn), [{"system_id": i} for i in missing])
         got = conn.execute(update(system_poll_state)
                            .where(c.system_id.in_(ids), c.polling_until_ms.is_(None) | (c.polling_until_ms < now_ms))
-                           .values(polling_until_ms=now_ms + lease_ms).returning(c.system_id)).all()
+                           .values(polling_until_ms=now_ms + lease_ms, lease_holder=None)
+                           .returning(c.system_id)).all()
     return {r[0] for r in got}
+
+
+def _insert_new(conn):
+    """INSERT … ON CONFLICT DO NOTHING into system_poll_state."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(system_poll_state).on_conflict_do_nothing(index_elements=["system_id"])
+
+
+def claim_for(telemetry: Engine, system_id: int, holder: str, now_ms: int, lease_ms: int) -> bool:
+    """Hold the system's claim for ``holder`` (a system backfill) as a poll would: free,
+    expired, or already ``holder``'s. While it is held, polls of the system are skipped
+    (counted as overruns)."""
+    c = system_poll_state.c
+    with write_transaction(telemetry) as conn:
+        conn.execute(_insert_new(conn), [{"system_id": system_id}])
+        got = conn.execute(update(system_poll_state)
+                           .where(c.system_id == system_id,
+                                  c.polling_until_ms.is_(None) | (c.polling_until_ms < now_ms)
+                                  | (c.lease_holder == holder))
+                           .values(polling_until_ms=now_ms + lease_ms, lease_holder=holder)
+                           .returning(c.system_id)).all()
+    return bool(got)
+
+
+def renew_for(telemetry: Engine, holder: str, now_ms: int, lease_ms: int) -> set[int]:
+    """Extend the claims ``holder`` still has; returns their systems."""
+    c = system_poll_state.c
+    with write_transaction(telemetry) as conn:
+        return {r[0] for r in conn.execute(update(system_poll_state).where(c.lease_holder == holder)
+                                           .values(polling_until_ms=now_ms + lease_ms).returning(c.system_id))}
+
+
+def release_for(telemetry: Engine, holder: str) -> None:
+    """Drop ``holder``'s claims (a poll's or another holder's are untouched)."""
+    c = system_poll_state.c
+    with write_transaction(telemetry) as conn:
+        conn.execute(update(system_poll_state).where(c.lease_holder == holder)
+                     .values(polling_until_ms=None, lease_holder=None))
 
 
 def release(telemetry: Engine, system_ids: list[int]) -> None:

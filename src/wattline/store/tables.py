@@ -562,4 +562,18 @@ system_poll_state = Table(
     # a poll's claim on the system, across processes: another poll waits until it is
     # released (its session written) or expired (its process died)
     Column("polling_until_ms", BigInteger, nullable=True),
+    # who holds the claim when it is not a poll (a system backfill): its renewals and
+    # release touch only its own claim; a poll's claim has none
+    Column("lease_holder", String(100), nullable=True),
 )
+
+# One worker at a time on a resource ("plant:7"), across processes: its lease, renewed
+# by the holder while the work runs; one that expired (its process died) is free.
+resource_leases = Table(
+    "resource_leases",
+    telemetry_metadata,
+    Column("resource", String(100), primary_key=True),
+    Column("holder", String(100), nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+)
+Index("ix_resource_leases_holder", resource_leases.c.holder)

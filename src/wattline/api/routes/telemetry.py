@@ -12,6 +12,7 @@ from wattline.api import engine_defer
 from wattline.api import schemas as S
 from wattline.api.deps import Days, Hours, PlantId, ctx, latest_of, plant_or_404
 from wattline.jobs.backfill import backfill_plant
+from wattline.jobs.leases import plant_resource
 from wattline.jobs.plants import PlantNotSyncable, load_plant
 from wattline.jobs.runner import JobAlreadyRunning
 from wattline.jobs.sync import sync_all
@@ -101,7 +102,7 @@ async def start_backfill(request: Request, response: Response, plant_id: PlantId
     conflict = ApiError(409, "conflict", f"a backfill of plant {plant_id} is already running",
                         {"plant_id": plant_id})
     if engine_defer.engine_on(request):  # one plant, one worker at a time (its lock)
-        jid = await engine_defer.defer(request, "backfill", lock=f"plant:{plant_id}",
+        jid = await engine_defer.defer(request, "backfill", lock=plant_resource(plant_id),
                                        queueing_lock=f"backfill:{plant_id}", plant_id=plant_id)
         if jid is None:
             raise ApiError(409, "conflict", f"a backfill of plant {plant_id} is already queued",
