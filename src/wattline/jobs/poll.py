@@ -165,6 +165,7 @@ class Poller:
         self._sessions: dict[int, VendorSession] = {}
         self._writer = _Writer(ctx)
         self._running: dict[int, asyncio.Task] = {}
+        self._making: dict[int, asyncio.Lock] = {}  # vendor account id -> making its adapter
         self.overruns = 0  # polls skipped because the previous one still ran
 
     async def aclose(self) -> None:
@@ -183,6 +184,20 @@ class Poller:
         if session is None:
             session = self._sessions[s.vendor_account_id] = VendorSession(self.ctx, **self._session_kw)
         return session.adapter_for(s)
+
+    async def _adapter_off_loop(self, s: VendorPlantInfo):
+        """The account's adapter; its first making (credentials decrypted, the limiter
+        seeded from the call logs: a query) runs in a worker thread, one at a time per
+        account, so a tick's thousands of first polls never block the event loop."""
+        session = self._sessions.get(s.vendor_account_id)
+        if session is not None and session.has_adapter(s.vendor_account_id):
+            return self._adapter(s)
+        lock = self._making.setdefault(s.vendor_account_id, asyncio.Lock())
+        async with lock:
+            session = self._sessions.get(s.vendor_account_id)
+            if session is not None and session.has_adapter(s.vendor_account_id):  # made while we waited
+                return self._adapter(s)
+            return await asyncio.to_thread(self._adapter, s)
 
     # -- ticks --------------------------------------------------------------------------
 
@@ -248,7 +263,7 @@ class Poller:
             try:
                 async with asyncio.timeout(self.timeout_s) as tm:
                     _POLL.set(_PollClock(tm, self.limiter_wait_s))
-                    adapter = self._adapter(s)
+                    adapter = await self._adapter_off_loop(s)
                     fetched = await adapter.fetch_latest(s.vendor_plant_id, s.timezone)
             except VendorError as exc:
                 code, error = exc.code or type(exc).__name__, str(exc)

@@ -3,7 +3,7 @@ telemetry database. Instants are UTC epoch milliseconds; durations milliseconds.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, case, func, insert, select, update
+from sqlalchemy import Engine, bindparam, case, func, insert, select, update
 
 from wattline.store.engines import write_transaction
 from wattline.store.tables import poll_sessions, system_poll_state
@@ -24,28 +24,39 @@ def record_many(telemetry: Engine, sessions: list[dict]) -> list[int]:
     if not sessions:
         return []
     c = system_poll_state.c
-    out = []
+    out, states = [], {}
     with write_transaction(telemetry) as conn:
         conn.execute(insert(poll_sessions), [{k: s.get(k) for k in SESSION_FIELDS} for s in sessions])
         ids = sorted({s["system_id"] for s in sessions})
         known = {r[0]: r[1] for r in conn.execute(select(c.system_id, c.consecutive_failures)
                                                    .where(c.system_id.in_(ids)))}
-        for session in sessions:
+        failures_of = dict(known)
+        for session in sessions:  # in order: a system twice in one batch counts both
             sid = session["system_id"]
-            failures = 0 if session["success"] else known.get(sid, 0) + 1
-            end_ms = session["started_at_ms"] + session["duration_ms"]
-            values = dict(consecutive_failures=failures, last_poll_ms=session["started_at_ms"],
-                          polling_until_ms=None)  # the claim is released
-            if session["success"]:
-                values.update(last_success_ms=end_ms, last_error=None)
-            else:
-                values["last_error"] = (session.get("error") or "")[:2000]
-            if sid in known:
-                conn.execute(update(system_poll_state).where(c.system_id == sid).values(**values))
-            else:
-                conn.execute(insert(system_poll_state).values(system_id=sid, **values))
-            known[sid] = failures
+            failures = 0 if session["success"] else failures_of.get(sid, 0) + 1
+            failures_of[sid] = failures
             out.append(failures)
+            end_ms = session["started_at_ms"] + session["duration_ms"]
+            states[sid] = dict(  # its last session wins; polling_until_ms None: the claim is released
+                b_sid=sid, consecutive_failures=failures, last_poll_ms=session["started_at_ms"],
+                polling_until_ms=None,
+                last_success_ms=end_ms if session["success"] else None,
+                last_error=None if session["success"] else (session.get("error") or "")[:2000])
+        # one executemany per shape instead of a statement per system (a batch is up to 256)
+        ok = [v for v in states.values() if v["last_error"] is None]
+        bad = [v for v in states.values() if v["last_error"] is not None]
+        for rows, cols in ((ok, ("consecutive_failures", "last_poll_ms", "polling_until_ms", "last_success_ms",
+                                 "last_error")),
+                           (bad, ("consecutive_failures", "last_poll_ms", "polling_until_ms", "last_error"))):
+            old = [r for r in rows if r["b_sid"] in known]
+            new = [r for r in rows if r["b_sid"] not in known]
+            if old:
+                conn.execute(update(system_poll_state).where(c.system_id == bindparam("b_sid"))
+                             .values({k: bindparam(k) for k in cols}), [{k: r[k] for k in ("b_sid", *cols)}
+                                                                        for r in old])
+            if new:
+                conn.execute(insert(system_poll_state), [{"system_id": r["b_sid"], **{k: r[k] for k in cols}}
+                                                         for r in new])
     return out
 
 
