@@ -2,7 +2,7 @@
 vendor call taking ``--latency-s``, polled by the real :class:`~wattline.jobs.poll.Poller`.
 
     PYTHONPATH=src .venv/bin/python bench/poll.py [--systems 10000] [--minutes 3] [--latency-s 1]
-        [--db sqlite|postgres] [--concurrency 3000] [--cloud-procs 1] [--redis URL]
+        [--db sqlite|postgres] [--concurrency 3000] [--cloud-procs 1] [--redis URL] [--loop uvloop|asyncio]
 
 * The emulated clouds run in their own process(es) (uvicorn, ``bench_mode``: vendor
   quotas lifted, see ``vendor_cloud/config.py``), so their CPU is not the poller's.
@@ -338,6 +338,8 @@ def main() -> None:
     ap.add_argument("--cloud-procs", type=int, default=1)
     ap.add_argument("--sample", type=float, default=0.02, help="share of polls whose freshness is probed")
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                    help="the poller's event loop (uvloop: as `wattline poll` / `wattline worker` run it)")
     a = ap.parse_args()
 
     from wattline import logs
@@ -361,8 +363,10 @@ def main() -> None:
                 print(f"emulation: {a.cloud_procs} uvicorn process(es), bench mode (vendor quotas lifted: Enphase "
                       f"10/min, SolarEdge 300/day and 3 concurrent, Amber 50/5 min; Selectronic outage off), "
                       f"{a.latency_s:g} s per vendor call; poller concurrency {a.concurrency}, "
-                      f"{os.cpu_count()} cores", flush=True)
-                r = asyncio.run(run_polling(ctx, a, systems))
+                      f"{os.cpu_count()} cores; poller event loop {a.loop}", flush=True)
+                from wattline import aio
+                run = aio.run if a.loop == "uvloop" else asyncio.run
+                r = run(run_polling(ctx, a, systems))
                 with ctx.dbs.telemetry.connect() as conn:
                     from sqlalchemy import func, select
 
@@ -381,7 +385,7 @@ def main() -> None:
         report(a, r, sessions, cloud_cpu)
         if not a.no_baseline:
             print("baseline ...", flush=True)
-            base = asyncio.run(baseline(urls, a.systems, a.concurrency))
+            base = run(baseline(urls, a.systems, a.concurrency))
             per_call = 1000 * base["cpu"] / base["calls"]
             cpu_poll_ms = 1000 * r["cpu_steady"] / max(1, r["polls_steady"])
             print(f"baseline (plain httpx, one GET per system, concurrency {a.concurrency}, pools of 32, no pipeline): "

@@ -7,6 +7,8 @@ import time
 
 import typer
 
+from wattline import aio
+
 from wattline.cli import app, console, _fail
 from wattline.domain import timeutil
 
@@ -36,7 +38,7 @@ def worker_cmd(concurrency: int = typer.Option(4, help="jobs run at once")) -> N
             await eng.run_worker_async(concurrency=concurrency, install_signal_handlers=True,
                                        worker_middleware=[record_errors])
 
-    asyncio.run(run())
+    aio.run(run())
 
 
 @jobs_app.command("defer")

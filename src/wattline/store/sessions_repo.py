@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, bindparam, case, func, insert, select, update
 
 from wattline.store.engines import write_transaction
+from wattline.store.id_chunks import id_chunks
 from wattline.store.tables import poll_sessions, system_poll_state
 
 SESSION_FIELDS = ("system_id", "vendor_type", "cause", "started_at_ms", "duration_ms", "success",
@@ -86,15 +87,18 @@ def claim(telemetry: Engine, system_ids: list[int], now_ms: int, lease_ms: int) 
         return set()
     c = system_poll_state.c
     ids = sorted(set(system_ids))
+    got: set[int] = set()
     with write_transaction(telemetry) as conn:
-        known = {r[0] for r in conn.execute(select(c.system_id).where(c.system_id.in_(ids)))}
-        missing = [i for i in ids if i not in known]
-        if missing:
-            conn.execute(insert(system_poll_state), [{"system_id": i} for i in missing])
-        got = conn.execute(update(system_poll_state)
-                           .where(c.system_id.in_(ids), c.polling_until_ms.is_(None) | (c.polling_until_ms < now_ms))
-                           .values(polling_until_ms=now_ms + lease_ms).returning(c.system_id)).all()
-    return {r[0] for r in got}
+        for part in id_chunks(ids):
+            known = {r[0] for r in conn.execute(select(c.system_id).where(c.system_id.in_(part)))}
+            missing = [i for i in part if i not in known]
+            if missing:
+                conn.execute(insert(system_poll_state), [{"system_id": i} for i in missing])
+            got.update(r[0] for r in conn.execute(
+                update(system_poll_state)
+                .where(c.system_id.in_(part), c.polling_until_ms.is_(None) | (c.polling_until_ms < now_ms))
+                .values(polling_until_ms=now_ms + lease_ms).returning(c.system_id)))
+    return got
 
 
 def release(telemetry: Engine, system_ids: list[int]) -> None:
@@ -129,10 +133,11 @@ def count_overruns(telemetry: Engine, system_ids: list[int]) -> None:
 def poll_states(telemetry: Engine, system_ids: list[int] | None = None) -> dict[int, dict]:
     """system id -> consecutive_failures, last_poll_ms (start of the last poll), last_success_ms (its end), last_error, skipped_overruns."""
     q = select(system_poll_state)
-    if system_ids is not None:
-        q = q.where(system_poll_state.c.system_id.in_(system_ids))
     with telemetry.connect() as conn:
-        return {r["system_id"]: dict(r) for r in conn.execute(q).mappings()}
+        if system_ids is None:
+            return {r["system_id"]: dict(r) for r in conn.execute(q).mappings()}
+        return {r["system_id"]: dict(r) for part in id_chunks(sorted(set(system_ids)))
+                for r in conn.execute(q.where(system_poll_state.c.system_id.in_(part))).mappings()}
 
 
 def list_sessions(telemetry: Engine, *, system_ids: list[int] | None = None, success: bool | None = None,

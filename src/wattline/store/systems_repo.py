@@ -13,6 +13,7 @@ from typing import Any, Iterable
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from wattline.domain.sources import ResolvedSeries
+from wattline.store.id_chunks import id_chunks
 from wattline.store.series_resolver import load_series
 from wattline.store.tables import (
     assets, group_members, groups, point_transforms, points, system_shares, systems, users, vendor_accounts,
@@ -145,11 +146,12 @@ def transform_versions(conn: Connection, point_ids: Iterable[int]) -> dict[int, 
     out: dict[int, list[tuple[int, dict]]] = {}
     if not ids:
         return out
-    for pid, eff, tr in conn.execute(select(point_transforms.c.point_id, point_transforms.c.effective_from,
-                                            point_transforms.c.transform)
-                                     .where(point_transforms.c.point_id.in_(ids))
-                                     .order_by(point_transforms.c.point_id, point_transforms.c.effective_from)):
-        out.setdefault(pid, []).append((int(eff), tr))
+    for part in id_chunks(ids):  # in order: each point's versions stay oldest first
+        for pid, eff, tr in conn.execute(select(point_transforms.c.point_id, point_transforms.c.effective_from,
+                                                point_transforms.c.transform)
+                                         .where(point_transforms.c.point_id.in_(part))
+                                         .order_by(point_transforms.c.point_id, point_transforms.c.effective_from)):
+            out.setdefault(pid, []).append((int(eff), tr))
     return out
 
 
