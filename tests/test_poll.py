@@ -22,7 +22,7 @@ from wattline.security.users import create_user
 from wattline.simulator.vendor_cloud.config import DEFAULT_CREDENTIALS
 from wattline.simulator.vendor_cloud.server import BackgroundCloud
 from wattline.sources.vendors.ratelimit import RateLimiter
-from wattline.store import sessions_repo, systems_repo
+from wattline.store import id_chunks, sessions_repo, systems_repo
 from wattline.store.tables import poll_sessions, raw_events, readings
 
 START = CLOUD_NOW - 2 * 86400
@@ -85,7 +85,14 @@ def test_a_sharded_tick_polls_only_its_systems_and_the_shards_cover_the_fleet(wo
     assert polled == [[i for i in sorted(ids) if i % 2 == 0], [i for i in sorted(ids) if i % 2 == 1]]
 
 
-def test_a_poll_stores_the_latest_values_and_one_session_per_system(world):
+@pytest.mark.parametrize("ids_per_statement", [None, 1], ids=["one-statement", "one-id-per-statement"])
+def test_a_poll_stores_the_latest_values_and_one_session_per_system(world, ids_per_statement, monkeypatch):
+    # with one id per statement every id list of the tick (systems, claims, poll states,
+    # point transforms) is split as a 10,000-system tick's is on PostgreSQL (65,535
+    # parameters a statement at most), and the outcome must be the same
+    if ids_per_statement:
+        monkeypatch.setattr(id_chunks, "IDS_PER_STATEMENT", ids_per_statement)
+        monkeypatch.setattr(systems_repo, "TRANSFORMS_SCANNED_ABOVE", 0)  # the big tick's transform scan
     ctx = world
     cfg = cloud_config(FAST)
     with BackgroundCloud(cfg) as cloud:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from wattline import aio
+
 
 def mount(app: typer.Typer) -> None:
     app.command("poll")(poll_cmd)
@@ -55,7 +57,7 @@ def poll_cmd(
             await poller.aclose()
 
     try:
-        asyncio.run(run())
+        aio.run(run())
     except KeyboardInterrupt:
         pass
     finally:

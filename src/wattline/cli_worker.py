@@ -7,6 +7,8 @@ import time
 
 import typer
 
+from wattline import aio
+
 from wattline.cli import app, console, _fail
 from wattline.domain import timeutil
 
@@ -38,7 +40,7 @@ def worker_cmd(concurrency: int = typer.Option(4, help="jobs run at once")) -> N
                                        worker_middleware=[record_outcome],
                                        update_heartbeat_interval=get_settings().worker_heartbeat_s)
 
-    asyncio.run(run())
+    aio.run(run())
 
 
 @jobs_app.command("defer")

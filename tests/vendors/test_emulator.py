@@ -173,3 +173,33 @@ def test_adapter_does_not_stall_on_first_contact(kit, start_cloud):
 
     assert len(kit.run(main()).records) == 96
     assert time.monotonic() - t0 < 2.0
+
+
+def test_a_fleet_of_homes_larger_than_a_thousand_keeps_each_home_simulated_once():
+    # the caches used to be emptied at 1,024 homes / 4,096 plants: a larger bench fleet then
+    # re-simulated a home's whole history on nearly every call (the emulation saturated)
+    from wattline.simulator.vendor_cloud import history, homes
+
+    profile = homes.HomeProfile(start_ts=1704067200)
+    first = homes.home_history("fleet-0", profile)
+    for i in range(1, 1500):
+        homes.home_history(f"fleet-{i}", profile)
+    assert homes.home_history("fleet-0", profile) is first
+    plant = PlantProfile(start_operating_ts=1704067200, capacity_kw=5.0)
+    one = history._fallback_plant(plant, 0)
+    for seed in range(1, 5000):
+        history._fallback_plant(plant, seed)
+    assert history._fallback_plant(plant, 0) is one
+
+
+def test_beyond_its_bound_the_home_cache_drops_the_least_recently_used(monkeypatch):
+    from wattline.simulator.vendor_cloud import homes
+
+    monkeypatch.setattr(homes, "MAX_HOMES", 2)
+    monkeypatch.setattr(homes, "_homes", homes.OrderedDict())
+    profile = homes.HomeProfile(start_ts=1704067200)
+    a, b = homes.home_history("a", profile), homes.home_history("b", profile)
+    assert homes.home_history("a", profile) is a  # a used last: b is the oldest now
+    homes.home_history("c", profile)
+    assert homes.home_history("a", profile) is a
+    assert homes.home_history("b", profile) is not b

@@ -45,6 +45,10 @@ class VendorSession:
                                          limits=httpx.Limits(max_connections=max_connections))
         self._adapters: dict[int, VendorAdapter] = {}
 
+    def has_adapter(self, vendor_account_id: int) -> bool:
+        """Whether the account's adapter is made (:meth:`adapter_for` then costs nothing)."""
+        return vendor_account_id in self._adapters
+
     def adapter_for(self, plant: VendorPlantInfo) -> VendorAdapter:
         adapter = self._adapters.get(plant.vendor_account_id)
         if adapter is None:

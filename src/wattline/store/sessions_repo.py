@@ -3,9 +3,10 @@ telemetry database. Instants are UTC epoch milliseconds; durations milliseconds.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, case, func, insert, select, update
+from sqlalchemy import Engine, bindparam, case, func, insert, select, update
 
 from wattline.store.engines import write_transaction
+from wattline.store.id_chunks import id_chunks
 from wattline.store.tables import poll_sessions, system_poll_state
 
 SESSION_FIELDS = ("system_id", "vendor_type", "cause", "started_at_ms", "duration_ms", "success",
@@ -24,28 +25,39 @@ def record_many(telemetry: Engine, sessions: list[dict]) -> list[int]:
     if not sessions:
         return []
     c = system_poll_state.c
-    out = []
+    out, states = [], {}
     with write_transaction(telemetry) as conn:
         conn.execute(insert(poll_sessions), [{k: s.get(k) for k in SESSION_FIELDS} for s in sessions])
         ids = sorted({s["system_id"] for s in sessions})
         known = {r[0]: r[1] for r in conn.execute(select(c.system_id, c.consecutive_failures)
                                                    .where(c.system_id.in_(ids)))}
-        for session in sessions:
+        failures_of = dict(known)
+        for session in sessions:  # in order: a system twice in one batch counts both
             sid = session["system_id"]
-            failures = 0 if session["success"] else known.get(sid, 0) + 1
-            end_ms = session["started_at_ms"] + session["duration_ms"]
-            values = dict(consecutive_failures=failures, last_poll_ms=session["started_at_ms"],
-                          polling_until_ms=None)  # the claim is released
-            if session["success"]:
-                values.update(last_success_ms=end_ms, last_error=None)
-            else:
-                values["last_error"] = (session.get("error") or "")[:2000]
-            if sid in known:
-                conn.execute(update(system_poll_state).where(c.system_id == sid).values(**values))
-            else:
-                conn.execute(insert(system_poll_state).values(system_id=sid, **values))
-            known[sid] = failures
+            failures = 0 if session["success"] else failures_of.get(sid, 0) + 1
+            failures_of[sid] = failures
             out.append(failures)
+            end_ms = session["started_at_ms"] + session["duration_ms"]
+            states[sid] = dict(  # its last session wins; polling_until_ms None: the claim is released
+                b_sid=sid, consecutive_failures=failures, last_poll_ms=session["started_at_ms"],
+                polling_until_ms=None,
+                last_success_ms=end_ms if session["success"] else None,
+                last_error=None if session["success"] else (session.get("error") or "")[:2000])
+        # one executemany per shape instead of a statement per system (a batch is up to 256)
+        ok = [v for v in states.values() if v["last_error"] is None]
+        bad = [v for v in states.values() if v["last_error"] is not None]
+        for rows, cols in ((ok, ("consecutive_failures", "last_poll_ms", "polling_until_ms", "last_success_ms",
+                                 "last_error")),
+                           (bad, ("consecutive_failures", "last_poll_ms", "polling_until_ms", "last_error"))):
+            old = [r for r in rows if r["b_sid"] in known]
+            new = [r for r in rows if r["b_sid"] not in known]
+            if old:
+                conn.execute(update(system_poll_state).where(c.system_id == bindparam("b_sid"))
+                             .values({k: bindparam(k) for k in cols}), [{k: r[k] for k in ("b_sid", *cols)}
+                                                                        for r in old])
+            if new:
+                conn.execute(insert(system_poll_state), [{"system_id": r["b_sid"], **{k: r[k] for k in cols}}
+                                                         for r in new])
     return out
 
 
@@ -75,16 +87,18 @@ def claim(telemetry: Engine, system_ids: list[int], now_ms: int, lease_ms: int) 
         return set()
     c = system_poll_state.c
     ids = sorted(set(system_ids))
+    got: set[int] = set()
     with write_transaction(telemetry) as conn:
-        known = {r[0] for r in conn.execute(select(c.system_id).where(c.system_id.in_(ids)))}
-        missing = [i for i in ids if i not in known]
-        if missing:  # a system backfill may insert the same row at once: not an error
-            conn.execute(_insert_new(conn), [{"system_id": i} for i in missing])
-        got = conn.execute(update(system_poll_state)
-                           .where(c.system_id.in_(ids), c.polling_until_ms.is_(None) | (c.polling_until_ms < now_ms))
-                           .values(polling_until_ms=now_ms + lease_ms, lease_holder=None)
-                           .returning(c.system_id)).all()
-    return {r[0] for r in got}
+        for part in id_chunks(ids):
+            known = {r[0] for r in conn.execute(select(c.system_id).where(c.system_id.in_(part)))}
+            missing = [i for i in part if i not in known]
+            if missing:  # a system backfill may insert the same row at once: not an error
+                conn.execute(_insert_new(conn), [{"system_id": i} for i in missing])
+            got.update(r[0] for r in conn.execute(
+                update(system_poll_state)
+                .where(c.system_id.in_(part), c.polling_until_ms.is_(None) | (c.polling_until_ms < now_ms))
+                .values(polling_until_ms=now_ms + lease_ms, lease_holder=None).returning(c.system_id)))
+    return got
 
 
 def _insert_new(conn):
@@ -160,10 +174,11 @@ def count_overruns(telemetry: Engine, system_ids: list[int]) -> None:
 def poll_states(telemetry: Engine, system_ids: list[int] | None = None) -> dict[int, dict]:
     """system id -> consecutive_failures, last_poll_ms (start of the last poll), last_success_ms (its end), last_error, skipped_overruns."""
     q = select(system_poll_state)
-    if system_ids is not None:
-        q = q.where(system_poll_state.c.system_id.in_(system_ids))
     with telemetry.connect() as conn:
-        return {r["system_id"]: dict(r) for r in conn.execute(q).mappings()}
+        if system_ids is None:
+            return {r["system_id"]: dict(r) for r in conn.execute(q).mappings()}
+        return {r["system_id"]: dict(r) for part in id_chunks(sorted(set(system_ids)))
+                for r in conn.execute(q.where(system_poll_state.c.system_id.in_(part))).mappings()}
 
 
 def list_sessions(telemetry: Engine, *, system_ids: list[int] | None = None, success: bool | None = None,

@@ -139,16 +139,25 @@ def add_transform_version(conn: Connection, point_id: int, effective_from: int, 
     return True
 
 
+TRANSFORMS_SCANNED_ABOVE = 1_000  # point ids: beyond, every transform is read and filtered here
+
+
 def transform_versions(conn: Connection, point_ids: Iterable[int]) -> dict[int, list[tuple[int, dict]]]:
     """point id -> [(effective_from, transform)] oldest first."""
     ids = sorted(set(point_ids))
     out: dict[int, list[tuple[int, dict]]] = {}
     if not ids:
         return out
-    for pid, eff, tr in conn.execute(select(point_transforms.c.point_id, point_transforms.c.effective_from,
-                                            point_transforms.c.transform)
-                                     .where(point_transforms.c.point_id.in_(ids))
-                                     .order_by(point_transforms.c.point_id, point_transforms.c.effective_from)):
+    q = (select(point_transforms.c.point_id, point_transforms.c.effective_from, point_transforms.c.transform)
+         .order_by(point_transforms.c.point_id, point_transforms.c.effective_from))
+    if len(ids) > TRANSFORMS_SCANNED_ABOVE:
+        # a tick's every point (113,000 for 10,000 systems): one scan of the few transforms
+        # costs less than binding the ids (measured: 12 % of a 10,000-system poller's CPU)
+        wanted = set(ids)
+        rows = (r for r in conn.execute(q) if r[0] in wanted)
+    else:
+        rows = conn.execute(q.where(point_transforms.c.point_id.in_(ids)))
+    for pid, eff, tr in rows:
         out.setdefault(pid, []).append((int(eff), tr))
     return out
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -290,8 +291,11 @@ def _clear_sky(seed: int, profile: PlantProfile, first: int, hi: int) -> Series:
     return _fallback_plant(profile, seed).series(first, hi)
 
 
+# Plants kept (a fleet's every plant; least recently used out beyond it). Emptying
+# the cache at 4,096 made a larger fleet's every call recompute its plant's days.
+MAX_PLANTS = 32_768
 _plants_lock = threading.Lock()
-_plants: dict[tuple[PlantProfile, int], _FallbackPlant] = {}
+_plants: OrderedDict[tuple[PlantProfile, int], _FallbackPlant] = OrderedDict()
 
 
 def _fallback_plant(profile: PlantProfile, seed: int) -> _FallbackPlant:
@@ -299,7 +303,9 @@ def _fallback_plant(profile: PlantProfile, seed: int) -> _FallbackPlant:
     with _plants_lock:
         plant = _plants.get(key)
         if plant is None:
-            if len(_plants) > 4096:  # bound memory for fleet benchmarks
-                _plants.clear()
+            while len(_plants) >= MAX_PLANTS:
+                _plants.popitem(last=False)
             plant = _plants[key] = _FallbackPlant(profile, seed)
+        else:
+            _plants.move_to_end(key)
         return plant
