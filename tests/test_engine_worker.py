@@ -47,6 +47,21 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
         w.wait(20)
 
 
+def wait_for_jobs(env, timeout_s: int) -> None:
+    """Until nothing is queued or running (``wattline jobs wait``), or fail."""
+    waited = cli(env, "jobs", "wait", "--timeout", str(timeout_s), timeout=timeout_s + 30)
+    assert waited.returncode == 0, waited.stderr
+
+
+def run_workers_until_done(env, n: int, timeout_s: int) -> None:
+    """``n`` workers until every job has ended, then stopped."""
+    workers = [start_worker(env) for _ in range(n)]
+    try:
+        wait_for_jobs(env, timeout_s)
+    finally:
+        stop_workers(workers)
+
+
 def jobs(env, status=None) -> list[list[str]]:
     r = cli(env, "jobs", "list", *(["--status", status] if status else []))
     assert r.returncode == 0, r.stderr
@@ -62,12 +77,7 @@ def test_workers_run_deferred_jobs_once_and_a_failing_one_ends_failed(engine_env
     assert again.returncode == 0 and "already queued" in again.stdout, again.stderr
     bad = cli(env, "jobs", "defer", "system-backfill", "--system", "999", "--since", "2026-01-01T00:00:00Z")
     assert bad.returncode == 0, bad.stderr
-    workers = [start_worker(env) for _ in range(2)]
-    try:
-        waited = cli(env, "jobs", "wait", "--timeout", "90", timeout=120)
-        assert waited.returncode == 0, waited.stderr
-    finally:
-        stop_workers(workers)
+    run_workers_until_done(env, 2, 90)
     rows = jobs(env)
     polls = [r for r in rows if r[1] == "poll" and '"shard"' not in r[4]]  # not the minute's shards
     assert len(polls) == 1 and polls[0][2] == "succeeded" and polls[0][3] == "attempts=1", rows
@@ -215,8 +225,7 @@ def test_a_killed_workers_backfill_completes_on_another_and_one_plant_is_never_r
                 assert r.returncode == 0, r.stderr
                 time.sleep(1)
             assert _held_by(queue_url, killed_job) != killed_worker, "the killed worker's job was never requeued"
-            waited = cli(env, "jobs", "wait", "--timeout", "150", timeout=180)
-            assert waited.returncode == 0, waited.stderr
+            wait_for_jobs(env, 150)
         finally:
             stop_workers(workers)
         for plant in (123, 124):
@@ -285,12 +294,7 @@ def test_a_sync_and_a_backfill_of_one_plant_on_three_workers_never_overlap_and_e
         env.pop("WATTLINE_CLOCK", None)
         for args in (("backfill", "--plant", "123"), ("sync",), ("backfill", "--plant", "124")):
             assert cli(env, "jobs", "defer", *args).returncode == 0
-        workers = [start_worker(env) for _ in range(3)]
-        try:
-            waited = cli(env, "jobs", "wait", "--timeout", "240", timeout=270)
-            assert waited.returncode == 0, waited.stderr
-        finally:
-            stop_workers(workers)
+        run_workers_until_done(env, 3, 240)
         asyncio.run(backfill_plant(clean, 123))  # the reference: one after the other
         asyncio.run(backfill_plant(clean, 124))
         asyncio.run(sync_all(clean))
@@ -341,11 +345,9 @@ def test_a_systems_backfill_and_its_polls_on_three_workers_never_overlap(pg_temp
                     and time.monotonic() < deadline:
                 time.sleep(0.1)
             asyncio.run(defer("poll", **manual_poll))
-            waited = cli(env, "jobs", "wait", "--timeout", "240", timeout=270)
-            assert waited.returncode == 0, waited.stderr
+            wait_for_jobs(env, 240)
             asyncio.run(defer("poll", **manual_poll))  # the backfill done: this one polls it
-            waited = cli(env, "jobs", "wait", "--timeout", "240", timeout=270)
-            assert waited.returncode == 0, waited.stderr
+            wait_for_jobs(env, 240)
         finally:
             stop_workers(workers)
     rows = jobs(env)

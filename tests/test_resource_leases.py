@@ -61,7 +61,7 @@ def call_spans(ctx, job: str) -> dict[int, tuple[int, int]]:
 
 
 def test_a_sync_leaves_a_plant_its_backfill_holds_and_syncs_it_after_with_the_same_result(dbs, tmp_path):
-    from conftest import make_sqlite
+    from helpers import make_sqlite
 
     ctx = make_ctx(dbs, tmp_path / "a")
     (tmp_path / "refdb").mkdir()
