@@ -59,12 +59,12 @@ def task_names() -> set[str]:
 
 async def apply_schema(app: procrastinate.App) -> None:
     """procrastinate's schema, once: applying it twice fails, so check first; and our
-    table of the failed runs' errors (procrastinate keeps none)."""
+    tables of the runs' errors and results (procrastinate keeps neither)."""
     from wattline.store import engine_jobs_repo
 
-    # workers starting together race here (CREATE ... IF NOT EXISTS too): each step goes
-    # in as one transaction, so a loser fails on the winner's committed objects and
-    # finds them in place the second time round
+    # workers starting together race on procrastinate's schema (one transaction: a loser
+    # fails on the winner's committed objects and finds them in place the second time
+    # round); our own tables go in under a lock (engine_jobs_repo.ensure_own_tables)
     for attempt in range(3):
         try:
             if not await engine_jobs_repo.schema_present(app.connector):

@@ -18,24 +18,32 @@ async def own_tables_present(connector) -> bool:
     return bool(row["present"])
 
 
+# One statement, so one transaction that first takes a lock: workers starting together
+# create these one after the other (a CREATE ... IF NOT EXISTS racing another fails on
+# the catalog's unique index; with four objects a worker could lose more races than it
+# retries).
+_OWN_TABLES = """
+DO $$ BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('wattline_engine_own_tables'));
+  CREATE TABLE IF NOT EXISTS wattline_engine_errors (
+    job_id bigint NOT NULL, at timestamptz NOT NULL DEFAULT now(), error text NOT NULL);
+  CREATE INDEX IF NOT EXISTS wattline_engine_errors_job ON wattline_engine_errors (job_id, at);
+  CREATE INDEX IF NOT EXISTS wattline_jobs_run_key ON procrastinate_jobs
+    (task_name, (args->>'run_key')) WHERE args ? 'run_key';
+  CREATE TABLE IF NOT EXISTS wattline_engine_results (
+    job_id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), result jsonb NOT NULL);
+END $$
+"""
+
+
 async def ensure_own_tables(connector) -> None:
-    """Idempotent: the error table, and an index for :func:`has_job` (checked first:
-    a CREATE ... IF NOT EXISTS still locks the busy jobs table)."""
+    """Idempotent: the error and result tables, and an index for :func:`has_job`
+    (checked first: a CREATE ... IF NOT EXISTS still locks the busy jobs table)."""
     row = await connector.execute_query_one_async(  # the newest object: a queue made before it gets it
         "SELECT to_regclass('wattline_engine_results') IS NOT NULL AS present")
     if row["present"]:
         return
-    await connector.execute_query_async(
-        "CREATE TABLE IF NOT EXISTS wattline_engine_errors ("
-        " job_id bigint NOT NULL, at timestamptz NOT NULL DEFAULT now(), error text NOT NULL)")
-    await connector.execute_query_async(
-        "CREATE INDEX IF NOT EXISTS wattline_engine_errors_job ON wattline_engine_errors (job_id, at)")
-    await connector.execute_query_async(
-        "CREATE INDEX IF NOT EXISTS wattline_jobs_run_key ON procrastinate_jobs "
-        "(task_name, (args->>'run_key')) WHERE args ? 'run_key'")
-    await connector.execute_query_async(
-        "CREATE TABLE IF NOT EXISTS wattline_engine_results ("
-        " job_id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), result jsonb NOT NULL)")
+    await connector.execute_query_async(_OWN_TABLES)
 
 
 async def record_error(connector, job_id: int, error: str) -> None:
