@@ -189,6 +189,67 @@ def test_token_refreshed_on_expiry_and_on_401_rotating_the_refresh_token(kit, cl
         kit.run(refresh_with_old())
 
 
+def test_a_refresh_its_caller_gave_up_on_still_keeps_the_rotated_token(kit, cloud, set_clock):
+    """A poll's timeout fell while the token endpoint, having already spent the refresh
+    token, had not answered yet: the refresh completes anyway, the rotated token is
+    handed over to be stored, and the next fetch uses it (before: it presented the spent
+    token and the account was locked out until the owner authorised again)."""
+    import asyncio
+
+    running, clock = cloud
+    set_clock(kit.NOW)
+    ad, stored = authorized(kit, running, clock)
+    stats, ec = running.state.stats, running.app.state.enphase
+    spent = stored["refresh_token"]
+    clock.t += 86400  # the access token has expired: the next fetch refreshes first
+    set_clock(clock.t)
+    ec.settings.token_answer_delay_s = 0.6
+
+    async def main():
+        async with ad:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.2):  # the poll gives up mid-refresh
+                    await ad.fetch_latest(SYSTEM, "UTC", now_ts=int(clock.t))
+            assert stored["refresh_token"] == spent  # not answered yet
+            # a fetch starting meanwhile waits for that refresh instead of spending the old token again
+            during = await ad.fetch_latest(SYSTEM, "UTC", now_ts=int(clock.t))
+            ec.settings.token_answer_delay_s = 0.0
+            after = await ad.fetch_latest(SYSTEM, "UTC", now_ts=int(clock.t))
+            return during, after
+
+    during, after = kit.run(main())
+    assert during.records and after.records
+    assert stored["refresh_token"] != spent  # the rotated one, stored
+    assert stats.count("enphase", "token", status=200) == 2  # the code exchange and one refresh
+    assert stats.count("enphase", "token", status=401) == 0  # the spent token never presented again
+
+
+def test_closing_the_adapter_waits_for_a_refresh_left_in_flight(kit, cloud, set_clock):
+    """The tick ends (its session closes) right after a poll timed out mid-refresh: the
+    close lets the refresh finish, so its rotated token is not dropped with the loop."""
+    import asyncio
+
+    running, clock = cloud
+    set_clock(kit.NOW)
+    ad, stored = authorized(kit, running, clock)
+    spent = stored["refresh_token"]
+    clock.t += 86400
+    set_clock(clock.t)
+    running.app.state.enphase.settings.token_answer_delay_s = 0.5
+
+    async def main():
+        try:
+            async with asyncio.timeout(0.1):
+                await ad.fetch_latest(SYSTEM, "UTC", now_ts=int(clock.t))
+        except TimeoutError:
+            pass
+        await ad.aclose()
+
+    kit.run(main())
+    assert stored["refresh_token"] != spent
+    assert running.state.stats.count("enphase", "token", status=401) == 0
+
+
 def test_ten_calls_per_minute_never_exceeded(kit, cloud):
     running, clock = cloud
     ad, _ = authorized(kit, running, clock)

@@ -72,6 +72,8 @@ class VendorSession:
         return adapter
 
     async def aclose(self) -> None:
+        for adapter in self._adapters.values():  # a login a poll's timeout left running
+            await adapter.finish_login()
         await self._client.aclose()
 
     async def __aenter__(self) -> "VendorSession":

@@ -24,6 +24,8 @@ Like the real service, where it hurts:
 * access tokens live ``access_ttl_s`` (a day), refresh tokens ``refresh_ttl_s`` (a
   month); a refresh **rotates** the refresh token (the old one stops working), and an
   authorization code works once, for the ``redirect_uri`` it was issued to, for 10 min;
+* a token answer can be held after the grant is spent (``token_answer_delay_s``), as a
+  slow link does: a client that gives up then holds only the spent refresh token;
 * the free "Watt" plan: **10 calls per minute and 1,000 per month** per application
   (OAuth calls excluded); beyond either, 429 ``{"message": "Too Many Requests",
   "details": "Usage limit exceeded for plan Watt", "code": 429}`` with ``Retry-After``
@@ -39,6 +41,7 @@ Production comes from the simulator (``history.plant_series``). Injected faults
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 import threading
@@ -82,6 +85,9 @@ class EnphaseSettings:
     calls_per_minute: int = 10
     calls_per_month: int = 1000
     watts_per_micro: float = 290.0  # an IQ7+; devices_reporting = capacity / this
+    #: seconds a token answer is held after the grant was spent (a slow network or a
+    #: loaded server: the client may give up on an answer that already rotated its token)
+    token_answer_delay_s: float = 0.0
 
 
 class OAuthServer:
@@ -262,7 +268,10 @@ async def token(request: Request) -> Response:
         state.stats.add(CallRecord(VENDOR, "token", 400, error="param"))
         return _oauth_error(400, "unsupported_grant_type", f"Unsupported grant type: {grant}")
     state.stats.add(CallRecord(VENDOR, "token", 200, window=(grant, "")))
-    return JSONResponse(ec.oauth.issue_tokens(client, now, ec.settings))
+    answer = ec.oauth.issue_tokens(client, now, ec.settings)
+    if ec.settings.token_answer_delay_s > 0:
+        await asyncio.sleep(ec.settings.token_answer_delay_s)
+    return JSONResponse(answer)
 
 
 # -- the API ----------------------------------------------------------------------------

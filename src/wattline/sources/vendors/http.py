@@ -74,6 +74,13 @@ def retry_after_s(response: httpx.Response) -> float:
     return max(when.timestamp() - clock.now(), 0.0)
 
 
+def _retrieve_exception(future: asyncio.Future) -> None:
+    """A login failure is its caller's to raise; when that caller was cancelled, taking
+    it here keeps asyncio from logging "exception was never retrieved"."""
+    if not future.cancelled():
+        future.exception()
+
+
 class VendorHttpClient(ABC):
     """Authenticated, retried, rate-limited calls to one vendor account's API.
 
@@ -117,6 +124,7 @@ class VendorHttpClient(ABC):
         self._token_expires_at: float | None = None  # epoch s; None = until refused
         self._login_lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._pending_login: asyncio.Future | None = None  # a login no caller's cancel may stop
 
     def __repr__(self) -> str:  # never show credentials or the token
         return f"<{type(self).__name__} {self.base_url}>"
@@ -124,7 +132,9 @@ class VendorHttpClient(ABC):
     # -- lifecycle --------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close the HTTP client if this object created it."""
+        """Let a login still in flight finish (its answer may hold a rotated refresh
+        token), then close the HTTP client if this object created it."""
+        await self.finish_login()
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -199,8 +209,24 @@ class VendorHttpClient(ABC):
         if self._token_valid():
             return
         async with self._loop_lock():  # concurrent fetches log in once
-            if not self._token_valid():
-                await self._login(calls)
+            pending = self._pending_login
+            if pending is None or pending.done() or pending.get_loop() is not asyncio.get_running_loop():
+                if self._token_valid():
+                    return
+                pending = self._pending_login = asyncio.ensure_future(self._login(calls))
+                pending.add_done_callback(_retrieve_exception)
+            # Shielded: a caller's timeout must not cancel a login half-way. The vendor
+            # may already have spent the refresh token and rotated it; dropping its
+            # answer would leave only the spent one (the account then needs the owner
+            # to authorise again). The login completes and the next caller awaits it.
+            await asyncio.shield(pending)
+
+    async def finish_login(self) -> None:
+        """Wait for a login whose caller was cancelled (it is bounded by its own call
+        timeouts and retries), so closing a session never drops its answer."""
+        pending = self._pending_login
+        if pending is not None and not pending.done() and pending.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait({pending})
 
     async def login(self, calls: list[CallLog]) -> None:
         """Log in afresh (drops any token held); VendorAuthError if refused."""
