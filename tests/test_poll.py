@@ -15,6 +15,7 @@ from sqlalchemy import select
 from test_systems import Server
 from world import CLOUD_NOW, WorldPlant, cloud_config, expected, make_ctx
 from wattline import system_admin
+from wattline.jobs import poll as poll_module
 from wattline.api.app import create_app
 from wattline.jobs.poll import Poller, poll_once
 from wattline.security import tokens
@@ -124,6 +125,36 @@ def test_a_poll_stores_the_latest_values_and_one_session_per_system(world, ids_p
                 raw_events.c.id == session["raw_event_id"])).scalar()
         assert payload and json.loads(payload)  # the vendor's record, untouched by the transform
     assert status(ctx, ids[0]) == ("active", 0)
+
+
+def test_a_poll_that_waited_for_a_slot_is_due_again_a_minute_after_its_tick(world, set_clock, monkeypatch):
+    """Due-ness counts from the tick, not from when a poll got one of the poller's slots:
+    at 10,000 systems the last polls of a tick start many seconds late, and counted from
+    there they were not due at the next minute, so they were polled every other minute."""
+    monkeypatch.setattr(poll_module, "SLACK_S", 0.5)
+    ctx = world
+    with BackgroundCloud(cloud_config([SLOW], latency_ms=1500)) as slow, BackgroundCloud(cloud_config(FAST[:1])) as fast:
+        slow_id = add(ctx, SLOW, slow.base_url, "slow")
+        late_id = add(ctx, FAST[0], fast.base_url, "late")  # waits for the slow one's slot
+
+        async def two_ticks():
+            poller = Poller(ctx, concurrency=1)
+            try:
+                first = await poller.poll()
+                # the next minute's tick, a little early: counted from the first poll to get
+                # a slot, which started within milliseconds of its tick
+                first_start_s = min(o.started_at_ms for o in first.outcomes) / 1000
+                set_clock(first_start_s + 60 - 0.4)
+                return first, await poller.poll()
+            finally:
+                await poller.aclose()
+
+        first, second = asyncio.run(two_ticks())
+    late = next(o for o in first.outcomes if o.system_id == late_id)
+    slow_first = next(o for o in first.outcomes if o.system_id == slow_id)
+    assert late.started_at_ms >= slow_first.started_at_ms + 1400  # it really started late
+    assert sorted(o.system_id for o in second.outcomes) == sorted([slow_id, late_id])  # both due again
+    assert second.not_due == 0
 
 
 def test_a_slow_system_delays_no_other_and_an_overrun_is_skipped_not_queued_in_any_process(world):

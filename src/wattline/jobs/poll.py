@@ -241,7 +241,7 @@ class Poller:
             if s.plant_id not in claimed or s.plant_id in self._running:
                 overran.append(s.plant_id)
                 continue
-            task = asyncio.create_task(self._poll(s, cause, versions), name=f"poll-{s.plant_id}")
+            task = asyncio.create_task(self._poll(s, cause, versions, now_ms), name=f"poll-{s.plant_id}")
             self._running[s.plant_id] = task
             task.add_done_callback(lambda _t, sid=s.plant_id: self._running.pop(sid, None))
             tasks.append(task)
@@ -265,7 +265,8 @@ class Poller:
         with self.ctx.dbs.main_reader.connect() as conn:
             return systems_repo.transform_versions(conn, [sid for s in systems for sid in s.series.values()])
 
-    async def _poll(self, s: VendorPlantInfo, cause: str, versions: dict) -> PollOutcome:
+    async def _poll(self, s: VendorPlantInfo, cause: str, versions: dict, tick_ms: int | None = None
+                    ) -> PollOutcome:
         async with self._sem:  # bounds the vendor calls; writing does not hold a slot
             t0 = clock.now()
             fetched, code, error = FetchResult(), None, None
@@ -284,7 +285,7 @@ class Poller:
                 code, error = "timeout", f"no answer within {self.timeout_s:g} s"
             except Exception as exc:  # noqa: BLE001 - one system never stops the others
                 code, error = type(exc).__name__, str(exc) or type(exc).__name__
-        session, failures = await self._writer.write(_Fetched(s, cause, t0, fetched, code, error, versions))
+        session, failures = await self._writer.write(_Fetched(s, cause, t0, fetched, code, error, versions, tick_ms))
         status = rules.effective_status("active", failures)
         if not session["success"]:
             log.warning("poll.failed", system_id=s.plant_id, vendor=s.vendor_type, error=session["error"],
@@ -304,6 +305,10 @@ class _Fetched:
     code: str | None
     error: str | None
     versions: dict
+    #: the tick that started it (epoch ms): when the system is next due is counted from
+    #: here, not from when the poll got a slot: a poll that waited 20 s for one is still
+    #: due at the next minute's tick
+    tick_ms: int | None = None
 
 
 class _Writer:
@@ -385,7 +390,7 @@ class _Writer:
             sessions.append(dict(
                 system_id=it.system.plant_id, vendor_type=it.system.vendor_type, cause=it.cause,
                 started_at_ms=int(it.started * 1000), duration_ms=int(round((end - it.started) * 1000)),
-                success=error is None, vendor_error_code=code, error=error, num_readings=n,
+                success=error is None, vendor_error_code=code, error=error, num_readings=n, tick_ms=it.tick_ms,
                 raw_event_id=raw_event_ids([recs[-1].raw])[0] if recs and n else None))
         try:
             failures = sessions_repo.record_many(self.ctx.dbs.telemetry, sessions)

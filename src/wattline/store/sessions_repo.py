@@ -39,7 +39,8 @@ def record_many(telemetry: Engine, sessions: list[dict]) -> list[int]:
             out.append(failures)
             end_ms = session["started_at_ms"] + session["duration_ms"]
             states[sid] = dict(  # its last session wins; polling_until_ms None: the claim is released
-                b_sid=sid, consecutive_failures=failures, last_poll_ms=session["started_at_ms"],
+                b_sid=sid, consecutive_failures=failures,
+                last_poll_ms=session.get("tick_ms") or session["started_at_ms"],  # due again from its tick
                 polling_until_ms=None,
                 last_success_ms=end_ms if session["success"] else None,
                 last_error=None if session["success"] else (session.get("error") or "")[:2000])
@@ -172,7 +173,7 @@ def count_overruns(telemetry: Engine, system_ids: list[int]) -> None:
 
 
 def poll_states(telemetry: Engine, system_ids: list[int] | None = None) -> dict[int, dict]:
-    """system id -> consecutive_failures, last_poll_ms (start of the last poll), last_success_ms (its end), last_error, skipped_overruns."""
+    """system id -> consecutive_failures, last_poll_ms (the tick that started the last poll), last_success_ms (its end), last_error, skipped_overruns."""
     q = select(system_poll_state)
     with telemetry.connect() as conn:
         if system_ids is None:
