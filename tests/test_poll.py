@@ -157,6 +157,38 @@ def test_a_poll_that_waited_for_a_slot_is_due_again_a_minute_after_its_tick(worl
     assert second.not_due == 0
 
 
+def test_a_long_lived_poller_takes_up_credentials_changed_since_its_last_tick(world):
+    """An owner replaces an account's credentials while ``wattline serve`` runs: the next
+    tick logs in with the new ones (here wrong, so it fails) instead of going on with
+    the session the old ones opened."""
+    from wattline.security.crypto import encrypt_credentials
+    from wattline.store import vendor_accounts_repo
+    from wattline.store.tables import assets
+
+    ctx = world
+    with BackgroundCloud(cloud_config(FAST[:1])) as cloud:
+        sid = add(ctx, FAST[0], cloud.base_url, "s0")
+        with ctx.dbs.main.connect() as conn:
+            account_id = conn.execute(select(assets.c.vendor_account_id).where(assets.c.id == sid)).scalar_one()
+
+        async def ticks():
+            poller = Poller(ctx)
+            try:
+                before = await poller.poll(force=True)
+                wrong = {**DEFAULT_CREDENTIALS["solarman"], "password": "not the password"}
+                with ctx.dbs.main.begin() as conn:
+                    vendor_accounts_repo.replace_credentials(
+                        conn, account_id, encrypt_credentials(ctx.settings.encryption_key, wrong))
+                return before, await poller.poll(force=True)
+            finally:
+                await poller.aclose()
+
+        before, after = asyncio.run(ticks())
+    assert [o.success for o in before.outcomes] == [True]
+    assert [o.success for o in after.outcomes] == [False]
+    assert "password is incorrect" in (after.outcomes[0].error or "")  # the vendor refused the new ones
+
+
 def test_a_slow_system_delays_no_other_and_an_overrun_is_skipped_not_queued_in_any_process(world):
     ctx = world
     with BackgroundCloud(cloud_config(FAST)) as fast, BackgroundCloud(cloud_config([SLOW], latency_ms=1500)) as slow:

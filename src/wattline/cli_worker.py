@@ -31,14 +31,19 @@ def worker_cmd(concurrency: int = typer.Option(4, help="jobs run at once")) -> N
     """Run engine jobs until SIGTERM/SIGINT (procrastinate stops gracefully on those)."""
     eng = _app()
     from wattline.config import get_settings
+    from wattline.jobs import engine_tasks
     from wattline.jobs.engine import apply_schema, record_outcome
 
     async def run():
         async with eng.open_async():
             await apply_schema(eng)
-            await eng.run_worker_async(concurrency=concurrency, install_signal_handlers=True,
-                                       worker_middleware=[record_outcome],
-                                       update_heartbeat_interval=get_settings().worker_heartbeat_s)
+            engine_tasks.start_worker_poller()
+            try:
+                await eng.run_worker_async(concurrency=concurrency, install_signal_handlers=True,
+                                           worker_middleware=[record_outcome],
+                                           update_heartbeat_interval=get_settings().worker_heartbeat_s)
+            finally:
+                await engine_tasks.stop_worker_poller()
 
     aio.run(run())
 

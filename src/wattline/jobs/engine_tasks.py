@@ -6,6 +6,7 @@ workers."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import datetime, timezone
 
@@ -86,7 +87,41 @@ async def poll(cause: str = "CRON", force: bool = False, shard: int | None = Non
     from wattline.jobs.poll import poll_once
 
     part = (shard, shards) if shards else None
-    return (await poll_once(ctx(), cause=cause, force=force, shard=part)).to_dict()
+    poller = worker_poller()
+    if poller is None:  # not on a worker's loop (a task run directly): a poller for this tick
+        return (await poll_once(ctx(), cause=cause, force=force, shard=part)).to_dict()
+    return (await poller.poll(cause=cause, force=force, shard=part)).to_dict()
+
+
+#: polls one worker runs at once over all its poll jobs (shards share them)
+WORKER_POLL_CONCURRENCY = 256
+_poller = None  # (loop, Poller) of this worker process
+
+
+def worker_poller():
+    """The worker process's long-lived poller: vendor sessions (a login, an OAuth
+    token, HTTP connections) outlive a minute's tick, as in ``wattline serve``; a
+    poller per tick logged in to every account every minute. None outside a worker
+    (``start_worker_poller`` not called)."""
+    if _poller is None or _poller[0] is not asyncio.get_running_loop():
+        return None
+    return _poller[1]
+
+
+def start_worker_poller() -> None:
+    """Called by ``wattline worker`` on its loop before taking jobs."""
+    global _poller
+    from wattline.jobs.poll import Poller
+
+    _poller = (asyncio.get_running_loop(), Poller(ctx(), concurrency=WORKER_POLL_CONCURRENCY))
+
+
+async def stop_worker_poller() -> None:
+    """On the worker's way out: polls still running are cancelled and their claims freed."""
+    global _poller
+    if _poller is not None and _poller[0] is asyncio.get_running_loop():
+        poller, _poller = _poller[1], None
+        await poller.aclose()
 
 
 def _succeeded(job: dict) -> dict:

@@ -44,6 +44,7 @@ class VendorSession:
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), verify=tls_context(),
                                          limits=httpx.Limits(max_connections=max_connections))
         self._adapters: dict[int, VendorAdapter] = {}
+        self._made_from: dict[int, bytes | str] = {}  # account id -> the credentials blob it was made from
 
     def has_adapter(self, vendor_account_id: int) -> bool:
         """Whether the account's adapter is made (:meth:`adapter_for` then costs nothing)."""
@@ -51,6 +52,10 @@ class VendorSession:
 
     def adapter_for(self, plant: VendorPlantInfo) -> VendorAdapter:
         adapter = self._adapters.get(plant.vendor_account_id)
+        if adapter is not None and self._made_from.get(plant.vendor_account_id) != plant.credentials_encrypted:
+            # the account's credentials changed since (an owner's edit, a token another
+            # process rotated): a long-lived poller must not go on with the old ones
+            adapter = None
         if adapter is None:
             cls = get_adapter_class(plant.vendor_type)
             creds = decrypt_credentials(self.ctx.settings.encryption_key, plant.credentials_encrypted)
@@ -69,6 +74,7 @@ class VendorSession:
             if hasattr(adapter, "on_credentials"):  # OAuth vendors: keep a rotated refresh token
                 adapter.on_credentials = credential_saver(self.ctx, plant.vendor_account_id)
             self._adapters[plant.vendor_account_id] = adapter
+            self._made_from[plant.vendor_account_id] = plant.credentials_encrypted
         return adapter
 
     async def aclose(self) -> None:
