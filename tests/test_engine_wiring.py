@@ -397,3 +397,51 @@ def test_a_systems_backfill_locks_the_system_and_a_held_plants_sync_is_deferred_
                     ("backfill", '{"plant_id": 5}', "plant:5", None),
                     ("sync", '{"plant_id": 5}', "plant:5", "sync:plant:5"),
                     ("sync", '{"plant_id": 6}', "plant:6", "sync:plant:6")], rows
+
+
+def test_engine_progress_keeps_the_latest_report_written_at_most_once_a_second_and_a_failing_write_fails_nothing(
+        client, queue_url, monkeypatch):
+    """What a task reports (on the loop or from a worker thread) is kept beside its job by
+    the workers' middleware, a write a second at most, the last one before the outcome;
+    and shown at ``/api/jobs/engine-{id}``. A queue refusing the writes fails no job."""
+    import procrastinate
+
+    from wattline.jobs import engine_progress
+    from wattline.jobs.engine import connector, record_outcome
+    from wattline.store import engine_jobs_repo
+
+    app = procrastinate.App(connector=connector(queue_url))  # no periodic tasks: the worker only runs these
+
+    @app.task(name="backfill")
+    async def reporting(n: int) -> dict:
+        for i in range(1, n):
+            engine_progress.report({"chunk": i, "totalChunks": n})
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(engine_progress.report, {"chunk": n, "totalChunks": n})  # from a thread
+        return {"done": n}
+
+    writes, real = [], engine_jobs_repo.record_progress
+
+    async def counted(conn, job_id, progress_json):
+        writes.append(progress_json)
+        await real(conn, job_id, progress_json)
+
+    async def refused(conn, job_id, progress_json):
+        raise RuntimeError("the queue refuses")
+
+    async def run(n: int) -> int:
+        async with app.open_async():
+            job_id = await reporting.defer_async(n=n)
+            await app.run_worker_async(wait=False, install_signal_handlers=False, worker_middleware=[record_outcome])
+        return job_id
+
+    monkeypatch.setattr(engine_jobs_repo, "record_progress", counted)
+    first = asyncio.run(run(150))  # 1.5 s of reports
+    assert 2 <= len(writes) <= 4, writes  # the first at once, one a second, the last at the end
+    job = client.get(f"/api/jobs/engine-{first}", headers=client.headers_for["admin"]).json()
+    assert job["status"] == "succeeded" and job["result"] == {"done": 150}, job
+    assert job["progress"] == {"chunk": 150, "totalChunks": 150}, job
+    monkeypatch.setattr(engine_jobs_repo, "record_progress", refused)
+    second = asyncio.run(run(5))
+    job = client.get(f"/api/jobs/engine-{second}", headers=client.headers_for["admin"]).json()
+    assert job["status"] == "succeeded" and job["result"] == {"done": 5} and job["progress"] is None, job

@@ -359,3 +359,66 @@ def test_a_systems_backfill_and_its_polls_on_three_workers_never_overlap(pg_temp
     assert state["lease_holder"] is None and state["polling_until_ms"] is None
     # the poll deferred while the backfill held the system was skipped (unless it ran after)
     assert state["skipped_overruns"] >= 1 or any(p[0] >= backfill[1] for p in polls), (state, polls, backfill)
+
+
+def test_an_engine_backfill_shows_its_progress_while_it_runs_and_its_result_after(pg_templates, tmp_path, set_clock):
+    """A backfill deferred over the API to a real worker: ``/api/jobs/engine-{id}`` shows
+    its chunks advancing (the in-process shape) before it ends, the jobs page lists it as
+    running with them, and after it the result beside the last progress."""
+    from fastapi.testclient import TestClient
+
+    from wattline import clock
+    from wattline.api.app import create_app
+    from wattline.context import AppContext
+    from wattline.security import tokens
+    from wattline.security.sessions import COOKIE_NAME, issue_session
+    from wattline.security.users import create_user, get_user_principal
+    from wattline.simulator.vendor_cloud.server import BackgroundCloud
+    from world import CLOUD_NOW, WorldPlant, cloud_config, env_for, set_up
+
+    plants = [WorldPlant(123, "solarman", "64786338", "UTC", CLOUD_NOW - 120 * 86400)]  # 18 chunks of 7 days
+    ctx = _pg_world(pg_templates, tmp_path, "progress")
+    set_clock(CLOUD_NOW + 600)  # the backfill ends at the clouds' now (the worker's clock too)
+    queue_url = pg_templates[0].url(pg_templates[0].create())
+    api_ctx = AppContext(ctx.settings.model_copy(update={"jobs_url": queue_url}), ctx.dbs, ctx.pipeline)
+    with ctx.dbs.main.begin() as conn:
+        root = {"Authorization": "Bearer " + tokens.create_token(conn, "root token", "superadmin")}
+        create_user(conn, "ann", "a long test password", "viewer")
+        cookie = {COOKIE_NAME: issue_session(ctx.settings.encryption_key, get_user_principal(conn, "ann"))}
+    seen, page = [], None
+    with BackgroundCloud(cloud_config(plants, latency_ms=60)) as cloud, TestClient(create_app(api_ctx)) as client:
+        set_up(ctx, cloud.base_url, plants)
+        env = dict(env_for(ctx), WATTLINE_JOBS_URL=queue_url, WATTLINE_LOG_LEVEL="WARNING",
+                   WATTLINE_CLOCK_OFFSET_S=repr(clock.now() - time.time()))
+        env.pop("WATTLINE_CLOCK", None)
+        started = client.post("/api/telemetry/plant/123/backfill", headers=root)
+        assert started.status_code == 202 and started.json()["deferred"], started.text
+        url = started.json()["jobUrl"]
+        worker = start_worker(env)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                job = client.get(url, headers=root).json()
+                if job["status"] != "running" and seen:
+                    break
+                if job["status"] == "running" and job["progress"]:
+                    seen.append(job["progress"])
+                    if page is None:
+                        page = client.get("/jobs", cookies=cookie).text
+                time.sleep(0.2)
+            wait_for_jobs(env, 120)
+        finally:
+            stop_workers([worker])
+        job = client.get(url, headers=root).json()
+    assert seen, "no progress was seen while the backfill ran"
+    assert set(seen[0]) == {"chunk", "totalChunks", "records", "pausedUntil"}, seen[0]  # as in-process
+    assert any(p["chunk"] < p["totalChunks"] for p in seen), seen  # before it finished
+    assert [p["chunk"] for p in seen] == sorted(p["chunk"] for p in seen), seen  # the latest wins, in order
+    assert 'data-testid="engine-running-table"' in page and ">backfill<" in page, page
+    assert "chunk " in page and "/18 · " in page, page
+    result = job["result"]
+    assert job["status"] == "succeeded" and job["error"] is None and result["success"], job
+    assert result["chunksProcessed"] == 18 and result["recordsSynced"] > 0, result
+    # the last report is written before the outcome: the progress ends where the result does
+    assert job["progress"] == {"chunk": 18, "totalChunks": 18, "records": result["recordsSynced"],
+                               "pausedUntil": None}, job

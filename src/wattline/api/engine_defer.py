@@ -1,7 +1,7 @@
 """The API's side of the job engine: with ``WATTLINE_JOBS_URL`` set, a route that
 starts work defers it to the workers and answers 202 with the engine's job id
 (``deferred: true``, ``engineJobId``) and its URL, ``/api/jobs/engine-{id}`` (status,
-result, error, as for an in-process job); unset, the route runs it in this process as before."""
+progress, result, error, as for an in-process job); unset, the route runs it in this process as before."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def parse_engine_job_id(job_id: str) -> int | None:
 
 
 async def engine_job(request: Request, job_id: int) -> dict | None:
-    """The engine's job row with its error and result; None without the engine or the job."""
+    """The engine's job row with its error, progress and result; None without the engine or the job."""
     from wattline.jobs.dispatch import engine_query
     from wattline.store import engine_jobs_repo
 
@@ -58,7 +58,8 @@ def as_job_row(row: dict) -> dict:
     import json
 
     return {"id": engine_job_id(row["id"]), "kind": row["task_name"], "status": _JOB_STATUS[row["status"]],
-            "params": json.loads(row["args"]) if row["args"] else None, "progress": None,
+            "params": json.loads(row["args"]) if row["args"] else None,
+            "progress": json.loads(row["progress"]) if row.get("progress") else None,
             "result": json.loads(row["result"]) if row.get("result") else None,
             "error": row["error"] if row["status"] != "succeeded" else None,
             "created_at": row.get("created_at"), "updated_at": row.get("updated_at")}

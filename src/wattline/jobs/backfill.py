@@ -49,6 +49,11 @@ class BackfillProgress:
     fetched_until: int
     paused_until: int | None = None
 
+    def public(self) -> dict:
+        """A job's progress (``/api/jobs/{id}``), in-process and on the engine alike."""
+        return {"chunk": self.chunk, "totalChunks": self.total_chunks, "records": self.records,
+                "pausedUntil": self.paused_until}
+
 
 @dataclass
 class BackfillResult:

@@ -91,18 +91,28 @@ async def defer(task_name: str, *, lock: str | None = None, queueing_lock: str |
 async def record_outcome(call_next, context: procrastinate.JobContext, worker) -> object:
     """Worker middleware: a run that raises leaves its error (type and message, no
     traceback: that is in the worker's log) beside the job, for the jobs page; a run that
-    returns a dict leaves it as the job's result (``GET /api/jobs/engine-{id}``)."""
+    returns a dict leaves it as the job's result (``GET /api/jobs/engine-{id}``); what it
+    reports meanwhile is kept as the job's progress (engine_progress)."""
+    from wattline.jobs.engine_progress import Progress
+
+    progress = Progress(context.app.connector, context.job.id)
     try:
-        result = await call_next()
+        with progress.bound():
+            result = await call_next()
     except Exception as exc:
         from wattline.store import engine_jobs_repo
 
+        await progress.close()
         try:
             await engine_jobs_repo.record_error(context.app.connector, context.job.id,
                                                 f"{type(exc).__name__}: {exc}"[:2000])
         except Exception:  # noqa: BLE001  (the queue itself failing: the job's own state still says failed)
             log.warning("engine.record_error_failed", job_id=context.job.id)
         raise
+    except BaseException:  # cancelled (aborted, or the worker stopping): no write after it
+        progress.cancel()
+        raise
+    await progress.close()
     if isinstance(result, dict):
         import json
 

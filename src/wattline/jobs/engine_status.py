@@ -32,6 +32,21 @@ def failed_jobs(settings: Settings, limit: int = 50) -> list[dict] | None:
     return _query(settings, lambda conn: engine_jobs_repo.failed_jobs(conn, limit))
 
 
+def running_jobs(settings: Settings, limit: int = 50) -> list[dict] | None:
+    """The running engine jobs (newest first) with their latest progress (a dict or None);
+    None without the engine or when it does not answer."""
+    import json
+
+    from wattline.store import engine_jobs_repo
+
+    if not engine_configured(settings):
+        return None
+    rows = _query(settings, lambda conn: engine_jobs_repo.running_jobs(conn, limit))
+    if rows is None:
+        return None
+    return [dict(r, progress=json.loads(r["progress"]) if r["progress"] else None) for r in rows]
+
+
 def export_gauges(settings: Settings) -> None:
     """``wattline_engine_jobs{status}``: the queue's jobs by status at this scrape."""
     from wattline.store import engine_jobs_repo

@@ -2,7 +2,8 @@
 system is worked on by one worker at a time: the job functions hold its lease
 (jobs/leases.py), and jobs of one plant or system share a ``lock`` so they queue
 rather than wait; periodic tasks are deduplicated per period by procrastinate across
-workers."""
+workers. A job function that reports progress in-process reports it to the engine job
+here (engine_progress.report), in the same shape."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import procrastinate.testing
 
 from wattline import logs
 from wattline.config import get_settings
+from wattline.jobs import engine_progress
 from wattline.jobs.engine import build_app
 
 log = logs.get("wattline.jobs.engine")
@@ -41,14 +43,18 @@ def ctx():
 async def backfill(plant_id: int) -> dict:
     from wattline.jobs.backfill import backfill_plant
 
-    return (await backfill_plant(ctx(), plant_id)).to_dict()
+    return (await backfill_plant(ctx(), plant_id, on_progress=_backfill_progress)).to_dict()
 
 
 @app.task(name="system_backfill", retry=RETRY)
 async def system_backfill(system_id: int, since_ts: int) -> dict:
     from wattline.jobs.system_backfill import backfill_system
 
-    return (await backfill_system(ctx(), system_id, since_ts)).to_dict()
+    return (await backfill_system(ctx(), system_id, since_ts, on_progress=_backfill_progress)).to_dict()
+
+
+def _backfill_progress(p) -> None:
+    engine_progress.report(p.public())
 
 
 @app.task(name="sync", retry=RETRY)
@@ -134,13 +140,13 @@ def _succeeded(job: dict) -> dict:
 
 async def _as_job(kind: str, params: dict, work) -> dict:
     """Run ``work`` as a job row of this worker (progress and result on /api/jobs, as
-    in-process), then :func:`_succeeded`."""
+    in-process; the progress on the engine's job too), then :func:`_succeeded`."""
     import asyncio
 
-    from wattline.jobs.runner import JobRunner
+    from wattline.jobs.runner import JobRunner, tee_progress
 
     runner = JobRunner(ctx())
-    job_id = await runner.start(kind, params, work)
+    job_id = await runner.start(kind, params, tee_progress(work, engine_progress.reporter()))
     await runner.wait_all()
     return _succeeded(await asyncio.to_thread(runner.get, job_id))
 
@@ -167,7 +173,8 @@ async def reconcile(organization: str | None = None, day: str | None = None, run
     from wattline.jobs.reconcile import run_reconcile_job
 
     return _succeeded(await run_reconcile_job(ctx(), organization=organization,
-                                              day=None if day is None else date.fromisoformat(day)))
+                                              day=None if day is None else date.fromisoformat(day),
+                                              on_progress=engine_progress.reporter()))
 
 
 @app.task(name="recalculate_classroom", retry=RETRY)

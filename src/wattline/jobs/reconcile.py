@@ -244,16 +244,16 @@ def reconcile_work(ctx: AppContext, orgs: Sequence[dict], day: date | None = Non
 
 
 async def run_reconcile_job(ctx: AppContext, *, day: date | None = None, organization: str | None = None,
-                            now: int | None = None) -> dict:
+                            now: int | None = None, on_progress: Callable[[dict], None] | None = None) -> dict:
     """Run reconciliation as a ``reconcile`` job of this process (the jobs table keeps
-    its progress, result and time: the last run is the newest such row); returns the
-    job row. ValueError for an unknown organization."""
-    from wattline.jobs.runner import JobRunner
+    its progress, result and time: the last run is the newest such row; ``on_progress``
+    gets the progress too); returns the job row. ValueError for an unknown organization."""
+    from wattline.jobs.runner import JobRunner, tee_progress
 
     orgs = await asyncio.to_thread(organizations, ctx, organization)
     runner = JobRunner(ctx)
     params = {"day": None if day is None else day.isoformat(), "organizations": [o["name"] for o in orgs]}
-    job_id = await runner.start("reconcile", params, reconcile_work(ctx, orgs, day, now))
+    job_id = await runner.start("reconcile", params, tee_progress(reconcile_work(ctx, orgs, day, now), on_progress))
     await runner.wait_all()
     return await asyncio.to_thread(runner.get, job_id)
 

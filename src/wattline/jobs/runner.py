@@ -37,6 +37,21 @@ EXPIRED_REASON = ("interrupted: its worker ({owner}) stopped renewing the lease,
 Work = Callable[[Callable[[dict], None]], Awaitable[dict]]
 
 
+def tee_progress(work: Work, also: Callable[[dict], None] | None) -> Work:
+    """``work`` whose progress also goes to ``also`` (an engine job's, beside its job row)."""
+    if also is None:
+        return work
+
+    async def teed(report: Callable[[dict], None]) -> dict:
+        def both(value: dict) -> None:
+            report(value)
+            also(value)
+
+        return await work(both)
+
+    return teed
+
+
 class JobAlreadyRunning(Exception):
     """A live job with the same key exists, in this process or another."""
 

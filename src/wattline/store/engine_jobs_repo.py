@@ -1,6 +1,6 @@
-"""SQL on procrastinate's own tables (the job engine's queue), and on our two tables
-beside them: the error of each failed run and the result of each job that succeeded
-(procrastinate records neither)."""
+"""SQL on procrastinate's own tables (the job engine's queue), and on our three tables
+beside them: the error of each failed run, the result of each job that succeeded and
+the latest progress a running job reported (procrastinate records none of them)."""
 
 from __future__ import annotations
 
@@ -32,15 +32,17 @@ DO $$ BEGIN
     (task_name, (args->>'run_key')) WHERE args ? 'run_key';
   CREATE TABLE IF NOT EXISTS wattline_engine_results (
     job_id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), result jsonb NOT NULL);
+  CREATE TABLE IF NOT EXISTS wattline_engine_progress (
+    job_id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), progress jsonb NOT NULL);
 END $$
 """
 
 
 async def ensure_own_tables(connector) -> None:
-    """Idempotent: the error and result tables, and an index for :func:`has_job`
+    """Idempotent: the error, result and progress tables, and an index for :func:`has_job`
     (checked first: a CREATE ... IF NOT EXISTS still locks the busy jobs table)."""
     row = await connector.execute_query_one_async(  # the newest object: a queue made before it gets it
-        "SELECT to_regclass('wattline_engine_results') IS NOT NULL AS present")
+        "SELECT to_regclass('wattline_engine_progress') IS NOT NULL AS present")
     if row["present"]:
         return
     await connector.execute_query_async(_OWN_TABLES)
@@ -60,6 +62,14 @@ async def record_result(connector, job_id: int, result_json: str) -> None:
         job_id=job_id, result=result_json)
 
 
+async def record_progress(connector, job_id: int, progress_json: str) -> None:
+    """The newest progress of a running job (one row a job: the latest report wins)."""
+    await connector.execute_query_async(
+        "INSERT INTO wattline_engine_progress (job_id, progress) VALUES (%(job_id)s, %(progress)s::jsonb) "
+        "ON CONFLICT (job_id) DO UPDATE SET progress = EXCLUDED.progress, at = now()",
+        job_id=job_id, progress=progress_json)
+
+
 async def list_jobs(connector, status: str | None = None, limit: int = 200) -> list[dict]:
     rows = await connector.execute_query_all_async(
         "SELECT id, task_name, status::text AS status, lock, queueing_lock, attempts, args::text AS args "
@@ -69,16 +79,20 @@ async def list_jobs(connector, status: str | None = None, limit: int = 200) -> l
 
 
 async def get_job(connector, job_id: int) -> dict | None:
-    """One job with its last run's error (None if it left none), its result once it
-    succeeded, and when it was deferred and last changed (UTC, naive)."""
+    """One job with its last run's error (None if it left none), its latest progress,
+    its result once it succeeded, and when it was deferred and last changed (an event
+    or a progress report; UTC, naive)."""
     rows = await connector.execute_query_all_async(
         "SELECT j.id, j.task_name, j.status::text AS status, j.lock, j.queueing_lock, j.attempts, "
         " j.args::text AS args, (SELECT w.error FROM wattline_engine_errors w WHERE w.job_id = j.id "
         "  ORDER BY w.at DESC LIMIT 1) AS error, "
         " (SELECT r.result::text FROM wattline_engine_results r WHERE r.job_id = j.id) AS result, "
+        " p.progress::text AS progress, "
         " (SELECT min(e.at) AT TIME ZONE 'UTC' FROM procrastinate_events e WHERE e.job_id = j.id) AS created_at, "
-        " (SELECT max(e.at) AT TIME ZONE 'UTC' FROM procrastinate_events e WHERE e.job_id = j.id) AS updated_at "
-        "FROM procrastinate_jobs j WHERE j.id = %(job_id)s", job_id=job_id)
+        " GREATEST((SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id), p.at) AT TIME ZONE 'UTC' "
+        "  AS updated_at "
+        "FROM procrastinate_jobs j LEFT JOIN wattline_engine_progress p ON p.job_id = j.id "
+        "WHERE j.id = %(job_id)s", job_id=job_id)
     return dict(rows[0]) if rows else None
 
 
@@ -91,6 +105,16 @@ async def failed_jobs(connector, limit: int = 50) -> list[dict]:
         " (SELECT w.error FROM wattline_engine_errors w WHERE w.job_id = j.id "
         "  ORDER BY w.at DESC LIMIT 1) AS error "
         "FROM procrastinate_jobs j WHERE j.status = 'failed' ORDER BY j.id DESC LIMIT %(limit)s", limit=limit)
+    return [dict(r) for r in rows]
+
+
+async def running_jobs(connector, limit: int = 50) -> list[dict]:
+    """The running jobs, newest first, with their latest progress (None before the
+    first report, or for a task that reports none) and when it was reported."""
+    rows = await connector.execute_query_all_async(
+        "SELECT j.id, j.task_name, p.progress::text AS progress, p.at AT TIME ZONE 'UTC' AS at "
+        "FROM procrastinate_jobs j LEFT JOIN wattline_engine_progress p ON p.job_id = j.id "
+        "WHERE j.status = 'doing' ORDER BY j.id DESC LIMIT %(limit)s", limit=limit)
     return [dict(r) for r in rows]
 
 

@@ -273,13 +273,17 @@ def mount(app: FastAPI) -> None:
         principal = _user(request)
         if principal is None:
             return _to_login(request)
+        from wattline.jobs.engine_status import failed_jobs, running_jobs
+
+        settings = request.app.state.ctx.settings
         engine_failed = None
         if principal.kind == "user" and role_at_least(principal.role, "admin"):  # arguments are admin-only
-            from wattline.jobs.engine_status import failed_jobs
-
-            engine_failed = failed_jobs(request.app.state.ctx.settings)
+            engine_failed = failed_jobs(settings)
+        engine_running = running_jobs(settings)  # no arguments: for everyone who sees the jobs
+        for j in engine_running or ():
+            j["progress_text"] = progress_text(j["progress"])
         return _render(request, "jobs.html", principal=principal, page="jobs", title="Jobs",
-                       engine_failed=engine_failed)
+                       engine_failed=engine_failed, engine_running=engine_running)
 
     @app.get("/sync-logs", response_class=HTMLResponse, include_in_schema=False)
     def sync_logs_page(request: Request, plant_id: str | None = None, status: str | None = None,
@@ -295,3 +299,15 @@ def mount(app: FastAPI) -> None:
                    "limit": n if n is not None and 1 <= n <= 1000 else 100}
         return _render(request, "sync_logs.html", principal=principal, page="sync-logs", title="Sync logs",
                        plants=plants, filters=filters, statuses=SYNC_STATUSES)
+
+
+def progress_text(p: dict | None) -> str:
+    """A job's progress in words, as app.js's jobProgress puts an in-process one's: a
+    backfill's chunks and records, else every ``X_done`` of ``X`` it reports."""
+    if not p:
+        return "running"
+    if p.get("totalChunks"):
+        text = f"chunk {p.get('chunk') or 0}/{p['totalChunks']} · {p.get('records') or 0:,} records"
+        return text + (" · paused by the vendor's rate limit" if p.get("pausedUntil") else "")
+    done = [f"{k[:-5]} {p[k]}/{p[k[:-5]]}" for k in p if k.endswith("_done") and k[:-5] in p]
+    return " · ".join(done) or "running"

@@ -110,11 +110,7 @@ async def start_backfill(request: Request, response: Response, plant_id: PlantId
         return _deferred(response, jid)
 
     async def work(report):
-        def progress(p):
-            report({"chunk": p.chunk, "totalChunks": p.total_chunks, "records": p.records,
-                    "pausedUntil": p.paused_until})
-
-        result = await backfill_plant(c, plant_id, on_progress=progress)
+        result = await backfill_plant(c, plant_id, on_progress=lambda p: report(p.public()))
         return result.to_dict()
 
     try:  # the job key's unique index decides a race between two requests (or processes)
