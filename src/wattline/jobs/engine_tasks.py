@@ -86,7 +86,13 @@ async def defer_plant_syncs(plant_ids: list[int]) -> None:
             pass
 
 
-@app.task(name="poll", retry=RETRY)
+#: the minute poll's shards have a queue of their own (``wattline worker --poll-jobs``);
+#: everything else is on procrastinate's default queue
+POLL_QUEUE = "poll"
+JOB_QUEUES = ["default"]
+
+
+@app.task(name="poll", retry=RETRY, queue=POLL_QUEUE)
 async def poll(cause: str = "CRON", force: bool = False, shard: int | None = None,
                shards: int | None = None) -> dict:
     """A tick over every system, or over shard ``shard`` of ``shards`` (ids modulo)."""
