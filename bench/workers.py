@@ -476,7 +476,7 @@ def main() -> None:
             b = backfill_in_process(ctx, plants, a.concurrency, groups, names)
             rows.append(("in-process", p, b, ["this process"]))
             print_table(rows, a)
-        for n in counts:
+        for run, n in enumerate(counts):  # a count may repeat (a warm-up run first)
             set_polling(ctx, paused=False)
             procs = start_workers(n, env, a.concurrency, engine, tmp)
             try:
@@ -484,7 +484,7 @@ def main() -> None:
                 groups = dict(clouds, **workers)
                 print(f"{n} worker(s): polling ...", flush=True)
                 p = poll_window(ctx, a.minutes, groups, names)
-                plants = add_backfill_plants(ctx, bf_url, a.plants, a.backfill_days, f"w{n}")
+                plants = add_backfill_plants(ctx, bf_url, a.plants, a.backfill_days, f"w{n}r{run}")
                 print(f"{n} worker(s): backfills ...", flush=True)
                 b = backfill_engine(ctx, engine, plants, groups, names)
             finally:
