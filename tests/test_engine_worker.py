@@ -422,3 +422,55 @@ def test_an_engine_backfill_shows_its_progress_while_it_runs_and_its_result_afte
     # the last report is written before the outcome: the progress ends where the result does
     assert job["progress"] == {"chunk": 18, "totalChunks": 18, "records": result["recordsSynced"],
                                "pausedUntil": None}, job
+
+
+def test_the_minutes_poll_shards_spread_over_the_workers(pg_templates, tmp_path, set_clock):
+    """Four shard jobs, two workers with one poll slot each: both workers poll (with the
+    jobs' shared slots one worker took every shard of a tick while the other idled)."""
+    import asyncio
+
+    from test_poll import SLOW, add
+    from wattline import clock
+    from wattline.jobs.engine import defer
+    from wattline.security.users import create_user
+    from wattline.simulator.vendor_cloud.server import BackgroundCloud
+    from world import CLOUD_NOW, WorldPlant, cloud_config, env_for
+
+    ctx = _pg_world(pg_templates, tmp_path, "shards")
+    set_clock(CLOUD_NOW)
+    queue_url = pg_templates[0].url(pg_templates[0].create())
+    with ctx.dbs.main.begin() as conn:
+        create_user(conn, "alice", "a long test password", "user")
+    plants = [WorldPlant(0, "sungrow", f"7100002{i}", "UTC", SLOW.start) for i in range(4)]
+    with BackgroundCloud(cloud_config(plants, latency_ms=1000)) as cloud:
+        ids = [add(ctx, p, cloud.base_url, f"shard{i}") for i, p in enumerate(plants)]
+        assert sorted(i % 4 for i in ids) == [0, 1, 2, 3]  # one system a shard
+        env = dict(env_for(ctx), WATTLINE_JOBS_URL=queue_url, WATTLINE_LOG_LEVEL="WARNING",
+                   WATTLINE_CLOCK_OFFSET_S=repr(clock.now() - time.time()))
+        env.pop("WATTLINE_CLOCK", None)
+        workers = [subprocess.Popen([WATTLINE, "worker", "--concurrency", "2", "--poll-jobs", "1"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                   for _ in range(2)]
+        try:
+            deadline = time.monotonic() + 60  # both processes' two procrastinate workers up
+            while time.monotonic() < deadline:
+                try:
+                    if queue_rows(queue_url, "SELECT count(*) FROM procrastinate_workers")[0][0] >= 4:
+                        break
+                except Exception:  # noqa: BLE001 - the schema not applied yet
+                    pass
+                time.sleep(0.2)
+            for k in range(4):
+                # the workers' own minute tick may queue the same shards meanwhile: no queueing lock here
+                asyncio.run(defer("poll", lock=f"poll:{k}/4", url=queue_url,
+                                  cause="CRON", force=True, shard=k, shards=4))
+            wait_for_jobs(env, 120)
+            rows = queue_rows(queue_url, "SELECT status::text, worker_id, queue_name FROM procrastinate_jobs "
+                                         "WHERE task_name = 'poll'")
+        finally:
+            stop_workers(workers)
+    assert len(rows) >= 4 and all(r[0] == "succeeded" and r[2] == "poll" for r in rows), rows
+    by_worker: dict = {}
+    for _, worker_id, _ in rows:
+        by_worker[worker_id] = by_worker.get(worker_id, 0) + 1
+    assert len(by_worker) == 2 and None not in by_worker, by_worker  # both workers polled

@@ -85,7 +85,11 @@ async def defer(task_name: str, *, lock: str | None = None, queueing_lock: str |
         await apply_schema(app)
         if task_name not in task_names():
             raise KeyError(f"no engine task {task_name!r}")
-        return await app.configure_task(task_name, lock=lock, queueing_lock=queueing_lock).defer_async(**kwargs)
+        from wattline.jobs import engine_tasks
+
+        queue = engine_tasks.app.tasks[task_name].queue  # a plain app does not know the task's own queue
+        return await app.configure_task(task_name, lock=lock, queueing_lock=queueing_lock,
+                                        queue=queue).defer_async(**kwargs)
 
 
 async def record_outcome(call_next, context: procrastinate.JobContext, worker) -> object:
