@@ -40,7 +40,7 @@ from wattline.jobs.sync import concat
 from wattline.sources.vendors.errors import VendorError
 from wattline.sources.vendors.models import FetchResult, VendorRecord
 from wattline.sources.vendors.registry import get_adapter_class
-from wattline.store import sessions_repo, systems_repo
+from wattline.store import registry_version, sessions_repo, systems_repo
 from wattline.store.device_telemetry import raw_event_ids
 
 log = logs.get("wattline.poll")
@@ -170,6 +170,9 @@ class Poller:
         self._making: dict[int, asyncio.Lock] = {}  # vendor account id -> making its adapter
         self._tick_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="poll-tick")
         self.overruns = 0  # polls skipped because the previous one still ran
+        # the fleet's registry as last read: (registry version, systems, transform versions)
+        self._cached: tuple[int, list[VendorPlantInfo], dict] | None = None
+        self.registry_reads = {"read": 0, "cached": 0}  # ticks that read the registry / reused it
 
     async def aclose(self) -> None:
         cancelled = list(self._running)
@@ -217,12 +220,11 @@ class Poller:
         with the started tasks (a scheduler tick never waits for a slow vendor)."""
         if cause not in rules.POLL_CAUSES:
             raise ValueError(f"cause must be one of {rules.POLL_CAUSES}")
-        systems = await self._in_tick_thread(systems_repo.pollable_systems, self.ctx.dbs.main_reader, system_ids)
+        systems, versions = await self._registry(system_ids)
         if shard is not None:  # ``(k, n)``: this tick polls the systems whose id is k modulo n
             systems = [s for s in systems if in_shard(s.plant_id, shard)]
         states = await self._in_tick_thread(sessions_repo.poll_states, self.ctx.dbs.telemetry,
                                              [s.plant_id for s in systems]) if systems else {}
-        versions = await self._in_tick_thread(self._transforms, systems)
         now_ms = int(clock.now() * 1000)
         report, tasks, overran, due = PollReport(), [], [], []
         for s in systems:
@@ -251,6 +253,26 @@ class Poller:
             log.warning("poll.overrun_skipped", count=len(overran), systems=overran[:50])
             await self._in_tick_thread(sessions_repo.count_overruns, self.ctx.dbs.telemetry, overran)
         return tasks, report
+
+    async def _registry(self, system_ids: list[int] | None) -> tuple[list[VendorPlantInfo], dict]:
+        """The pollable systems and their points' transforms. The whole fleet's is kept
+        between ticks and read again only when the registry's version moved (a system
+        added, paused, removed; a point, transform or account edited): rebuilding 10,000
+        systems and 113,000 series took up to 54 s of a tick's start."""
+        if system_ids is not None:  # a few systems asked for by id: read them now
+            systems = await self._in_tick_thread(systems_repo.pollable_systems, self.ctx.dbs.main_reader,
+                                                 system_ids)
+            return systems, await self._in_tick_thread(self._transforms, systems)
+        # the version first: a write committed after it shows as a new version next tick
+        version = await self._in_tick_thread(registry_version.current, self.ctx.dbs.main_reader)
+        if version is not None and self._cached is not None and self._cached[0] == version:
+            self.registry_reads["cached"] += 1
+            return self._cached[1], self._cached[2]
+        systems = await self._in_tick_thread(systems_repo.pollable_systems, self.ctx.dbs.main_reader, None)
+        versions = await self._in_tick_thread(self._transforms, systems)
+        self._cached = (version, systems, versions) if version is not None else None
+        self.registry_reads["read"] += 1
+        return systems, versions
 
     async def poll(self, *, cause: str = "CRON", system_ids: list[int] | None = None,
                    force: bool = False, shard: tuple[int, int] | None = None) -> PollReport:
