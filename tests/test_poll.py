@@ -483,6 +483,27 @@ def test_a_long_lived_poller_keeps_its_registry_between_ticks_and_sees_every_cha
     assert reads == {"read": 7, "cached": 3}  # one read per change, and the first
 
 
+def test_the_pollers_of_a_process_share_the_registry_they_read(world):
+    # the engine's poll job makes a Poller a tick (poll_once): the next one reuses the
+    # registry the last one read, until it changes
+    ctx = world
+    with BackgroundCloud(cloud_config(FAST[:2])) as cloud:
+        a = add(ctx, FAST[0], cloud.base_url, "s0")
+
+        async def one_tick() -> tuple[set[int], dict]:
+            poller = Poller(ctx)
+            try:
+                report = await poller.poll(force=True)
+                return {o.system_id for o in report.outcomes}, dict(poller.registry_reads)
+            finally:
+                await poller.aclose()
+
+        assert asyncio.run(one_tick()) == ({a}, {"read": 1, "cached": 0})
+        assert asyncio.run(one_tick()) == ({a}, {"read": 0, "cached": 1})
+        b = add(ctx, FAST[1], cloud.base_url, "s1")
+        assert asyncio.run(one_tick()) == ({a, b}, {"read": 1, "cached": 0})
+
+
 def test_without_the_registry_triggers_the_poller_reads_the_registry_every_tick(world):
     # a later SQLite batch migration that rebuilds a table drops its trigger: the version
     # can no longer be trusted, so nothing is cached (and a paused system still stops)

@@ -29,7 +29,9 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
+import weakref
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from wattline import clock, logs
 from wattline.context import AppContext
@@ -50,6 +52,11 @@ CONNECTIONS_PER_ACCOUNT = 32
 LEASE_MARGIN_S = 60  # a claim outlives the poll's timeout by this much (writing), then expires
 LIMITER_WAIT_S = 30.0  # the longest a poll waits for its account's limiter before failing as rate-limited
 
+
+# The fleet's registry as last read, per main database handle: (registry version,
+# systems, transform versions). Shared by the process's pollers (the engine's ``poll``
+# job makes one a tick); read again whenever the version moved (see Poller._registry).
+_REGISTRIES: weakref.WeakKeyDictionary[Any, tuple[int, list[VendorPlantInfo], dict]] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -170,8 +177,6 @@ class Poller:
         self._making: dict[int, asyncio.Lock] = {}  # vendor account id -> making its adapter
         self._tick_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="poll-tick")
         self.overruns = 0  # polls skipped because the previous one still ran
-        # the fleet's registry as last read: (registry version, systems, transform versions)
-        self._cached: tuple[int, list[VendorPlantInfo], dict] | None = None
         self.registry_reads = {"read": 0, "cached": 0}  # ticks that read the registry / reused it
 
     async def aclose(self) -> None:
@@ -263,14 +268,19 @@ class Poller:
             systems = await self._in_tick_thread(systems_repo.pollable_systems, self.ctx.dbs.main_reader,
                                                  system_ids)
             return systems, await self._in_tick_thread(self._transforms, systems)
+        reader = self.ctx.dbs.main_reader
         # the version first: a write committed after it shows as a new version next tick
-        version = await self._in_tick_thread(registry_version.current, self.ctx.dbs.main_reader)
-        if version is not None and self._cached is not None and self._cached[0] == version:
+        version = await self._in_tick_thread(registry_version.current, reader)
+        cached = _REGISTRIES.get(reader)
+        if version is not None and cached is not None and cached[0] == version:
             self.registry_reads["cached"] += 1
-            return self._cached[1], self._cached[2]
-        systems = await self._in_tick_thread(systems_repo.pollable_systems, self.ctx.dbs.main_reader, None)
+            return cached[1], cached[2]
+        systems = await self._in_tick_thread(systems_repo.pollable_systems, reader, None)
         versions = await self._in_tick_thread(self._transforms, systems)
-        self._cached = (version, systems, versions) if version is not None else None
+        if version is not None:
+            _REGISTRIES[reader] = (version, systems, versions)
+        else:
+            _REGISTRIES.pop(reader, None)
         self.registry_reads["read"] += 1
         return systems, versions
 
