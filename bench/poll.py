@@ -295,7 +295,7 @@ async def run_polling(ctx, a, systems) -> dict:
             "wall": t_end - t_start}
 
 
-async def warm_up(poller, probe: "Probe", a) -> dict:
+async def warm_up(poller, probe: Probe, a) -> dict:
     """One untimed tick of every system before the timed minutes (``--warmup``), waited
     for: the logins and token grants, the accounts' adapters, and the emulation's first
     touch of every site (its simulated history from the site's start) happen here, not
