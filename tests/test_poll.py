@@ -436,9 +436,9 @@ def test_a_long_lived_poller_keeps_its_registry_between_ticks_and_sees_every_cha
     seen: list[dict[int, tuple[set[str], dict]]] = []
 
     class Recording(Poller):
-        async def _poll(self, s, cause, versions):
+        async def _poll(self, s, cause, versions, *args, **kw):
             seen[-1][s.plant_id] = (set(s.series), {k: versions.get(sid, []) for k, sid in s.series.items()})
-            return await super()._poll(s, cause, versions)
+            return await super()._poll(s, cause, versions, *args, **kw)
 
     with BackgroundCloud(cloud_config(FAST)) as cloud:
         a, b = (add(ctx, p, cloud.base_url, f"s{i}") for i, p in enumerate(FAST[:2]))
