@@ -3,6 +3,7 @@ vendor call taking ``--latency-s``, polled by the real :class:`~wattline.jobs.po
 
     PYTHONPATH=src .venv/bin/python bench/poll.py [--systems 10000] [--minutes 3] [--latency-s 1]
         [--db sqlite|postgres] [--concurrency 3000] [--cloud-procs 1] [--redis URL] [--loop uvloop|asyncio]
+        [--warmup]
 
 * The emulated clouds run in their own process(es) (uvicorn, ``bench_mode``: vendor
   quotas lifted, see ``vendor_cloud/config.py``), so their CPU is not the poller's.
@@ -16,6 +17,9 @@ vendor call taking ``--latency-s``, polled by the real :class:`~wattline.jobs.po
 * Freshness: for a sample of polls, the time from the adapter holding the vendor's
   answer to the value being readable through ``ctx.latest_values.read`` (the read
   path of ``GET /api/data/latest``; probed every 10 ms in a thread of its own).
+* ``--warmup``: one untimed tick of every system, waited for, before the timed
+  minutes (printed apart): the first minute then no longer holds the logins, token
+  grants and the emulation's first simulation of each site.
 * Baseline: plain httpx GETs of one vendor endpoint per system at the same
   concurrency, no pipeline, same process, after the polling.
 """
@@ -188,9 +192,10 @@ class Probe:
         self.cpu_s = 0.0  # CPU of the probe threads' reads (subtracted from the poller's)
         self.tasks: set[asyncio.Task] = set()
         self.rng = random.Random(7)
+        self.on = True  # off during the warm-up
 
     def answered(self, system_id: int, fetched) -> None:
-        if not fetched.records or self.rng.random() >= self.rate:
+        if not self.on or not fetched.records or self.rng.random() >= self.rate:
             return
         ts = max(r.ts for r in fetched.records)
         t = asyncio.create_task(self._watch(system_id, ts, time.perf_counter()))
@@ -233,6 +238,9 @@ async def run_polling(ctx, a, systems) -> dict:
             return _Timed(adapter, s.plant_id, probe)
 
     poller = TimedPoller(ctx, concurrency=a.concurrency, timeout_s=a.timeout_s)
+    warmup = None
+    if a.warmup:
+        warmup = await warm_up(poller, probe, a)
     done_at: list[tuple[float, bool]] = []
     failures: list[tuple[str, str]] = []
     overruns, tick_s = 0, []
@@ -259,7 +267,7 @@ async def run_polling(ctx, a, systems) -> dict:
                 t.add_done_callback(pending.discard)
             print(f"  minute {minute + 1}: started {len(tasks)} polls in {tick_s[-1]:.2f} s, "
                   f"{len(report.skipped_running)} still running (skipped); "
-                  f"{len(done_at)} polls done so far", flush=True)
+                  f"{len(done_at)} polls done so far; load {os.getloadavg()[0]:.1f}", flush=True)
         await asyncio.sleep(max(0.0, t_start + 60 * a.minutes - time.perf_counter()))
         t_end, cpu_end, n_end = time.perf_counter(), time.process_time(), len(done_at)
         probe_end = probe.cpu_s
@@ -279,12 +287,30 @@ async def run_polling(ctx, a, systems) -> dict:
     # sustained: minutes after the first (the first holds the logins / token grants)
     steady = per_minute[1:] or per_minute
     t1, c1, n1 = cpu_marks[1] if len(cpu_marks) > 1 else cpu_marks[0]
-    return {"per_minute": per_minute, "ok_per_minute": ok_per_minute,
+    return {"warmup": warmup, "per_minute": per_minute, "ok_per_minute": ok_per_minute,
             "sustained_ok": statistics.mean(ok_per_minute[1:] or ok_per_minute), "sustained": statistics.mean(steady), "ok": ok, "polls": len(done_at),
             "overruns": overruns, "failures": failures, "tick_s": tick_s, "lags": probe.lags_ms, "lost": probe.lost,
             "cpu_total": cpu_end - cpu0, "cpu_steady": cpu_end - c1 - (probe_end - probe_marks[min(1, len(probe_marks) - 1)]),
             "probe_cpu_steady": probe_end - probe_marks[min(1, len(probe_marks) - 1)], "polls_steady": n_end - n1,
             "wall": t_end - t_start}
+
+
+async def warm_up(poller, probe: Probe, a) -> dict:
+    """One untimed tick of every system before the timed minutes (``--warmup``), waited
+    for: the logins and token grants, the accounts' adapters, and the emulation's first
+    touch of every site (its simulated history from the site's start) happen here, not
+    in the measured minutes. Not a poll rate: printed apart."""
+    probe.on = False
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    tasks, _report = await poller.start_due(force=True)
+    done, late = await asyncio.wait(tasks, timeout=a.timeout_s * 4 + 60) if tasks else (set(), set())
+    ok = sum(1 for t in done if not t.cancelled() and t.exception() is None and t.result().success)
+    out = {"polls": len(tasks), "ok": ok, "late": len(late), "wall": time.perf_counter() - t0,
+           "cpu": time.process_time() - cpu0}
+    print(f"  warm-up (untimed, not counted): one tick of all {len(tasks)} systems: {ok} succeeded, "
+          f"{len(late)} still running, in {out['wall']:.1f} s ({out['cpu']:.1f} s poller CPU)", flush=True)
+    probe.on = True
+    return out
 
 
 class _Timed:
@@ -342,6 +368,9 @@ def main() -> None:
     ap.add_argument("--cloud-procs", type=int, default=1)
     ap.add_argument("--sample", type=float, default=0.02, help="share of polls whose freshness is probed")
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=False,
+                    help="one untimed tick of every system, waited for, before the timed minutes (logins, "
+                         "token grants and the emulation's first touch of each site out of the figures)")
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                     help="the poller's event loop (uvloop: as `wattline poll` / `wattline worker` run it)")
     a = ap.parse_args()
@@ -405,8 +434,10 @@ def report(a, r: dict, sessions: int, cloud_cpu: list[float]) -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lags = r["lags"]
     cpu_poll_ms = 1000 * r["cpu_steady"] / max(1, r["polls_steady"])
+    first = ("after an untimed warm-up tick" if r.get("warmup") else
+             "minute 1 includes logins, token grants and the emulation's first touch of every site")
     print(f"polls finished per minute: {r['per_minute']}, of them succeeded: {r['ok_per_minute']} "
-          f"(minute 1 includes logins, token grants and the emulation's first touch of every site)", flush=True)
+          f"({first}); load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     print(f"sustained (minutes 2+): {r['sustained_ok']:.0f} systems polled successfully per minute of {a.systems} "
           f"({100 * r['sustained_ok'] / a.systems:.0f}% of the target; {r['sustained']:.0f} polls finished a minute); {r['ok']} of {r['polls']} polls succeeded, "
           f"{r['overruns']} overruns skipped, {sessions} sessions written; tick start {max(r['tick_s']):.2f} s at most")

@@ -426,3 +426,114 @@ def test_the_emulation_latency_holds_every_call_without_blocking_the_others(monk
     assert all(status == 200 and took >= 0.4 for status, took in got)
     assert wall < 1.2  # 20 calls of 0.4 s at once: held side by side, not one after another (8 s)
     assert health["latencyMs"] == 400 and health["benchMode"] is True
+
+
+def test_a_long_lived_poller_keeps_its_registry_between_ticks_and_sees_every_change_at_the_next(world):
+    # the fleet's systems, series and transforms are read again only when the registry's
+    # version moved; a system added, paused, resumed, removed, a point made inactive or a
+    # transform added must each show at the very next tick
+    ctx = world
+    seen: list[dict[int, tuple[set[str], dict]]] = []
+
+    class Recording(Poller):
+        async def _poll(self, s, cause, versions, *args, **kw):
+            seen[-1][s.plant_id] = (set(s.series), {k: versions.get(sid, []) for k, sid in s.series.items()})
+            return await super()._poll(s, cause, versions, *args, **kw)
+
+    with BackgroundCloud(cloud_config(FAST)) as cloud:
+        a, b = (add(ctx, p, cloud.base_url, f"s{i}") for i, p in enumerate(FAST[:2]))
+
+        async def tick(poller) -> dict[int, tuple[set[str], dict]]:
+            seen.append({})
+            report = await poller.poll(force=True)
+            assert report.to_dict()["failed"] == 0
+            assert set(seen[-1]) == {o.system_id for o in report.outcomes}
+            return seen[-1]
+
+        def change(fn) -> None:
+            with ctx.dbs.main.begin() as conn:
+                fn(conn)
+
+        async def ticks() -> dict:
+            poller = Recording(ctx)
+            try:
+                assert set(await tick(poller)) == {a, b}
+                assert set(await tick(poller)) == {a, b}
+                assert poller.registry_reads == {"read": 1, "cached": 1}  # nothing changed: not read again
+                c = add(ctx, FAST[2], cloud.base_url, "s2")
+                assert set(await tick(poller)) == {a, b, c}
+                change(lambda conn: system_admin.set_status(conn, b, "paused"))
+                assert set(await tick(poller)) == {a, c}
+                change(lambda conn: system_admin.set_status(conn, b, "active"))
+                assert set(await tick(poller)) == {a, b, c}
+                assert (await tick(poller))[a][1]["power"] == []
+                change(lambda conn: system_admin.edit_point(conn, a, "power", transform={"scale": 0.5},
+                                                            effective_from=CLOUD_NOW - 3600))
+                assert (await tick(poller))[a][1]["power"] == [(CLOUD_NOW - 3600, {"scale": 0.5})]
+                change(lambda conn: system_admin.edit_point(conn, a, "energy_today", active=False))
+                assert (await tick(poller))[a][0] == {"power", "energy_total"}  # an inactive point: not collected
+                change(lambda conn: system_admin.delete_system(conn, c, by="alice", now_s=CLOUD_NOW))
+                assert set(await tick(poller)) == {a, b}
+                assert set(await tick(poller)) == {a, b}
+                return dict(poller.registry_reads)
+            finally:
+                await poller.aclose()
+
+        reads = asyncio.run(ticks())
+    assert reads == {"read": 7, "cached": 3}  # one read per change, and the first
+
+
+def test_the_pollers_of_a_process_share_the_registry_they_read(world):
+    # the engine's poll job makes a Poller a tick (poll_once): the next one reuses the
+    # registry the last one read, until it changes
+    ctx = world
+    with BackgroundCloud(cloud_config(FAST[:2])) as cloud:
+        a = add(ctx, FAST[0], cloud.base_url, "s0")
+
+        async def one_tick() -> tuple[set[int], dict]:
+            poller = Poller(ctx)
+            try:
+                report = await poller.poll(force=True)
+                return {o.system_id for o in report.outcomes}, dict(poller.registry_reads)
+            finally:
+                await poller.aclose()
+
+        assert asyncio.run(one_tick()) == ({a}, {"read": 1, "cached": 0})
+        assert asyncio.run(one_tick()) == ({a}, {"read": 0, "cached": 1})
+        b = add(ctx, FAST[1], cloud.base_url, "s1")
+        assert asyncio.run(one_tick()) == ({a, b}, {"read": 1, "cached": 0})
+
+
+def test_without_the_registry_triggers_the_poller_reads_the_registry_every_tick(world):
+    # a later SQLite batch migration that rebuilds a table drops its trigger: the version
+    # can no longer be trusted, so nothing is cached (and a paused system still stops)
+    from sqlalchemy import text
+
+    from wattline.store import registry_version
+
+    ctx = world
+    assert registry_version.current(ctx.dbs.main_reader) is not None
+    with ctx.dbs.main.begin() as conn:
+        if ctx.dbs.main.dialect.name == "postgresql":
+            conn.execute(text("DROP TRIGGER registry_changed_systems ON systems"))
+        else:
+            conn.execute(text("DROP TRIGGER registry_changed_systems_update"))
+    assert registry_version.current(ctx.dbs.main_reader) is None
+    with BackgroundCloud(cloud_config(FAST[:2])) as cloud:
+        a, b = (add(ctx, p, cloud.base_url, f"s{i}") for i, p in enumerate(FAST[:2]))
+
+        async def ticks():
+            poller = Poller(ctx)
+            try:
+                first = await poller.poll(force=True)
+                with ctx.dbs.main.begin() as conn:
+                    system_admin.set_status(conn, b, "paused")
+                second = await poller.poll(force=True)
+                return first, second, dict(poller.registry_reads)
+            finally:
+                await poller.aclose()
+
+        first, second, reads = asyncio.run(ticks())
+    assert {o.system_id for o in first.outcomes} == {a, b}
+    assert {o.system_id for o in second.outcomes} == {a}
+    assert reads == {"read": 2, "cached": 0}

@@ -203,3 +203,38 @@ def test_beyond_its_bound_the_home_cache_drops_the_least_recently_used(monkeypat
     homes.home_history("c", profile)
     assert homes.home_history("a", profile) is a
     assert homes.home_history("b", profile) is not b
+
+
+def test_a_plants_clear_sky_history_does_not_depend_on_what_other_plants_warmed():
+    # plants at one place and start share the sun's part of the clear-sky curve and a
+    # plant keeps its last days of samples: neither may change a value. The shared
+    # (grid) path must agree with the uncached public curve, and a plant answers the
+    # same first, after its neighbours, and from its kept days.
+    from wattline.simulator.vendor_cloud import history
+
+    now = int(time.time())
+    profiles = [PlantProfile(capacity_kw=6.0 + k, start_operating_ts=now - 30 * 86400 + 450, seed=100 + k,
+                             timezone="Australia/Sydney") for k in range(3)]
+    windows = [(now - 20 * 86400, now - 19 * 86400 + 3600), (now - 7200, now + 1), (now - 900, now + 1)]
+
+    def answers(profile):
+        return [plant_series(f"p{profile.seed}", profile, a, b, now, "clear_sky") for a, b in windows]
+
+    history._shared_sky.cache_clear()
+    history._clear_sky.cache_clear()
+    history._plants.clear()
+    first = answers(profiles[0])
+    for p in profiles[1:]:
+        answers(p)
+    history._clear_sky.cache_clear()  # not the window cache: the kept days and the shared sky
+    again = answers(profiles[0])
+    history._shared_sky.cache_clear()
+    history._plants.clear()
+    cold = answers(profiles[0])
+    for a, b, c in zip(first, again, cold):
+        for name in ("ts", "power_kw", "energy_total_kwh", "energy_today_kwh"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)) and np.array_equal(
+                getattr(a, name), getattr(c, name)), name
+    ts = first[0].ts
+    assert len(ts) > 90 and first[0].power_kw.max() > 0
+    assert np.array_equal(history.clear_sky_power(ts, profiles[0], profiles[0].seed), first[0].power_kw)

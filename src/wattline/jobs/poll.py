@@ -29,7 +29,9 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
+import weakref
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from wattline import clock, logs
 from wattline.context import AppContext
@@ -40,7 +42,7 @@ from wattline.jobs.sync import concat
 from wattline.sources.vendors.errors import VendorError
 from wattline.sources.vendors.models import FetchResult, VendorRecord
 from wattline.sources.vendors.registry import get_adapter_class
-from wattline.store import sessions_repo, systems_repo
+from wattline.store import registry_version, sessions_repo, systems_repo
 from wattline.store.device_telemetry import raw_event_ids
 
 log = logs.get("wattline.poll")
@@ -50,6 +52,11 @@ CONNECTIONS_PER_ACCOUNT = 32
 LEASE_MARGIN_S = 60  # a claim outlives the poll's timeout by this much (writing), then expires
 LIMITER_WAIT_S = 30.0  # the longest a poll waits for its account's limiter before failing as rate-limited
 
+
+# The fleet's registry as last read, per main database handle: (registry version,
+# systems, transform versions). Shared by the process's pollers (the engine's ``poll``
+# job makes one a tick); read again whenever the version moved (see Poller._registry).
+_REGISTRIES: weakref.WeakKeyDictionary[Any, tuple[int, list[VendorPlantInfo], dict]] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -170,6 +177,7 @@ class Poller:
         self._making: dict[int, asyncio.Lock] = {}  # vendor account id -> making its adapter
         self._tick_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="poll-tick")
         self.overruns = 0  # polls skipped because the previous one still ran
+        self.registry_reads = {"read": 0, "cached": 0}  # ticks that read the registry / reused it
 
     async def aclose(self) -> None:
         cancelled = list(self._running)
@@ -217,12 +225,11 @@ class Poller:
         with the started tasks (a scheduler tick never waits for a slow vendor)."""
         if cause not in rules.POLL_CAUSES:
             raise ValueError(f"cause must be one of {rules.POLL_CAUSES}")
-        systems = await self._in_tick_thread(systems_repo.pollable_systems, self.ctx.dbs.main_reader, system_ids)
+        systems, versions = await self._registry(system_ids)
         if shard is not None:  # ``(k, n)``: this tick polls the systems whose id is k modulo n
             systems = [s for s in systems if in_shard(s.plant_id, shard)]
         states = await self._in_tick_thread(sessions_repo.poll_states, self.ctx.dbs.telemetry,
                                              [s.plant_id for s in systems]) if systems else {}
-        versions = await self._in_tick_thread(self._transforms, systems)
         now_ms = int(clock.now() * 1000)
         report, tasks, overran, due = PollReport(), [], [], []
         for s in systems:
@@ -251,6 +258,31 @@ class Poller:
             log.warning("poll.overrun_skipped", count=len(overran), systems=overran[:50])
             await self._in_tick_thread(sessions_repo.count_overruns, self.ctx.dbs.telemetry, overran)
         return tasks, report
+
+    async def _registry(self, system_ids: list[int] | None) -> tuple[list[VendorPlantInfo], dict]:
+        """The pollable systems and their points' transforms. The whole fleet's is kept
+        between ticks and read again only when the registry's version moved (a system
+        added, paused, removed; a point, transform or account edited): rebuilding 10,000
+        systems and 113,000 series took up to 54 s of a tick's start."""
+        if system_ids is not None:  # a few systems asked for by id: read them now
+            systems = await self._in_tick_thread(systems_repo.pollable_systems, self.ctx.dbs.main_reader,
+                                                 system_ids)
+            return systems, await self._in_tick_thread(self._transforms, systems)
+        reader = self.ctx.dbs.main_reader
+        # the version first: a write committed after it shows as a new version next tick
+        version = await self._in_tick_thread(registry_version.current, reader)
+        cached = _REGISTRIES.get(reader)
+        if version is not None and cached is not None and cached[0] == version:
+            self.registry_reads["cached"] += 1
+            return cached[1], cached[2]
+        systems = await self._in_tick_thread(systems_repo.pollable_systems, reader, None)
+        versions = await self._in_tick_thread(self._transforms, systems)
+        if version is not None:
+            _REGISTRIES[reader] = (version, systems, versions)
+        else:
+            _REGISTRIES.pop(reader, None)
+        self.registry_reads["read"] += 1
+        return systems, versions
 
     async def poll(self, *, cause: str = "CRON", system_ids: list[int] | None = None,
                    force: bool = False, shard: tuple[int, int] | None = None) -> PollReport:

@@ -210,11 +210,21 @@ class BatteryBank:
         path = np.empty((n + 1, req.shape[0]))
         path[0] = st.soc_pct
         lo, hi = self.soc_min_pct, self.soc_max_pct
-        for j in range(n):
-            row = path[j + 1]
-            np.add(path[j], d_rows[j], out=row)
-            np.minimum(row, hi, out=row)
-            np.maximum(row, lo, out=row)
+        if req.shape[0] == 1 and np.isfinite(lo).all() and np.isfinite(hi).all():
+            # one battery (an emulated cloud's home): the same steps on Python floats,
+            # ~10x faster than three ufunc calls a step on rows of one
+            x, low, high = float(path[0, 0]), float(lo[0]), float(hi[0])
+            walk = [x]
+            for d in d_rows[:, 0].tolist():
+                x = max(min(x + d, high), low)  # np.minimum then np.maximum, as below
+                walk.append(x)
+            path[:, 0] = walk
+        else:
+            for j in range(n):
+                row = path[j + 1]
+                np.add(path[j], d_rows[j], out=row)
+                np.minimum(row, hi, out=row)
+                np.maximum(row, lo, out=row)
         soc = path[1:].T
         delta_soc = np.diff(path, axis=0).T
 

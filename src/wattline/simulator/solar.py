@@ -29,7 +29,9 @@ Only daytime elements go through steps 2-7; nights are zero.
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
@@ -85,8 +87,37 @@ def ephemeris(t: np.ndarray) -> Ephemeris:
 
     Interpolating hourly SPA values is exact to ~1e-4 deg: declination and right
     ascension move ~1 deg a day, and sidereal time is linear in time.
+
+    Site-independent, so the last few are kept (read-only): the emulated clouds
+    simulate each home alone, thousands of them on the same time grid (SPA was ~1/4
+    of a home's first touch).
     """
-    t = np.asarray(t, dtype=np.float64)
+    t = np.ascontiguousarray(t, dtype=np.float64)
+    if t.size == 0 or t.size > _EPHEMERIS_KEPT_UP_TO:
+        return _ephemeris(t)
+    key = t.tobytes()
+    with _ephemeris_lock:
+        got = _ephemerides.get(key)
+        if got is not None:
+            _ephemerides.move_to_end(key)
+            return got
+    got = _ephemeris(t)
+    for a in (got.greenwich_hour_angle_deg, got.declination_deg, got.earth_sun_au):
+        a.flags.writeable = False
+    with _ephemeris_lock:
+        _ephemerides[key] = got
+        while len(_ephemerides) > _EPHEMERIDES_KEPT:
+            _ephemerides.popitem(last=False)
+    return got
+
+
+_EPHEMERIDES_KEPT = 16
+_EPHEMERIS_KEPT_UP_TO = 20_000  # steps (a week of 5-minute steps is 2,016)
+_ephemeris_lock = threading.Lock()
+_ephemerides: OrderedDict[bytes, Ephemeris] = OrderedDict()
+
+
+def _ephemeris(t: np.ndarray) -> Ephemeris:
     first = int(np.floor(t.min() / HOUR_S))
     count = int(np.floor(t.max() / HOUR_S)) - first + 2
     knots_t = np.arange(first, first + count, dtype=np.float64) * HOUR_S

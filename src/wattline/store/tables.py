@@ -527,6 +527,16 @@ point_transforms = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# One row (id 1) whose ``version`` triggers move on every write of assets, systems,
+# points, point_transforms and vendor_accounts (main 0017): the poller's cue to read
+# its registry again (``store/registry_version.py``).
+registry_version = Table(
+    "registry_version",
+    main_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False, server_default="0"),
+)
+
 # ---------------------------------------------------------------- poll sessions (telemetry 0018)
 
 # One row per poll or push of a system (seed 003 "sessions"); the response is the raw

@@ -188,25 +188,58 @@ def clear_sky_power(ts: np.ndarray, profile: PlantProfile, seed: int) -> np.ndar
     batch, which keeps pages and windows consistent.
     """
     ts = np.asarray(ts, dtype=np.int64)
-    power = np.zeros(len(ts))
     if len(ts) == 0:
-        return power
+        return np.zeros(0)
+    lit, clear = _sky(ts, profile.latitude, profile.longitude, profile.start_operating_ts)
+    return _seeded_power(ts, lit, clear, profile, seed)
+
+
+def _grid_power(lo: int, hi: int, profile: PlantProfile, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ts, power kW) on the grid ``lo, lo + STEP_S, .. <= hi``: :func:`clear_sky_power`
+    with the sun's part shared by every plant at the same place and start (a fleet's
+    first touches of one day grid, or of its whole history, compute it once)."""
+    ts = np.arange(lo, hi + 1, STEP_S, dtype=np.int64)
+    if len(ts) == 0:
+        return ts, np.zeros(0)
+    lit, clear = _shared_sky(int(lo), int(hi), profile.latitude, profile.longitude, profile.start_operating_ts)
+    return ts, _seeded_power(ts, lit, clear, profile, seed)
+
+
+@lru_cache(maxsize=512)  # per place, start and grid: whole histories (first touches) and days
+def _shared_sky(lo: int, hi: int, latitude: float, longitude: float, start_ts: int):
+    lit, clear = _sky(np.arange(lo, hi + 1, STEP_S, dtype=np.int64), latitude, longitude, start_ts)
+    for a in (lit, clear):
+        a.flags.writeable = False  # shared between plants
+    return lit, clear
+
+
+def _sky(ts: np.ndarray, latitude: float, longitude: float, start_ts: int) -> tuple[np.ndarray, np.ndarray]:
+    """The plant-independent part: which samples are lit (sun up, plant started) and
+    the clear-sky fraction at those."""
     # seasonal terms once per UTC day, not per sample (they change slowly)
     day = ts // 86400
     d0 = int(day.min())
     decl_d, eqt_d = _sun_terms(np.arange(d0, int(day.max()) + 1, dtype=np.float64))
     idx = day - d0
-    solar_min = (ts % 86400) / 60.0 + eqt_d[idx] + 4.0 * profile.longitude
-    lat = math.radians(profile.latitude)
+    solar_min = (ts % 86400) / 60.0 + eqt_d[idx] + 4.0 * longitude
+    lat = math.radians(latitude)
     decl = decl_d[idx]
     cos_z = math.sin(lat) * np.sin(decl) + math.cos(lat) * np.cos(decl) * np.cos(
         np.radians(solar_min / 4.0 - 180.0)
     )
-    lit = (cos_z > 0.0) & (ts >= profile.start_operating_ts)
+    lit = (cos_z > 0.0) & (ts >= start_ts)
+    cz = np.minimum(cos_z[lit], 1.0)
+    clear = cz * 0.7 ** ((1.0 / np.maximum(cz, 0.02)) ** 0.678) / 0.7  # Meinel air mass
+    return lit, clear
+
+
+def _seeded_power(ts: np.ndarray, lit: np.ndarray, clear: np.ndarray, profile: PlantProfile,
+                  seed: int) -> np.ndarray:
+    """The plant's own part: its weather (from its seed) and capacity."""
+    power = np.zeros(len(ts))
     if not lit.any():
         return power
-    ts_l, cz = ts[lit], np.minimum(cos_z[lit], 1.0)
-    clear = cz * 0.7 ** ((1.0 / np.maximum(cz, 0.02)) ** 0.678) / 0.7  # Meinel air mass
+    ts_l = ts[lit]
     # weather: one cloud factor per solar day (changes at solar midnight), plus flicker
     solar_day = (ts_l + int(round(profile.longitude * 240.0))) // 86400
     u = _hash01(solar_day, seed)
@@ -214,6 +247,9 @@ def clear_sky_power(ts: np.ndarray, profile: PlantProfile, seed: int) -> np.ndar
     flicker = 1.0 - 0.3 * (1.0 - cloud) * _hash01(ts_l // STEP_S, seed ^ 0x5BD1E995)
     power[lit] = np.clip(profile.capacity_kw * 0.92 * clear * cloud * flicker, 0.0, profile.capacity_kw)
     return power
+
+
+DAYS_KEPT = 3  # a plant's days of samples kept (today, yesterday, a window's other end)
 
 
 class _FallbackPlant:
@@ -227,13 +263,10 @@ class _FallbackPlant:
         self._midnights: list[int] = [local_midnight(self._day0, profile.timezone)]
         self._day_start = np.array([profile.initial_energy_kwh])  # counter at each midnight
         self._day_total = np.zeros(0)  # energy of each day (kWh)
+        self._days: OrderedDict[int, tuple] = OrderedDict()  # day index -> its samples (see _day)
 
     def _midnight(self, i: int) -> int:
         return local_midnight(self._day0 + timedelta(days=i), self.profile.timezone)
-
-    def _grid(self, i: int) -> np.ndarray:
-        """Samples of local day ``i`` plus the next midnight (so the day integrates fully)."""
-        return np.arange(self._midnights[i], self._midnights[i + 1] + 1, STEP_S, dtype=np.int64)
 
     def _increments(self, ts: np.ndarray, p: np.ndarray) -> np.ndarray:
         """Energy (kWh) of each step ``ts[k] -> ts[k+1]`` by the trapezoid rule.
@@ -254,12 +287,33 @@ class _FallbackPlant:
             if have >= n:
                 return
             mids = np.asarray(self._midnights[have : n + 1], dtype=np.int64)
-            ts = np.arange(mids[0], mids[-1] + 1, STEP_S, dtype=np.int64)
-            p = clear_sky_power(ts, self.profile, self.seed)
+            ts, p = _grid_power(int(mids[0]), int(mids[-1]), self.profile, self.seed)
             inc = self._increments(ts, p)
             totals = np.add.reduceat(inc, (mids[:-1] - mids[0]) // STEP_S)
             self._day_total = np.concatenate([self._day_total, totals])
             self._day_start = np.concatenate([self._day_start, self._day_start[-1] + np.cumsum(totals)])
+
+    def _day(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(ts, power, counter, today) of local day ``i``'s samples (its tables known);
+        the last few days asked for are kept: a poll's window is within today."""
+        with self._lock:
+            got = self._days.get(i)
+            if got is not None:
+                self._days.move_to_end(i)
+                return got
+        mid = self._midnights[i]
+        grid, p = _grid_power(mid, self._midnights[i + 1], self.profile, self.seed)
+        inc = self._increments(grid, p)
+        today = np.concatenate([[0.0], np.cumsum(inc[:-1])])  # at each sample of day i
+        # the day total was summed in another order: clamp so rounding can never
+        # put a sample above the next midnight's counter
+        today = np.minimum(today, self._day_total[i])
+        got = (grid[:-1], p[:-1], self._day_start[i] + today, today)
+        with self._lock:
+            self._days[i] = got
+            while len(self._days) > DAYS_KEPT:
+                self._days.popitem(last=False)
+        return got
 
     def _day_index(self, ts: int) -> int:
         """Index of the local day holding ``ts`` (days are counted from the start day)."""
@@ -271,16 +325,9 @@ class _FallbackPlant:
         self._ensure_days(d_last + 1)
         parts = []
         for i in range(d_first, d_last + 1):
-            grid = self._grid(i)
-            p = clear_sky_power(grid, self.profile, self.seed)
-            inc = self._increments(grid, p)
-            today = np.concatenate([[0.0], np.cumsum(inc[:-1])])  # at each sample of day i
-            # the day total was summed in another order: clamp so rounding can never
-            # put a sample above the next midnight's counter
-            today = np.minimum(today, self._day_total[i])
-            ts = grid[:-1]
+            ts, p, total, today = self._day(i)
             keep = (ts >= first) & (ts < hi)
-            parts.append((ts[keep], p[:-1][keep], self._day_start[i] + today[keep], today[keep]))
+            parts.append((ts[keep], p[keep], total[keep], today[keep]))
         ts, power, total, today = (np.concatenate(c) for c in zip(*parts))
         # the first day may begin before the plant did: nothing generated yet
         return Series(ts, power, total, today)
