@@ -537,3 +537,33 @@ def test_without_the_registry_triggers_the_poller_reads_the_registry_every_tick(
     assert {o.system_id for o in first.outcomes} == {a, b}
     assert {o.system_id for o in second.outcomes} == {a}
     assert reads == {"read": 2, "cached": 0}
+
+
+def test_the_poll_writer_runs_a_bounded_number_of_batches_at_once(world, monkeypatch):
+    """Each batch holds a PostgreSQL advisory lock per series until it commits; unbounded
+    concurrent batches ran the server's lock table out at 10,000 systems."""
+    import threading
+    import time
+
+    from wattline.jobs.poll import _Fetched, _Writer
+
+    writer = _Writer(world, max_items=1, max_wait_s=0.0, max_flushes=2)
+    now, peak, lock = [0], [0], threading.Lock()
+
+    def slow_write(items):
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        time.sleep(0.05)
+        with lock:
+            now[0] -= 1
+        return [({"success": True}, 0) for _ in items]
+
+    monkeypatch.setattr(writer, "_write", slow_write)
+
+    async def many():
+        return await asyncio.gather(*(writer.write(_Fetched(None, "CRON", 0.0, None, None, None, {}))
+                                      for _ in range(10)))
+
+    results = asyncio.run(many())
+    assert len(results) == 10 and peak[0] == 2

@@ -349,10 +349,15 @@ class _Writer:
     per batch). A poll waits at most ``max_wait_s`` for company; ``max_items`` flushes
     at once."""
 
-    def __init__(self, ctx: AppContext, *, max_items: int = 256, max_wait_s: float = 0.05) -> None:
+    def __init__(self, ctx: AppContext, *, max_items: int = 128, max_wait_s: float = 0.05,
+                 max_flushes: int = 2) -> None:
         self.ctx = ctx
         self.max_items = max_items
         self.max_wait_s = max_wait_s
+        # On PostgreSQL a batch takes an advisory lock per series (~11 a system) until it
+        # commits; six flushes of 256 polls at once ran the server's shared lock table out
+        # ("out of shared memory", 6,400 locks by default). Bounded: ~2,800 a poller.
+        self._flush_slots = asyncio.Semaphore(max_flushes)
         self._pending: list[tuple[_Fetched, asyncio.Future]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._flushes: set[asyncio.Task] = set()
@@ -380,7 +385,8 @@ class _Writer:
 
     async def _run(self, items: list[tuple[_Fetched, asyncio.Future]]) -> None:
         try:
-            results = await asyncio.to_thread(self._write, [i for i, _ in items])
+            async with self._flush_slots:
+                results = await asyncio.to_thread(self._write, [i for i, _ in items])
         except BaseException as exc:  # noqa: BLE001 - every waiting poll learns of it
             for _, fut in items:
                 if not fut.done():
