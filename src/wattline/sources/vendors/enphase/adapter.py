@@ -52,6 +52,10 @@ DAY = 86400
 WEEK = 7 * DAY
 TOKEN_PATH = "/oauth/token"
 AUTHORIZE_PATH = "/oauth/authorize"
+# A refresh grant spends the refresh token as the server reads it: an answer given up on
+# leaves only the spent one (the owner must authorise again). So a grant waits longer
+# than an API call, and runs on even when the poll that asked for it times out (http.py).
+TOKEN_TIMEOUT_S = 60.0
 NOT_AUTHORIZED = ("Enphase account has no tokens yet: the system owner must authorize Wattline "
                   "(GET /api/auth/enphase/auth?account_id=…)")
 
@@ -123,7 +127,7 @@ class EnphaseAdapter(VendorAdapter):
         error: str | None = None
         try:
             response = await self._http().post(
-                self.base_url + TOKEN_PATH, data=form, timeout=self._timeout,
+                self.base_url + TOKEN_PATH, data=form, timeout=max(self.timeout_s, TOKEN_TIMEOUT_S),
                 headers={"Authorization": self._basic(), "Accept": "application/json"})
             status = response.status_code
             if status >= 500 or status == 429:
@@ -134,7 +138,7 @@ class EnphaseAdapter(VendorAdapter):
                 raise VendorAuthError(f"token grant refused (HTTP {status})", code=str(kind) if kind else None)
             return payload
         except httpx.TimeoutException:
-            error = f"timeout after {self.timeout_s:g} s"
+            error = f"timeout after {max(self.timeout_s, TOKEN_TIMEOUT_S):g} s"
             raise VendorUnavailable(error) from None
         except httpx.TransportError as exc:
             error = f"connection failed ({type(exc).__name__})"
