@@ -11,7 +11,9 @@ inside its limits. Keys, under the settings' namespace::
     <ns>ratelimit:{account}:block            vendor back-off until (epoch s, after a 429)
 
 "Now" is ``wattline.clock`` passed into the script, never the Redis server's clock,
-so tests with a set clock work and all workers agree with their own time source.
+so tests with a set clock work and all workers agree with their own time source; key
+expiries are durations from that "now" (an EXPIREAT at a set clock's instant behind the
+server's deleted the counters at once: the day quota and a 429 block then held nothing).
 
 Redis down: the limiter falls back to an in-process :class:`RateLimiter` (warning
 logged once per limiter) rather than refusing every vendor call; the limits then hold
@@ -57,15 +59,17 @@ if wait > 0 then return {0, tostring(wait)} end
 redis.call('ZADD', KEYS[1], now, ARGV[7])
 redis.call('EXPIRE', KEYS[1], 120)
 redis.call('INCR', KEYS[2])
-redis.call('EXPIREAT', KEYS[2], math.floor(day_refresh) + 3600)
+redis.call('EXPIRE', KEYS[2], math.floor(day_refresh - now) + 3600)
 redis.call('INCR', KEYS[3])
-redis.call('EXPIREAT', KEYS[3], math.floor(month_refresh) + 3600)
+redis.call('EXPIRE', KEYS[3], math.floor(month_refresh - now) + 3600)
 return {1, '0'}
 """
 
 _BLOCK = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1], 'EXAT', math.floor(tonumber(ARGV[1])) + 1) end
+if tonumber(ARGV[1]) > cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', math.max(math.floor(tonumber(ARGV[1]) - tonumber(ARGV[2])), 0) + 1)
+end
 return 1
 """
 
@@ -133,7 +137,7 @@ class SharedRateLimiter:
         """Hold every caller of the account, in every process, until ``ts`` (epoch s)."""
         self._local.block_until(ts)
         try:
-            self._block(keys=[f"{self._prefix}block"], args=[repr(float(ts))])
+            self._block(keys=[f"{self._prefix}block"], args=[repr(float(ts)), repr(self._clock())])
         except redis.RedisError as exc:
             self._down(exc)
 
@@ -151,7 +155,7 @@ class SharedRateLimiter:
                                 (month, calls_this_month, _next_month_start(now))):
                 cur = int(self._r.get(key) or 0)
                 if int(n) > cur:
-                    pipe.set(key, int(n), exat=int(exp) + 3600)
+                    pipe.set(key, int(n), ex=max(int(exp - now), 0) + 3600)  # a duration: see above
             pipe.execute()
         except redis.RedisError as exc:
             self._down(exc)
