@@ -46,7 +46,7 @@ def worker_cmd(concurrency: int = typer.Option(4, help="jobs run at once (poll s
             # others' slots a free worker took every shard of a tick at once and left the
             # other workers idle (measured: 63 % against 13 % of a core with 2 workers).
             jobs = asyncio.create_task(eng.run_worker_async(
-                queues=engine_tasks.JOB_QUEUES, concurrency=concurrency, install_signal_handlers=True,
+                queues=list(engine_tasks.JOB_QUEUES), concurrency=concurrency, install_signal_handlers=True,
                 name="jobs", **common))
             polls = asyncio.create_task(eng.run_worker_async(
                 queues=[engine_tasks.POLL_QUEUE], concurrency=poll_jobs, install_signal_handlers=False,

@@ -89,7 +89,7 @@ async def defer_plant_syncs(plant_ids: list[int]) -> None:
 #: the minute poll's shards have a queue of their own (``wattline worker --poll-jobs``);
 #: everything else is on procrastinate's default queue
 POLL_QUEUE = "poll"
-JOB_QUEUES = ("default",)
+JOB_QUEUES = ("default",)  # a tuple here (no module-level list in jobs/); procrastinate takes a list
 
 
 @app.task(name="poll", retry=RETRY, queue=POLL_QUEUE)
