@@ -127,31 +127,38 @@ def setup(ctx, n: int, per_account: int, urls: list[str], vendors: tuple[str, ..
     from wattline.store import systems_repo, users_repo
 
     by_vendor = {v: [i for i in range(n) if vendors[i % len(vendors)] == v] for v in vendors}
+    # the accounts in order, each on one emulation process (its state, tokens included, is its own)
+    plan = []
+    for v, idx in by_vendor.items():
+        size = per_account if v in SHARED_ACCOUNTS else 1
+        for k in range(0, len(idx), size):
+            plan.append((v, k // size, idx[k:k + size], urls[len(plan) % len(urls)]))
     t = time.perf_counter()
-    enphase_accounts = -(-len(by_vendor.get("enphase", ())) // per_account)
-    tokens = asyncio.run(enphase_refresh_tokens([urls[i % len(urls)] for i in range(enphase_accounts)]))
+    enphase_urls = [url for v, _, _, url in plan if v == "enphase"]
+    # a refresh token per Enphase account, granted by the process that account calls
+    tokens = dict(zip(range(len(enphase_urls)), asyncio.run(enphase_refresh_tokens(enphase_urls))))
     grants_s = time.perf_counter() - t
     t0 = time.perf_counter()
     pw_hash = passwords.hash_password("a long bench password")
-    accounts = 0
+    enphase_seen = 0
     with ctx.dbs.main.begin() as conn:
-        for v, idx in by_vendor.items():
-            size = per_account if v in SHARED_ACCOUNTS else 1
-            for k in range(0, len(idx), size):
-                group = idx[k:k + size]
-                owner = f"{v}{k // size}"
-                url = urls[accounts % len(urls)]
-                accounts += 1
-                users_repo.insert_user(conn, owner, pw_hash, "user", None)  # one hash for all: the bench's owners
-                account_id = None
-                for i in group:
-                    base = {"fronius": f"{url}/sites/{site_id(v, i)}", "amber": f"{url}/v1"}.get(v, url)
-                    kw = ({"account_id": account_id} if account_id else
-                          {"credentials": credentials(v, url, tokens), "rate_limits": UNLIMITED, "base_url": base})
-                    sid = system_admin.add_system(conn, ctx.settings, f"{v} {i}", v, site_id(v, i), owner,
-                                                  alias=f"s{i}", **kw)
-                    if account_id is None:
-                        account_id = systems_repo.system(conn, sid)["vendor_account_id"]
+        for v, k, group, url in plan:
+            owner = f"{v}{k}"
+            users_repo.insert_user(conn, owner, pw_hash, "user", None)  # one hash for all: the bench's owners
+            account_id = None
+            token = []
+            if v == "enphase":
+                token, enphase_seen = [tokens[enphase_seen]], enphase_seen + 1
+            for i in group:
+                base = {"fronius": f"{url}/sites/{site_id(v, i)}", "amber": f"{url}/v1"}.get(v, url)
+                kw = ({"account_id": account_id} if account_id else
+                      {"credentials": credentials(v, url, token), "rate_limits": UNLIMITED, "base_url": base})
+                sid = system_admin.add_system(conn, ctx.settings, f"{v} {i}", v, site_id(v, i), owner,
+                                              alias=f"s{i}", **kw)
+                if account_id is None:
+                    account_id = systems_repo.system(conn, sid)["vendor_account_id"]
+    accounts = len(plan)
+    enphase_accounts = len(enphase_urls)
     return {"setup_s": time.perf_counter() - t0, "accounts": accounts, "grants_s": grants_s,
             "enphase_accounts": enphase_accounts}
 

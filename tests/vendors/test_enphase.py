@@ -224,6 +224,40 @@ def test_a_refresh_its_caller_gave_up_on_still_keeps_the_rotated_token(kit, clou
     assert stats.count("enphase", "token", status=401) == 0  # the spent token never presented again
 
 
+def test_fetches_waiting_for_a_refused_refresh_share_its_refusal(kit, cloud, set_clock):
+    """Twenty-five systems of one account poll at once while its refresh token is no
+    longer valid: one token call, refused, and every fetch that waited for it fails with
+    that refusal (before: each waiting fetch tried the spent token again in turn, and
+    the last ones ran past the poll's timeout instead of failing as refused)."""
+    import asyncio
+
+    running, clock = cloud
+    set_clock(kit.NOW)
+    ec = running.app.state.enphase
+    stats = running.state.stats
+    ad = EnphaseAdapter(running.base_url, {**APP, "refresh_token": "spent-or-revoked"},
+                        limiter=RateLimiter.unlimited(), retry_waits_s=kit.FAST_WAITS)
+    ec.settings.token_answer_delay_s = 0.2  # the refusal takes a while: the others queue behind it
+
+    async def main():
+        async with ad:
+            return await asyncio.gather(*(ad.fetch_latest(SYSTEM, "UTC", now_ts=int(clock.t)) for _ in range(25)),
+                                        return_exceptions=True)
+
+    got = kit.run(main())
+    assert len(got) == 25 and all(isinstance(g, VendorAuthError) for g in got), got
+    assert stats.count("enphase", "token", status=401) == 1  # asked once, not once per fetch
+    assert stats.count("enphase", "production_micro") == 0
+    # a fetch after the refusal tries afresh (the owner may have authorised again)
+    async def one():
+        async with ad:
+            await ad.fetch_latest(SYSTEM, "UTC", now_ts=int(clock.t))
+
+    with pytest.raises(VendorAuthError):
+        kit.run(one())
+    assert stats.count("enphase", "token", status=401) == 2
+
+
 def test_closing_the_adapter_waits_for_a_refresh_left_in_flight(kit, cloud, set_clock):
     """The tick ends (its session closes) right after a poll timed out mid-refresh: the
     close lets the refresh finish, so its rotated token is not dropped with the loop."""

@@ -215,11 +215,15 @@ class VendorHttpClient(ABC):
                     return
                 pending = self._pending_login = asyncio.ensure_future(self._login(calls))
                 pending.add_done_callback(_retrieve_exception)
-            # Shielded: a caller's timeout must not cancel a login half-way. The vendor
-            # may already have spent the refresh token and rotated it; dropping its
-            # answer would leave only the spent one (the account then needs the owner
-            # to authorise again). The login completes and the next caller awaits it.
-            await asyncio.shield(pending)
+        # Awaited outside the lock: every caller that came while this login ran shares
+        # its answer, a refusal included (25 systems of a refused account failed one
+        # after the other, each trying again, past their timeouts). A caller that comes
+        # after it ended tries afresh.
+        # Shielded: a caller's timeout must not cancel a login half-way. The vendor
+        # may already have spent the refresh token and rotated it; dropping its
+        # answer would leave only the spent one (the account then needs the owner
+        # to authorise again). The login completes and the next caller awaits it.
+        await asyncio.shield(pending)
 
     async def finish_login(self) -> None:
         """Wait for a login whose caller was cancelled (it is bounded by its own call
