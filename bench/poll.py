@@ -311,11 +311,17 @@ async def warm_up(poller, probe: Probe, a) -> dict:
     t0, cpu0 = time.perf_counter(), time.process_time()
     tasks, _report = await poller.start_due(force=True)
     done, late = await asyncio.wait(tasks, timeout=a.timeout_s * 4 + 60) if tasks else (set(), set())
-    ok = sum(1 for t in done if not t.cancelled() and t.exception() is None and t.result().success)
+    import collections
+
+    results = [t.result() for t in done if not t.cancelled() and t.exception() is None]
+    ok = sum(1 for r in results if r.success)
+    why = collections.Counter((r.vendor_type, (r.error or "")[:60]) for r in results if not r.success)
     out = {"polls": len(tasks), "ok": ok, "late": len(late), "wall": time.perf_counter() - t0,
            "cpu": time.process_time() - cpu0}
     print(f"  warm-up (untimed, not counted): one tick of all {len(tasks)} systems: {ok} succeeded, "
-          f"{len(late)} still running, in {out['wall']:.1f} s ({out['cpu']:.1f} s poller CPU)", flush=True)
+          f"{len(late)} still running, in {out['wall']:.1f} s ({out['cpu']:.1f} s poller CPU)"
+          + ("; failed: " + "; ".join(f"{n}x {v}: {e}" for (v, e), n in why.most_common(6)) if why else ""),
+          flush=True)
     probe.on = True
     return out
 
