@@ -22,6 +22,7 @@ from wattline.security.crypto import decrypt_credentials
 from wattline.sources.vendors import VendorAdapter, VendorError
 from wattline.sources.vendors import normalize
 from wattline.sources.vendors.http import tls_context
+from wattline.sources.vendors.transport import vendor_http_client
 from wattline.sources.vendors.models import FetchResult, VendorRecord
 from wattline.sources.vendors.registry import get_adapter_class
 from wattline.store import sync_logs_repo
@@ -41,8 +42,8 @@ class VendorSession:
         self.wrap_limiter = wrap_limiter
         self.timeout_s = timeout_s
         self.retry_waits_s = retry_waits_s
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), verify=tls_context(),
-                                         limits=httpx.Limits(max_connections=max_connections))
+        self._client = vendor_http_client(timeout=httpx.Timeout(timeout_s), ssl_context=tls_context(),
+                                          max_connections=max_connections)
         self._adapters: dict[int, VendorAdapter] = {}
         self._made_from: dict[int, bytes | str] = {}  # account id -> the credentials blob it was made from
 

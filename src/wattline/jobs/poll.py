@@ -361,6 +361,8 @@ class _Writer:
         self._pending: list[tuple[_Fetched, asyncio.Future]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._flushes: set[asyncio.Task] = set()
+        #: batches written, polls in them, seconds spent writing (benches, progress lines)
+        self.stats = {"batches": 0, "polls": 0, "write_s": 0.0}
 
     async def write(self, item: _Fetched) -> tuple[dict, int]:
         """The session written for ``item``, and the system's consecutive failures."""
@@ -386,7 +388,11 @@ class _Writer:
     async def _run(self, items: list[tuple[_Fetched, asyncio.Future]]) -> None:
         try:
             async with self._flush_slots:
+                t0 = asyncio.get_running_loop().time()
                 results = await asyncio.to_thread(self._write, [i for i, _ in items])
+                self.stats["batches"] += 1
+                self.stats["polls"] += len(items)
+                self.stats["write_s"] += asyncio.get_running_loop().time() - t0
         except BaseException as exc:  # noqa: BLE001 - every waiting poll learns of it
             for _, fut in items:
                 if not fut.done():

@@ -36,6 +36,7 @@ from wattline import clock
 from .errors import VendorAuthError, VendorError, VendorRateLimited, VendorUnavailable
 from .models import CallLog
 from .ratelimit import RateLimiter
+from .transport import vendor_http_client
 
 log = structlog.get_logger(__name__)
 # httpx logs every request's full URL at INFO, and SolarEdge (api_key) and Enphase (key)
@@ -152,7 +153,7 @@ class VendorHttpClient(ABC):
         loop = asyncio.get_running_loop()
         # an httpx client belongs to the loop it was first used on; jobs may use others
         if self._client is None or self._client.is_closed or self._client_loop is not loop:
-            self._client = httpx.AsyncClient(timeout=self._timeout, verify=tls_context())
+            self._client = vendor_http_client(timeout=self._timeout, ssl_context=tls_context())
             self._client_loop = loop
         return self._client
 

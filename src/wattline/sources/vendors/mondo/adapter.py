@@ -41,6 +41,7 @@ from wattline import clock
 from ..adapter import VendorAdapter
 from ..errors import VendorAuthError, VendorError, VendorRateLimited, VendorRequestError, VendorUnavailable
 from ..http import TokenInvalid, tls_context
+from ..transport import vendor_http_client
 from ..models import CallLog, FetchResult, VendorLimits, VendorPlant
 from .credentials import MondoCredentials
 from .mapping import BAD_LOGIN_TEXT, POINTS, parse_token_response, poll_record, verification_token
@@ -90,7 +91,8 @@ class MondoAdapter(VendorAdapter):
                 await self._login_once(calls)
 
     async def _login_once(self, calls: list[CallLog]) -> None:
-        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False, verify=tls_context()) as browser:
+        async with vendor_http_client(timeout=self._timeout, follow_redirects=False,
+                                      ssl_context=tls_context()) as browser:
             if self._refresh_token is not None:
                 try:
                     return await self._token_grant(browser, calls, {
