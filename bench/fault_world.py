@@ -13,7 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from helpers import queue_rows
-from test_mqtt_faults import FAULTS, START, TZ, FleetRun, Published, register_fleet
+from test_mqtt_faults import FAULTS, START, FleetRun, Published, register_fleet
 from world import CLOUD_NOW, WorldPlant, env_for, make_ctx, set_up
 from wattline import system_admin
 from wattline.jobs.backfill import backfill_plant

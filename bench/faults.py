@@ -32,7 +32,6 @@ exits non-zero on any difference.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import random
 import re

@@ -21,8 +21,10 @@ vendor call taking ``--latency-s``, polled by the real :class:`~wattline.jobs.po
 * ``--warmup``: one untimed tick of every system, waited for, before the timed
   minutes (printed apart): the first minute then no longer holds the logins, token
   grants and the emulation's first simulation of each site.
-* Baseline: plain httpx GETs of one vendor endpoint per system at the same
-  concurrency, no pipeline, same process, after the polling.
+* Baseline: bare GETs of one vendor endpoint per system through the poller's own HTTP
+  client, once on each transport (httpx over aiohttp, the default; httpx's own, as
+  ``WATTLINE_VENDOR_HTTP=httpx`` runs the poller), at the same concurrency, no
+  pipeline, same process, after the polling.
 """
 
 from __future__ import annotations
@@ -346,13 +348,18 @@ class _Timed:
         return getattr(self._adapter, name)
 
 
-async def baseline(urls: list[str], n: int, concurrency: int) -> dict:
-    """Plain httpx: one GET per system (the bench's Fronius sites' power flow, no auth) at the same
+async def baseline(urls: list[str], n: int, concurrency: int, transport: str) -> dict:
+    """Bare GETs through the poller's HTTP client: one GET per system (the bench's Fronius sites' power flow, no auth) at the same
     concurrency, through pools of 32 connections (as the poller's per-account pools:
     one httpx pool of thousands of connections costs far more CPU per request)."""
     sem = asyncio.Semaphore(concurrency)
     fronius = [site_id("fronius", i) for i in range(n) if VENDORS[i % len(VENDORS)] == "fronius"]  # warm sites
-    clients = [httpx.AsyncClient(limits=httpx.Limits(max_connections=32), timeout=60)
+    from wattline.sources.vendors.http import tls_context
+    from wattline.sources.vendors.transport import vendor_http_client
+
+    # the poller's own HTTP client: httpx over aiohttp (its default), or httpx's own transport
+    clients = [vendor_http_client(timeout=httpx.Timeout(60), ssl_context=tls_context(), max_connections=32,
+                                  transport=transport)
                for _ in range(max(1, -(-concurrency // 32)))]
     try:
         async def one(i: int) -> bool:
@@ -394,7 +401,7 @@ def main() -> None:
     a = ap.parse_args()
 
     from wattline import logs
-    from wattline.store import sessions_repo, systems_repo
+    from wattline.store import systems_repo
 
     logs.configure("ERROR")
     procs, urls = start_clouds(a.cloud_procs, a.latency_s * 1000)
@@ -435,13 +442,17 @@ def main() -> None:
                 pass
         report(a, r, sessions, cloud_cpu)
         if not a.no_baseline:
-            print("baseline ...", flush=True)
-            base = run(baseline(urls, a.systems, a.concurrency))
-            per_call = 1000 * base["cpu"] / base["calls"]
+            from wattline.sources.vendors.transport import transport_name
+
             cpu_poll_ms = 1000 * r["cpu_steady"] / max(1, r["polls_steady"])
-            print(f"baseline (plain httpx, one GET per system, concurrency {a.concurrency}, pools of 32, no pipeline): "
-                  f"{base['ok']}/{base['calls']} ok in {base['wall']:.1f} s, {per_call:.2f} ms CPU per call; "
-                  f"poll / baseline CPU ratio {cpu_poll_ms / per_call:.1f}x", flush=True)
+            print(f"baseline ... (the poller ran on the {transport_name()} transport)", flush=True)
+            for transport in ("aiohttp", "httpx"):
+                base = run(baseline(urls, a.systems, a.concurrency, transport))
+                per_call = 1000 * base["cpu"] / base["calls"]
+                print(f"baseline, bare GETs through the vendor HTTP client on the {transport} transport (one GET "
+                      f"per system, concurrency {a.concurrency}, pools of 32, no pipeline): {base['ok']}/"
+                      f"{base['calls']} ok in {base['wall']:.1f} s, {per_call:.2f} ms CPU per call; poll / "
+                      f"baseline CPU ratio {cpu_poll_ms / per_call:.1f}x", flush=True)
     finally:
         for p in procs:
             p.terminate()

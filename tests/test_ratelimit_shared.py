@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import redis
 
 from wattline.sources.vendors.errors import QuotaExhausted
 from wattline.sources.vendors.models import VendorLimits

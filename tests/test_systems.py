@@ -26,7 +26,7 @@ from wattline.security.system_access import can_read_system, can_write_system
 from wattline.security.users import create_user, get_user_principal
 from wattline.simulator.vendor_cloud.config import DEFAULT_CREDENTIALS
 from wattline.sources.vendors.registry import get_adapter_class
-from wattline.store import registry, systems_repo
+from wattline.store import systems_repo
 from wattline.store.tables import assets, group_members, groups, points, system_shares, systems, vendor_accounts
 
 runner = CliRunner()

@@ -13,7 +13,6 @@ selector through /api/data/historical, and every number of the Sankeys equals
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np

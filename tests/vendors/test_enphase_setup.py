@@ -15,7 +15,7 @@ from wattline import clock as wall_clock
 from wattline.api.app import create_app
 from wattline.security.crypto import decrypt_credentials
 from helpers import sign_in_client
-from wattline.security.sessions import COOKIE_NAME, issue_session
+from wattline.security.sessions import issue_session
 from wattline.security.users import create_user, get_user_principal
 from wattline.simulator.vendor_cloud import BackgroundCloud, CloudConfig
 from wattline.simulator.vendor_cloud import enphase as emu

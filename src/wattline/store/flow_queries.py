@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Engine, Float, and_, case, cast, func, or_, select
 
-from wattline.store.tables import aggregates, assets, points, readings
+from wattline.store.tables import aggregates, points, readings
 
 # a ledger entry that ends this long after the window's end can still reach into it
 _STRADDLE_S = 3600

@@ -55,7 +55,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
-from wattline.config import EMULATOR_HOST as DEFAULT_HOST, EMULATOR_PORT as DEFAULT_PORT  # noqa: E402
+from wattline.config import EMULATOR_HOST as DEFAULT_HOST, EMULATOR_PORT as DEFAULT_PORT  # noqa: E402, F401 (re-exported)
 DEFAULT_START_TS = 1704067200  # 2024-01-01T00:00:00Z
 
 FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "slow", "malformed")

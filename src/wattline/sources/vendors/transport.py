@@ -68,14 +68,16 @@ class VendorTransport(AiohttpTransport):
             raise httpx.RemoteProtocolError(type(exc).__name__, request=request) from exc
 
 
-def use_aiohttp() -> bool:
-    return os.environ.get("WATTLINE_VENDOR_HTTP", "aiohttp").strip().lower() != "httpx"
+def transport_name() -> str:
+    """``aiohttp`` (the default) or ``httpx`` (``WATTLINE_VENDOR_HTTP``)."""
+    return "httpx" if os.environ.get("WATTLINE_VENDOR_HTTP", "aiohttp").strip().lower() == "httpx" else "aiohttp"
 
 
 def vendor_http_client(*, timeout: httpx.Timeout, ssl_context: ssl.SSLContext,
-                       max_connections: int = 100, **kw) -> httpx.AsyncClient:
-    """An httpx client for vendor calls (``kw``: httpx.AsyncClient's, e.g. ``follow_redirects``)."""
-    if not use_aiohttp():
+                       max_connections: int = 100, transport: str | None = None, **kw) -> httpx.AsyncClient:
+    """An httpx client for vendor calls (``transport``: ``aiohttp`` or ``httpx``, default
+    :func:`transport_name`; ``kw``: httpx.AsyncClient's, e.g. ``follow_redirects``)."""
+    if (transport or transport_name()) == "httpx":
         return httpx.AsyncClient(timeout=timeout, verify=ssl_context,
                                  limits=httpx.Limits(max_connections=max_connections), **kw)
     return httpx.AsyncClient(timeout=timeout, transport=VendorTransport(ssl_context=ssl_context,
