@@ -251,7 +251,8 @@ async def run_polling(ctx, a, systems) -> dict:
             adapter = super()._adapter(s)
             return _Timed(adapter, s.plant_id, probe)
 
-    poller = TimedPoller(ctx, concurrency=a.concurrency, timeout_s=a.timeout_s)
+    poller = TimedPoller(ctx, concurrency=a.concurrency, timeout_s=a.timeout_s, writer_batch=a.writer_batch,
+                         writer_slots=a.writer_slots)
     warmup = None
     if a.warmup:
         warmup = await warm_up(poller, probe, a)
@@ -391,6 +392,8 @@ def main() -> None:
     ap.add_argument("--timeout-s", type=float, default=30.0)
     ap.add_argument("--per-account", type=int, default=25, help="systems per vendor account (not Fronius)")
     ap.add_argument("--cloud-procs", type=int, default=1)
+    ap.add_argument("--writer-batch", type=int, default=128, help="the poll writer's most polls a batch")
+    ap.add_argument("--writer-slots", type=int, default=2, help="the poll writer's batches at once")
     ap.add_argument("--sample", type=float, default=0.02, help="share of polls whose freshness is probed")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=False,

@@ -155,12 +155,13 @@ class Poller:
     ``timeout_s``: the most one system's poll may take (s), waits for the account's
     rate limiter not counted; ``limiter_wait_s``: the longest one call of a poll waits
     for the limiter before the poll fails as ``rate_limited``; ``call_timeout_s``: one
-    HTTP call's; ``concurrency``: polls at once.
+    HTTP call's; ``concurrency``: polls at once; ``writer_batch``, ``writer_slots``: the
+    most polls written as one batch, and batches written at once (see :class:`_Writer`).
     """
 
     def __init__(self, ctx: AppContext, *, concurrency: int = 64, timeout_s: float = 30.0,
                  call_timeout_s: float = 10.0, retry_waits_s: tuple[float, ...] | None = (0.5, 1.0),
-                 limiter_wait_s: float = LIMITER_WAIT_S):
+                 limiter_wait_s: float = LIMITER_WAIT_S, writer_batch: int = 128, writer_slots: int = 2):
         self.ctx = ctx
         self.timeout_s = timeout_s
         self.limiter_wait_s = limiter_wait_s
@@ -172,7 +173,7 @@ class Poller:
         # connections per request (measured: 19 ms of CPU per poll with one pool of 256
         # connections for 300 systems, most of it in the pool)
         self._sessions: dict[int, VendorSession] = {}
-        self._writer = _Writer(ctx)
+        self._writer = _Writer(ctx, max_items=writer_batch, max_flushes=writer_slots)
         self._running: dict[int, asyncio.Task] = {}
         self._making: dict[int, asyncio.Lock] = {}  # vendor account id -> making its adapter
         self._tick_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="poll-tick")
