@@ -392,8 +392,10 @@ def main() -> None:
     ap.add_argument("--timeout-s", type=float, default=30.0)
     ap.add_argument("--per-account", type=int, default=25, help="systems per vendor account (not Fronius)")
     ap.add_argument("--cloud-procs", type=int, default=1)
-    ap.add_argument("--writer-batch", type=int, default=128, help="the poll writer's most polls a batch")
-    ap.add_argument("--writer-slots", type=int, default=2, help="the poll writer's batches at once")
+    ap.add_argument("--writer-batch", type=int, default=None,
+                    help="the poll writer's most polls a batch (default: the Poller's, by database)")
+    ap.add_argument("--writer-slots", type=int, default=None,
+                    help="the poll writer's batches at once (default: the Poller's, by database)")
     ap.add_argument("--sample", type=float, default=0.02, help="share of polls whose freshness is probed")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=False,

@@ -539,6 +539,48 @@ def test_without_the_registry_triggers_the_poller_reads_the_registry_every_tick(
     assert reads == {"read": 2, "cached": 0}
 
 
+def test_polls_that_finish_while_the_writer_is_busy_gather_into_one_batch(world, monkeypatch):
+    """A slow batch is being written while 30 more polls finish one by one: they wait
+    for the slot and go as one batch (before: a batch every 50 ms, queued behind the
+    slow one, each paying a batch's fixed cost)."""
+    import time
+
+    from wattline.jobs.poll import _Fetched, _Writer
+
+    writer = _Writer(world, max_items=100, max_wait_s=0.02, max_flushes=1)
+    sizes = []
+
+    def slow_write(items):
+        sizes.append(len(items))
+        time.sleep(0.4)
+        return [({"success": True}, 0) for _ in items]
+
+    monkeypatch.setattr(writer, "_write", slow_write)
+
+    async def spread():
+        first = asyncio.ensure_future(writer.write(_Fetched(None, "CRON", 0.0, None, None, None, {})))
+        later = []
+        await asyncio.sleep(0.05)  # the first batch is being written
+        for _ in range(30):
+            later.append(asyncio.ensure_future(writer.write(_Fetched(None, "CRON", 0.0, None, None, None, {}))))
+            await asyncio.sleep(0.01)
+        return await asyncio.gather(first, *later)
+
+    results = asyncio.run(spread())
+    assert len(results) == 31 and sizes == [1, 30]
+    assert writer.stats["batches"] == 2 and writer.stats["polls"] == 31
+
+
+def test_the_poll_writer_defaults_by_database(world):
+    from wattline.jobs.poll import WRITER_DEFAULTS, Poller
+
+    poller = Poller(world)
+    want = WRITER_DEFAULTS[world.dbs.telemetry.dialect.name]
+    assert (poller._writer.max_items, poller._writer.max_flushes) == want
+    assert want == ((512, 1) if world.dbs.telemetry.dialect.name == "sqlite" else (128, 2))
+    asyncio.run(poller.aclose())
+
+
 def test_the_poll_writer_runs_a_bounded_number_of_batches_at_once(world, monkeypatch):
     """Each batch holds a PostgreSQL advisory lock per series until it commits; unbounded
     concurrent batches ran the server's lock table out at 10,000 systems."""
