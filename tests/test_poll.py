@@ -572,10 +572,10 @@ def test_polls_that_finish_while_the_writer_is_busy_gather_into_one_batch(world,
 
 
 def test_the_poll_writer_defaults_by_database(world):
-    from wattline.jobs.poll import WRITER_DEFAULTS, Poller
+    from wattline.jobs.poll import Poller, writer_defaults
 
     poller = Poller(world)
-    want = WRITER_DEFAULTS[world.dbs.telemetry.dialect.name]
+    want = writer_defaults(world.dbs.telemetry.dialect.name)
     assert (poller._writer.max_items, poller._writer.max_flushes) == want
     assert want == ((512, 1) if world.dbs.telemetry.dialect.name == "sqlite" else (128, 2))
     asyncio.run(poller.aclose())

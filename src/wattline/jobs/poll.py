@@ -56,7 +56,13 @@ LIMITER_WAIT_S = 30.0  # the longest a poll waits for its account's limiter befo
 # time a poll with 2 slots of 128, 5.3 ms with 1 of 512). PostgreSQL writes batches side
 # by side, each holding an advisory lock per series (~11 a poll) until it commits: 2 x 128
 # keeps a poller near 2,800 of the server's 6,400 default lock slots.
-WRITER_DEFAULTS = {"sqlite": (512, 1), "postgresql": (128, 2)}
+SQLITE_WRITER = (512, 1)
+POSTGRES_WRITER = (128, 2)
+
+
+def writer_defaults(dialect: str) -> tuple[int, int]:
+    """The poll writer's (most polls a batch, batches at once) for a telemetry database."""
+    return SQLITE_WRITER if dialect == "sqlite" else POSTGRES_WRITER
 
 
 # The fleet's registry as last read, per main database handle: (registry version,
@@ -163,7 +169,7 @@ class Poller:
     for the limiter before the poll fails as ``rate_limited``; ``call_timeout_s``: one
     HTTP call's; ``concurrency``: polls at once; ``writer_batch``, ``writer_slots``: the
     most polls written as one batch, and batches written at once (see :class:`_Writer`;
-    default by database, :data:`WRITER_DEFAULTS`).
+    default by database, :func:`writer_defaults`).
     """
 
     def __init__(self, ctx: AppContext, *, concurrency: int = 64, timeout_s: float = 30.0,
@@ -181,7 +187,7 @@ class Poller:
         # connections per request (measured: 19 ms of CPU per poll with one pool of 256
         # connections for 300 systems, most of it in the pool)
         self._sessions: dict[int, VendorSession] = {}
-        batch, slots = WRITER_DEFAULTS.get(ctx.dbs.telemetry.dialect.name, WRITER_DEFAULTS["postgresql"])
+        batch, slots = writer_defaults(ctx.dbs.telemetry.dialect.name)
         self._writer = _Writer(ctx, max_items=writer_batch or batch, max_flushes=writer_slots or slots)
         self._running: dict[int, asyncio.Task] = {}
         self._making: dict[int, asyncio.Lock] = {}  # vendor account id -> making its adapter
