@@ -138,24 +138,21 @@ def setup(ctx, n: int, per_account: int, urls: list[str], vendors: tuple[str, ..
             plan.append((v, k // size, idx[k:k + size], urls[len(plan) % len(urls)]))
     t = time.perf_counter()
     enphase_urls = [url for v, _, _, url in plan if v == "enphase"]
-    # a refresh token per Enphase account, granted by the process that account calls
-    tokens = dict(zip(range(len(enphase_urls)), asyncio.run(enphase_refresh_tokens(enphase_urls))))
+    # a refresh token per Enphase account, granted by the process that account calls;
+    # reversed: credentials() pops them from the end, one per account in plan order
+    tokens = asyncio.run(enphase_refresh_tokens(enphase_urls))[::-1]
     grants_s = time.perf_counter() - t
     t0 = time.perf_counter()
     pw_hash = passwords.hash_password("a long bench password")
-    enphase_seen = 0
     with ctx.dbs.main.begin() as conn:
         for v, k, group, url in plan:
             owner = f"{v}{k}"
             users_repo.insert_user(conn, owner, pw_hash, "user", None)  # one hash for all: the bench's owners
             account_id = None
-            token = []
-            if v == "enphase":
-                token, enphase_seen = [tokens[enphase_seen]], enphase_seen + 1
             for i in group:
                 base = {"fronius": f"{url}/sites/{site_id(v, i)}", "amber": f"{url}/v1"}.get(v, url)
                 kw = ({"account_id": account_id} if account_id else
-                      {"credentials": credentials(v, url, token), "rate_limits": UNLIMITED, "base_url": base})
+                      {"credentials": credentials(v, url, tokens), "rate_limits": UNLIMITED, "base_url": base})
                 sid = system_admin.add_system(conn, ctx.settings, f"{v} {i}", v, site_id(v, i), owner,
                                               alias=f"s{i}", **kw)
                 if account_id is None:

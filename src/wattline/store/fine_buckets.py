@@ -44,8 +44,7 @@ def fixed_on_read_many(conn: Connection, series_ids: list[int], period: str, sta
 
 def _inputs(conn: Connection, series_ids: list[int], a: int, b: int):
     """Ledger entries overlapping and readings inside [a, b) of the series."""
-    where = f"series_id = {series_ids[0]}" if len(series_ids) == 1 else \
-        f"series_id IN ({', '.join(str(int(s)) for s in series_ids)})"
+    where = f"series_id IN ({', '.join(str(int(s)) for s in series_ids)})"
     led = _fetch(conn, f"""
         SELECT series_id, start_ts, ts, delta_milli_wh, flags, COALESCE(on_time_s, -1) FROM readings
         WHERE {where} AND ts > {a} AND start_ts < {b} AND delta_milli_wh IS NOT NULL

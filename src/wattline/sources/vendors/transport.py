@@ -2,11 +2,11 @@
 
 The adapters speak httpx (requests, responses, timeouts, errors: ARCHITECTURE.md);
 underneath, :class:`VendorTransport` sends the bytes with aiohttp (httpx-aiohttp, by
-an httpx maintainer). Measured with ``bench/poll.py``'s baseline against the emulated
-clouds, 10,000 GETs at 2,000 at once: httpx's own transport (httpcore on anyio) 2.6 ms
-of CPU a call, this one 0.8 ms, and 28 s → 10 s of wall time, since the caller's CPU
-was what held the calls back. At 10,000 systems polled a minute that is most of a
-core. ``WATTLINE_VENDOR_HTTP=httpx`` puts httpx's own transport back (A/B, debugging).
+an httpx maintainer). Bare GETs against the emulated clouds, 10,000 at 2,000 at once
+(``bench/poll.py``'s baseline, which runs both): httpx's own transport (httpcore on
+anyio) 3.16 ms of CPU a call and 32.8 s, this one 1.21 ms and 19.8 s, since the
+caller's CPU was what held the calls back. At 10,000 systems polled a minute that is
+most of a core. ``WATTLINE_VENDOR_HTTP=httpx`` puts httpx's own transport back (A/B, debugging).
 
 Every aiohttp error comes out as the httpx error the adapters handle: a refused or
 dropped connection as a transport error, a timeout as a timeout. The body is read
@@ -36,12 +36,11 @@ class VendorTransport(AiohttpTransport):
                  keepalive_s: float = KEEPALIVE_S) -> None:
         limits = httpx.Limits(max_connections=max_connections, keepalive_expiry=keepalive_s)
         super().__init__(verify=ssl_context, limits=limits, client=self._new_session)
-        self._ssl_context, self._max, self._keepalive_s = ssl_context, max_connections, keepalive_s
 
     def _new_session(self) -> aiohttp.ClientSession:
         # made on first use, inside the loop that will run it (aiohttp binds to it)
-        connector = aiohttp.TCPConnector(limit=self._max, keepalive_timeout=self._keepalive_s,
-                                         ssl=self._ssl_context)
+        connector = aiohttp.TCPConnector(limit=self.limits.max_connections,
+                                         keepalive_timeout=self.limits.keepalive_expiry, ssl=self.ssl_context)
         # httpx sends the cookies (a login's session cookie); a second jar here would resend them
         return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                                      trust_env=False)
@@ -59,8 +58,6 @@ class VendorTransport(AiohttpTransport):
                 raise httpx.ConnectError(type(cause).__name__, request=request) from cause
             if cause is not None and not isinstance(cause, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
                 raise httpx.RemoteProtocolError(type(cause).__name__, request=request) from cause
-            raise
-        except httpx.HTTPError:
             raise
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise httpx.ReadTimeout(type(exc).__name__, request=request) from exc
