@@ -249,7 +249,7 @@ async def run_polling(ctx, a, systems) -> dict:
             return _Timed(adapter, s.plant_id, probe)
 
     poller = TimedPoller(ctx, concurrency=a.concurrency, timeout_s=a.timeout_s, writer_batch=a.writer_batch,
-                         writer_slots=a.writer_slots)
+                         writer_slots=a.writer_slots, spread_s=a.spread_s)
     warmup = None
     if a.warmup:
         warmup = await warm_up(poller, probe, a)
@@ -267,7 +267,7 @@ async def run_polling(ctx, a, systems) -> dict:
             cpu_marks.append((time.perf_counter(), time.process_time(), len(done_at)))
             probe_marks.append(probe.cpu_s)
             t0 = time.perf_counter()
-            tasks, report = await poller.start_due(force=True)
+            tasks, report = await poller.start_due(force=True, spread=a.spread)
             tick_s.append(time.perf_counter() - t0)
             overruns += len(report.skipped_running)
             for t in tasks:
@@ -394,6 +394,11 @@ def main() -> None:
     ap.add_argument("--writer-slots", type=int, default=None,
                     help="the poll writer's batches at once (default: the Poller's, by database)")
     ap.add_argument("--sample", type=float, default=0.02, help="share of polls whose freshness is probed")
+    ap.add_argument("--spread", action=argparse.BooleanOptionalAction, default=True,
+                    help="spread each minute's polls over the minute, as the scheduler's ticks do "
+                         "(--no-spread: all at the tick)")
+    ap.add_argument("--spread-s", type=float, default=None,
+                    help="the spread window (default: the Poller's, a minute less the poll timeout and slack)")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=False,
                     help="one untimed tick of every system, waited for, before the timed minutes (logins, "
@@ -423,7 +428,9 @@ def main() -> None:
                 print(f"emulation: {a.cloud_procs} uvicorn process(es), bench mode (vendor quotas lifted: Enphase "
                       f"10/min, SolarEdge 300/day and 3 concurrent, Amber 50/5 min; Selectronic outage off), "
                       f"{a.latency_s:g} s per vendor call; poller concurrency {a.concurrency}, "
-                      f"{os.cpu_count()} cores; poller event loop {a.loop}", flush=True)
+                      f"{os.cpu_count()} cores; poller event loop {a.loop}; "
+                      + (f"each minute's polls spread over {a.spread_s if a.spread_s is not None else 60 - a.timeout_s - 5:g} s"
+                         if a.spread else "each minute's polls all at the tick (--no-spread)"), flush=True)
                 from wattline import aio
                 run = aio.run if a.loop == "uvloop" else asyncio.run
                 r = run(run_polling(ctx, a, systems))

@@ -90,3 +90,25 @@ def test_rule_changes_are_checked(dbs):
             series_catalog.update_point_rules(conn, sid, metric_type="soc")
         with pytest.raises(RegistryError, match="no point"):
             series_catalog.update_point_rules(conn, 10**7, reset_ratio=0.5)
+
+
+def test_a_stale_config_is_not_read_again_while_the_registry_is_unchanged(dbs, pipeline, later, monkeypatch):
+    """The registry's version (moved by triggers on every write of points and assets)
+    vouches for a stale config; any write to the registry makes it read again."""
+    sid, other = new_series(dbs, MetricType.POWER), new_series(dbs, MetricType.POWER)
+    pipeline.ingest(batch(sid, [T0], [1.0]))
+    reads = []
+    real = series_catalog.read_configs
+    monkeypatch.setattr(series_catalog, "read_configs", lambda engine, ids: reads.append(set(ids)) or real(engine, ids))
+
+    later()
+    pipeline.ingest(batch(sid, [T0 + 900], [2.0]))
+    assert reads == []  # stale by age, current by version: kept
+
+    with dbs.main.begin() as conn:  # another point's rule: the registry moved
+        series_catalog.update_point_rules(conn, other, plausible_max=50.0)
+    pipeline.ingest(batch(sid, [T0 + 1800], [3.0]))
+    assert reads == []  # not stale by age yet: a change applies within MAX_AGE_S, as before
+    later()
+    pipeline.ingest(batch(sid, [T0 + 2700], [4.0]))
+    assert reads == [{sid}]

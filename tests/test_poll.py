@@ -609,3 +609,81 @@ def test_the_poll_writer_runs_a_bounded_number_of_batches_at_once(world, monkeyp
 
     results = asyncio.run(many())
     assert len(results) == 10 and peak[0] == 2
+
+
+def test_each_system_keeps_its_own_place_in_a_spread_tick_and_the_places_are_even():
+    window = 40.0
+    offsets = [poll_module.spread_offset_s(sid, window) for sid in range(1, 10_001)]
+    assert offsets == [poll_module.spread_offset_s(sid, window) for sid in range(1, 10_001)]  # fixed per system
+    assert all(0 <= o < window for o in offsets)
+    per_tenth = [0] * 10
+    for o in offsets:
+        per_tenth[int(o / window * 10)] += 1
+    assert all(900 <= n <= 1100 for n in per_tenth), per_tenth  # even: no burst in any part of the window
+    # consecutive ids (one account's systems, added together) land far apart
+    assert min(abs(a - b) for a, b in zip(offsets[:100], offsets[1:101])) > window / 100
+
+
+def test_the_spread_window_keeps_a_poll_timeout_free_before_the_next_tick(world):
+    assert Poller(world, timeout_s=30).spread_window_s("solarman") == 60 - 30 - poll_module.SLACK_S
+    assert Poller(world, timeout_s=30).spread_window_s("amber") == 25  # every 5 min, spread within its minute
+    assert Poller(world, timeout_s=60).spread_window_s("solarman") == 0  # no room: all at the tick
+    assert Poller(world, spread_s=3).spread_window_s("solarman") == 3
+
+
+def test_a_spread_tick_starts_each_poll_at_its_place_and_holds_its_claim_meanwhile(world):
+    ctx = world
+    window = 1.5
+    with BackgroundCloud(cloud_config(FAST)) as cloud:
+        ids = [add(ctx, p, cloud.base_url, f"s{i}") for i, p in enumerate(FAST)]
+
+        async def ticks():
+            started: dict[int, float] = {}
+
+            class Recording(Poller):
+                async def _adapter_off_loop(self, s):
+                    started[s.plant_id] = asyncio.get_running_loop().time() - t0
+                    return await super()._adapter_off_loop(s)
+
+            poller, other_process = Recording(ctx, spread_s=window), Poller(ctx)
+            try:
+                t0 = asyncio.get_running_loop().time()
+                tasks, _ = await poller.start_due(force=True, spread=True)
+                _, meanwhile = await other_process.start_due(force=True)  # the claims hold it off
+                outcomes = await asyncio.gather(*tasks)
+                spread_at = dict(started)
+                started.clear()
+                t0 = asyncio.get_running_loop().time()
+                await poller.poll(force=True)  # not spread: all at once
+                return outcomes, spread_at, dict(started), meanwhile
+            finally:
+                await poller.aclose()
+                await other_process.aclose()
+
+        outcomes, spread_at, at_once, meanwhile = asyncio.run(ticks())
+    assert all(o.success for o in outcomes)
+    for sid in ids:
+        place = poll_module.spread_offset_s(sid, window)
+        assert place - 0.02 <= spread_at[sid] <= place + 0.5, (sid, place, spread_at[sid])
+    assert max(spread_at.values()) - min(spread_at.values()) > 0.2  # not all at the tick
+    assert max(at_once.values()) < 0.5
+    assert sorted(meanwhile.skipped_running) == sorted(ids)
+    assert [len(sessions(ctx, sid)) for sid in ids] == [2, 2, 2]
+
+
+def test_the_schedulers_minute_tick_is_spread(world):
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from wattline.jobs.scheduler import add_poll_job
+
+    calls = []
+
+    class Recorder:
+        async def start_due(self, **kw):
+            calls.append(kw)
+            return [], poll_module.PollReport()
+
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    add_poll_job(scheduler, Recorder())
+    asyncio.run(scheduler.get_job("poll-systems").func())
+    assert calls == [{"cause": "CRON", "spread": True}]

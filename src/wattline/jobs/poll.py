@@ -9,6 +9,11 @@ A :class:`Poller` lives as long as its process (``wattline serve``, ``wattline p
   waiting for their slowest member), each under its own timeout, so a slow or failing
   system never delays another;
 * a system whose previous poll still runs is skipped and counted, never queued;
+* a scheduled tick (``start_due(spread=True)``) spreads its polls over the first part
+  of the interval, each system at a fixed place of its own (``spread_offset_s``), so a
+  fleet's answers arrive evenly instead of all at the tick and are written as they
+  come (Prometheus spreads its scrapes the same way); the window ends a poll timeout
+  before the next tick, so a poll that keeps to its timeout never overruns;
 * calls go through the account's shared rate limiter (``ctx.limiters``); time spent
   waiting for it does not count against the poll's timeout (the vendor is not slow,
   the account is busy), but a wait longer than ``limiter_wait_s`` fails the poll at
@@ -47,6 +52,7 @@ from wattline.store.device_telemetry import raw_event_ids
 
 log = logs.get("wattline.poll")
 DEFAULT_INTERVAL_S = 60
+TICK_S = 60  # the scheduler's ticks (wattline serve, wattline poll, the workers' minute job)
 SLACK_S = 5  # a tick a few seconds early (scheduler jitter) still counts as due
 CONNECTIONS_PER_ACCOUNT = 32
 LEASE_MARGIN_S = 60  # a claim outlives the poll's timeout by this much (writing), then expires
@@ -128,6 +134,13 @@ def in_shard(system_id: int, shard: tuple[int, int]) -> bool:
     return system_id % n == k
 
 
+def spread_offset_s(system_id: int, window_s: float) -> float:
+    """When, within a tick's spread window of ``window_s`` seconds, a system's poll
+    starts: a fixed share of the window per system, so it keeps its place minute after
+    minute. Fibonacci hashing: consecutive ids land far apart, any range of ids evenly."""
+    return ((int(system_id) * 0x9E3779B97F4A7C15) % 2**64) / 2**64 * max(window_s, 0.0)
+
+
 def poll_interval_s(vendor_type: str) -> int:
     """Seconds between two polls of a system of this vendor."""
     return int(getattr(get_adapter_class(vendor_type), "poll_interval_s", DEFAULT_INTERVAL_S))
@@ -165,7 +178,8 @@ class Poller:
     """Polls systems; holds the in-flight set and the vendor session of its process.
 
     ``timeout_s``: the most one system's poll may take (s), waits for the account's
-    rate limiter not counted; ``limiter_wait_s``: the longest one call of a poll waits
+    rate limiter not counted; ``spread_s``: a spread tick's window (s); default per
+    vendor, :meth:`spread_window_s`; ``limiter_wait_s``: the longest one call of a poll waits
     for the limiter before the poll fails as ``rate_limited``; ``call_timeout_s``: one
     HTTP call's; ``concurrency``: polls at once; ``writer_batch``, ``writer_slots``: the
     most polls written as one batch, and batches written at once (see :class:`_Writer`;
@@ -175,9 +189,10 @@ class Poller:
     def __init__(self, ctx: AppContext, *, concurrency: int = 64, timeout_s: float = 30.0,
                  call_timeout_s: float = 10.0, retry_waits_s: tuple[float, ...] | None = (0.5, 1.0),
                  limiter_wait_s: float = LIMITER_WAIT_S, writer_batch: int | None = None,
-                 writer_slots: int | None = None):
+                 writer_slots: int | None = None, spread_s: float | None = None):
         self.ctx = ctx
         self.timeout_s = timeout_s
+        self.spread_s = spread_s
         self.limiter_wait_s = limiter_wait_s
         self._sem = asyncio.Semaphore(concurrency)
         self._session_kw = dict(timeout_s=call_timeout_s, retry_waits_s=retry_waits_s,
@@ -234,11 +249,22 @@ class Poller:
 
     # -- ticks --------------------------------------------------------------------------
 
+    def spread_window_s(self, vendor_type: str) -> float:
+        """The part of a tick's minute (or of a shorter interval) a spread tick's polls
+        of this vendor start in: what is left once a poll timeout and the due slack are
+        kept free before the next tick. Within the minute even for an hourly vendor: a
+        claim held for an hour would leave its systems unpolled that long after a crash."""
+        if self.spread_s is not None:
+            return max(self.spread_s, 0.0)
+        return max(min(poll_interval_s(vendor_type), TICK_S) - self.timeout_s - SLACK_S, 0.0)
+
     async def start_due(self, *, cause: str = "CRON", system_ids: list[int] | None = None,
-                        force: bool = False, shard: tuple[int, int] | None = None,
+                        force: bool = False, shard: tuple[int, int] | None = None, spread: bool = False,
                         ) -> tuple[list[asyncio.Task], PollReport]:
         """Start a poll of every due system not already being polled; returns at once
-        with the started tasks (a scheduler tick never waits for a slow vendor)."""
+        with the started tasks (a scheduler tick never waits for a slow vendor).
+        ``spread``: each poll starts at its system's place in the spread window
+        (:func:`spread_offset_s`) rather than now: the scheduler's ticks."""
         if cause not in rules.POLL_CAUSES:
             raise ValueError(f"cause must be one of {rules.POLL_CAUSES}")
         systems, versions = await self._registry(system_ids)
@@ -257,14 +283,18 @@ class Poller:
             else:
                 due.append(s)
         # the claim keeps another process (or a concurrent tick) from polling it too
-        lease_ms = int((self.timeout_s + self.limiter_wait_s + LEASE_MARGIN_S) * 1000)
+        delays = {s.plant_id: spread_offset_s(s.plant_id, self.spread_window_s(s.vendor_type)) if spread else 0.0
+                  for s in due}
+        lease_ms = int((self.timeout_s + self.limiter_wait_s + LEASE_MARGIN_S + max(delays.values(), default=0))
+                       * 1000)
         claimed = await self._in_tick_thread(sessions_repo.claim, self.ctx.dbs.telemetry,
                                           [s.plant_id for s in due], now_ms, lease_ms) if due else set()
         for s in due:
             if s.plant_id not in claimed or s.plant_id in self._running:
                 overran.append(s.plant_id)
                 continue
-            task = asyncio.create_task(self._poll(s, cause, versions, now_ms), name=f"poll-{s.plant_id}")
+            task = asyncio.create_task(self._poll(s, cause, versions, now_ms, delays[s.plant_id]),
+                                       name=f"poll-{s.plant_id}")
             self._running[s.plant_id] = task
             task.add_done_callback(lambda _t, sid=s.plant_id: self._running.pop(sid, None))
             tasks.append(task)
@@ -301,9 +331,11 @@ class Poller:
         return systems, versions
 
     async def poll(self, *, cause: str = "CRON", system_ids: list[int] | None = None,
-                   force: bool = False, shard: tuple[int, int] | None = None) -> PollReport:
-        """One tick, waiting for the polls it started (``wattline poll --once``, the API)."""
-        tasks, report = await self.start_due(cause=cause, system_ids=system_ids, force=force, shard=shard)
+                   force: bool = False, shard: tuple[int, int] | None = None, spread: bool = False) -> PollReport:
+        """One tick, waiting for the polls it started (``wattline poll --once``, the API;
+        a worker's minute job, spread)."""
+        tasks, report = await self.start_due(cause=cause, system_ids=system_ids, force=force, shard=shard,
+                                             spread=spread)
         report.outcomes = list(await asyncio.gather(*tasks))
         return report
 
@@ -313,8 +345,10 @@ class Poller:
         with self.ctx.dbs.main_reader.connect() as conn:
             return systems_repo.transform_versions(conn, [sid for s in systems for sid in s.series.values()])
 
-    async def _poll(self, s: VendorPlantInfo, cause: str, versions: dict, tick_ms: int | None = None
-                    ) -> PollOutcome:
+    async def _poll(self, s: VendorPlantInfo, cause: str, versions: dict, tick_ms: int | None = None,
+                    delay_s: float = 0.0) -> PollOutcome:
+        if delay_s > 0:  # its place in a spread tick (claimed meanwhile: nobody else polls it)
+            await asyncio.sleep(delay_s)
         async with self._sem:  # bounds the vendor calls; writing does not hold a slot
             t0 = clock.now()
             fetched, code, error = FetchResult(), None, None
@@ -492,10 +526,10 @@ def _transformed(rec: VendorRecord, series: dict[str, int], versions: dict) -> V
 
 
 async def poll_once(ctx: AppContext, *, cause: str = "USER", force: bool = False,
-                    shard: tuple[int, int] | None = None, **kw) -> PollReport:
+                    shard: tuple[int, int] | None = None, spread: bool = False, **kw) -> PollReport:
     """A throw-away poller for one tick (CLI ``--once``, an engine job, tests)."""
     poller = Poller(ctx, **kw)
     try:
-        return await poller.poll(cause=cause, force=force, shard=shard)
+        return await poller.poll(cause=cause, force=force, shard=shard, spread=spread)
     finally:
         await poller.aclose()

@@ -90,9 +90,10 @@ def cleanup_trigger() -> CronTrigger:
 def add_poll_job(scheduler: AsyncIOScheduler, poller) -> None:
     """Minute polling of the active systems (jobs/poll.py): each tick starts the due
     polls and returns, so a slow vendor never holds the next tick; a system still being
-    polled is skipped by the poller, not queued."""
+    polled is skipped by the poller, not queued. The polls are spread over the minute
+    (``Poller.spread_window_s``): a fleet's answers come evenly, not all at the tick."""
     async def tick() -> None:
-        tasks, report = await poller.start_due(cause="CRON")
+        tasks, report = await poller.start_due(cause="CRON", spread=True)
         log.info("scheduler.poll_tick", started=len(tasks), skipped_running=len(report.skipped_running),
                  not_due=report.not_due)
 

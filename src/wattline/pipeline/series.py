@@ -10,7 +10,7 @@ from wattline import clock
 from wattline.domain.metrics import DEFAULT_PLAUSIBLE_RANGE, MetricType
 from wattline.domain.ledger import MILLI_WH_PER_KWH, SeriesRules
 from wattline.domain.quality import Method
-from wattline.store import series_catalog
+from wattline.store import registry_version, series_catalog
 from wattline.store.engines import DbEngine
 
 
@@ -78,6 +78,12 @@ class SeriesCatalog:
     identity. :meth:`invalidate` makes the next batch re-read at once (for a writer
     in the same process that needs the change applied immediately).
 
+    A config that is ``max_age_s`` old is first checked against the registry's version
+    (``store.registry_version``, moved by triggers on every write of points and
+    assets): read at the version still current, it is kept another ``max_age_s``
+    without reading it again. A fleet polled once a minute has every config stale at
+    every batch; re-reading them took a sixth of the poll writer's time at 3,000 systems.
+
     Ages are taken from ``wattline.clock``, so a test moves them with ``clock.set_now``.
     """
 
@@ -86,7 +92,8 @@ class SeriesCatalog:
         self.max_age_s = max_age_s
         self._rows: dict[int, tuple] = {}
         self._by_id: dict[int, SeriesConfig] = {}
-        self._read_at: dict[int, float] = {}  # clock instant each config was read
+        self._read_at: dict[int, float] = {}  # clock instant each config was read (or found current)
+        self._read_ver: dict[int, int | None] = {}  # the registry's version before each was read
         self._oldest = math.inf  # min(self._read_at.values()): nothing older, nothing to check
 
     def get_many(self, ids: Iterable[int]) -> dict[int, SeriesConfig]:
@@ -97,7 +104,17 @@ class SeriesCatalog:
         else:
             stale = {i for i in wanted if not _fresh(now - self._read_at.get(i, -math.inf), self.max_age_s)}
         if stale:
-            self._refresh(stale, now)
+            # the version before the data: a write committed after it moves it again
+            version = registry_version.current(self._engine)
+            if version is not None:
+                current = {i for i in stale if i in self._by_id and self._read_ver.get(i) == version}
+                for i in current:
+                    self._read_at[i] = now
+                stale -= current
+                if current and not stale:
+                    self._oldest = min(self._read_at.values(), default=math.inf)
+        if stale:
+            self._refresh(stale, now, version)
         missing = wanted - self._by_id.keys()
         if missing:
             raise UnknownSeriesError(f"unknown series id(s): {sorted(missing)[:10]}")
@@ -113,8 +130,9 @@ class SeriesCatalog:
         self._rows.pop(sid, None)
         self._by_id.pop(sid, None)
         self._read_at.pop(sid, None)
+        self._read_ver.pop(sid, None)
 
-    def _refresh(self, ids: set[int], now: float) -> None:
+    def _refresh(self, ids: set[int], now: float, version: int | None = None) -> None:
         found = set()
         for row in series_catalog.read_configs(self._engine, ids):
             sid = row[0]
@@ -124,6 +142,7 @@ class SeriesCatalog:
                 self._by_id[sid] = SeriesConfig.from_row(row)
         for sid in found:
             self._read_at[sid] = now
+            self._read_ver[sid] = version
         for sid in ids - found:  # not (or no longer) in the registry
             self._forget(sid)
         self._oldest = min(self._read_at.values(), default=math.inf)
