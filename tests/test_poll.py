@@ -624,18 +624,18 @@ def test_each_system_keeps_its_own_place_in_a_spread_tick_and_the_places_are_eve
     assert min(abs(a - b) for a, b in zip(offsets[:100], offsets[1:101])) > window / 100
 
 
-def test_the_spread_window_keeps_a_poll_timeout_free_before_the_next_tick(world):
-    assert Poller(world, timeout_s=30).spread_window_s("solarman") == 60 - 30 - poll_module.SLACK_S
-    assert Poller(world, timeout_s=30).spread_window_s("amber") == 25  # every 5 min, spread within its minute
-    assert Poller(world, timeout_s=60).spread_window_s("solarman") == 0  # no room: all at the tick
+def test_the_spread_window_is_the_minute_less_the_due_slack(world):
+    assert Poller(world).spread_window_s("solarman") == 60 - poll_module.SLACK_S
+    assert Poller(world).spread_window_s("amber") == 55  # every 5 min: spread within its minute
     assert Poller(world, spread_s=3).spread_window_s("solarman") == 3
 
 
-def test_a_spread_tick_starts_each_poll_at_its_place_and_holds_its_claim_meanwhile(world):
+def test_a_spread_tick_starts_each_poll_at_its_place_and_skips_one_still_polled_there(world):
     ctx = world
-    window = 1.5
-    with BackgroundCloud(cloud_config(FAST)) as cloud:
-        ids = [add(ctx, p, cloud.base_url, f"s{i}") for i, p in enumerate(FAST)]
+    window = 1.0
+    with BackgroundCloud(cloud_config(FAST)) as fast, BackgroundCloud(cloud_config([SLOW], latency_ms=1500)) as slow:
+        ids = [add(ctx, p, fast.base_url, f"s{i}") for i, p in enumerate(FAST)]
+        slow_id = add(ctx, SLOW, slow.base_url, "slow")
 
         async def ticks():
             started: dict[int, float] = {}
@@ -648,27 +648,34 @@ def test_a_spread_tick_starts_each_poll_at_its_place_and_holds_its_claim_meanwhi
             poller, other_process = Recording(ctx, spread_s=window), Poller(ctx)
             try:
                 t0 = asyncio.get_running_loop().time()
-                tasks, _ = await poller.start_due(force=True, spread=True)
-                _, meanwhile = await other_process.start_due(force=True)  # the claims hold it off
-                outcomes = await asyncio.gather(*tasks)
+                first = await poller.poll(system_ids=ids, force=True, spread=True)
                 spread_at = dict(started)
+                # another process polls the slow system; a spread tick comes meanwhile
+                elsewhere, _ = await other_process.start_due(system_ids=[slow_id], force=True)
+                second = await poller.poll(force=True, spread=True)
+                await asyncio.gather(*elsewhere)
                 started.clear()
                 t0 = asyncio.get_running_loop().time()
-                await poller.poll(force=True)  # not spread: all at once
-                return outcomes, spread_at, dict(started), meanwhile
+                third = await poller.poll(force=True)  # not spread: all at once
+                return first, spread_at, second, third, dict(started)
             finally:
                 await poller.aclose()
                 await other_process.aclose()
 
-        outcomes, spread_at, at_once, meanwhile = asyncio.run(ticks())
-    assert all(o.success for o in outcomes)
+        first, spread_at, second, third, at_once = asyncio.run(ticks())
+    assert len(first.outcomes) == 3 and all(o.success for o in first.outcomes)
     for sid in ids:
         place = poll_module.spread_offset_s(sid, window)
         assert place - 0.02 <= spread_at[sid] <= place + 0.5, (sid, place, spread_at[sid])
     assert max(spread_at.values()) - min(spread_at.values()) > 0.2  # not all at the tick
+    # judged at its place (within the window, the other poll still ran): skipped, not queued
+    assert second.skipped_running == [slow_id]
+    assert sorted(o.system_id for o in second.outcomes) == sorted(ids) and all(o.success for o in second.outcomes)
+    assert sessions_repo.poll_states(ctx.dbs.telemetry, [slow_id])[slow_id]["skipped_overruns"] == 1
+    assert all(o.success for o in third.outcomes) and len(third.outcomes) == 4
     assert max(at_once.values()) < 0.5
-    assert sorted(meanwhile.skipped_running) == sorted(ids)
-    assert [len(sessions(ctx, sid)) for sid in ids] == [2, 2, 2]
+    assert [len(sessions(ctx, sid)) for sid in ids] == [3, 3, 3]
+    assert len(sessions(ctx, slow_id)) == 2  # the other process's and the last tick's
 
 
 def test_the_schedulers_minute_tick_is_spread(world):

@@ -9,11 +9,12 @@ A :class:`Poller` lives as long as its process (``wattline serve``, ``wattline p
   waiting for their slowest member), each under its own timeout, so a slow or failing
   system never delays another;
 * a system whose previous poll still runs is skipped and counted, never queued;
-* a scheduled tick (``start_due(spread=True)``) spreads its polls over the first part
-  of the interval, each system at a fixed place of its own (``spread_offset_s``), so a
-  fleet's answers arrive evenly instead of all at the tick and are written as they
-  come (Prometheus spreads its scrapes the same way); the window ends a poll timeout
-  before the next tick, so a poll that keeps to its timeout never overruns;
+* a scheduled tick (``start_due(spread=True)``) spreads its polls over the minute,
+  each system at a fixed place of its own (``spread_offset_s``), so a fleet's answers
+  arrive evenly instead of all at the tick and are written as they come (Prometheus
+  spreads its scrapes the same way); such a poll claims its system when its place
+  comes, and is skipped as an overrun only if the previous one, a tick earlier, still
+  runs then;
 * calls go through the account's shared rate limiter (``ctx.limiters``); time spent
   waiting for it does not count against the poll's timeout (the vendor is not slow,
   the account is busy), but a wait longer than ``limiter_wait_s`` fails the poll at
@@ -156,6 +157,7 @@ class PollOutcome:
     duration_ms: int = 0
     error: str | None = None
     status: str = "active"
+    skipped: bool = False  # a spread tick's poll skipped at its start: the previous one still ran
 
 
 @dataclass
@@ -204,7 +206,9 @@ class Poller:
         self._sessions: dict[int, VendorSession] = {}
         batch, slots = writer_defaults(ctx.dbs.telemetry.dialect.name)
         self._writer = _Writer(ctx, max_items=writer_batch or batch, max_flushes=writer_slots or slots)
-        self._running: dict[int, asyncio.Task] = {}
+        self._running: dict[int, asyncio.Task] = {}  # polls that hold their system's claim
+        self._scheduled: dict[int, asyncio.Task] = {}  # spread polls waiting for their place
+        self._claims = _Claims(self)
         self._making: dict[int, asyncio.Lock] = {}  # vendor account id -> making its adapter
         self._tick_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="poll-tick")
         self.overruns = 0  # polls skipped because the previous one still ran
@@ -212,9 +216,10 @@ class Poller:
 
     async def aclose(self) -> None:
         cancelled = list(self._running)
-        for task in list(self._running.values()):
+        waiting = list(self._running.values()) + list(self._scheduled.values())
+        for task in waiting:
             task.cancel()
-        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await asyncio.gather(*waiting, return_exceptions=True)
         if cancelled:  # their claims: free at once rather than when the lease ends
             await asyncio.to_thread(sessions_repo.release, self.ctx.dbs.telemetry, cancelled)
         for session in self._sessions.values():
@@ -251,12 +256,11 @@ class Poller:
 
     def spread_window_s(self, vendor_type: str) -> float:
         """The part of a tick's minute (or of a shorter interval) a spread tick's polls
-        of this vendor start in: what is left once a poll timeout and the due slack are
-        kept free before the next tick. Within the minute even for an hourly vendor: a
-        claim held for an hour would leave its systems unpolled that long after a crash."""
+        of this vendor start in: all of it but the due slack. Within the minute even for
+        an hourly vendor, so the ticks' polls of a fleet spread the same way each minute."""
         if self.spread_s is not None:
             return max(self.spread_s, 0.0)
-        return max(min(poll_interval_s(vendor_type), TICK_S) - self.timeout_s - SLACK_S, 0.0)
+        return max(min(poll_interval_s(vendor_type), TICK_S) - SLACK_S, 0.0)
 
     async def start_due(self, *, cause: str = "CRON", system_ids: list[int] | None = None,
                         force: bool = False, shard: tuple[int, int] | None = None, spread: bool = False,
@@ -282,28 +286,65 @@ class Poller:
                 overran.append(s.plant_id)
             else:
                 due.append(s)
+        if spread:  # each claims and starts at its place in the window
+            for s in due:
+                if s.plant_id in self._scheduled:  # the previous spread tick's, not started yet
+                    overran.append(s.plant_id)
+                    continue
+                delay = spread_offset_s(s.plant_id, self.spread_window_s(s.vendor_type))
+                task = asyncio.create_task(self._spread_poll(s, cause, versions, now_ms, delay),
+                                           name=f"poll-{s.plant_id}")
+                self._scheduled[s.plant_id] = task
+                tasks.append(task)
+            due = []
         # the claim keeps another process (or a concurrent tick) from polling it too
-        delays = {s.plant_id: spread_offset_s(s.plant_id, self.spread_window_s(s.vendor_type)) if spread else 0.0
-                  for s in due}
-        lease_ms = int((self.timeout_s + self.limiter_wait_s + LEASE_MARGIN_S + max(delays.values(), default=0))
-                       * 1000)
         claimed = await self._in_tick_thread(sessions_repo.claim, self.ctx.dbs.telemetry,
-                                          [s.plant_id for s in due], now_ms, lease_ms) if due else set()
+                                          [s.plant_id for s in due], now_ms, self._lease_ms()) if due else set()
         for s in due:
             if s.plant_id not in claimed or s.plant_id in self._running:
                 overran.append(s.plant_id)
                 continue
-            task = asyncio.create_task(self._poll(s, cause, versions, now_ms, delays[s.plant_id]),
-                                       name=f"poll-{s.plant_id}")
-            self._running[s.plant_id] = task
-            task.add_done_callback(lambda _t, sid=s.plant_id: self._running.pop(sid, None))
+            task = asyncio.create_task(self._poll(s, cause, versions, now_ms), name=f"poll-{s.plant_id}")
+            self._track(s.plant_id, task)
             tasks.append(task)
         report.skipped_running = overran
         if overran:
-            self.overruns += len(overran)
-            log.warning("poll.overrun_skipped", count=len(overran), systems=overran[:50])
-            await self._in_tick_thread(sessions_repo.count_overruns, self.ctx.dbs.telemetry, overran)
+            await self._count_overruns(overran)
         return tasks, report
+
+    def _lease_ms(self) -> int:
+        return int((self.timeout_s + self.limiter_wait_s + LEASE_MARGIN_S) * 1000)
+
+    def _track(self, system_id: int, task: asyncio.Task) -> None:
+        self._running[system_id] = task
+        task.add_done_callback(lambda t, sid=system_id: self._running.pop(sid, None)
+                               if self._running.get(sid) is t else None)
+
+    async def _count_overruns(self, system_ids: list[int]) -> None:
+        self.overruns += len(system_ids)
+        log.warning("poll.overrun_skipped", count=len(system_ids), systems=system_ids[:50])
+        await self._in_tick_thread(sessions_repo.count_overruns, self.ctx.dbs.telemetry, system_ids)
+
+    async def _spread_poll(self, s: VendorPlantInfo, cause: str, versions: dict, tick_ms: int,
+                           delay_s: float) -> PollOutcome:
+        """A spread tick's poll: at its place it claims its system (gathered with the
+        others starting then into one claim) and polls, or, its previous poll still
+        running there or elsewhere, is skipped as an overrun: judged when it would
+        start, not at the tick, since the previous one started a whole tick earlier."""
+        me = asyncio.current_task()
+        # cancelled (shutdown) while its claim is being made: the claim, if made, lapses
+        # with its lease (timeout + limiter wait + margin) rather than being released
+        try:
+            await asyncio.sleep(delay_s)
+            got = s.plant_id not in self._running and await self._claims.claim(s.plant_id)
+        finally:
+            if self._scheduled.get(s.plant_id) is me:
+                self._scheduled.pop(s.plant_id)
+        if not got:
+            await self._count_overruns([s.plant_id])
+            return PollOutcome(s.plant_id, s.vendor_type, False, skipped=True, error="still being polled")
+        self._track(s.plant_id, me)
+        return await self._poll(s, cause, versions, tick_ms)
 
     async def _registry(self, system_ids: list[int] | None) -> tuple[list[VendorPlantInfo], dict]:
         """The pollable systems and their points' transforms. The whole fleet's is kept
@@ -336,7 +377,9 @@ class Poller:
         a worker's minute job, spread)."""
         tasks, report = await self.start_due(cause=cause, system_ids=system_ids, force=force, shard=shard,
                                              spread=spread)
-        report.outcomes = list(await asyncio.gather(*tasks))
+        done = await asyncio.gather(*tasks)
+        report.outcomes = [o for o in done if not o.skipped]
+        report.skipped_running += [o.system_id for o in done if o.skipped]
         return report
 
     # -- one system -----------------------------------------------------------------------
@@ -345,10 +388,8 @@ class Poller:
         with self.ctx.dbs.main_reader.connect() as conn:
             return systems_repo.transform_versions(conn, [sid for s in systems for sid in s.series.values()])
 
-    async def _poll(self, s: VendorPlantInfo, cause: str, versions: dict, tick_ms: int | None = None,
-                    delay_s: float = 0.0) -> PollOutcome:
-        if delay_s > 0:  # its place in a spread tick (claimed meanwhile: nobody else polls it)
-            await asyncio.sleep(delay_s)
+    async def _poll(self, s: VendorPlantInfo, cause: str, versions: dict, tick_ms: int | None = None
+                    ) -> PollOutcome:
         async with self._sem:  # bounds the vendor calls; writing does not hold a slot
             t0 = clock.now()
             fetched, code, error = FetchResult(), None, None
@@ -374,6 +415,43 @@ class Poller:
                         consecutive_failures=failures, status=status)
         return PollOutcome(s.plant_id, s.vendor_type, session["success"], session["num_readings"],
                            session["started_at_ms"], session["duration_ms"], session["error"], status)
+
+
+class _Claims:
+    """The claims of spread polls reaching their places close together, made as one
+    (``sessions_repo.claim``): ten thousand systems over a minute are a few claim
+    transactions a second, not 170."""
+
+    def __init__(self, poller: Poller, max_wait_s: float = 0.1) -> None:
+        self._poller = poller
+        self.max_wait_s = max_wait_s
+        self._pending: dict[int, asyncio.Future] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def claim(self, system_id: int) -> bool:
+        loop = asyncio.get_running_loop()
+        future = self._pending.get(system_id)
+        if future is None:
+            future = self._pending[system_id] = loop.create_future()
+        if self._timer is None:
+            self._timer = loop.call_later(self.max_wait_s, lambda: asyncio.ensure_future(self._flush()))
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        self._timer = None
+        pending, self._pending = self._pending, {}
+        p = self._poller
+        try:
+            got = await p._in_tick_thread(sessions_repo.claim, p.ctx.dbs.telemetry, list(pending),
+                                          int(clock.now() * 1000), p._lease_ms())
+        except Exception as exc:  # noqa: BLE001 - each waiting poll learns of it
+            for fut in pending.values():
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for sid, fut in pending.items():
+            if not fut.done():
+                fut.set_result(sid in got)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, bindparam, case, func, insert, select, update
 
+from wattline.store import bulk
 from wattline.store.engines import write_transaction
 from wattline.store.id_chunks import id_chunks
 from wattline.store.tables import poll_sessions, system_poll_state
@@ -27,7 +28,9 @@ def record_many(telemetry: Engine, sessions: list[dict]) -> list[int]:
     c = system_poll_state.c
     out, states = [], {}
     with write_transaction(telemetry) as conn:
-        conn.execute(insert(poll_sessions), [{k: s.get(k) for k in SESSION_FIELDS} for s in sessions])
+        # driver-level rows: SQLAlchemy's per-row parameter dicts were most of this function's time
+        bulk.insert_new(conn, poll_sessions, SESSION_FIELDS, [tuple(s.get(k) for k in SESSION_FIELDS)
+                                                              for s in sessions])
         ids = sorted({s["system_id"] for s in sessions})
         known = {r[0]: r[1] for r in conn.execute(select(c.system_id, c.consecutive_failures)
                                                    .where(c.system_id.in_(ids)))}
@@ -53,9 +56,8 @@ def record_many(telemetry: Engine, sessions: list[dict]) -> list[int]:
             old = [r for r in rows if r["b_sid"] in known]
             new = [r for r in rows if r["b_sid"] not in known]
             if old:
-                conn.execute(update(system_poll_state).where(c.system_id == bindparam("b_sid"))
-                             .values({k: bindparam(k) for k in cols}), [{k: r[k] for k in ("b_sid", *cols)}
-                                                                        for r in old])
+                bulk.update(conn, system_poll_state, cols, ("system_id",),
+                            [tuple(r[k] for k in (*cols, "b_sid")) for r in old])
             if new:
                 conn.execute(insert(system_poll_state), [{"system_id": r["b_sid"], **{k: r[k] for k in cols}}
                                                          for r in new])
