@@ -624,9 +624,9 @@ def test_each_system_keeps_its_own_place_in_a_spread_tick_and_the_places_are_eve
     assert min(abs(a - b) for a, b in zip(offsets[:100], offsets[1:101])) > window / 100
 
 
-def test_the_spread_window_is_the_minute_less_the_due_slack(world):
-    assert Poller(world).spread_window_s("solarman") == 60 - poll_module.SLACK_S
-    assert Poller(world).spread_window_s("amber") == 55  # every 5 min: spread within its minute
+def test_the_spread_window_is_the_minute_less_a_margin(world):
+    assert Poller(world).spread_window_s("solarman") == 60 - poll_module.SPREAD_MARGIN_S
+    assert Poller(world).spread_window_s("amber") == 50  # every 5 min: spread within its minute
     assert Poller(world, spread_s=3).spread_window_s("solarman") == 3
 
 

@@ -54,6 +54,10 @@ from wattline.store.device_telemetry import raw_event_ids
 log = logs.get("wattline.poll")
 DEFAULT_INTERVAL_S = 60
 TICK_S = 60  # the scheduler's ticks (wattline serve, wattline poll, the workers' minute job)
+# a spread window ends this long before the next tick: the last places' claims (behind
+# a write batch on SQLite) and starts are done before it (5 s left 231 of 10,000 polls
+# still waiting for their claims at the next tick, skipped)
+SPREAD_MARGIN_S = 10
 SLACK_S = 5  # a tick a few seconds early (scheduler jitter) still counts as due
 CONNECTIONS_PER_ACCOUNT = 32
 LEASE_MARGIN_S = 60  # a claim outlives the poll's timeout by this much (writing), then expires
@@ -256,11 +260,12 @@ class Poller:
 
     def spread_window_s(self, vendor_type: str) -> float:
         """The part of a tick's minute (or of a shorter interval) a spread tick's polls
-        of this vendor start in: all of it but the due slack. Within the minute even for
-        an hourly vendor, so the ticks' polls of a fleet spread the same way each minute."""
+        of this vendor start in: all of it but :data:`SPREAD_MARGIN_S`. Within the minute
+        even for an hourly vendor, so the ticks' polls of a fleet spread the same way each
+        minute."""
         if self.spread_s is not None:
             return max(self.spread_s, 0.0)
-        return max(min(poll_interval_s(vendor_type), TICK_S) - SLACK_S, 0.0)
+        return max(min(poll_interval_s(vendor_type), TICK_S) - SPREAD_MARGIN_S, 0.0)
 
     async def start_due(self, *, cause: str = "CRON", system_ids: list[int] | None = None,
                         force: bool = False, shard: tuple[int, int] | None = None, spread: bool = False,
@@ -271,6 +276,7 @@ class Poller:
         (:func:`spread_offset_s`) rather than now: the scheduler's ticks."""
         if cause not in rules.POLL_CAUSES:
             raise ValueError(f"cause must be one of {rules.POLL_CAUSES}")
+        called_at = asyncio.get_running_loop().time()  # places count from here, not from the queries' end
         systems, versions = await self._registry(system_ids)
         if shard is not None:  # ``(k, n)``: this tick polls the systems whose id is k modulo n
             systems = [s for s in systems if in_shard(s.plant_id, shard)]
@@ -286,13 +292,13 @@ class Poller:
                 overran.append(s.plant_id)
             else:
                 due.append(s)
-        if spread:  # each claims and starts at its place in the window
+        if spread:  # each claims and starts at its place in the window, counted from the tick
             for s in due:
                 if s.plant_id in self._scheduled:  # the previous spread tick's, not started yet
                     overran.append(s.plant_id)
                     continue
-                delay = spread_offset_s(s.plant_id, self.spread_window_s(s.vendor_type))
-                task = asyncio.create_task(self._spread_poll(s, cause, versions, now_ms, delay),
+                at = called_at + spread_offset_s(s.plant_id, self.spread_window_s(s.vendor_type))
+                task = asyncio.create_task(self._spread_poll(s, cause, versions, now_ms, at),
                                            name=f"poll-{s.plant_id}")
                 self._scheduled[s.plant_id] = task
                 tasks.append(task)
@@ -326,7 +332,7 @@ class Poller:
         await self._in_tick_thread(sessions_repo.count_overruns, self.ctx.dbs.telemetry, system_ids)
 
     async def _spread_poll(self, s: VendorPlantInfo, cause: str, versions: dict, tick_ms: int,
-                           delay_s: float) -> PollOutcome:
+                           at: float) -> PollOutcome:
         """A spread tick's poll: at its place it claims its system (gathered with the
         others starting then into one claim) and polls, or, its previous poll still
         running there or elsewhere, is skipped as an overrun: judged when it would
@@ -335,7 +341,7 @@ class Poller:
         # cancelled (shutdown) while its claim is being made: the claim, if made, lapses
         # with its lease (timeout + limiter wait + margin) rather than being released
         try:
-            await asyncio.sleep(delay_s)
+            await asyncio.sleep(max(at - asyncio.get_running_loop().time(), 0.0))  # loop time of its place
             got = s.plant_id not in self._running and await self._claims.claim(s.plant_id)
         finally:
             if self._scheduled.get(s.plant_id) is me:
