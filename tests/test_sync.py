@@ -134,3 +134,19 @@ def test_schedule_runs_at_0015_local_time_of_each_organization(dbs, tmp_path):
     fire = daily.trigger.get_next_fire_time(None, datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc))
     assert fire.astimezone(timezone.utc) == datetime(2025, 6, 1, 18, 45, tzinfo=timezone.utc)  # 00:15 IST
     assert any(k.startswith("interval-sync-") for k in jobs)
+
+
+def test_a_sync_reports_its_progress_group_by_group_as_the_jobs_page_shows_it(dbs, tmp_path, monkeypatch):
+    from wattline.jobs import sync as sync_module
+    from wattline.web.pages import progress_text
+
+    monkeypatch.setattr(sync_module, "GROUP", 1)  # a group per plant
+    ctx = make_ctx(dbs, tmp_path)
+    reports = []
+    with BackgroundCloud(cloud_config(PLANTS)) as cloud:
+        set_up(ctx, cloud.base_url, PLANTS)
+        result = asyncio.run(sync_all(ctx, now=CLOUD_NOW, on_progress=reports.append))
+    assert result.success
+    assert [(r["plants_done"], r["plants"], r["errors"]) for r in reports] == [(1, 2, 0), (2, 2, 0)]
+    assert 0 < reports[0]["records"] < reports[1]["records"] == result.totalRecords
+    assert progress_text(reports[0]) == "plants 1/2"

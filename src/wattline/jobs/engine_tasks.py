@@ -67,9 +67,10 @@ async def sync(organization_id: int | None = None, only_due: bool = False, run_k
     from wattline.jobs.sync import sync_all
 
     if plant_id is not None:  # a deferred one: waits for the plant's lease if still held
-        return (await sync_all(ctx(), plant_ids={plant_id})).to_dict()
+        return (await sync_all(ctx(), plant_ids={plant_id}, on_progress=engine_progress.report)).to_dict()
     orgs = {organization_id} if organization_id is not None else None
-    return (await sync_all(ctx(), organization_ids=orgs, only_due=only_due, on_busy=defer_plant_syncs)).to_dict()
+    return (await sync_all(ctx(), organization_ids=orgs, only_due=only_due, on_busy=defer_plant_syncs,
+                           on_progress=engine_progress.report)).to_dict()
 
 
 async def defer_plant_syncs(plant_ids: list[int]) -> None:

@@ -66,8 +66,11 @@ def due_organizations(ctx: AppContext, now: int) -> set[int]:
 async def sync_all(ctx: AppContext, *, now: int | None = None, organization_ids: set[int] | None = None,
                    plant_ids: set[int] | None = None, only_due: bool = False, concurrency: int = 32,
                    session: VendorSession | None = None,
-                   on_busy: Callable[[list[int]], Awaitable[None]] | None = None) -> SyncResult:
+                   on_busy: Callable[[list[int]], Awaitable[None]] | None = None,
+                   on_progress: Callable[[dict], None] | None = None) -> SyncResult:
     """Sync the auto-sync plants (of ``organization_ids`` / ``plant_ids`` if given).
+    ``on_progress`` gets ``{"plants", "plants_done", "records", "errors"}`` after each
+    group (the jobs page shows "plants done/all").
 
     Each plant is synced holding its lease (jobs/leases.py), taken group by group. A
     plant another worker holds (its backfill) is not fetched beside it: ``on_busy``
@@ -96,6 +99,9 @@ async def sync_all(ctx: AppContext, *, now: int | None = None, organization_ids:
             got = await held.take([p.plant_id for p in group])
             busy += [p for p in group if p.plant_id not in got]
             await run.group([p for p in group if p.plant_id in got])
+            if on_progress is not None:
+                on_progress({"plants": len(plants), "plants_done": g + len(group), "records": run.records,
+                             "errors": len(run.errors)})
         await asyncio.to_thread(_refresh, ctx, run.touched, now)
         await held.close()  # the synced plants are free for a backfill from here on
         if busy and on_busy is not None:

@@ -133,7 +133,7 @@ async def start_sync_all(request: Request, response: Response) -> S.JobAccepted:
         return _deferred(response, jid)
 
     async def work(report):
-        return (await sync_all(c)).to_dict()
+        return (await sync_all(c, on_progress=report)).to_dict()
 
     try:
         job_id = await runner.start("sync-all", {}, work, key=("sync-all", 0))

@@ -439,11 +439,15 @@
     var p = j.progress || {}, r = j.result || {};
     if (j.status === "failed") return j.error || "failed";
     if (j.status === "succeeded") {
-      var n = r.recordsSynced !== undefined ? r.recordsSynced : (r.records !== undefined ? r.records : p.records);
+      var n = r.recordsSynced !== undefined ? r.recordsSynced : (r.totalRecords !== undefined ? r.totalRecords :
+        (r.records !== undefined ? r.records : p.records));
       return n !== undefined ? "Done: " + fmt(n, 0) + " records" + (r.duration ? " in " + r.duration : "") : "Done";
     }
     if (p.totalChunks) return "chunk " + (p.chunk || 0) + "/" + p.totalChunks + " · " + fmt(p.records || 0, 0) + " records";
-    return j.status;
+    // every "X_done" of "X" it reports (a sync's plants), as pages.progress_text puts an engine job's
+    var done = Object.keys(p).filter(function (k) { return /_done$/.test(k) && p[k.slice(0, -5)] !== undefined; })
+      .map(function (k) { return k.slice(0, -5) + " " + p[k] + "/" + p[k.slice(0, -5)]; });
+    return done.length ? done.join(" · ") : j.status;
   }
 
   function jobsPage() {
