@@ -678,6 +678,28 @@ def test_a_spread_tick_starts_each_poll_at_its_place_and_skips_one_still_polled_
     assert len(sessions(ctx, slow_id)) == 2  # the other process's and the last tick's
 
 
+def test_a_spread_poll_whose_previous_poll_ends_before_its_place_is_polled_not_skipped(world):
+    """Running at the tick is no overrun for a spread poll: only running at its place is."""
+    ctx = world
+    with BackgroundCloud(cloud_config([SLOW], latency_ms=1000)) as slow:
+        slow_id = add(ctx, SLOW, slow.base_url, "slow")
+        window = 3.0 / poll_module.spread_offset_s(slow_id, 1.0)  # its place: 3 s after the tick
+
+        async def ticks():
+            poller = Poller(ctx, spread_s=window)
+            try:
+                running, _ = await poller.start_due(system_ids=[slow_id], force=True)  # a login and a call: ~2 s
+                spread = await poller.poll(system_ids=[slow_id], force=True, spread=True)
+                return await asyncio.gather(*running), spread
+            finally:
+                await poller.aclose()
+
+        (before,), spread = asyncio.run(ticks())
+    assert before.success
+    assert spread.skipped_running == [] and [o.success for o in spread.outcomes] == [True]
+    assert len(sessions(ctx, slow_id)) == 2
+
+
 def test_the_schedulers_minute_tick_is_spread(world):
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 

@@ -288,8 +288,8 @@ class Poller:
             last = states.get(s.plant_id, {}).get("last_poll_ms")
             if not force and last is not None and now_ms - last < (poll_interval_s(s.vendor_type) - SLACK_S) * 1000:
                 report.not_due += 1
-            elif s.plant_id in self._running:  # overrun: skip, never queue
-                overran.append(s.plant_id)
+            elif s.plant_id in self._running and not spread:  # overrun: skip, never queue
+                overran.append(s.plant_id)  # (a spread poll is judged at its place)
             else:
                 due.append(s)
         if spread:  # each claims and starts at its place in the window, counted from the tick
