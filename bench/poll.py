@@ -239,6 +239,28 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
+def machine_cpu() -> dict[str, float]:
+    """CPU seconds so far: the whole machine's busy time (all cores, /proc/stat) and
+    that of the PostgreSQL and Redis server processes (by name; a process that ended
+    meanwhile is not counted), to tell a full machine from a slow poller."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    out = {"machine": (sum(fields) - fields[3] - fields[4]) / tick, "postgres": 0.0, "redis-server": 0.0}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        key = "postgres" if name.startswith("postgres") else name
+        if key in out and key != "machine":
+            parts = text[text.rindex(")") + 2:].split()
+            out[key] += (int(parts[11]) + int(parts[12])) / tick
+    return out
+
+
 async def run_polling(ctx, a, systems) -> dict:
     from wattline.jobs.poll import Poller
 
@@ -259,13 +281,14 @@ async def run_polling(ctx, a, systems) -> dict:
     overruns, tick_s = 0, []
     t_start = time.perf_counter()
     cpu0 = time.process_time()
-    cpu_marks, probe_marks = [], []
+    cpu_marks, probe_marks, machine_marks = [], [], []
     pending: set[asyncio.Task] = set()
     try:
         for minute in range(a.minutes):
             target = t_start + 60 * minute
             await asyncio.sleep(max(0.0, target - time.perf_counter()))
             cpu_marks.append((time.perf_counter(), time.process_time(), len(done_at)))
+            machine_marks.append(machine_cpu())
             probe_marks.append(probe.cpu_s)
             t0 = time.perf_counter()
             tasks, report = await poller.start_due(force=True, spread=a.spread)
@@ -292,6 +315,7 @@ async def run_polling(ctx, a, systems) -> dict:
                   f"{len(done_at)} polls done so far; load {os.getloadavg()[0]:.1f}", flush=True)
         await asyncio.sleep(max(0.0, t_start + 60 * a.minutes - time.perf_counter()))
         t_end, cpu_end, n_end = time.perf_counter(), time.process_time(), len(done_at)
+        machine_end = machine_cpu()
         probe_end = probe.cpu_s
         if pending:  # the last minute's stragglers, for the session count
             await asyncio.wait(set(pending), timeout=a.timeout_s + 30)
@@ -314,7 +338,9 @@ async def run_polling(ctx, a, systems) -> dict:
             "overruns": overruns, "failures": failures, "tick_s": tick_s, "lags": probe.lags_ms, "lost": probe.lost,
             "cpu_total": cpu_end - cpu0, "cpu_steady": cpu_end - c1 - (probe_end - probe_marks[min(1, len(probe_marks) - 1)]),
             "probe_cpu_steady": probe_end - probe_marks[min(1, len(probe_marks) - 1)], "polls_steady": n_end - n1,
-            "wall": t_end - t_start, "writer": dict(poller._writer.stats)}
+            "wall": t_end - t_start, "writer": dict(poller._writer.stats),
+            "machine": {k: machine_end[k] - machine_marks[min(1, len(machine_marks) - 1)][k] for k in machine_end},
+            "machine_wall": t_end - cpu_marks[min(1, len(cpu_marks) - 1)][0]}
 
 
 async def warm_up(poller, probe: Probe, a) -> dict:
@@ -506,6 +532,10 @@ def report(a, r: dict, sessions: int, cloud_cpu: list[float]) -> None:
           f"{r['polls_steady']} polls = {100 * r['cpu_steady'] / max(1e-9, r['wall'] - 60 * (len(r['per_minute']) > 1)):.0f}% "
           f"of a core; the freshness probe's own reads, {r['probe_cpu_steady']:.1f} s, not counted); emulation CPU {sum(cloud_cpu):.1f} s in total; peak memory (poller process) {peak_mb:.0f} MB",
           flush=True)
+    m, wall = r["machine"], r["machine_wall"]
+    print(f"machine after minute 1: {m['machine']:.0f} of {wall * (os.cpu_count() or 1):.0f} core-seconds busy "
+          f"({100 * m['machine'] / max(1e-9, wall * (os.cpu_count() or 1)):.0f} %); of them PostgreSQL "
+          f"{m['postgres']:.0f} s, Redis {m['redis-server']:.0f} s (the poller's and the emulation's above)", flush=True)
 
 
 if __name__ == "__main__":
