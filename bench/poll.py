@@ -439,9 +439,13 @@ def main() -> None:
     ap.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=False,
                     help="one untimed tick of every system, waited for, before the timed minutes (logins, "
                          "token grants and the emulation's first touch of each site out of the figures)")
+    ap.add_argument("--switch-interval-ms", type=float, default=None,
+                    help="the poller process's GIL switch interval (sys.setswitchinterval; Python's default 5 ms)")
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                     help="the poller's event loop (uvloop: as `wattline poll` / `wattline worker` run it)")
     a = ap.parse_args()
+    if a.switch_interval_ms is not None:
+        sys.setswitchinterval(a.switch_interval_ms / 1000)
 
     from wattline import logs
     from wattline.store import systems_repo
@@ -464,7 +468,7 @@ def main() -> None:
                 print(f"emulation: {a.cloud_procs} uvicorn process(es), bench mode (vendor quotas lifted: Enphase "
                       f"10/min, SolarEdge 300/day and 3 concurrent, Amber 50/5 min; Selectronic outage off), "
                       f"{a.latency_s:g} s per vendor call; poller concurrency {a.concurrency}, "
-                      f"{os.cpu_count()} cores; poller event loop {a.loop}; "
+                      f"{os.cpu_count()} cores; poller event loop {a.loop}, GIL switch interval {sys.getswitchinterval() * 1000:g} ms; "
                       + (f"each minute's polls spread over {a.spread_s if a.spread_s is not None else 50:g} s"
                          if a.spread else "each minute's polls all at the tick (--no-spread)"), flush=True)
                 from wattline import aio
