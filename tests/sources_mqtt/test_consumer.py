@@ -25,6 +25,10 @@ pytestmark = pytest.mark.mqtt
 HERE = Path(__file__).resolve().parent
 
 
+
+# batches a killed consumer may have handled whose acknowledgements had not gone out
+MAX_UNACKED_BATCHES = 4
+
 def _payload(i) -> bytes:
     return json.dumps({"id": str(i)}).encode()
 
@@ -223,13 +227,18 @@ def test_kill_9_mid_stream_then_restart_gives_every_message_duplicates_only_of_t
         assert max(per_run.values()) == 1
     for run in killed:
         # what a killed run committed and a later run handled again is only its last
-        # batches, whose acknowledgements it had no time to send (the batch in flight; at
-        # most the one before it, still in paho's outgoing buffer)
+        # batches, whose acknowledgements it had no time to send: the batch in flight and
+        # those whose acks were still in paho's outgoing buffer. The acks go out in order,
+        # so they are a tail of its batches; one or two on a quiet machine, a few more
+        # when the suite's other tests keep paho's network thread waiting (seen: three)
         batches = sorted({b for _, r, b in rows if r == run})
-        last = {m for m, r, b in rows if r == run and b in batches[-2:]}
         again = {m for m, r, _ in rows if r == run} & {m for m, r, _ in rows if r > run}
-        assert again <= last, f"run {run}: redelivered messages outside its last batches"
-    assert len(rows) - len(counts) <= 2 * max_batch * len(killed)
+        again_batches = sorted({b for m, r, b in rows if r == run and m in again})
+        if again_batches:
+            tail = batches[batches.index(again_batches[0]):]
+            assert again_batches == tail, f"run {run}: redelivered batches {again_batches} are not a tail of {batches}"
+            assert len(tail) <= MAX_UNACKED_BATCHES, f"run {run}: {len(tail)} batches redelivered"
+    assert len(rows) - len(counts) <= MAX_UNACKED_BATCHES * max_batch * len(killed)
     assert json.loads(out.strip().splitlines()[-1])["handled"] > 0
     pub.close()
 
