@@ -433,6 +433,7 @@ class _Claims:
         self.max_wait_s = max_wait_s
         self._pending: dict[int, asyncio.Future] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task] = set()  # held: the loop keeps only weak references
 
     async def claim(self, system_id: int) -> bool:
         loop = asyncio.get_running_loop()
@@ -440,8 +441,13 @@ class _Claims:
         if future is None:
             future = self._pending[system_id] = loop.create_future()
         if self._timer is None:
-            self._timer = loop.call_later(self.max_wait_s, lambda: asyncio.ensure_future(self._flush()))
+            self._timer = loop.call_later(self.max_wait_s, self._start_flush)
         return await asyncio.shield(future)
+
+    def _start_flush(self) -> None:
+        task = asyncio.ensure_future(self._flush())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
 
     async def _flush(self) -> None:
         self._timer = None
