@@ -379,8 +379,8 @@ class Poller:
 
     async def poll(self, *, cause: str = "CRON", system_ids: list[int] | None = None,
                    force: bool = False, shard: tuple[int, int] | None = None, spread: bool = False) -> PollReport:
-        """One tick, waiting for the polls it started (``wattline poll --once``, the API;
-        a worker's minute job, spread)."""
+        """One tick, waiting for the polls it started (``wattline poll --once``, the API,
+        a worker's minute job)."""
         tasks, report = await self.start_due(cause=cause, system_ids=system_ids, force=force, shard=shard,
                                              spread=spread)
         done = await asyncio.gather(*tasks)
