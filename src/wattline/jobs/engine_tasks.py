@@ -95,16 +95,15 @@ JOB_QUEUES = ("default",)  # a tuple here (no module-level list in jobs/); procr
 
 @app.task(name="poll", retry=RETRY, queue=POLL_QUEUE)
 async def poll(cause: str = "CRON", force: bool = False, shard: int | None = None,
-               shards: int | None = None, spread: bool = False) -> dict:
-    """A tick over every system, or over shard ``shard`` of ``shards`` (ids modulo);
-    ``spread``: its polls spread over the minute (the periodic tick's, as in ``serve``)."""
+               shards: int | None = None) -> dict:
+    """A tick over every system, or over shard ``shard`` of ``shards`` (ids modulo)."""
     from wattline.jobs.poll import poll_once
 
     part = (shard, shards) if shards else None
     poller = worker_poller()
     if poller is None:  # not on a worker's loop (a task run directly): a poller for this tick
-        return (await poll_once(ctx(), cause=cause, force=force, shard=part, spread=spread)).to_dict()
-    return (await poller.poll(cause=cause, force=force, shard=part, spread=spread)).to_dict()
+        return (await poll_once(ctx(), cause=cause, force=force, shard=part)).to_dict()
+    return (await poller.poll(cause=cause, force=force, shard=part)).to_dict()
 
 
 #: polls one worker runs at once over all its poll jobs (shards share them)
@@ -215,8 +214,8 @@ async def periodic_poll(timestamp: int) -> None:
     for k in range(shards):
         name = f"poll:{k}/{shards}"
         try:
-            # not spread (spread=True): measured at 5,000 systems on 2 workers, spread shards
-            # fell from all 5,000 to 3,846 a minute (small write batches, 12.3 ms a poll)
+            # not spread (Poller.poll(spread=True)): measured at 5,000 systems on 2 workers,
+            # spread shards fell from all 5,000 to 3,846 a minute (small write batches)
             await poll.configure(lock=name, queueing_lock=name).defer_async(cause="CRON", shard=k, shards=shards)
         except AlreadyEnqueued:  # the previous minute's is still waiting: overrun, not queued twice
             log.warning("poll.shard_still_queued", shard=k, shards=shards)

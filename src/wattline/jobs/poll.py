@@ -616,10 +616,10 @@ def _transformed(rec: VendorRecord, series: dict[str, int], versions: dict) -> V
 
 
 async def poll_once(ctx: AppContext, *, cause: str = "USER", force: bool = False,
-                    shard: tuple[int, int] | None = None, spread: bool = False, **kw) -> PollReport:
+                    shard: tuple[int, int] | None = None, **kw) -> PollReport:
     """A throw-away poller for one tick (CLI ``--once``, an engine job, tests)."""
     poller = Poller(ctx, **kw)
     try:
-        return await poller.poll(cause=cause, force=force, shard=shard, spread=spread)
+        return await poller.poll(cause=cause, force=force, shard=shard)
     finally:
         await poller.aclose()

@@ -3,7 +3,7 @@ telemetry database. Instants are UTC epoch milliseconds; durations milliseconds.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, bindparam, case, func, insert, select, update
+from sqlalchemy import Engine, case, func, insert, select, update
 
 from wattline.store import bulk
 from wattline.store.engines import write_transaction
