@@ -25,7 +25,6 @@ from wattline.sources.vendors.http import tls_context
 from wattline.sources.vendors.transport import vendor_http_client
 from wattline.sources.vendors.models import FetchResult, VendorRecord
 from wattline.sources.vendors.registry import get_adapter_class
-from wattline.store import sync_logs_repo
 from wattline.store.vendor_plants import newest_reading_per_series
 
 
@@ -109,14 +108,13 @@ def log_fetch(ctx: AppContext, plant: VendorPlantInfo, fetched: FetchResult, job
     synclog.log_rejected(ctx.dbs.telemetry, plant.vendor_account_id, plant.plant_id, fetched.rejected, job)
 
 
-def log_fetches(ctx: AppContext, fetches: list[tuple[VendorPlantInfo, FetchResult]], job: str) -> None:
-    """:func:`log_fetch` of many plants in one transaction (a poll batch: one per
-    system cost a commit each)."""
+def fetch_log_rows(fetches: list[tuple[VendorPlantInfo, FetchResult]], job: str) -> list[dict]:
+    """The call and rejected-record log rows of many plants' fetches, not yet written."""
     rows = []
     for plant, fetched in fetches:
         rows += synclog.call_rows(plant.vendor_account_id, plant.plant_id, fetched.calls, job)
         rows += synclog.rejected_rows(plant.vendor_account_id, plant.plant_id, fetched.rejected, job)
-    sync_logs_repo.add(ctx.dbs.telemetry, rows)
+    return rows
 
 
 async def fetch_only(session: VendorSession, plant: VendorPlantInfo, start_ts: int,

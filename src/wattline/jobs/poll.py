@@ -42,14 +42,15 @@ from typing import Any
 from wattline import clock, logs
 from wattline.context import AppContext
 from wattline.domain import systems as rules
-from wattline.jobs.fetching import VendorSession, log_fetches, records_to_batch
+from wattline.jobs.fetching import VendorSession, fetch_log_rows, records_to_batch
 from wattline.jobs.plants import VendorPlantInfo
 from wattline.jobs.sync import concat
 from wattline.sources.vendors.errors import VendorError
 from wattline.sources.vendors.models import FetchResult, VendorRecord
 from wattline.sources.vendors.registry import get_adapter_class
-from wattline.store import registry_version, sessions_repo, systems_repo
+from wattline.store import registry_version, sessions_repo, sync_logs_repo, systems_repo
 from wattline.store.device_telemetry import raw_event_ids
+from wattline.store.engines import write_transaction
 
 log = logs.get("wattline.poll")
 DEFAULT_INTERVAL_S = 60
@@ -581,10 +582,6 @@ class _Writer:
             except Exception as exc:  # noqa: BLE001 - recorded in the sessions, not lost
                 store_error = f"storing failed: {exc}"
                 log.error("poll.store_failed", systems=[it.system.plant_id for it in items], error=str(exc))
-        try:
-            log_fetches(self.ctx, [(it.system, it.fetched) for it in items], "poll")
-        except Exception as exc:  # noqa: BLE001
-            log.error("poll.call_log_failed", systems=[it.system.plant_id for it in items], error=str(exc))
         end = clock.now()
         sessions = []
         for it, n in zip(items, counts):
@@ -597,12 +594,24 @@ class _Writer:
                 started_at_ms=int(it.started * 1000), duration_ms=int(round((end - it.started) * 1000)),
                 success=error is None, vendor_error_code=code, error=error, num_readings=n, tick_ms=it.tick_ms,
                 raw_event_id=raw_event_ids([recs[-1].raw])[0] if recs and n else None))
+        return list(zip(sessions, self._record(items, sessions)))
+
+    def _record(self, items: list[_Fetched], sessions: list[dict]) -> list[int]:
+        """The calls' log rows and the sessions in one transaction (a round trip less
+        than two); if that fails, the sessions alone. Each system's consecutive failures."""
+        telemetry = self.ctx.dbs.telemetry
         try:
-            failures = sessions_repo.record_many(self.ctx.dbs.telemetry, sessions)
+            call_logs = fetch_log_rows([(it.system, it.fetched) for it in items], "poll")
+            with write_transaction(telemetry) as conn:
+                sync_logs_repo.add_in(conn, call_logs)
+                return sessions_repo.record_many_in(conn, sessions)
+        except Exception as exc:  # noqa: BLE001 - the sessions still count
+            log.error("poll.call_log_failed", systems=[it.system.plant_id for it in items], error=str(exc))
+        try:
+            return sessions_repo.record_many(telemetry, sessions)
         except Exception as exc:  # noqa: BLE001 - the telemetry database is down: say so, go on
             log.error("poll.sessions_not_written", systems=[x["system_id"] for x in sessions], error=str(exc))
-            failures = [0 if x["success"] else rules.FAILURES_TO_ERROR for x in sessions]
-        return list(zip(sessions, failures))
+            return [0 if x["success"] else rules.FAILURES_TO_ERROR for x in sessions]
 
 
 def _transformed(rec: VendorRecord, series: dict[str, int], versions: dict) -> VendorRecord:

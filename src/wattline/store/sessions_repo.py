@@ -3,7 +3,7 @@ telemetry database. Instants are UTC epoch milliseconds; durations milliseconds.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, case, func, insert, select, update
+from sqlalchemy import Connection, Engine, case, func, insert, select, update
 
 from wattline.store import bulk
 from wattline.store.engines import write_transaction
@@ -25,9 +25,15 @@ def record_many(telemetry: Engine, sessions: list[dict]) -> list[int]:
     each system's consecutive failures after its session (in order)."""
     if not sessions:
         return []
+    with write_transaction(telemetry) as conn:
+        return record_many_in(conn, sessions)
+
+
+def record_many_in(conn: Connection, sessions: list[dict]) -> list[int]:
+    """:func:`record_many` in the caller's write transaction."""
     c = system_poll_state.c
     out, states = [], {}
-    with write_transaction(telemetry) as conn:
+    if sessions:
         # driver-level rows: SQLAlchemy's per-row parameter dicts were most of this function's time
         bulk.insert_new(conn, poll_sessions, SESSION_FIELDS, [tuple(s.get(k) for k in SESSION_FIELDS)
                                                               for s in sessions])

@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
+from wattline.store import bulk
 from wattline.store.tables import vendor_sync_logs
 
 REJECTED_PREFIX = "rejected record"  # error_message of a record skipped as corrupt, not a call
+_COLUMNS = ("vendor_id", "plant_id", "sync_type", "status", "error_message", "records_processed", "started_at",
+            "completed_at", "metadata")
 
 
 def add(telemetry: Engine, rows: list[dict]) -> None:
     """Insert log rows (column name -> value), in one transaction."""
     if rows:
         with telemetry.begin() as conn:
-            conn.execute(insert(vendor_sync_logs), rows)
+            add_in(conn, rows)
+
+
+def add_in(conn: Connection, rows: list[dict]) -> None:
+    """Insert log rows in the caller's transaction. On PostgreSQL one COPY: SQLAlchemy's
+    executemany of a poll batch's call rows was a tenth of the batch's writing time."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(vendor_sync_logs), rows)
+        return
+    bulk.insert_new(conn, vendor_sync_logs, _COLUMNS, [(
+        r.get("vendor_id"), r.get("plant_id"), r["sync_type"], r["status"], r.get("error_message"),
+        r.get("records_processed", 0), r["started_at"], r.get("completed_at"),
+        None if r.get("metadata") is None else json.dumps(r["metadata"])) for r in rows])
 
 
 def call_times_since(telemetry: Engine, vendor_id: int, since: datetime) -> list[datetime]:

@@ -276,6 +276,7 @@ vendor_sync_logs = Table(
     Column("metadata", JSON, nullable=True),
 )
 Index("ix_vendor_sync_logs_plant", vendor_sync_logs.c.plant_id, vendor_sync_logs.c.started_at)
+Index("ix_vendor_sync_logs_vendor", vendor_sync_logs.c.vendor_id, vendor_sync_logs.c.started_at)  # quota seeding
 
 # ---------------------------------------------------------------- security (main)
 
