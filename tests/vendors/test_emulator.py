@@ -238,3 +238,22 @@ def test_a_plants_clear_sky_history_does_not_depend_on_what_other_plants_warmed(
     ts = first[0].ts
     assert len(ts) > 90 and first[0].power_kw.max() > 0
     assert np.array_equal(history.clear_sky_power(ts, profiles[0], profiles[0].seed), first[0].power_kw)
+
+
+def test_the_emulation_keeps_an_idle_connection_open_past_uvicorns_default(cloud):
+    """A minute poll reuses its account's connection (the client keeps it 75 s); with
+    uvicorn's 5 s keep-alive the emulation closed it and every poll connected anew."""
+    import socket
+
+    from wattline.simulator.vendor_cloud.server import KEEPALIVE_S
+    from wattline.sources.vendors.transport import KEEPALIVE_S as CLIENT_KEEPALIVE_S
+
+    assert KEEPALIVE_S > CLIENT_KEEPALIVE_S  # the client closes an idle connection first
+    request = f"GET /_emulator/health HTTP/1.1\r\nHost: {cloud.host}\r\n\r\n".encode()
+    with socket.create_connection((cloud.host, cloud.port), timeout=5) as sock:
+        for attempt in range(2):
+            sock.sendall(request)
+            answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200"), (attempt, answer[:80])
+            if attempt == 0:
+                time.sleep(6.5)  # past uvicorn's default of 5 s

@@ -100,7 +100,9 @@ class SeriesCatalog:
         wanted = {int(i) for i in ids}
         now = clock.now()
         if _fresh(now - self._oldest, self.max_age_s):
-            stale = wanted - self._by_id.keys()
+            # not ``wanted - self._by_id.keys()``: that copies every key of the dict
+            # (4 ms a call at 110,000 series), this looks up only the wanted ones
+            stale = {i for i in wanted if i not in self._by_id}
         else:
             stale = {i for i in wanted if not _fresh(now - self._read_at.get(i, -math.inf), self.max_age_s)}
         if stale:
@@ -113,7 +115,7 @@ class SeriesCatalog:
                 stale -= current  # (their instants only grew: ``_oldest`` stays a lower bound)
         if stale:
             self._refresh(stale, now, version)
-        missing = wanted - self._by_id.keys()
+        missing = {i for i in wanted if i not in self._by_id}
         if missing:
             raise UnknownSeriesError(f"unknown series id(s): {sorted(missing)[:10]}")
         return {i: self._by_id[i] for i in wanted}

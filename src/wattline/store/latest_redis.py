@@ -348,7 +348,8 @@ class RedisLatestValues:
         """Asset, point key, unit and system-ness of each series (kept once looked up)."""
         wanted = set(series_ids)
         with self._lock:
-            unknown = wanted - self._points.keys()
+            # not ``wanted - self._points.keys()``: that walks every key kept
+            unknown = [s for s in wanted if s not in self._points]
         if unknown and self.main_reader is not None:
             found = _series_points(self.main_reader, sorted(unknown))
             with self._lock:

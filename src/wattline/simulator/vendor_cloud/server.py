@@ -34,7 +34,14 @@ def serve(
         if latency_ms:
             kw["latency_ms"] = latency_ms
         config = CloudConfig(fault_rate=fault_rate, seed=seed, **kw)
-    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, timeout_keep_alive=KEEPALIVE_S)
+
+
+#: idle connections are kept this long (s), as the vendors' load balancers do (60-350 s),
+#: longer than the client's 75 s, so that the client closes an idle one first and never
+#: reuses one the server is closing (uvicorn's default, 5 s, made every minute poll
+#: open a new connection)
+KEEPALIVE_S = 90
 
 
 class BackgroundCloud:
@@ -79,6 +86,7 @@ class BackgroundCloud:
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=1,  # "slow" faults must not hold shutdown long
+            timeout_keep_alive=KEEPALIVE_S,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
