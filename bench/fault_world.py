@@ -261,7 +261,8 @@ class World:
                 "busiest_minute": busiest,
                 "poll_sessions": self.query("SELECT count(*) FROM sessions")[0][0],
                 "failed_sessions": failed_sessions, "failed_sync_logs": failed_logs,
-                "retried_jobs": events.get("deferred_for_retry", 0), "failed_jobs": events.get("failed", 0)}
+                "retried_jobs": events.get("deferred_for_retry", 0), "failed_jobs": events.get("failed", 0),
+                "superseded_jobs": events.get("aborted", 0)}
 
     def busiest_minute(self) -> dict[str, int]:
         """Per vendor account of the plants: the most calls the cloud answered for its plants

@@ -390,7 +390,8 @@ def print_report(size: Size, ref_s: float, faults: Faults, load: dict, report: d
           f"({faults.postgres_down_s:.1f} s down), vendor faults {faults.vendor_faults} of {faults.vendor_calls} calls")
     print(f"  vendor calls by endpoint: {faults.by_endpoint}")
     print(f"  on record: {report['failed_sessions']} failed poll sessions, {report['failed_sync_logs']} failed "
-          f"sync logs, {report['retried_jobs']} job retries, {report['failed_jobs']} failed jobs")
+          f"sync logs, {report['retried_jobs']} job retries, {report['failed_jobs']} failed jobs, "
+          f"{report['superseded_jobs']} superseded (a killed worker's job already queued again: aborted)")
     for name, (lost, extra, changed) in report["tables"].items():
         print(f"  {name:<22} lost {lost:>6}  duplicated/extra {extra:>6}  changed {changed:>6}")
     print(f"  vendor limit held across the workers: busiest minute per account {report['busiest_minute']} "

@@ -273,9 +273,10 @@ async def retry_stalled_jobs(engine: procrastinate.App, after_s: float) -> list[
             await engine.job_manager.retry_job_by_id_async(job.id, retry_at=datetime.now(timezone.utc))
         except UniqueViolation:
             # the same job is already queued again (its queueing lock, e.g. the next minute's
-            # poll shard): that one does the work, so the dead run ends failed; retrying it
-            # would fail forever and its lock would keep the queued one from ever running
+            # poll shard): that one does the work, so the dead run ends aborted (superseded,
+            # not a failure of its task); retrying it would fail forever and its lock would
+            # keep the queued one from ever running
             log.warning("engine.stalled_superseded", job_id=job.id, task=job.task_name)
-            await engine.job_manager.finish_job_by_id_async(job.id, status=Status.FAILED, delete_job=False)
+            await engine.job_manager.finish_job_by_id_async(job.id, status=Status.ABORTED, delete_job=False)
         ids.append(job.id)
     return ids
