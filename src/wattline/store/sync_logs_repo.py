@@ -12,7 +12,9 @@ from wattline.store.tables import vendor_sync_logs
 
 REJECTED_PREFIX = "rejected record"  # error_message of a record skipped as corrupt, not a call
 _COLUMNS = ("vendor_id", "plant_id", "sync_type", "status", "error_message", "records_processed", "started_at",
-            "completed_at", "metadata")
+            "completed_at", "metadata")  # metadata last (JSON text in a COPY)
+_DEFAULTS = dict(vendor_id=None, plant_id=None, error_message=None, records_processed=0, completed_at=None,
+                 metadata=None)
 
 
 def add(telemetry: Engine, rows: list[dict]) -> None:
@@ -27,13 +29,13 @@ def add_in(conn: Connection, rows: list[dict]) -> None:
     executemany of a poll batch's call rows was a tenth of the batch's writing time."""
     if not rows:
         return
+    full = [{**_DEFAULTS, **r} for r in rows]  # one shape for every row
     if conn.dialect.name != "postgresql":
-        conn.execute(insert(vendor_sync_logs), rows)
+        conn.execute(insert(vendor_sync_logs), full)
         return
-    bulk.insert_new(conn, vendor_sync_logs, _COLUMNS, [(
-        r.get("vendor_id"), r.get("plant_id"), r["sync_type"], r["status"], r.get("error_message"),
-        r.get("records_processed", 0), r["started_at"], r.get("completed_at"),
-        None if r.get("metadata") is None else json.dumps(r["metadata"])) for r in rows])
+    bulk.insert_new(conn, vendor_sync_logs, _COLUMNS, [
+        (*(r[k] for k in _COLUMNS[:-1]), None if r["metadata"] is None else json.dumps(r["metadata"]))
+        for r in full])
 
 
 def call_times_since(telemetry: Engine, vendor_id: int, since: datetime) -> list[datetime]:
