@@ -76,3 +76,22 @@ def test_call_logs_written_in_a_transaction_read_back_as_they_were_given(dbs, n)
                  metadata=r["metadata"]) for r in rows]
     assert got == want
     assert len(sync_logs_repo.call_times_since(dbs.telemetry, 7, at)) == n
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_a_column_mixing_ints_floats_and_numpy_floats_is_stored_as_its_type(dbs, n):
+    import numpy as np
+
+    from wattline.store.tables import aggregates
+
+    cols = ("series_id", "period", "bucket_start", "bucket_end", "value_min", "value_count")
+    mixed = [1, 2.5, np.float64(3.25), None, 4]  # a typed COPY took every one of them
+    rows = [(1, "day", i, i + 1, mixed[i % 5], i % 2 == 1) for i in range(n)]  # and bools as ints
+    with dbs.telemetry.begin() as conn:
+        bulk.upsert(conn, aggregates, cols, rows, key=("series_id", "period", "bucket_start"))
+    c = aggregates.c
+    with dbs.telemetry.connect() as conn:
+        got = conn.execute(select(c.bucket_start, c.bucket_end, c.value_min, c.value_count)
+                           .order_by(c.bucket_start)).all()
+    assert [tuple(r) for r in got] == [
+        (i, i + 1, None if mixed[i % 5] is None else float(mixed[i % 5]), i % 2) for i in range(n)]

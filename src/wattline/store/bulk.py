@@ -42,7 +42,7 @@ def upsert(
                                               [c for c in columns if c not in key])}
     action = ("DO UPDATE SET " + ", ".join(f"{c} = {e}" for c, e in sets.items())) if sets else "DO NOTHING"
     if conn.dialect.name == "postgresql":
-        _pg_copy_upsert(conn, table, columns, rows, key, action)
+        _pg_upsert(conn, table, columns, rows, key, action)
         return
     cols = ", ".join(columns)
     marks = ", ".join("?" for _ in columns)
@@ -82,7 +82,21 @@ def _pg_unnest(table: Table, columns: Sequence[str], rows: Sequence[tuple]) -> t
     types = [_pg_binary_type(table.c[c].type) for c in columns]
     if None in types:
         return None
-    return "unnest(" + ", ".join(f"%b::{t}[]" for t in types) + ")", tuple(map(list, zip(*rows)))
+    arrays = tuple(_one_type(list(col), t) for col, t in zip(zip(*rows), types))
+    return "unnest(" + ", ".join(f"%b::{t}[]" for t in types) + ")", arrays
+
+
+_PYTHON_TYPE = {"int2": int, "int4": int, "int8": int, "float8": float, "bool": bool, "text": str}
+
+
+def _one_type(values: list, pg_type: str) -> list:
+    """``values`` with one Python type: psycopg dumps a list by the type of its items and
+    refuses a mix (an int among floats, a bool among ints), which a typed COPY took."""
+    kinds = {type(v) for v in values if v is not None}
+    to = _PYTHON_TYPE.get(pg_type)
+    if len(kinds) <= 1 or to is None:
+        return values
+    return [None if v is None else to(v) for v in values]
 
 
 def _pg_execute(conn: Connection, sql: str, params: tuple) -> None:
@@ -173,7 +187,7 @@ def update(conn: Connection, table: Table, set_columns: Sequence[str], key: Sequ
         + " WHERE " + " AND ".join(f"{k} = ?" for k in key), list(rows))
 
 
-def _pg_copy_upsert(conn, table, columns, rows, key, action: str) -> None:
+def _pg_upsert(conn, table, columns, rows, key, action: str) -> None:
     cols = ", ".join(columns)
     arrays = _pg_unnest(table, columns, rows)
     if arrays is not None:
