@@ -14,7 +14,8 @@ def mount(app: typer.Typer) -> None:
 def poll_cmd(
     once: bool = typer.Option(False, "--once", help="one tick, then exit (else: every minute until Ctrl-C)"),
     force: bool = typer.Option(False, "--force", help="poll every active system now, due or not"),
-    concurrency: int = typer.Option(64, min=1, help="systems polled at once"),
+    concurrency: int | None = typer.Option(None, min=1, help="systems polled at once (default: "
+                                           "WATTLINE_POLL_CONCURRENCY, 1000)"),
 ) -> None:
     """Poll the latest values of every active system at its vendor's interval; one
     session row per poll."""

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # the engine's minute tick as this many poll jobs (systems by id modulo n), so the
     # polling of a large fleet spreads over the workers instead of one tick in one worker
     poll_shards: int = Field(default=4, ge=1, le=1024)
+    # systems one poller polls at once (``wattline serve``, ``wattline poll``, each
+    # worker). Little's law: 10,000 systems a minute spread over 50 s at ~1.5 s a poll is
+    # ~300 in flight; 64, the old default, capped a poller near 2,500 a minute at 1 s a call
+    poll_concurrency: int = Field(default=1000, ge=1, le=100_000)
     # how often a ``wattline worker`` tells the queue it is alive; a running job whose
     # worker missed three is put back on the queue (engine_tasks.retry_stalled)
     worker_heartbeat_s: float = Field(default=10.0, gt=0, le=300)

@@ -106,8 +106,6 @@ async def poll(cause: str = "CRON", force: bool = False, shard: int | None = Non
     return (await poller.poll(cause=cause, force=force, shard=part)).to_dict()
 
 
-#: polls one worker runs at once over all its poll jobs (shards share them)
-WORKER_POLL_CONCURRENCY = 256
 _poller = None  # (loop, Poller) of this worker process
 
 
@@ -126,7 +124,8 @@ def start_worker_poller() -> None:
     global _poller
     from wattline.jobs.poll import Poller
 
-    _poller = (asyncio.get_running_loop(), Poller(ctx(), concurrency=WORKER_POLL_CONCURRENCY))
+    # its polls at once over all its poll jobs (shards share them): WATTLINE_POLL_CONCURRENCY
+    _poller = (asyncio.get_running_loop(), Poller(ctx()))
 
 
 async def stop_worker_poller() -> None:

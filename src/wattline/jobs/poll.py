@@ -188,12 +188,13 @@ class Poller:
     rate limiter not counted; ``spread_s``: a spread tick's window (s); default per
     vendor, :meth:`spread_window_s`; ``limiter_wait_s``: the longest one call of a poll waits
     for the limiter before the poll fails as ``rate_limited``; ``call_timeout_s``: one
-    HTTP call's; ``concurrency``: polls at once; ``writer_batch``, ``writer_slots``: the
+    HTTP call's; ``concurrency``: polls at once (default: the ``poll_concurrency``
+    setting, ``WATTLINE_POLL_CONCURRENCY``); ``writer_batch``, ``writer_slots``: the
     most polls written as one batch, and batches written at once (see :class:`_Writer`;
     default by database, :func:`writer_defaults`).
     """
 
-    def __init__(self, ctx: AppContext, *, concurrency: int = 64, timeout_s: float = 30.0,
+    def __init__(self, ctx: AppContext, *, concurrency: int | None = None, timeout_s: float = 30.0,
                  call_timeout_s: float = 10.0, retry_waits_s: tuple[float, ...] | None = (0.5, 1.0),
                  limiter_wait_s: float = LIMITER_WAIT_S, writer_batch: int | None = None,
                  writer_slots: int | None = None, spread_s: float | None = None):
@@ -201,6 +202,8 @@ class Poller:
         self.timeout_s = timeout_s
         self.spread_s = spread_s
         self.limiter_wait_s = limiter_wait_s
+        if concurrency is None:
+            concurrency = ctx.settings.poll_concurrency
         self._sem = asyncio.Semaphore(concurrency)
         self._session_kw = dict(timeout_s=call_timeout_s, retry_waits_s=retry_waits_s,
                                 max_connections=min(concurrency, CONNECTIONS_PER_ACCOUNT),
