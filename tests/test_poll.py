@@ -716,3 +716,32 @@ def test_the_schedulers_minute_tick_is_spread(world):
     add_poll_job(scheduler, Recorder())
     asyncio.run(scheduler.get_job("poll-systems").func())
     assert calls == [{"cause": "CRON", "spread": True}]
+
+
+def test_a_batchs_call_logs_are_written_with_its_sessions_and_a_failing_log_write_loses_no_session(
+        world, monkeypatch):
+    from wattline.store import sync_logs_repo
+    from wattline.store.tables import vendor_sync_logs
+
+    ctx = world
+
+    def calls_logged() -> int:
+        with ctx.dbs.telemetry.connect() as conn:
+            return len(conn.execute(select(vendor_sync_logs.c.id).where(
+                vendor_sync_logs.c.sync_type == "telemetry")).all())
+
+    with BackgroundCloud(cloud_config(FAST)) as cloud:
+        ids = [add(ctx, p, cloud.base_url, f"s{i}") for i, p in enumerate(FAST)]
+        assert asyncio.run(poll_once(ctx, force=True)).to_dict()["failed"] == 0
+        logged = calls_logged()
+        assert logged >= len(ids)  # a call at least a poll, logged beside the sessions
+        assert [len(sessions(ctx, i)) for i in ids] == [1] * len(ids)
+
+        def refuse(conn, rows):
+            raise RuntimeError("the call log refused")
+
+        monkeypatch.setattr(sync_logs_repo, "add_in", refuse)
+        assert asyncio.run(poll_once(ctx, force=True)).to_dict()["failed"] == 0
+    assert calls_logged() == logged  # the failed transaction wrote none of its call rows...
+    assert [len(sessions(ctx, i)) for i in ids] == [2] * len(ids)  # ...and the sessions came alone
+    assert [s["success"] for i in ids for s in sessions(ctx, i)] == [True] * 2 * len(ids)
