@@ -45,7 +45,8 @@ def test_upsert_inserts_then_updates_or_keeps_and_update_sets_only_its_columns(d
     assert stored(tel) == want
 
     # update: only the named columns of the rows whose key matches; an unknown key changes nothing
-    changes = [(i + 100, None, i) for i in range(0, n, 2)] + [(1, "x", 10**9)]
+    # (every stored row but one, so that the larger size takes the staging path here too)
+    changes = [(i + 100, None if i % 2 else f"u{i}", i) for i in range(n - 1)] + [(1, "x", 10**9)]
     with tel.begin() as conn:
         bulk.update(conn, system_poll_state, ("consecutive_failures", "last_error"), ("system_id",), changes)
     for failures, error, sid in changes:

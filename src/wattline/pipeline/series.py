@@ -100,9 +100,7 @@ class SeriesCatalog:
         wanted = {int(i) for i in ids}
         now = clock.now()
         if _fresh(now - self._oldest, self.max_age_s):
-            # not ``wanted - self._by_id.keys()``: that copies every key of the dict
-            # (4 ms a call at 110,000 series), this looks up only the wanted ones
-            stale = {i for i in wanted if i not in self._by_id}
+            stale = self._not_held(wanted)
         else:
             stale = {i for i in wanted if not _fresh(now - self._read_at.get(i, -math.inf), self.max_age_s)}
         if stale:
@@ -115,10 +113,15 @@ class SeriesCatalog:
                 stale -= current  # (their instants only grew: ``_oldest`` stays a lower bound)
         if stale:
             self._refresh(stale, now, version)
-        missing = {i for i in wanted if i not in self._by_id}
+        missing = self._not_held(wanted)
         if missing:
             raise UnknownSeriesError(f"unknown series id(s): {sorted(missing)[:10]}")
         return {i: self._by_id[i] for i in wanted}
+
+    def _not_held(self, ids: set[int]) -> set[int]:
+        # not ``ids - self._by_id.keys()``: that copies every key of the dict (4 ms a
+        # call at 110,000 series); this looks up only the ids asked for
+        return {i for i in ids if i not in self._by_id}
 
     def invalidate(self, ids: Iterable[int] | None = None) -> None:
         """Re-read these configs (default: all) at the next batch that uses them."""

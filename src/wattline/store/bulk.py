@@ -75,8 +75,8 @@ UNNEST_MAX_ROWS = 500
 
 
 def _pg_unnest(table: Table, columns: Sequence[str], rows: Sequence[tuple]) -> tuple[str, tuple] | None:
-    """``unnest(%b::type[], ...)`` over ``rows``' columns and its parameters, or None
-    when the rows are too many or a column's type has no binary array here."""
+    """(``unnest(%b::type[], ...)``, its parameters: one list per column) over ``rows``,
+    or None when the rows are too many or a column's type has no binary array here."""
     if len(rows) > UNNEST_MAX_ROWS:
         return None
     types = [_pg_binary_type(table.c[c].type) for c in columns]
@@ -100,7 +100,8 @@ def _one_type(values: list, pg_type: str) -> list:
 
 
 def _pg_execute(conn: Connection, sql: str, params: tuple) -> None:
-    """``sql`` with psycopg's own placeholders, inside the connection's transaction."""
+    """``sql`` with psycopg's own placeholders, inside the connection's transaction (not
+    ``exec_driver_sql``: it takes a tuple of lists for as many sets of parameters)."""
     with conn.connection.driver_connection.cursor() as cur:
         cur.execute(sql, params)
 
@@ -168,18 +169,19 @@ def update(conn: Connection, table: Table, set_columns: Sequence[str], key: Sequ
     if conn.dialect.name == "postgresql":
         sets = ", ".join(f"{c} = s.{c}" for c in set_columns)
         match = " AND ".join(f"t.{k} = s.{k}" for k in key)
-        cols = ", ".join(list(set_columns) + list(key))
-        arrays = _pg_unnest(table, list(set_columns) + list(key), rows)
-        if arrays is not None:
-            _pg_execute(conn, f"UPDATE {table.name} t SET {sets} FROM {arrays[0]} AS s({cols}) WHERE {match}",
-                        arrays[1])
+        columns = [*set_columns, *key]
+        cols = ", ".join(columns)
+        unnest = _pg_unnest(table, columns, rows)
+        if unnest is not None:
+            source, params = unnest
+            _pg_execute(conn, f"UPDATE {table.name} t SET {sets} FROM {source} AS s({cols}) WHERE {match}", params)
             return
         # only these columns, without the table's NOT NULL constraints on the others
         stage = f"_stage_update_{table.name}_{zlib.crc32(cols.encode())}"
         conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "
                              f"AS SELECT {cols} FROM {table.name} WITH NO DATA")
         conn.exec_driver_sql(f"TRUNCATE {stage}")
-        _pg_copy(conn, table, list(set_columns) + list(key), rows, into=stage)
+        _pg_copy(conn, table, columns, rows, into=stage)
         conn.exec_driver_sql(f"UPDATE {table.name} t SET {sets} FROM {stage} s WHERE {match}")
         return
     conn.exec_driver_sql(
@@ -189,10 +191,11 @@ def update(conn: Connection, table: Table, set_columns: Sequence[str], key: Sequ
 
 def _pg_upsert(conn, table, columns, rows, key, action: str) -> None:
     cols = ", ".join(columns)
-    arrays = _pg_unnest(table, columns, rows)
-    if arrays is not None:
-        _pg_execute(conn, f"INSERT INTO {table.name} ({cols}) SELECT * FROM {arrays[0]} "
-                          f"ON CONFLICT ({', '.join(key)}) {action}", arrays[1])
+    unnest = _pg_unnest(table, columns, rows)
+    if unnest is not None:
+        source, params = unnest
+        _pg_execute(conn, f"INSERT INTO {table.name} ({cols}) SELECT * FROM {source} "
+                          f"ON CONFLICT ({', '.join(key)}) {action}", params)
         return
     stage = f"_stage_{table.name}"
     conn.exec_driver_sql(

@@ -31,42 +31,43 @@ def record_many(telemetry: Engine, sessions: list[dict]) -> list[int]:
 
 def record_many_in(conn: Connection, sessions: list[dict]) -> list[int]:
     """:func:`record_many` in the caller's write transaction."""
+    if not sessions:
+        return []
     c = system_poll_state.c
     out, states = [], {}
-    if sessions:
-        # driver-level rows: SQLAlchemy's per-row parameter dicts were most of this function's time
-        bulk.insert_new(conn, poll_sessions, SESSION_FIELDS, [tuple(s.get(k) for k in SESSION_FIELDS)
-                                                              for s in sessions])
-        ids = sorted({s["system_id"] for s in sessions})
-        known = {r[0]: r[1] for r in conn.execute(select(c.system_id, c.consecutive_failures)
-                                                   .where(c.system_id.in_(ids)))}
-        failures_of = dict(known)
-        for session in sessions:  # in order: a system twice in one batch counts both
-            sid = session["system_id"]
-            failures = 0 if session["success"] else failures_of.get(sid, 0) + 1
-            failures_of[sid] = failures
-            out.append(failures)
-            end_ms = session["started_at_ms"] + session["duration_ms"]
-            states[sid] = dict(  # its last session wins; polling_until_ms None: the claim is released
-                b_sid=sid, consecutive_failures=failures,
-                last_poll_ms=session.get("tick_ms") or session["started_at_ms"],  # due again from its tick
-                polling_until_ms=None,
-                last_success_ms=end_ms if session["success"] else None,
-                last_error=None if session["success"] else (session.get("error") or "")[:2000])
-        # one executemany per shape instead of a statement per system (a batch is up to 256)
-        ok = [v for v in states.values() if v["last_error"] is None]
-        bad = [v for v in states.values() if v["last_error"] is not None]
-        for rows, cols in ((ok, ("consecutive_failures", "last_poll_ms", "polling_until_ms", "last_success_ms",
-                                 "last_error")),
-                           (bad, ("consecutive_failures", "last_poll_ms", "polling_until_ms", "last_error"))):
-            old = [r for r in rows if r["b_sid"] in known]
-            new = [r for r in rows if r["b_sid"] not in known]
-            if old:
-                bulk.update(conn, system_poll_state, cols, ("system_id",),
-                            [tuple(r[k] for k in (*cols, "b_sid")) for r in old])
-            if new:
-                conn.execute(insert(system_poll_state), [{"system_id": r["b_sid"], **{k: r[k] for k in cols}}
-                                                         for r in new])
+    # driver-level rows: SQLAlchemy's per-row parameter dicts were most of this function's time
+    bulk.insert_new(conn, poll_sessions, SESSION_FIELDS, [tuple(s.get(k) for k in SESSION_FIELDS)
+                                                          for s in sessions])
+    ids = sorted({s["system_id"] for s in sessions})
+    known = {r[0]: r[1] for r in conn.execute(select(c.system_id, c.consecutive_failures)
+                                               .where(c.system_id.in_(ids)))}
+    failures_of = dict(known)
+    for session in sessions:  # in order: a system twice in one batch counts both
+        sid = session["system_id"]
+        failures = 0 if session["success"] else failures_of.get(sid, 0) + 1
+        failures_of[sid] = failures
+        out.append(failures)
+        end_ms = session["started_at_ms"] + session["duration_ms"]
+        states[sid] = dict(  # its last session wins; polling_until_ms None: the claim is released
+            b_sid=sid, consecutive_failures=failures,
+            last_poll_ms=session.get("tick_ms") or session["started_at_ms"],  # due again from its tick
+            polling_until_ms=None,
+            last_success_ms=end_ms if session["success"] else None,
+            last_error=None if session["success"] else (session.get("error") or "")[:2000])
+    # one statement per shape instead of one per system (a batch is up to 512)
+    ok = [v for v in states.values() if v["last_error"] is None]
+    bad = [v for v in states.values() if v["last_error"] is not None]
+    for rows, cols in ((ok, ("consecutive_failures", "last_poll_ms", "polling_until_ms", "last_success_ms",
+                             "last_error")),
+                       (bad, ("consecutive_failures", "last_poll_ms", "polling_until_ms", "last_error"))):
+        old = [r for r in rows if r["b_sid"] in known]
+        new = [r for r in rows if r["b_sid"] not in known]
+        if old:
+            bulk.update(conn, system_poll_state, cols, ("system_id",),
+                        [tuple(r[k] for k in (*cols, "b_sid")) for r in old])
+        if new:
+            conn.execute(insert(system_poll_state), [{"system_id": r["b_sid"], **{k: r[k] for k in cols}}
+                                                     for r in new])
     return out
 
 

@@ -11,8 +11,9 @@ from wattline.store import bulk
 from wattline.store.tables import vendor_sync_logs
 
 REJECTED_PREFIX = "rejected record"  # error_message of a record skipped as corrupt, not a call
-_COLUMNS = ("vendor_id", "plant_id", "sync_type", "status", "error_message", "records_processed", "started_at",
-            "completed_at", "metadata")  # metadata last (JSON text in a COPY)
+_PLAIN_COLUMNS = ("vendor_id", "plant_id", "sync_type", "status", "error_message", "records_processed",
+                  "started_at", "completed_at")
+_COLUMNS = (*_PLAIN_COLUMNS, "metadata")  # metadata: JSON, sent as its text in a COPY
 _DEFAULTS = dict(vendor_id=None, plant_id=None, error_message=None, records_processed=0, completed_at=None,
                  metadata=None)
 
@@ -34,7 +35,7 @@ def add_in(conn: Connection, rows: list[dict]) -> None:
         conn.execute(insert(vendor_sync_logs), full)
         return
     bulk.insert_new(conn, vendor_sync_logs, _COLUMNS, [
-        (*(r[k] for k in _COLUMNS[:-1]), None if r["metadata"] is None else json.dumps(r["metadata"]))
+        (*(r[k] for k in _PLAIN_COLUMNS), None if r["metadata"] is None else json.dumps(r["metadata"]))
         for r in full])
 
 

@@ -14,6 +14,13 @@ from .config import DEFAULT_HOST, DEFAULT_PORT, CloudConfig
 from .state import CloudState
 
 
+#: idle connections are kept this long (s), as the vendors' load balancers do (60-350 s),
+#: longer than the client's 75 s, so that the client closes an idle one first and never
+#: reuses one the server is closing (uvicorn's default, 5 s, made every minute poll
+#: open a new connection)
+KEEPALIVE_S = 90
+
+
 def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
@@ -35,13 +42,6 @@ def serve(
             kw["latency_ms"] = latency_ms
         config = CloudConfig(fault_rate=fault_rate, seed=seed, **kw)
     uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, timeout_keep_alive=KEEPALIVE_S)
-
-
-#: idle connections are kept this long (s), as the vendors' load balancers do (60-350 s),
-#: longer than the client's 75 s, so that the client closes an idle one first and never
-#: reuses one the server is closing (uvicorn's default, 5 s, made every minute poll
-#: open a new connection)
-KEEPALIVE_S = 90
 
 
 class BackgroundCloud:

@@ -1,8 +1,9 @@
 """vendor call logs indexed by account and time
 
 A vendor session seeds its account's quota counters from the calls logged this month
-(``sync_logs_repo.call_times_since``). Without this index that read scanned the whole
-log: 10 ms an account at 3,000 systems on PostgreSQL, growing with every call logged.
+(``sync_logs_repo.call_times_since``). Without this index that read scans the whole
+log: 39 ms a query over 500,000 call rows (about 7 minutes of a 10,000-system fleet),
+0.29 ms with it (PostgreSQL, a bare loop).
 
 Revision ID: 0020
 Revises: 0019
